@@ -1,0 +1,30 @@
+# Two commands for a newcomer: `make quote` (the main job) and `make test` (everything CI runs).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: quote test lint bench clean
+
+$(BIN)/kopilka: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+quote: $(BIN)/kopilka  ## price the API.md worked example with the example program
+	$(BIN)/kopilka quote examples/api/program.yaml examples/api/receipt.json --balance 500
+
+lint: $(BIN)/kopilka
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint  ## lint, types, layer contracts, then the whole test suite
+	$(BIN)/pytest
+
+bench: $(BIN)/kopilka
+	taskset -c 0 $(BIN)/python bench/quote_bench.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,108 @@
+"""The `kopilka` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kopilka.domain.calculator import Calculator
+from kopilka.domain.errors import KopilkaError
+from kopilka.domain.program import Program
+from kopilka.domain.program_parser import parse_program
+from kopilka.files import load_document
+from kopilka.services.quoting import QuoteRequest, quote_receipt
+from kopilka.wire import problem_json, quote_json
+
+app = typer.Typer(
+    name="kopilka",
+    help="Kopilka — an open-source loyalty platform.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+program_app = typer.Typer(help="Check and apply program files.", no_args_is_help=True)
+app.add_typer(program_app, name="program")
+
+
+def _print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+
+
+def _fail(error: KopilkaError) -> typer.Exit:
+    """Print the problem JSON on stdout and a one-line summary on stderr; exit 1."""
+    _print_json(problem_json(error))
+    sys.stderr.write(f"kopilka: {error.code}: {error.detail}\n")
+    return typer.Exit(code=1)
+
+
+def load_program(path: Path) -> Program:
+    return parse_program(load_document(path))
+
+
+@app.command()
+def quote(
+    program_file: Annotated[Path, typer.Argument(help="Program file (YAML or JSON).")],
+    receipt_file: Annotated[Path, typer.Argument(help="Purchase request body (JSON or YAML).")],
+    member: Annotated[str | None, typer.Option(help="The member, e.g. card:100001.")] = None,
+    tier: Annotated[str | None, typer.Option(help="The member's tier code.")] = None,
+    segment: Annotated[
+        list[str] | None, typer.Option(help="A segment of the member (repeat).")
+    ] = None,
+    balance: Annotated[str | None, typer.Option(help="Points available to the member.")] = None,
+    now: Annotated[
+        str | None, typer.Option(help="The time for a receipt without 'at' (ISO 8601).")
+    ] = None,
+) -> None:
+    """Price a receipt against a program file with no database and print the JSON answer."""
+    try:
+        calculator = Calculator(load_program(program_file))
+        request = QuoteRequest(
+            load_document(receipt_file), member, tier, frozenset(segment or ()), balance
+        )
+        result = quote_receipt(calculator, request, now=_now(now))
+    except KopilkaError as error:
+        raise _fail(error) from None
+    _print_json(
+        quote_json(result.quote, calculator.program, status="quote", balance=result.balance)
+    )
+
+
+@program_app.command("check")
+def program_check(
+    program_file: Annotated[Path, typer.Argument(help="Program file (YAML or JSON).")],
+) -> None:
+    """Validate a program file and print a summary; every problem is named with its place."""
+    try:
+        program = load_program(program_file)
+    except KopilkaError as error:
+        raise _fail(error) from None
+    _print_json(
+        {
+            "code": program.code,
+            "name": program.name,
+            "rules": len(program.rules),
+            "locations": len(program.locations),
+            "products": len(program.products),
+        }
+    )
+
+
+def _now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        from kopilka.domain.errors import InvalidInput, Problem
+
+        raise InvalidInput([Problem("--now", f"{text!r} is not an ISO 8601 time")]) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,160 @@
+"""The bonus calculator: a receipt and a member in, a fully explained quote out.
+
+    accrual(line)    = amount(line) × base_accrual% × K1 × K2 × K3
+    redeemable(line) = amount(line) × min(base_redemption%, P1, P2, P3)
+
+Order of work for one receipt:
+1. each line's plan (its deciding rules) from the compiled indexes, memoised;
+2. the redeemable points per line, and the receipt's caps (lines, balance,
+   total − min_payable); the requested redemption is checked against the least;
+3. the redemption spread over the lines in proportion to their redeemable
+   points, by largest remainder;
+4. each line's exact accrual — on the part paid with money, or on the whole
+   line (program setting) — capped by `max_points`; the receipt's sum rounded
+   once (program rounding), then spread back over the lines by largest remainder,
+   so the lines always add up to the receipt.
+All arithmetic is on integers of minor units; nothing is rounded twice.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from math import lcm
+
+from kopilka.domain.calculator.index import CompiledProgram, remember
+from kopilka.domain.calculator.results import Quote, QuoteLine, RedeemCaps
+from kopilka.domain.calculator.selection import LinePlan, plan_line
+from kopilka.domain.errors import InsufficientPoints
+from kopilka.domain.money import apportion, divide_rounded, format_minor
+from kopilka.domain.program import AccrueOn, Program
+from kopilka.domain.receipt import MemberContext, Receipt
+
+NO_MEMBER_NOTE = "no_member: a receipt without a member accrues and redeems nothing"
+_CAP_NAMES = {
+    "balance": "the member's available points",
+    "lines": "the part of the lines that may be paid with points",
+    "min_payable": "the receipt total less the part that must be paid with money",
+}
+
+
+class Calculator:
+    """Quotes receipts for one program version; build once, call from any thread."""
+
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.index = CompiledProgram(program)
+        self._plans: dict[tuple[int, str | None], LinePlan] = {}
+        money_to_points = Fraction(
+            10**program.points.precision, 10**program.money_digits
+        ) / Fraction(program.points.value)
+        self._to_points = (money_to_points.numerator, money_to_points.denominator)
+        self._accrue_on_paid = program.accrual.on is AccrueOn.PAID
+        self._rounding = program.points.rounding
+
+    def plan(self, candidates: int, category: str | None) -> LinePlan:
+        key = (candidates, category)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = plan_line(self.program, candidates, self.index.lineage(category))
+            remember(self._plans, key, plan)
+        return plan
+
+    def quote(self, receipt: Receipt, member: MemberContext | None) -> Quote:
+        """The answer for `receipt`; `InsufficientPoints` for a redemption beyond the caps."""
+        lines = receipt.lines
+        net = sum(line.amount for line in lines)
+        index = self.index
+        receipt_mask = index.receipt_mask(
+            location=receipt.location,
+            at=receipt.at,
+            total=net,
+            tier=member.tier if member else None,
+            segments=member.segments if member else (),
+            refs=member.refs if member else (),
+        )
+        plans = [
+            self.plan(receipt_mask & index.line_mask(line.sku, line.category), line.category)
+            for line in lines
+        ]
+        redeemable = [
+            line.amount * plan.limit_numerator // plan.limit_denominator
+            for line, plan in zip(lines, plans, strict=True)
+        ]
+        caps = self._caps(net, redeemable, member)
+        max_redeemable = caps.least
+        redeem = self._requested(receipt, caps, max_redeemable)
+        redeemed = apportion([redeem * r for r in redeemable], sum(redeemable) or 1, redeem)
+        paid_with_points = [self._points_to_money(points) for points in redeemed]
+        accrued = self._accrue(receipt, plans, paid_with_points) if member else [0] * len(lines)
+        quote_lines = tuple(
+            QuoteLine(
+                line.n,
+                line.sku,
+                line.amount,
+                line.discount,
+                redeemable[k],
+                redeemed[k],
+                accrued[k],
+                plans[k].explain,
+            )
+            for k, line in enumerate(lines)
+        )
+        discount = sum(line.discount for line in lines)
+        return Quote(
+            receipt_id=receipt.receipt_id,
+            member=receipt.member,
+            total=net + discount,
+            discount=discount,
+            redeemed=redeem,
+            paid=net - sum(paid_with_points),
+            accrued=sum(accrued),
+            max_redeemable=max_redeemable,
+            caps=caps,
+            lines=quote_lines,
+            notes=() if member else (NO_MEMBER_NOTE,),
+        )
+
+    def _caps(self, net: int, redeemable: list[int], member: MemberContext | None) -> RedeemCaps:
+        to_points_numerator, to_points_denominator = self._to_points
+        payable = max(0, net - self.program.redemption.min_payable)
+        return RedeemCaps(
+            lines=sum(redeemable),
+            balance=(member.balance if member else 0),
+            min_payable=payable * to_points_numerator // to_points_denominator,
+        )
+
+    def _requested(self, receipt: Receipt, caps: RedeemCaps, max_redeemable: int) -> int:
+        if receipt.redeem == "max":
+            return max_redeemable
+        if receipt.redeem > max_redeemable:
+            digits = self.program.points.precision
+            raise InsufficientPoints(
+                f"redeem {format_minor(receipt.redeem, digits)} is more than this receipt allows: "
+                f"at most {format_minor(max_redeemable, digits)} ({_CAP_NAMES[caps.binding]})"
+            )
+        return receipt.redeem
+
+    def _points_to_money(self, points: int) -> int:
+        """Money minor units that `points` pay for, rounded half-up."""
+        numerator, denominator = self._to_points
+        return (2 * points * denominator + numerator) // (2 * numerator)
+
+    def _accrue(
+        self, receipt: Receipt, plans: list[LinePlan], paid_with_points: list[int]
+    ) -> list[int]:
+        numerators: list[int] = []
+        denominators: list[int] = []
+        for line, plan, by_points in zip(receipt.lines, plans, paid_with_points, strict=True):
+            if plan.points_per_unit is not None:
+                qty_numerator, qty_denominator = line.qty.as_integer_ratio()
+                numerator, denominator = plan.points_per_unit * qty_numerator, qty_denominator
+            else:
+                base = line.amount - by_points if self._accrue_on_paid else line.amount
+                numerator, denominator = base * plan.rate_numerator, plan.rate_denominator
+            if plan.cap is not None and numerator > plan.cap * denominator:
+                numerator = plan.cap * denominator
+            numerators.append(numerator)
+            denominators.append(denominator)
+        common = lcm(*denominators)
+        shares = [n * (common // d) for n, d in zip(numerators, denominators, strict=True)]
+        return apportion(shares, common, divide_rounded(sum(shares), common, self._rounding))

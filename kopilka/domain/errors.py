@@ -1,0 +1,80 @@
+"""The one hierarchy of Kopilka's errors.
+
+Every error carries a stable machine-readable `code`; the HTTP API turns it into
+the problem JSON's `code`, the command line prints the same problem JSON.
+
+    KopilkaError
+    ├── InvalidInput            validation_error   (422) — with one Problem per place
+    ├── InsufficientPoints      insufficient_points (422)
+    ├── NotFound                not_found           (404)
+    ├── IdempotencyConflict     idempotency_conflict (409)
+    ├── CouponInvalid           coupon_invalid      (422)
+    └── Forbidden               forbidden           (403)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with an input: where it is (`loc`) and what is wrong."""
+
+    loc: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.loc}: {self.message}" if self.loc else self.message
+
+
+class KopilkaError(Exception):
+    code = "error"
+    status = 400
+    title = "Request failed"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(KopilkaError):
+    code = "validation_error"
+    status = 422
+    title = "Invalid input"
+
+    def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:
+        self.problems = tuple(problems)
+        first = str(self.problems[0]) if self.problems else "invalid input"
+        more = len(self.problems) - 1
+        super().__init__(first if more == 0 else f"{first} (and {more} more)")
+
+
+class InsufficientPoints(KopilkaError):
+    code = "insufficient_points"
+    status = 422
+    title = "Not enough points may be redeemed"
+
+
+class NotFound(KopilkaError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class IdempotencyConflict(KopilkaError):
+    code = "idempotency_conflict"
+    status = 409
+    title = "The same id was sent with a different body"
+
+
+class CouponInvalid(KopilkaError):
+    code = "coupon_invalid"
+    status = 422
+    title = "The coupon does not apply"
+
+
+class Forbidden(KopilkaError):
+    code = "forbidden"
+    status = 403
+    title = "Forbidden"

@@ -76,8 +76,9 @@ def apportion(shares: list[int], denominator: int, total: int) -> list[int]:
     parts = [share // denominator for share in shares]
     missing = total - sum(parts)
     if missing > 0:
-        by_remainder = sorted(range(len(shares)), key=lambda i: (-(shares[i] % denominator), i))
-        for i in by_remainder[:missing]:
+        negative_remainders = [-(share % denominator) for share in shares]
+        # sorted() is stable, so among equal remainders the earlier part comes first
+        for i in sorted(range(len(shares)), key=negative_remainders.__getitem__)[:missing]:
             parts[i] += 1
     return parts
 

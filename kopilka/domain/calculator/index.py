@@ -86,6 +86,12 @@ class CompiledProgram:
         self._lineage_cache: dict[str | None, tuple[str, ...]] = {}
         self._line_cache: dict[tuple[str, str | None], int] = {}
 
+    def forget(self) -> None:
+        """Drop the memoised masks (they are rebuilt on demand)."""
+        self._date_cache.clear()
+        self._lineage_cache.clear()
+        self._line_cache.clear()
+
     # --- receipt level -------------------------------------------------------------
 
     def receipt_mask(

@@ -27,7 +27,7 @@ from kopilka.domain.calculator.selection import LinePlan, plan_line
 from kopilka.domain.errors import InsufficientPoints
 from kopilka.domain.money import apportion, divide_rounded, format_minor
 from kopilka.domain.program import AccrueOn, Program
-from kopilka.domain.receipt import MemberContext, Receipt
+from kopilka.domain.receipt import Line, MemberContext, Receipt
 
 NO_MEMBER_NOTE = "no_member: a receipt without a member accrues and redeems nothing"
 _CAP_NAMES = {
@@ -44,12 +44,19 @@ class Calculator:
         self.program = program
         self.index = CompiledProgram(program)
         self._plans: dict[tuple[int, str | None], LinePlan] = {}
+        self._line_plans: dict[tuple[int, str, str | None], LinePlan] = {}
         money_to_points = Fraction(
             10**program.points.precision, 10**program.money_digits
         ) / Fraction(program.points.value)
         self._to_points = (money_to_points.numerator, money_to_points.denominator)
         self._accrue_on_paid = program.accrual.on is AccrueOn.PAID
         self._rounding = program.points.rounding
+
+    def forget(self) -> None:
+        """Drop every memo (line plans, masks); the next quotes rebuild them."""
+        self._plans.clear()
+        self._line_plans.clear()
+        self.index.forget()
 
     def plan(self, candidates: int, category: str | None) -> LinePlan:
         key = (candidates, category)
@@ -62,9 +69,11 @@ class Calculator:
     def quote(self, receipt: Receipt, member: MemberContext | None) -> Quote:
         """The answer for `receipt`; `InsufficientPoints` for a redemption beyond the caps."""
         lines = receipt.lines
-        net = sum(line.amount for line in lines)
-        index = self.index
-        receipt_mask = index.receipt_mask(
+        net = discount = 0
+        for line in lines:
+            net += line.amount
+            discount += line.discount
+        receipt_mask = self.index.receipt_mask(
             location=receipt.location,
             at=receipt.at,
             total=net,
@@ -72,10 +81,7 @@ class Calculator:
             segments=member.segments if member else (),
             refs=member.refs if member else (),
         )
-        plans = [
-            self.plan(receipt_mask & index.line_mask(line.sku, line.category), line.category)
-            for line in lines
-        ]
+        plans = [self._line_plan(receipt_mask, line.sku, line.category) for line in lines]
         redeemable = [
             line.amount * plan.limit_numerator // plan.limit_denominator
             for line, plan in zip(lines, plans, strict=True)
@@ -83,23 +89,16 @@ class Calculator:
         caps = self._caps(net, redeemable, member)
         max_redeemable = caps.least
         redeem = self._requested(receipt, caps, max_redeemable)
-        redeemed = apportion([redeem * r for r in redeemable], sum(redeemable) or 1, redeem)
-        paid_with_points = [self._points_to_money(points) for points in redeemed]
-        accrued = self._accrue(receipt, plans, paid_with_points) if member else [0] * len(lines)
-        quote_lines = tuple(
-            QuoteLine(
-                line.n,
-                line.sku,
-                line.amount,
-                line.discount,
-                redeemable[k],
-                redeemed[k],
-                accrued[k],
-                plans[k].explain,
+        if redeem:
+            redeemed = apportion([redeem * r for r in redeemable], caps.lines, redeem)
+            paid_with_points = (
+                redeemed
+                if self._to_points == (1, 1)
+                else [self._points_to_money(points) for points in redeemed]
             )
-            for k, line in enumerate(lines)
-        )
-        discount = sum(line.discount for line in lines)
+        else:
+            redeemed = paid_with_points = [0] * len(lines)
+        accrued = self._accrue(lines, plans, paid_with_points) if member else [0] * len(lines)
         return Quote(
             receipt_id=receipt.receipt_id,
             member=receipt.member,
@@ -110,9 +109,20 @@ class Calculator:
             accrued=sum(accrued),
             max_redeemable=max_redeemable,
             caps=caps,
-            lines=quote_lines,
+            lines=tuple(
+                map(QuoteLine, lines, redeemable, redeemed, accrued, [p.explain for p in plans])
+            ),
             notes=() if member else (NO_MEMBER_NOTE,),
         )
+
+    def _line_plan(self, receipt_mask: int, sku: str, category: str | None) -> LinePlan:
+        """The plan of a line in a receipt whose receipt-level matches are `receipt_mask`."""
+        key = (receipt_mask, sku, category)
+        plan = self._line_plans.get(key)
+        if plan is None:
+            plan = self.plan(receipt_mask & self.index.line_mask(sku, category), category)
+            remember(self._line_plans, key, plan)
+        return plan
 
     def _caps(self, net: int, redeemable: list[int], member: MemberContext | None) -> RedeemCaps:
         to_points_numerator, to_points_denominator = self._to_points
@@ -140,21 +150,27 @@ class Calculator:
         return (2 * points * denominator + numerator) // (2 * numerator)
 
     def _accrue(
-        self, receipt: Receipt, plans: list[LinePlan], paid_with_points: list[int]
+        self, lines: tuple[Line, ...], plans: list[LinePlan], paid_with_points: list[int]
     ) -> list[int]:
+        """Exact accrual per line over one common denominator; rounded once, then apportioned."""
         numerators: list[int] = []
         denominators: list[int] = []
-        for line, plan, by_points in zip(receipt.lines, plans, paid_with_points, strict=True):
+        on_paid = self._accrue_on_paid
+        for line, plan, by_points in zip(lines, plans, paid_with_points, strict=True):
             if plan.points_per_unit is not None:
-                qty_numerator, qty_denominator = line.qty.as_integer_ratio()
-                numerator, denominator = plan.points_per_unit * qty_numerator, qty_denominator
+                qty_numerator, denominator = line.qty.as_integer_ratio()
+                numerator = plan.points_per_unit * qty_numerator
             else:
-                base = line.amount - by_points if self._accrue_on_paid else line.amount
+                base = line.amount - by_points if on_paid else line.amount
                 numerator, denominator = base * plan.rate_numerator, plan.rate_denominator
             if plan.cap is not None and numerator > plan.cap * denominator:
                 numerator = plan.cap * denominator
             numerators.append(numerator)
             denominators.append(denominator)
-        common = lcm(*denominators)
-        shares = [n * (common // d) for n, d in zip(numerators, denominators, strict=True)]
-        return apportion(shares, common, divide_rounded(sum(shares), common, self._rounding))
+        common = denominators[0]
+        if denominators.count(common) != len(denominators):
+            common = lcm(*denominators)
+            numerators = [n * (common // d) for n, d in zip(numerators, denominators, strict=True)]
+        return apportion(
+            numerators, common, divide_rounded(sum(numerators), common, self._rounding)
+        )

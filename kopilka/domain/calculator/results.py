@@ -12,6 +12,7 @@ from fractions import Fraction
 from typing import NamedTuple
 
 from kopilka.domain.program import RuleKind
+from kopilka.domain.receipt import Line
 
 
 class ExplainEntry(NamedTuple):
@@ -26,14 +27,27 @@ class ExplainEntry(NamedTuple):
 
 
 class QuoteLine(NamedTuple):
-    n: int
-    sku: str
-    amount: int  # money: qty × price − discount
-    discount: int  # money
+    line: Line  # the receipt's line: n, sku, amount (qty × price − discount), discount
     redeemable: int  # points: the most of this line payable with points
     redeemed: int  # points
     accrued: int  # points
     explain: tuple[ExplainEntry, ...]
+
+    @property
+    def n(self) -> int:
+        return self.line.n
+
+    @property
+    def sku(self) -> str:
+        return self.line.sku
+
+    @property
+    def amount(self) -> int:
+        return self.line.amount
+
+    @property
+    def discount(self) -> int:
+        return self.line.discount
 
 
 class RedeemCaps(NamedTuple):

@@ -106,16 +106,22 @@ def _moment(body: Reader, program: Program, location: str | None, now: datetime)
     raw = body.raw("at")
     if raw is None:
         return now.astimezone(zone)
-    try:
-        moment = datetime.fromisoformat(raw) if isinstance(raw, str) else None
-    except ValueError:
-        moment = None
+    moment = raw if isinstance(raw, datetime) else _parse_iso(raw)
     if moment is None:
         body.report("at", f"{show(raw)} is not an ISO 8601 time (2026-03-09T16:30:00+03:00)")
         return now.astimezone(zone)
     if moment.tzinfo is None:  # a time without offset is the location's local time
         return moment.replace(tzinfo=zone)
     return moment.astimezone(zone)
+
+
+def _parse_iso(raw: object) -> datetime | None:
+    if not isinstance(raw, str):
+        return None
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        return None
 
 
 def _lines(body: Reader, program: Program) -> list[Line]:

@@ -36,11 +36,11 @@ TIERS = ["base", "silver", "gold"]
 SEGMENTS = ["sleepers", "newcomers", "students", "families"]
 
 
-def program_document(rng: random.Random) -> dict[str, Any]:
+def program_document(rng: random.Random, scale: int = 1) -> dict[str, Any]:
     rules: list[dict[str, Any]] = []
     when: dict[str, Any]
     then: dict[str, Any]
-    for i in range(15):  # client rules (K1/P1)
+    for i in range(15 * scale):  # client rules (K1/P1)
         when = [
             {"members": [f"card:{100000 + rng.randrange(500)}" for _ in range(3)]},
             {"tiers": [rng.choice(TIERS[1:])]},
@@ -49,7 +49,7 @@ def program_document(rng: random.Random) -> dict[str, Any]:
         ][i % 4]
         then = {"redeem_percent": 30} if i % 5 == 4 else {"percent": rng.choice([2, 3, 5, 10, 15])}
         rules.append({"code": f"client-{i}", "kind": "client", "when": when, "then": then})
-    for i in range(20):  # product rules (K2/P2)
+    for i in range(20 * scale):  # product rules (K2/P2)
         if i % 3 == 0:
             when = {"skus": [rng.choice(PRODUCTS)[0] for _ in range(5)]}
         elif i % 3 == 1:
@@ -65,7 +65,7 @@ def program_document(rng: random.Random) -> dict[str, Any]:
         ]
         then = effects[i % 5]
         rules.append({"code": f"product-{i}", "kind": "product", "when": when, "then": then})
-    for i in range(15):  # behaviour rules (K3/P3)
+    for i in range(15 * scale):  # behaviour rules (K3/P3)
         behaviours: list[dict[str, Any]] = [
             {"time": {"from": "16:00", "to": "18:00"}},
             {"weekdays": [rng.choice(["mon", "tue", "wed"])]},
@@ -150,9 +150,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--receipts", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--scale", type=int, default=1, help="rules × scale (1: 50 rules)")
     args = parser.parse_args()
     rng = random.Random(20261124)
-    document = program_document(rng)
+    document = program_document(rng, args.scale)
     began = time.perf_counter_ns()
     program = parse_program(document)
     calculator = Calculator(program)

@@ -48,6 +48,7 @@ class Calculator:
         money_to_points = Fraction(
             10**program.points.precision, 10**program.money_digits
         ) / Fraction(program.points.value)
+        self._money_to_points = money_to_points
         self._to_points = (money_to_points.numerator, money_to_points.denominator)
         self._accrue_on_paid = program.accrual.on is AccrueOn.PAID
         self._rounding = program.points.rounding
@@ -62,7 +63,9 @@ class Calculator:
         key = (candidates, category)
         plan = self._plans.get(key)
         if plan is None:
-            plan = plan_line(self.program, candidates, self.index.lineage(category))
+            plan = plan_line(
+                self.program, candidates, self.index.lineage(category), self._money_to_points
+            )
             remember(self._plans, key, plan)
         return plan
 

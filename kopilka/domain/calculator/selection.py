@@ -13,12 +13,11 @@ separately. Then the kinds combine:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from fractions import Fraction
 from typing import NamedTuple
 
 from kopilka.domain.calculator.results import ExplainEntry
-from kopilka.domain.program import RULE_KINDS, AccrualMode, Program, Rule
+from kopilka.domain.program import RULE_KINDS, AccrualMode, Program, Rule, RuleKind
 
 
 class LinePlan(NamedTuple):
@@ -33,13 +32,14 @@ class LinePlan(NamedTuple):
     explain: tuple[ExplainEntry, ...]
 
 
-def plan_line(program: Program, candidates: int, lineage: tuple[str, ...]) -> LinePlan:
-    """The plan for a line whose matching rules are the bits of `candidates`."""
-    rules = program.rules
-    matching = [(i, rules[i]) for i in range(len(rules)) if candidates >> i & 1]
-    money_to_points = Fraction(10**program.points.precision, 10**program.money_digits) / Fraction(
-        program.points.value
-    )
+def plan_line(
+    program: Program, candidates: int, lineage: tuple[str, ...], money_to_points: Fraction
+) -> LinePlan:
+    """The plan for a line whose matching rules are the bits of `candidates`.
+
+    `money_to_points` converts a money minor unit into point minor units at a rate of 1.
+    """
+    earning, limiting = _winners(program.rules, candidates, lineage)
     rate = Fraction(program.accrual.base_percent) / 100
     limit = Fraction(program.redemption.base_percent)
     excluded = False
@@ -47,25 +47,19 @@ def plan_line(program: Program, candidates: int, lineage: tuple[str, ...]) -> Li
     cap: int | None = None
     explain: list[ExplainEntry] = []
     for kind in RULE_KINDS:
-        of_kind = [(i, rule) for i, rule in matching if rule.kind is kind]
-        earning = _winner(
-            [(i, r) for i, r in of_kind if r.accrual is not None], lineage, _accrual_value
-        )
-        limiting = _winner(
-            [(i, r) for i, r in of_kind if r.redeem_percent is not None], lineage, _limit_value
-        )
-        if earning is not None and earning.accrual is not None:
-            effect = earning.accrual
+        earner, limiter = earning.get(kind), limiting.get(kind)
+        if earner is not None and earner.accrual is not None:
+            effect = earner.accrual
             if effect.mode is AccrualMode.POINTS_PER_UNIT:
                 points_per_unit = max(points_per_unit or 0, effect.points_per_unit)
             else:
                 rate *= effect.coefficient
                 excluded = excluded or effect.coefficient == 0
-            if earning.max_points is not None:
-                cap = earning.max_points if cap is None else min(cap, earning.max_points)
-        if limiting is not None and limiting.redeem_percent is not None:
-            limit = min(limit, Fraction(limiting.redeem_percent))
-        explain.extend(_entries(earning, limiting))
+            if earner.max_points is not None:
+                cap = earner.max_points if cap is None else min(cap, earner.max_points)
+        if limiter is not None and limiter.redeem_percent is not None:
+            limit = min(limit, Fraction(limiter.redeem_percent))
+        explain.extend(_entries(earner, limiter))
     if excluded:
         rate, points_per_unit, cap = Fraction(0), None, None
     rate *= money_to_points
@@ -81,17 +75,36 @@ def plan_line(program: Program, candidates: int, lineage: tuple[str, ...]) -> Li
     )
 
 
-def _winner(
-    candidates: list[tuple[int, Rule]],
-    lineage: tuple[str, ...],
-    value: Callable[[Rule], tuple[int, Fraction]],
-) -> Rule | None:
-    if not candidates:
-        return None
-    _, best = max(
-        candidates, key=lambda pair: (_specificity(pair[1], lineage), value(pair[1]), -pair[0])
+Rank = tuple[tuple[int, int, int, int], tuple[int, Fraction], int]
+
+
+def _winners(
+    rules: tuple[Rule, ...], candidates: int, lineage: tuple[str, ...]
+) -> tuple[dict[RuleKind, Rule], dict[RuleKind, Rule]]:
+    """The deciding accrual rule and limit rule of each kind, in one pass over the set bits."""
+    earning: dict[RuleKind, tuple[Rank, Rule]] = {}
+    limiting: dict[RuleKind, tuple[Rank, Rule]] = {}
+    remaining = candidates
+    while remaining:
+        lowest = remaining & -remaining
+        remaining ^= lowest
+        i = lowest.bit_length() - 1
+        rule = rules[i]
+        specificity = _specificity(rule, lineage)
+        if rule.accrual is not None:
+            _keep_best(earning, rule, (specificity, _accrual_value(rule), -i))
+        if rule.redeem_percent is not None:
+            _keep_best(limiting, rule, (specificity, (0, Fraction(rule.redeem_percent)), -i))
+    return (
+        {kind: rule for kind, (_, rule) in earning.items()},
+        {kind: rule for kind, (_, rule) in limiting.items()},
     )
-    return best
+
+
+def _keep_best(best: dict[RuleKind, tuple[Rank, Rule]], rule: Rule, rank: Rank) -> None:
+    current = best.get(rule.kind)
+    if current is None or rank > current[0]:
+        best[rule.kind] = (rank, rule)
 
 
 def _specificity(rule: Rule, lineage: tuple[str, ...]) -> tuple[int, int, int, int]:
@@ -108,10 +121,6 @@ def _accrual_value(rule: Rule) -> tuple[int, Fraction]:
     if effect.mode is AccrualMode.POINTS_PER_UNIT:
         return (1, Fraction(effect.points_per_unit))
     return (0, effect.coefficient)
-
-
-def _limit_value(rule: Rule) -> tuple[int, Fraction]:
-    return (0, Fraction(rule.redeem_percent or 0))
 
 
 def _entries(earning: Rule | None, limiting: Rule | None) -> list[ExplainEntry]:

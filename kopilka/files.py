@@ -56,12 +56,16 @@ def parse_text(text: str, *, name: str, as_json: bool) -> object:
         except json.JSONDecodeError as error:
             where = f"{name}:{error.lineno}:{error.colno}"
             raise InvalidInput([Problem(where, f"not valid JSON: {error.msg}")]) from None
+        except ValueError as error:  # e.g. an integer of more than 4,300 digits
+            raise InvalidInput([Problem(name, f"not readable: {error}")]) from None
     try:
         return _yaml().load(text)
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
         raise InvalidInput([Problem(where, f"not valid YAML: {error.problem or error}")]) from None
+    except ValueError as error:  # e.g. an integer of more than 4,300 digits
+        raise InvalidInput([Problem(name, f"not readable: {error}")]) from None
 
 
 def load_document(path: Path) -> object:

@@ -83,6 +83,20 @@ def apportion(shares: list[int], denominator: int, total: int) -> list[int]:
     return parts
 
 
+# No amount, quantity or setting of a loyalty program comes near 10^15, nor needs more
+# than 18 decimals; bounding every number read keeps absurd input ("1e999999") from
+# ever reaching integer arithmetic.
+MAGNITUDE_LIMIT = Decimal(10) ** 15
+_SMALLEST_EXPONENT = -18
+
+
+def is_within_limits(value: Decimal) -> bool:
+    """True for a number Kopilka can take as an amount, quantity or setting."""
+    if value == 0:
+        return True
+    return abs(value) < MAGNITUDE_LIMIT and value.adjusted() >= _SMALLEST_EXPONENT
+
+
 def parse_decimal(raw: object) -> Decimal | None:
     """A finite Decimal from a JSON/YAML scalar (string, int, Decimal), or None if it is not one.
 

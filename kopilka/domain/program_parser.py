@@ -19,7 +19,6 @@ from kopilka.domain.errors import InvalidInput, Problem
 from kopilka.domain.lifecycle_parser import parse_tiers, parse_triggers
 from kopilka.domain.money import Rounding, currency_digits
 from kopilka.domain.program import (
-    MINUTES_PER_DAY,
     WEEKDAYS,
     AccrualEffect,
     AccrualMode,
@@ -141,7 +140,7 @@ def _timezone(reader: Reader, key: str) -> str | None:
         return None
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder
         reader.report(reader.at(key), f"{show(name)} is not a time zone (e.g. Europe/Moscow)")
         return None
     return name
@@ -467,10 +466,10 @@ def _time_window(when: Reader) -> TimeWindow | None:
     end = _minute_of_day(window, "to", allow_end_of_day=True)
     if start is None or end is None:
         return None
-    if start == end % MINUTES_PER_DAY:
+    if start == end:
         window.report(window.loc, "from and to are the same time: the window is empty")
         return None
-    return TimeWindow(start, end % MINUTES_PER_DAY if end != MINUTES_PER_DAY else end)
+    return TimeWindow(start, end)
 
 
 def _minute_of_day(window: Reader, key: str, *, allow_end_of_day: bool) -> int | None:

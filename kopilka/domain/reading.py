@@ -16,7 +16,7 @@ from enum import Enum
 from typing import TypeVar
 
 from kopilka.domain.errors import Problem
-from kopilka.domain.money import parse_decimal, to_minor
+from kopilka.domain.money import is_within_limits, parse_decimal, to_minor
 
 E = TypeVar("E", bound=Enum)
 
@@ -32,6 +32,8 @@ def show(value: object) -> str:
         return "true" if value else "false"
     if value is None:
         return "null"
+    if isinstance(value, int) and value.bit_length() > 64:
+        return "a very long number"
     if isinstance(value, Mapping):
         return "a mapping"
     if isinstance(value, (list, tuple)):
@@ -129,6 +131,9 @@ class Reader:
         if value is None:
             return None
         number = parse_decimal(value) if not isinstance(value, str) else None
+        if number is not None and not is_within_limits(number):
+            self.report(self.at(key), f"{show(value)} is too large")
+            return None
         if number is None or number != number.to_integral_value():
             self.report(self.at(key), f"{show(value)} is not a whole number")
             return None
@@ -149,6 +154,12 @@ class Reader:
         number = parse_decimal(value)
         if number is None:
             self.report(self.at(key), f"{show(value)} is not {what}")
+            return None
+        if not is_within_limits(number):
+            self.report(
+                self.at(key),
+                f"{show(value)} is out of range (at most 15 digits before the point and 18 after)",
+            )
             return None
         return self._bounded(key, number, minimum, maximum)
 

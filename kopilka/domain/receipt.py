@@ -11,7 +11,7 @@ from __future__ import annotations
 import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Literal
 
 from kopilka.domain.errors import InvalidInput, Problem
@@ -33,6 +33,7 @@ RECEIPT_KEYS = (
 LINE_KEYS = ("sku", "name", "category", "qty", "price", "discount")
 PAYMENT_KEYS = ("method", "bin")
 MAX_LINES = 1000
+QTY_DIGITS = 6  # weighed goods come in grams; no scale reads finer than a milligram
 
 Redeem = int | Literal["max"]
 
@@ -116,7 +117,7 @@ def _moment(body: Reader, program: Program, location: str | None, now: datetime)
 
 
 def _parse_iso(raw: object) -> datetime | None:
-    if not isinstance(raw, str):
+    if not isinstance(raw, str) or len(raw.strip()) <= len("YYYY-MM-DD"):  # a date is no time
         return None
     try:
         return datetime.fromisoformat(raw)
@@ -127,7 +128,7 @@ def _parse_iso(raw: object) -> datetime | None:
 def _lines(body: Reader, program: Program) -> list[Line]:
     lines: list[Line] = []
     items = list(body.records("lines", LINE_KEYS, code_key="sku", required=True))
-    if body.has("lines") and not items:
+    if isinstance(body.raw("lines"), list) and not items:
         body.report("lines", "is empty; a receipt has at least one line")
     if len(items) > MAX_LINES:
         body.report("lines", f"has {len(items)} lines; at most {MAX_LINES}")
@@ -151,15 +152,19 @@ def _line(item: Reader, n: int, program: Program) -> Line | None:
     qty = item.decimal("qty", minimum=Decimal(0)) if item.has("qty") else Decimal(1)
     if qty == 0:
         item.report(item.at("qty"), "must be more than 0")
+    elif qty is not None and to_minor(qty, QTY_DIGITS) is None:
+        item.report(item.at("qty"), f"{qty} has more than {QTY_DIGITS} decimals")
+        qty = None
     price = item.minor("price", digits, unit=unit)
     if price is None and product is not None and not item.has("price"):
         price = product.price
-    if price is None and not item.has("price"):
+    if price is None and not item.has("price") and sku is not None:
         item.report(item.at("price"), f"is required (sku {show(sku)} has no catalog price)")
     discount = item.minor("discount", digits, unit=unit) or 0
     if sku is None or price is None or not qty:
         return None
-    gross = int((qty * price).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    qty_numerator, qty_denominator = qty.as_integer_ratio()
+    gross = (2 * qty_numerator * price + qty_denominator) // (2 * qty_denominator)  # half-up
     if discount > gross:
         item.report(
             item.at("discount"),

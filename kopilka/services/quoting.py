@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from kopilka.domain.calculator import Calculator, Quote
 from kopilka.domain.errors import InvalidInput, Problem
-from kopilka.domain.money import parse_decimal, to_minor
+from kopilka.domain.money import is_within_limits, parse_decimal, to_minor
 from kopilka.domain.receipt import MemberContext, parse_receipt
 
 
@@ -48,7 +48,8 @@ def _balance(raw: str | Decimal | None, digits: int) -> int | None:
     if raw is None:
         return None
     value = parse_decimal(raw)
-    minor = to_minor(value, digits) if value is not None and value >= 0 else None
+    valid = value is not None and value >= 0 and is_within_limits(value)
+    minor = to_minor(value, digits) if value is not None and valid else None
     if minor is None:
         raise InvalidInput(
             [

@@ -14,14 +14,11 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from functools import partial
-from typing import TypeVar
 
+from kopilka.domain.calculator.memo import remember
 from kopilka.domain.program import MINUTES_PER_DAY, Conditions, Program, Rule
 
 MINUTES_PER_WEEK = 7 * MINUTES_PER_DAY
-_CACHE_LIMIT = 65_536
-K = TypeVar("K")
-V = TypeVar("V")
 
 
 def _mask(rules: Iterable[tuple[int, Rule]], admits: Callable[[Conditions], bool]) -> int:
@@ -248,10 +245,3 @@ def _total_boundaries(rules: Iterable[Rule]) -> set[int]:
         if band is not None:
             bounds.update(value for value in (band.min, band.max) if value is not None)
     return bounds
-
-
-def remember(cache: dict[K, V], key: K, value: V) -> None:
-    """Store in a bounded memo: cleared whole when full, so memory stays flat."""
-    if len(cache) >= _CACHE_LIMIT:
-        cache.clear()
-    cache[key] = value

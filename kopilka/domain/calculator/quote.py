@@ -21,9 +21,10 @@ from __future__ import annotations
 from fractions import Fraction
 from math import lcm
 
-from kopilka.domain.calculator.index import CompiledProgram, remember
+from kopilka.domain.calculator.index import CompiledProgram
+from kopilka.domain.calculator.memo import remember
 from kopilka.domain.calculator.results import Quote, QuoteLine, RedeemCaps
-from kopilka.domain.calculator.selection import LinePlan, plan_line
+from kopilka.domain.calculator.selection import LinePlan, Selector
 from kopilka.domain.errors import InsufficientPoints
 from kopilka.domain.money import apportion, divide_rounded, format_minor
 from kopilka.domain.program import AccrueOn, Program
@@ -43,31 +44,20 @@ class Calculator:
     def __init__(self, program: Program) -> None:
         self.program = program
         self.index = CompiledProgram(program)
-        self._plans: dict[tuple[int, str | None], LinePlan] = {}
         self._line_plans: dict[tuple[int, str, str | None], LinePlan] = {}
         money_to_points = Fraction(
             10**program.points.precision, 10**program.money_digits
         ) / Fraction(program.points.value)
-        self._money_to_points = money_to_points
+        self._selector = Selector(program, money_to_points)
         self._to_points = (money_to_points.numerator, money_to_points.denominator)
         self._accrue_on_paid = program.accrual.on is AccrueOn.PAID
         self._rounding = program.points.rounding
 
     def forget(self) -> None:
         """Drop every memo (line plans, masks); the next quotes rebuild them."""
-        self._plans.clear()
+        self._selector.forget()
         self._line_plans.clear()
         self.index.forget()
-
-    def plan(self, candidates: int, category: str | None) -> LinePlan:
-        key = (candidates, category)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = plan_line(
-                self.program, candidates, self.index.lineage(category), self._money_to_points
-            )
-            remember(self._plans, key, plan)
-        return plan
 
     def quote(self, receipt: Receipt, member: MemberContext | None) -> Quote:
         """The answer for `receipt`; `InsufficientPoints` for a redemption beyond the caps."""
@@ -123,7 +113,8 @@ class Calculator:
         key = (receipt_mask, sku, category)
         plan = self._line_plans.get(key)
         if plan is None:
-            plan = self.plan(receipt_mask & self.index.line_mask(sku, category), category)
+            candidates = receipt_mask & self.index.line_mask(sku, category)
+            plan = self._selector.plan(candidates, self.index.lineage(category))
             remember(self._line_plans, key, plan)
         return plan
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from kopilka.domain.calculator import Calculator
-from kopilka.domain.errors import KopilkaError
+from kopilka.domain.errors import InvalidInput, KopilkaError, Problem
 from kopilka.domain.program import Program
 from kopilka.domain.program_parser import parse_program
 from kopilka.files import load_document
@@ -98,8 +98,6 @@ def _now(text: str | None) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        from kopilka.domain.errors import InvalidInput, Problem
-
         raise InvalidInput([Problem("--now", f"{text!r} is not an ISO 8601 time")]) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 

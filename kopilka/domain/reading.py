@@ -19,6 +19,7 @@ from kopilka.domain.errors import Problem
 from kopilka.domain.money import is_within_limits, parse_decimal, to_minor
 
 E = TypeVar("E", bound=Enum)
+D = TypeVar("D", int, Decimal)
 
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _MISSING = object()
@@ -253,8 +254,6 @@ class Reader:
         for index, item in enumerate(value):
             yield Reader(item, item_loc(self.at(key), index, item, code_key), self.problems, known)
 
-
-D = TypeVar("D", int, Decimal)
 
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 

@@ -8,6 +8,7 @@ the problem JSON's `code`, the command line prints the same problem JSON.
     ├── InsufficientPoints      insufficient_points (422)
     ├── NotFound                not_found           (404)
     ├── IdempotencyConflict     idempotency_conflict (409)
+    ├── Duplicate               conflict            (409) — a card, phone or email taken
     ├── CouponInvalid           coupon_invalid      (422)
     └── Forbidden               forbidden           (403)
 """
@@ -66,6 +67,12 @@ class IdempotencyConflict(KopilkaError):
     code = "idempotency_conflict"
     status = 409
     title = "The same id was sent with a different body"
+
+
+class Duplicate(KopilkaError):
+    code = "conflict"
+    status = 409
+    title = "Already exists"
 
 
 class CouponInvalid(KopilkaError):

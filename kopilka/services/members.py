@@ -1,0 +1,218 @@
+"""Registering members and finding them by id, card, phone, email or external id.
+
+Phones are stored in E.164 (a Russian "8 (912) 345-67-89" is +79123456789), emails
+lower-cased; a card number, when not given, is generated: the card prefix, random
+digits and a Luhn check digit. Personal data go to `member_profiles`, apart from money.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import phonenumbers
+from sqlalchemy import Connection, Engine, Row, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from kopilka.domain.errors import Duplicate, InvalidInput, NotFound, Problem
+from kopilka.domain.ledger import luhn_check_digit
+from kopilka.domain.reading import Reader
+from kopilka.services.programs import load_program
+from kopilka.store.ledger import open_accounts
+from kopilka.store.tables import member_profiles, members
+
+MEMBER_KEYS = ("card", "phone", "email", "external_id", "name", "birthday", "referrer")
+CARD_PREFIX = "2"  # "2…" numbers are reserved for in-store use, so no bank card clashes
+CARD_DIGITS = 13
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_CARD = re.compile(r"^[0-9A-Za-z-]{4,32}$")
+DEFAULT_REGION = "RU"
+
+
+@dataclass(frozen=True)
+class NewMember:
+    card: str | None
+    phone: str | None
+    email: str | None
+    external_id: str | None
+    name: str | None
+    birthday: date | None
+    referrer: str | None
+
+
+def parse_new_member(data: object) -> NewMember:
+    problems: list[Problem] = []
+    body = Reader(data, "", problems, MEMBER_KEYS)
+    card = body.text("card", pattern=_CARD, what="a card number (4–32 letters, digits, '-')")
+    new = NewMember(
+        card=card,
+        phone=_phone(body),
+        email=_email(body),
+        external_id=body.text("external_id"),
+        name=body.text("name"),
+        birthday=body.day("birthday"),
+        referrer=body.text("referrer"),
+    )
+    if problems:
+        raise InvalidInput(problems)
+    return new
+
+
+def normalise_phone(raw: str) -> str | None:
+    try:
+        number = phonenumbers.parse(raw, DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _phone(body: Reader) -> str | None:
+    raw = body.text("phone")
+    if raw is None:
+        return None
+    phone = normalise_phone(raw)
+    if phone is None:
+        body.report("phone", f"{raw!r} is not a phone number (e.g. +7 912 345-67-89)")
+    return phone
+
+
+def _email(body: Reader) -> str | None:
+    raw = body.text("email")
+    if raw is None:
+        return None
+    if not _EMAIL.match(raw.strip()):
+        body.report("email", f"{raw!r} is not an email address")
+        return None
+    return raw.strip().lower()
+
+
+def register_member(
+    engine: Engine, program_code: str, data: object, *, now: datetime
+) -> dict[str, Any]:
+    """Register a member with their accounts; a taken card, phone or email is `Duplicate`."""
+    new = parse_new_member(data)
+    with engine.begin() as connection:
+        program = load_program(connection, program_code)
+        referrer = (
+            find_member(connection, program.program_id, new.referrer) if new.referrer else None
+        )
+        _refuse_taken(connection, program.program_id, new)
+        card = new.card or _free_card(connection, program.program_id)
+        try:
+            member_id = connection.execute(
+                insert(members)
+                .values(
+                    program_id=program.program_id,
+                    card=card,
+                    external_id=new.external_id,
+                    status="active",
+                    referrer_id=referrer.id if referrer else None,
+                    created_at=now,
+                )
+                .returning(members.c.id)
+            ).scalar_one()
+            connection.execute(
+                insert(member_profiles).values(
+                    member_id=member_id,
+                    program_id=program.program_id,
+                    phone=new.phone,
+                    email=new.email,
+                    name=new.name,
+                    birthday=new.birthday,
+                )
+            )
+        except IntegrityError:  # a concurrent registration took the same card/phone/email
+            raise Duplicate("a member with this card, phone, email or external id exists") from None
+        open_accounts(connection, program.program_id, member_id)
+        return member_json(find_member(connection, program.program_id, str(member_id)))
+
+
+def _refuse_taken(connection: Connection, program_id: int, new: NewMember) -> None:
+    for field, value, ref in (
+        ("card", new.card, f"card:{new.card}"),
+        ("phone", new.phone, f"phone:{new.phone}"),
+        ("email", new.email, f"email:{new.email}"),
+        ("external_id", new.external_id, f"ext:{new.external_id}"),
+    ):
+        if value is not None and _lookup(connection, program_id, ref) is not None:
+            raise Duplicate(f"{field} {value} is already a member's")
+
+
+def _free_card(connection: Connection, program_id: int) -> str:
+    while True:
+        body = CARD_PREFIX + "".join(secrets.choice("0123456789") for _ in range(CARD_DIGITS - 2))
+        card = body + luhn_check_digit(body)
+        if _lookup(connection, program_id, f"card:{card}") is None:
+            return card
+
+
+_MEMBER_COLUMNS = (
+    members.c.id,
+    members.c.card,
+    members.c.external_id,
+    members.c.status,
+    members.c.created_at,
+    member_profiles.c.phone,
+    member_profiles.c.email,
+    member_profiles.c.name,
+    member_profiles.c.birthday,
+)
+
+
+def _lookup(connection: Connection, program_id: int, ref: str) -> Row[Any] | None:
+    kind, _, value = ref.partition(":")
+    query = (
+        select(*_MEMBER_COLUMNS)
+        .outerjoin(member_profiles, member_profiles.c.member_id == members.c.id)
+        .where(members.c.program_id == program_id)
+    )
+    if not value:
+        if not ref.isdigit():
+            return None
+        query = query.where(members.c.id == int(ref))
+    elif kind == "card":
+        query = query.where(members.c.card == value)
+    elif kind == "phone":
+        query = query.where(member_profiles.c.phone == (normalise_phone(value) or value))
+    elif kind == "email":
+        query = query.where(member_profiles.c.email == value.lower())
+    elif kind == "ext":
+        query = query.where(members.c.external_id == value)
+    else:
+        return None
+    return connection.execute(query).one_or_none()
+
+
+def find_member(connection: Connection, program_id: int, ref: str) -> Row[Any]:
+    """A member by `{id}`, `card:…`, `phone:…`, `email:…` or `ext:…`; `NotFound` otherwise."""
+    row = _lookup(connection, program_id, ref)
+    if row is None:
+        raise NotFound(f"member {ref!r} does not exist")
+    return row
+
+
+def member_refs(row: Row[Any]) -> frozenset[str]:
+    """Every identity a rule's `members` condition may name."""
+    refs = {str(row.id), f"card:{row.card}"}
+    for prefix, value in (("phone", row.phone), ("email", row.email), ("ext", row.external_id)):
+        if value:
+            refs.add(f"{prefix}:{value}")
+    return frozenset(refs)
+
+
+def member_json(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "card": row.card,
+        "phone": row.phone,
+        "email": row.email,
+        "external_id": row.external_id,
+        "name": row.name,
+        "birthday": row.birthday.isoformat() if row.birthday else None,
+        "status": row.status,
+    }

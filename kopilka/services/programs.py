@@ -1,0 +1,121 @@
+"""Applying a program file: every change becomes a new, kept version.
+
+Applying the same document again changes nothing (the answer says so); every purchase
+records the version that computed it. Calculators are compiled once per version and
+kept for the life of the process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from kopilka.domain.calculator import Calculator
+from kopilka.domain.errors import NotFound
+from kopilka.domain.program_parser import parse_program
+from kopilka.store.ledger import open_accounts
+from kopilka.store.tables import program_versions, programs
+
+
+@dataclass(frozen=True)
+class AppliedProgram:
+    code: str
+    version: int
+    created: bool  # False: the document equals the current version; nothing was written
+
+
+@dataclass(frozen=True)
+class LoadedProgram:
+    program_id: int
+    version_id: int
+    version: int
+    calculator: Calculator
+
+
+_calculators: dict[int, Calculator] = {}  # by program version id; versions never change
+
+
+def apply_program(engine: Engine, document: object, *, actor: str, now: datetime) -> AppliedProgram:
+    """Validate and store a program document as the program's next version."""
+    program = parse_program(document)
+    stored = to_json(document)
+    digest = hashlib.sha256(canonical(stored).encode()).hexdigest()
+    with engine.begin() as connection:
+        row = connection.execute(
+            select(programs.c.id, programs.c.current_version).where(programs.c.code == program.code)
+        ).one_or_none()
+        if row is None:
+            program_id = connection.execute(
+                insert(programs)
+                .values(code=program.code, current_version=1, created_at=now)
+                .returning(programs.c.id)
+            ).scalar_one()
+            open_accounts(connection, program_id)
+            version = 1
+        else:
+            program_id, current = row.id, row.current_version
+            current_hash = connection.execute(
+                select(program_versions.c.document_hash).where(
+                    program_versions.c.program_id == program_id,
+                    program_versions.c.version == current,
+                )
+            ).scalar_one()
+            if current_hash == digest:
+                return AppliedProgram(program.code, current, created=False)
+            version = current + 1
+            connection.execute(
+                update(programs).where(programs.c.id == program_id).values(current_version=version)
+            )
+        connection.execute(
+            insert(program_versions).values(
+                program_id=program_id,
+                version=version,
+                document=stored,
+                document_hash=digest,
+                actor=actor,
+                created_at=now,
+            )
+        )
+    return AppliedProgram(program.code, version, created=True)
+
+
+def load_program(connection: Connection, code: str) -> LoadedProgram:
+    """The program's current version, compiled (once per version per process)."""
+    row = connection.execute(
+        select(programs.c.id, program_versions.c.id.label("version_id"), programs.c.current_version)
+        .join(program_versions, program_versions.c.program_id == programs.c.id)
+        .where(programs.c.code == code, program_versions.c.version == programs.c.current_version)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"program {code!r} does not exist")
+    calculator = _calculators.get(row.version_id)
+    if calculator is None:
+        document = connection.execute(
+            select(program_versions.c.document).where(program_versions.c.id == row.version_id)
+        ).scalar_one()
+        calculator = Calculator(parse_program(document))
+        _calculators[row.version_id] = calculator
+    return LoadedProgram(row.id, row.version_id, row.current_version, calculator)
+
+
+def to_json(value: Any) -> Any:
+    """A parsed document as plain JSON: numbers as decimal strings, dates as ISO text."""
+    if isinstance(value, dict):
+        return {str(key): to_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(item) for item in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return value
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,136 @@
+"""The schema. Amounts are BIGINT minor units (kopecks, hundredths of a point), never floats.
+
+Money rows (accounts, transfers) hold no personal data: names, phones, emails and
+birthdays live in `member_profiles`, which erasure deletes while the ledger stays whole.
+Ledger rows (`transfers`) are append-only: no code updates or deletes them, and on
+PostgreSQL a trigger refuses it (see the first migration).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+programs = Table(
+    "programs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("current_version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+program_versions = Table(
+    "program_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("program_id", Integer, ForeignKey("programs.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("document", JSON, nullable=False),  # the program file, numbers as strings
+    Column("document_hash", String(64), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("program_id", "version"),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("program_id", Integer, ForeignKey("programs.id"), nullable=False),
+    Column("card", String(32), nullable=False),
+    Column("external_id", String(200)),
+    Column("status", String(16), nullable=False),  # active | blocked | erased
+    Column("referrer_id", Integer, ForeignKey("members.id")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("program_id", "card"),
+    UniqueConstraint("program_id", "external_id"),
+)
+
+# Personal data, apart from money: erasure deletes the row.
+member_profiles = Table(
+    "member_profiles",
+    metadata,
+    Column("member_id", Integer, ForeignKey("members.id"), primary_key=True),
+    Column("program_id", Integer, ForeignKey("programs.id"), nullable=False),
+    Column("phone", String(20)),  # E.164
+    Column("email", String(320)),  # lower-cased
+    Column("name", String(200)),
+    Column("birthday", Date),
+    UniqueConstraint("program_id", "phone"),
+    UniqueConstraint("program_id", "email"),
+)
+
+# TigerBeetle-style accounts: running totals, kept in the transaction of their transfers.
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("program_id", Integer, ForeignKey("programs.id"), nullable=False),
+    Column("member_id", Integer, ForeignKey("members.id")),  # null for the program's own accounts
+    Column("owner", String(32), nullable=False),  # "program" or "member:<id>"
+    Column("code", String(32), nullable=False),
+    Column("debits_posted", BigInteger, nullable=False, default=0),
+    Column("credits_posted", BigInteger, nullable=False, default=0),
+    UniqueConstraint("program_id", "owner", "code"),
+)
+
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("program_id", Integer, ForeignKey("programs.id"), nullable=False),
+    Column("transfer_key", String(200), nullable=False, unique=True),  # the idempotency id
+    Column("debit_account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("credit_account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("reason", String(48), nullable=False),  # the why: purchase.accrual, adjustment …
+    Column("actor", String(200), nullable=False),
+    Column("purchase_id", Integer, ForeignKey("purchases.id")),
+    Column("note", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("amount > 0", name="amount_positive"),
+    CheckConstraint("debit_account_id <> credit_account_id", name="two_accounts"),
+)
+Index("ix_transfers_debit", transfers.c.debit_account_id, transfers.c.id)
+Index("ix_transfers_credit", transfers.c.credit_account_id, transfers.c.id)
+
+purchases = Table(
+    "purchases",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("program_id", Integer, ForeignKey("programs.id"), nullable=False),
+    Column("program_version_id", Integer, ForeignKey("program_versions.id"), nullable=False),
+    Column("location", String(64), nullable=False),  # "" when the receipt names none
+    Column("receipt_id", String(200), nullable=False),
+    Column("member_id", Integer, ForeignKey("members.id")),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("answer", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("program_id", "location", "receipt_id"),
+)

@@ -1,0 +1,82 @@
+"""Every storage test runs twice: on SQLite (a fresh file) and on PostgreSQL (a fresh schema).
+
+PostgreSQL is found at $KOPILKA_TEST_PG (default postgresql://postgres@127.0.0.1:5432/test).
+Where it can't be reached, the PostgreSQL runs are skipped and the summary says so — except
+under CI=true, where an unreachable PostgreSQL fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from functools import cache
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from kopilka.files import load_document
+from kopilka.services.programs import apply_program
+from kopilka.store.db import make_engine
+from kopilka.store.migrate import upgrade
+from tests.conftest import EXAMPLES
+
+PG_URL = os.environ.get("KOPILKA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+_skipped_pg: list[str] = []
+
+
+@cache
+def postgresql_problem() -> str | None:
+    """Why PostgreSQL can't be used, or None when it can."""
+    try:
+        with create_engine(PG_URL).connect() as connection:
+            connection.execute(text("select 1"))
+    except Exception as error:  # any failure to connect means: not available
+        return f"{type(error).__name__}: {str(error).splitlines()[0]}"
+    return None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        db = make_engine(f"sqlite:///{tmp_path / 'kopilka.sqlite3'}")
+        upgrade(db)
+        yield db
+        db.dispose()
+        return
+    problem = postgresql_problem()
+    if problem is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI and can't be reached: {problem}")
+        _skipped_pg.append(request.node.nodeid)
+        pytest.skip(f"PostgreSQL not reachable ({problem})")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    db = make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        upgrade(db)
+        yield db
+    finally:
+        db.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def zerno_engine(engine: Engine) -> Engine:
+    """A database holding the seed-002 café chain."""
+    document = load_document(EXAMPLES / "zerno" / "program.yaml")
+    apply_program(engine, document, actor="test", now=NOW)
+    return engine
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # pragma: no cover - reporting only
+    if _skipped_pg:
+        terminalreporter.write_sep(
+            "!", f"PostgreSQL part NOT run: {len(_skipped_pg)} storage tests ran on SQLite only"
+        )

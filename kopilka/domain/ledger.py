@@ -109,6 +109,15 @@ def purchase_postings(
     return postings
 
 
+def adjustment_posting(key: str, member_id: int, points: int) -> Posting:
+    """An operator's correction: positive credits the member, negative debits them."""
+    member = AccountRef.of_member(member_id, AccountCode.AVAILABLE)
+    program = AccountRef.of_program(AccountCode.ADJUSTMENTS)
+    if points > 0:
+        return Posting(key, program, member, points, Reason.ADJUSTMENT)
+    return Posting(key, member, program, -points, Reason.ADJUSTMENT)
+
+
 def luhn_check_digit(digits: str) -> str:
     """The Luhn check digit to append to `digits` (card numbers a cashier can mistype)."""
     total = 0

@@ -85,6 +85,7 @@ def post(
     actor: str,
     now: datetime,
     purchase_id: int | None = None,
+    note: str | None = None,
 ) -> None:
     """Insert the transfers and move the cached totals of the member accounts they touch."""
     if not postings:
@@ -104,6 +105,7 @@ def post(
                 "reason": p.reason.value,
                 "actor": actor,
                 "purchase_id": purchase_id,
+                "note": note,
                 "created_at": now,
             }
             for p in postings

@@ -56,7 +56,9 @@ def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
     admin = create_engine(PG_URL)
     with admin.begin() as connection:
         connection.execute(text(f"CREATE SCHEMA {schema}"))
-    db = make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+    db = make_engine(
+        PG_URL, connect_args={"options": f"-csearch_path={schema}"}, pool_size=20, max_overflow=60
+    )
     try:
         upgrade(db)
         yield db

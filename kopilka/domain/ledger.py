@@ -42,6 +42,8 @@ class Reason(Enum):
 
     PURCHASE_ACCRUAL = "purchase.accrual"
     PURCHASE_REDEMPTION = "purchase.redemption"
+    REFUND_ACCRUAL = "refund.accrual"  # accrued points taken back
+    REFUND_REDEMPTION = "refund.redemption"  # redeemed points given back
     ADJUSTMENT = "adjustment"
 
 
@@ -106,6 +108,24 @@ def purchase_postings(
                 Reason.PURCHASE_ACCRUAL,
             )
         )
+    return postings
+
+
+def refund_postings(
+    refund_key: str, member_id: int, *, redeemed_back: int, accrued_back: int, pending: bool
+) -> list[Posting]:
+    """Redeemed points return first, then accrued points come off (from where they went)."""
+    postings: list[Posting] = []
+    available = AccountRef.of_member(member_id, AccountCode.AVAILABLE)
+    if redeemed_back:
+        postings.append(Posting(f"{refund_key}:return", AccountRef.of_program(
+            AccountCode.REDEEMED), available, redeemed_back, Reason.REFUND_REDEMPTION))  # fmt: skip
+    if accrued_back:
+        earned_in = AccountRef.of_member(
+            member_id, AccountCode.PENDING if pending else AccountCode.AVAILABLE
+        )
+        postings.append(Posting(f"{refund_key}:clawback", earned_in, AccountRef.of_program(
+            AccountCode.ISSUANCE), accrued_back, Reason.REFUND_ACCRUAL))  # fmt: skip
     return postings
 
 

@@ -11,9 +11,10 @@ transaction is rolled back and retried, and then finds the winner's answer.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -28,6 +29,7 @@ from kopilka.store.ledger import member_balances, post
 from kopilka.store.tables import purchases
 from kopilka.wire import quote_json
 
+T = TypeVar("T")
 ATTEMPTS = 5  # a unique-key race or a serialization failure is retried, never shown
 
 
@@ -41,10 +43,18 @@ def process_purchase(
     engine: Engine, program_code: str, body: object, *, now: datetime, actor: str
 ) -> PurchaseResult:
     request_hash = hashlib.sha256(canonical(to_json(body)).encode()).hexdigest()
+    return retrying(
+        engine,
+        lambda connection: _process(connection, program_code, body, request_hash, now, actor),
+    )
+
+
+def retrying(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run `work` in one transaction; a unique-key race or serialization failure retries it."""
     for attempt in range(ATTEMPTS):
         try:
             with engine.begin() as connection:
-                return _process(connection, program_code, body, request_hash, now, actor)
+                return work(connection)
         except (IntegrityError, DBAPIError) as error:
             if attempt == ATTEMPTS - 1 or not _is_retryable(error):
                 raise
@@ -92,6 +102,7 @@ def _process(
             request_hash=request_hash,
             status="completed",
             answer={},
+            lines=[{"n": line.n, "qty": str(line.qty)} for line in receipt.lines],
             created_at=now,
         )
         .returning(purchases.c.id)

@@ -85,6 +85,7 @@ def post(
     actor: str,
     now: datetime,
     purchase_id: int | None = None,
+    refund_id: int | None = None,
     note: str | None = None,
 ) -> None:
     """Insert the transfers and move the cached totals of the member accounts they touch."""
@@ -105,6 +106,7 @@ def post(
                 "reason": p.reason.value,
                 "actor": actor,
                 "purchase_id": purchase_id,
+                "refund_id": refund_id,
                 "note": note,
                 "created_at": now,
             }

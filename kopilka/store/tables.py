@@ -111,6 +111,7 @@ transfers = Table(
     Column("reason", String(48), nullable=False),  # the why: purchase.accrual, adjustment …
     Column("actor", String(200), nullable=False),
     Column("purchase_id", Integer, ForeignKey("purchases.id")),
+    Column("refund_id", Integer, ForeignKey("refunds.id")),
     Column("note", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     CheckConstraint("amount > 0", name="amount_positive"),
@@ -129,8 +130,22 @@ purchases = Table(
     Column("receipt_id", String(200), nullable=False),
     Column("member_id", Integer, ForeignKey("members.id")),
     Column("request_hash", String(64), nullable=False),
-    Column("status", String(16), nullable=False),
+    Column("status", String(24), nullable=False),  # completed | partially_refunded | refunded
     Column("answer", JSON, nullable=False),
+    Column("lines", JSON),  # [{"n": 0, "qty": "2"}]: what refunds need besides the answer
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("program_id", "location", "receipt_id"),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("purchase_id", Integer, ForeignKey("purchases.id"), nullable=False),
+    Column("refund_id", String(200), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("lines", JSON, nullable=False),  # [{"n": 0, "qty": "1"}] as refunded
+    Column("answer", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("purchase_id", "refund_id"),
 )

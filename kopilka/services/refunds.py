@@ -1,0 +1,226 @@
+"""Refunds, whole or in part: accrued points come off, redeemed points go back.
+
+Idempotent like purchases: the same `refund_id` with the same body answers the first
+result; with another body it is `idempotency_conflict`. Refunding more than was bought
+(or than is left) is refused and writes nothing. When the accrued points were already
+spent, the member's balance goes negative (the program default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from kopilka.domain.errors import IdempotencyConflict, InvalidInput, NotFound, Problem
+from kopilka.domain.ledger import AccountCode, refund_postings
+from kopilka.domain.money import format_minor, parse_decimal, to_minor
+from kopilka.domain.reading import Reader
+from kopilka.domain.refunds import BoughtLine, RefundLine, refund_lines
+from kopilka.services.programs import canonical, load_program, to_json
+from kopilka.services.purchases import retrying
+from kopilka.store.ledger import member_balances, post
+from kopilka.store.tables import purchases, refunds
+
+REFUND_KEYS = ("refund_id", "lines")
+
+
+def refund_purchase(
+    engine: Engine,
+    program_code: str,
+    purchase_id: str,
+    body: object,
+    *,
+    actor: str,
+    now: datetime,
+) -> tuple[dict[str, Any], bool]:
+    """The refund's answer, and whether it was made now (False: a replay)."""
+    refund_id, requested = _parse(body)
+    request_hash = hashlib.sha256(canonical(to_json(body)).encode()).hexdigest()
+
+    def attempt(connection: Connection) -> tuple[dict[str, Any], bool]:
+        return _refund(
+            connection, program_code, purchase_id, refund_id, requested, request_hash, actor, now
+        )
+
+    return retrying(engine, attempt)
+
+
+def _parse(body: object) -> tuple[str, dict[int, Decimal] | None]:
+    problems: list[Problem] = []
+    reader = Reader(body, "", problems, REFUND_KEYS)
+    refund_id = reader.text("refund_id", required=True)
+    requested: dict[int, Decimal] | None = None
+    for line in reader.records("lines", ("n", "qty")):
+        n = line.integer("n", required=True, minimum=0)
+        qty = line.decimal("qty", required=True, minimum=Decimal(0))
+        if qty is not None and (qty == 0 or to_minor(qty, 6) is None):
+            line.report(line.at("qty"), "must be more than 0, with at most 6 decimals")
+        if n is not None and qty is not None:
+            requested = requested or {}
+            if n in requested:
+                line.report(line.at("n"), f"line {n} is named twice")
+            requested[n] = qty
+    if problems:
+        raise InvalidInput(problems)
+    assert refund_id is not None
+    return refund_id, requested
+
+
+def _refund(
+    connection: Connection,
+    program_code: str,
+    purchase_ref: str,
+    refund_id: str,
+    requested: dict[int, Decimal] | None,
+    request_hash: str,
+    actor: str,
+    now: datetime,
+) -> tuple[dict[str, Any], bool]:
+    program = load_program(connection, program_code)
+    purchase = _purchase(connection, program.program_id, purchase_ref)
+    earlier = connection.execute(
+        select(refunds.c.request_hash, refunds.c.answer).where(
+            refunds.c.purchase_id == purchase.id, refunds.c.refund_id == refund_id
+        )
+    ).one_or_none()
+    if earlier is not None:
+        if earlier.request_hash != request_hash:
+            raise IdempotencyConflict(f"refund {refund_id!r} was made with a different body")
+        return earlier.answer, False
+    if purchase.member_id is not None:  # lock the member before reading what is left
+        member_balances(connection, program.program_id, purchase.member_id, lock=True)
+    lines = refund_lines(_bought(connection, purchase), requested)
+    row_id = connection.execute(
+        insert(refunds)
+        .values(
+            purchase_id=purchase.id,
+            refund_id=refund_id,
+            request_hash=request_hash,
+            lines=[{"n": line.n, "qty": str(line.qty)} for line in lines],
+            answer={},
+            created_at=now,
+        )
+        .returning(refunds.c.id)
+    ).scalar_one()
+    settings = program.calculator.program
+    accrued_back = sum(line.accrued_back for line in lines)
+    redeemed_back = sum(line.redeemed_back for line in lines)
+    if purchase.member_id is not None:
+        postings = refund_postings(
+            f"{program_code}:refund:{row_id}",
+            purchase.member_id,
+            redeemed_back=redeemed_back,
+            accrued_back=accrued_back,
+            pending=settings.accrual.pending_days > 0,
+        )
+        post(
+            connection,
+            program.program_id,
+            postings,
+            actor=actor,
+            now=now,
+            purchase_id=purchase.id,
+            refund_id=row_id,
+        )
+    status = "refunded" if _all_returned(connection, purchase) else "partially_refunded"
+    connection.execute(update(purchases).where(purchases.c.id == purchase.id).values(status=status))
+    answer = _answer(
+        connection,
+        program.program_id,
+        purchase,
+        refund_id,
+        lines,
+        status,
+        settings.points.precision,
+    )
+    connection.execute(update(refunds).where(refunds.c.id == row_id).values(answer=answer))
+    return answer, True
+
+
+def _purchase(connection: Connection, program_id: int, ref: str) -> Any:
+    row = connection.execute(
+        select(purchases.c.id, purchases.c.member_id, purchases.c.answer, purchases.c.lines).where(
+            purchases.c.program_id == program_id,
+            purchases.c.id == (int(ref) if ref.isdigit() else -1),
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"purchase {ref!r} does not exist")
+    return row
+
+
+def _returned(connection: Connection, purchase_id: int) -> dict[int, Decimal]:
+    returned: dict[int, Decimal] = {}
+    for (lines,) in connection.execute(
+        select(refunds.c.lines).where(refunds.c.purchase_id == purchase_id)
+    ):
+        for line in lines:
+            returned[line["n"]] = returned.get(line["n"], Decimal(0)) + Decimal(line["qty"])
+    return returned
+
+
+def _bought(connection: Connection, purchase: Any) -> list[BoughtLine]:
+    returned = _returned(connection, purchase.id)
+    digits = len(purchase.answer["accrued"].partition(".")[2])
+    quantities = {line["n"]: Decimal(line["qty"]) for line in purchase.lines}
+    return [
+        BoughtLine(
+            n=line["n"],
+            qty=quantities[line["n"]],
+            accrued=_minor(line["accrued"], digits),
+            redeemed=_minor(line["redeemed"], digits),
+            returned_qty=returned.get(line["n"], Decimal(0)),
+        )
+        for line in purchase.answer["lines"]
+    ]
+
+
+def _minor(text: str, digits: int) -> int:
+    value = parse_decimal(text)
+    minor = to_minor(value, digits) if value is not None else None
+    assert minor is not None, text
+    return minor
+
+
+def _all_returned(connection: Connection, purchase: Any) -> bool:
+    returned = _returned(connection, purchase.id)
+    return all(returned.get(line["n"], 0) >= Decimal(line["qty"]) for line in purchase.lines)
+
+
+def _answer(
+    connection: Connection,
+    program_id: int,
+    purchase: Any,
+    refund_id: str,
+    lines: list[RefundLine],
+    status: str,
+    digits: int,
+) -> dict[str, Any]:
+    balance = None
+    if purchase.member_id is not None:
+        balances = member_balances(connection, program_id, purchase.member_id)
+        balance = {
+            code.value: format_minor(balances[code][1], digits)
+            for code in (AccountCode.AVAILABLE, AccountCode.PENDING, AccountCode.HELD)
+        }
+    return {
+        "refund_id": refund_id,
+        "purchase_id": str(purchase.id),
+        "purchase_status": status,
+        "accrued_back": format_minor(sum(line.accrued_back for line in lines), digits),
+        "redeemed_back": format_minor(sum(line.redeemed_back for line in lines), digits),
+        "lines": [
+            {
+                "n": line.n,
+                "qty": format(line.qty.normalize(), "f"),
+                "accrued_back": format_minor(line.accrued_back, digits),
+                "redeemed_back": format_minor(line.redeemed_back, digits),
+            }
+            for line in lines
+        ],
+        "balance": balance,
+    }

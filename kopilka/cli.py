@@ -9,15 +9,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
 from kopilka.domain.calculator import Calculator
 from kopilka.domain.errors import InvalidInput, KopilkaError, Problem
 from kopilka.domain.program import Program
 from kopilka.domain.program_parser import parse_program
 from kopilka.files import load_document
+from kopilka.services.programs import apply_program
 from kopilka.services.quoting import QuoteRequest, quote_receipt
+from kopilka.store.db import make_engine
+from kopilka.store.migrate import upgrade
+from kopilka.store.verify import verify as verify_ledger
 from kopilka.wire import problem_json, quote_json
 
+console = Console(highlight=False)
 app = typer.Typer(
     name="kopilka",
     help="Kopilka — an open-source loyalty platform.",
@@ -70,6 +76,53 @@ def quote(
     _print_json(
         quote_json(result.quote, calculator.program, status="quote", balance=result.balance)
     )
+
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: $KOPILKA_DB or sqlite:///kopilka.sqlite3)."),
+]
+
+
+@app.command()
+def migrate(db: DbOption = None) -> None:
+    """Create or upgrade the database schema to the newest version."""
+    engine = make_engine(db)
+    upgrade(engine)
+    console.print(f"[green]migrated[/green] {engine.url.render_as_string(hide_password=True)}")
+
+
+@program_app.command("apply")
+def program_apply(
+    program_file: Annotated[Path, typer.Argument(help="Program file (YAML or JSON).")],
+    db: DbOption = None,
+) -> None:
+    """Validate a program file and store it as the program's next version."""
+    engine = make_engine(db)
+    upgrade(engine)
+    try:
+        applied = apply_program(
+            engine, load_document(program_file), actor="cli", now=datetime.now(UTC)
+        )
+    except KopilkaError as error:
+        raise _fail(error) from None
+    _print_json({"code": applied.code, "version": applied.version, "created": applied.created})
+
+
+@app.command()
+def verify(db: DbOption = None) -> None:
+    """Prove the ledger's integrity from its rows; exit 1 on any discrepancy."""
+    checks, found = verify_ledger(make_engine(db))
+    for check in checks:
+        failures = [d for d in found if d.check == check]
+        mark = "[red]FAIL[/red]" if failures else "[green]ok[/green]  "
+        console.print(f"{mark} {check}")
+        for discrepancy in failures:
+            console.print(f"       {discrepancy.detail}")
+    if found:
+        console.print(f"[red]{len(found)} discrepancies[/red]")
+        raise typer.Exit(code=1)
+    console.print("[green]the ledger is sound[/green]")
 
 
 @program_app.command("check")

@@ -1,0 +1,135 @@
+"""Proving the ledger from its rows alone (`kopilka verify`).
+
+Set-based checks, each a query over the whole ledger:
+- every transfer moves a positive amount between two accounts of its own program;
+- every member account's cached totals equal the sums of its transfers;
+- the program's own accounts keep no cached totals (their balances are sums);
+- the points a purchase's answer says it accrued and redeemed are exactly the points its
+  transfers moved, less what its refunds moved back;
+Debits equal credits by construction — a transfer row is one debit and one credit of
+the same amount — so the books balance exactly when every transfer is sound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import ColumnElement, Connection, Engine, ScalarSelect, func, select, text
+
+from kopilka.domain.ledger import Reason
+from kopilka.store.tables import purchases, transfers
+
+CHECKS: list[tuple[str, str]] = [
+    (
+        "transfers stay within their program and move positive amounts",
+        """select t.id, 'transfer ' || t.id || ': amount ' || t.amount
+                || ', debit account ' || t.debit_account_id || ' (program ' || d.program_id || ')'
+                || ', credit account ' || t.credit_account_id || ' (program ' || c.program_id || ')'
+           from transfers t join accounts d on d.id = t.debit_account_id
+                            join accounts c on c.id = t.credit_account_id
+           where t.amount <= 0 or d.program_id <> t.program_id or c.program_id <> t.program_id""",
+    ),
+    (
+        "member accounts' cached totals equal their transfers",
+        """select a.id, 'account ' || a.id || ' (' || a.owner || ' ' || a.code || '): cached '
+                || a.debits_posted || '/' || a.credits_posted || ', transfers '
+                || coalesce(d.total, 0) || '/' || coalesce(c.total, 0)
+           from accounts a
+           left join (select debit_account_id id, sum(amount) total from transfers
+                      group by debit_account_id) d on d.id = a.id
+           left join (select credit_account_id id, sum(amount) total from transfers
+                      group by credit_account_id) c on c.id = a.id
+           where a.member_id is not null
+             and (a.debits_posted <> coalesce(d.total, 0)
+                  or a.credits_posted <> coalesce(c.total, 0))""",
+    ),
+    (
+        "program accounts cache no totals",
+        """select id, 'account ' || id || ' (' || owner || ' ' || code || ') caches '
+                || debits_posted || '/' || credits_posted
+           from accounts where member_id is null and (debits_posted <> 0 or credits_posted <> 0)""",
+    ),
+    (
+        "purchases move points only as accrual and redemption, only for members",
+        """select p.id, 'purchase ' || p.id || ' (receipt ' || p.receipt_id || '): '
+                || coalesce(t.reason, '?') || ' moved ' || coalesce(t.total, 0)
+           from purchases p
+           join (select purchase_id, reason, sum(amount) total from transfers
+                 where refund_id is null and purchase_id is not null
+                 group by purchase_id, reason) t on t.purchase_id = p.id
+           where p.member_id is null
+              or t.reason not in ('purchase.accrual', 'purchase.redemption')""",
+    ),
+    (
+        "refunds move back no more than their purchase moved",
+        """select r.purchase_id, 'purchase ' || r.purchase_id || ': refunds moved '
+                || r.total || ' of ' || r.reason || ', the purchase ' || coalesce(p.total, 0)
+           from (select purchase_id, reason, sum(amount) total from transfers
+                 where refund_id is not null group by purchase_id, reason) r
+           left join (select purchase_id, reason, sum(amount) total from transfers
+                      where refund_id is null group by purchase_id, reason) p
+             on p.purchase_id = r.purchase_id
+            and p.reason = case r.reason when 'refund.accrual' then 'purchase.accrual'
+                                         else 'purchase.redemption' end
+           where r.total > coalesce(p.total, 0)""",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    check: str
+    detail: str
+
+
+def verify(engine: Engine) -> tuple[list[str], list[Discrepancy]]:
+    """The checks run, and every discrepancy found (none: the books are sound)."""
+    found: list[Discrepancy] = []
+    with engine.connect() as connection:
+        for name, query in CHECKS:
+            for row in connection.execute(text(query)):
+                found.append(Discrepancy(name, row[1]))
+        found += _answers_against_transfers(connection)
+    return [name for name, _ in CHECKS] + [ANSWERS_CHECK], found
+
+
+ANSWERS_CHECK = "purchase answers equal their transfers"
+
+
+def _moved(purchase_id: ColumnElement[int], reason: Reason) -> ScalarSelect[int]:
+    return (
+        select(func.coalesce(func.sum(transfers.c.amount), 0))
+        .where(
+            transfers.c.purchase_id == purchase_id,
+            transfers.c.refund_id.is_(None),
+            transfers.c.reason == reason.value,
+        )
+        .scalar_subquery()
+    )
+
+
+def _answers_against_transfers(connection: Connection) -> list[Discrepancy]:
+    """Each purchase's `accrued` and `redeemed` against the transfers it made."""
+    query = select(
+        purchases.c.id,
+        purchases.c.answer,
+        _moved(purchases.c.id, Reason.PURCHASE_ACCRUAL),
+        _moved(purchases.c.id, Reason.PURCHASE_REDEMPTION),
+    ).where(purchases.c.member_id.is_not(None))
+    found = []
+    for purchase_id, answer, accrued, redeemed in connection.execute(query):
+        if not answer:
+            continue
+        said = (_minor(answer["accrued"]), _minor(answer["redeemed"]))
+        moved = (int(accrued), int(redeemed))
+        if said != moved:
+            detail = f"purchase {purchase_id}: answer says {said}, transfers moved {moved}"
+            found.append(Discrepancy(ANSWERS_CHECK, detail))
+    return found
+
+
+def _minor(amount: str) -> int:
+    """ "16.80" → 1680: an answer's figure in the minor units it was written with."""
+    digits = len(amount.partition(".")[2])
+    return int(Decimal(amount).scaleb(digits))

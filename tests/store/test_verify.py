@@ -1,0 +1,104 @@
+"""`kopilka verify` proves the books from the rows, and catches each corruption made by hand."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from kopilka.files import load_document
+from kopilka.services.balances import adjust
+from kopilka.services.members import register_member
+from kopilka.services.programs import apply_program
+from kopilka.services.purchases import process_purchase
+from kopilka.services.refunds import refund_purchase
+from kopilka.store.db import make_engine
+from kopilka.store.migrate import upgrade
+from kopilka.store.verify import verify
+from tests.conftest import EXAMPLES
+from tests.store.conftest import NOW
+from tests.store.test_purchases import receipt
+
+
+@pytest.fixture
+def books(zerno_engine: Engine) -> Engine:
+    """A member with an adjustment, two purchases (one redeeming) and a partial refund."""
+    register_member(zerno_engine, "zerno", {"card": "100009"}, now=NOW)
+    adjust(zerno_engine, "zerno", "card:100009", {"points": "50", "reason": "start"},
+           actor="op", now=NOW)  # fmt: skip
+    process_purchase(zerno_engine, "zerno", receipt(member="card:100009"), now=NOW, actor="pos")
+    second = process_purchase(zerno_engine, "zerno", receipt(
+        receipt_id="R-2", member="card:100009", redeem="20.00"), now=NOW, actor="pos")  # fmt: skip
+    part = {"refund_id": "RF-1", "lines": [{"n": 0, "qty": 1}]}
+    refund_purchase(zerno_engine, "zerno", second.answer["purchase_id"], part, actor="pos", now=NOW)
+    return zerno_engine
+
+
+def tamper(engine: Engine, statement: str) -> None:
+    """Change rows behind the services' back (on PostgreSQL past the append-only trigger)."""
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SET LOCAL session_replication_role = replica"))
+        connection.execute(text(statement))
+
+
+def failed_checks(engine: Engine) -> set[str]:
+    return {d.check for d in verify(engine)[1]}
+
+
+def test_sound_books_pass_every_check(books):
+    checks, found = verify(books)
+    assert len(checks) == 6
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    ("corruption", "caught_by"),
+    [
+        ("update accounts set credits_posted = credits_posted + 1 where member_id is not null "
+         "and code = 'available'", "member accounts' cached totals equal their transfers"),
+        ("update transfers set amount = amount + 100 where reason = 'purchase.accrual'",
+         "purchase answers equal their transfers"),
+        ("delete from transfers where reason = 'adjustment'",
+         "member accounts' cached totals equal their transfers"),
+        ("update accounts set debits_posted = 5 where owner = 'program' and code = 'issuance'",
+         "program accounts cache no totals"),
+        ("update transfers set reason = 'adjustment' where reason = 'purchase.redemption'",
+         "purchases move points only as accrual and redemption, only for members"),
+        ("update transfers set amount = amount * 10 where reason = 'refund.redemption'",
+         "refunds move back no more than their purchase moved"),
+        ("update transfers set amount = 0 where reason = 'adjustment'",
+         "transfers stay within their program and move positive amounts"),
+    ],
+)  # fmt: skip
+def test_each_corruption_is_caught(books, corruption, caught_by):
+    if "amount = 0" in corruption:
+        with books.begin() as connection:  # the check constraint is the first line of defence
+            if books.dialect.name == "sqlite":
+                connection.execute(text("PRAGMA ignore_check_constraints = ON"))
+            else:
+                drop = "ALTER TABLE transfers DROP CONSTRAINT ck_transfers_amount_positive"
+                connection.execute(text(drop))
+    tamper(books, corruption)
+    assert caught_by in failed_checks(books)
+
+
+def test_the_command_exits_non_zero_and_names_the_discrepancy(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'k.sqlite3'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    apply_program(engine, load_document(EXAMPLES / "zerno" / "program.yaml"), actor="t", now=NOW)
+    register_member(engine, "zerno", {"card": "100009"}, now=NOW)
+    process_purchase(engine, "zerno", receipt(member="card:100009"), now=NOW, actor="pos")
+    kopilka = str(Path(sys.executable).parent / "kopilka")
+    sound = subprocess.run([kopilka, "verify", "--db", url], capture_output=True, text=True)
+    assert sound.returncode == 0, sound.stdout
+    assert "the ledger is sound" in sound.stdout
+    tamper(engine, "update accounts set credits_posted = 1 where code = 'available'")
+    broken = subprocess.run([kopilka, "verify", "--db", url], capture_output=True, text=True)
+    assert broken.returncode == 1
+    assert "FAIL" in broken.stdout
+    assert "cached 0/1, transfers 0/290" in broken.stdout

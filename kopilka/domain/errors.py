@@ -69,9 +69,15 @@ class IdempotencyConflict(KopilkaError):
     title = "The same id was sent with a different body"
 
 
-class Duplicate(KopilkaError):
+class Conflict(KopilkaError):
+    """The request is sound but the state forbids it now (a hold already settled …)."""
+
     code = "conflict"
     status = 409
+    title = "Not possible in the current state"
+
+
+class Duplicate(Conflict):
     title = "Already exists"
 
 

@@ -1,11 +1,13 @@
 """The points ledger's rules, after TigerBeetle: accounts, immutable transfers, postings.
 
 A member's points sit in credit-normal accounts (available, pending, held): their balance
-is credits − debits. The program's own accounts are debit-normal: `issuance` is where
-accrued points come from, `redeemed` where paid points go, `adjustments` the other side
-of operators' corrections, `expired` where burnt points go. Every transfer moves a
-positive amount from one account to another, so the sum of all debits always equals
-the sum of all credits; a mistake is corrected by a reversing transfer.
+is credits − debits. A member's `debt` (points a refund clawed back that were already
+spent, when the program keeps debts rather than negative balances) is debit-normal: it is
+owed to the program, and later accruals pay it first. The program's own accounts are
+debit-normal: `issuance` is where accrued points come from, `redeemed` where paid points
+go, `adjustments` the other side of operators' corrections, `expired` where burnt points
+go. Every transfer moves a positive amount from one account to another, so the sum of
+all debits always equals the sum of all credits; a mistake is corrected by a reversing transfer.
 """
 
 from __future__ import annotations
@@ -22,13 +24,18 @@ class AccountCode(Enum):
     REDEEMED = "redeemed"
     ADJUSTMENTS = "adjustments"
     EXPIRED = "expired"
+    DEBT = "debt"
 
     @property
     def is_member_account(self) -> bool:
         return self in MEMBER_ACCOUNTS
 
+    @property
+    def is_debit_normal(self) -> bool:
+        return self not in (AccountCode.AVAILABLE, AccountCode.PENDING, AccountCode.HELD)
 
-MEMBER_ACCOUNTS = (AccountCode.AVAILABLE, AccountCode.PENDING, AccountCode.HELD)
+
+MEMBER_ACCOUNTS = (AccountCode.AVAILABLE, AccountCode.PENDING, AccountCode.HELD, AccountCode.DEBT)
 PROGRAM_ACCOUNTS = (
     AccountCode.ISSUANCE,
     AccountCode.REDEEMED,
@@ -45,6 +52,13 @@ class Reason(Enum):
     REFUND_ACCRUAL = "refund.accrual"  # accrued points taken back
     REFUND_REDEMPTION = "refund.redemption"  # redeemed points given back
     ADJUSTMENT = "adjustment"
+    HOLD_RESERVE = "hold.reserve"  # points set aside for a purchase not yet confirmed
+    HOLD_CANCEL = "hold.cancel"  # … given back on cancel
+    HOLD_TIMEOUT = "hold.timeout"  # … given back when nobody confirmed in time
+    ACTIVATION = "accrual.activation"  # pending points becoming available
+    DEBT = "refund.debt"  # clawed-back points that were already spent, owed
+    DEBT_REPAYMENT = "debt.repayment"  # later accruals paying the debt
+    ERASURE = "erasure.forfeit"  # an erased member's points leave the books
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,66 +90,7 @@ class Posting:
 
 def balance(code: AccountCode, debits: int, credits: int) -> int:
     """An account's balance in its normal direction."""
-    return credits - debits if code.is_member_account else debits - credits
-
-
-def purchase_postings(
-    purchase_key: str, member_id: int, *, redeemed: int, accrued: int, pending: bool
-) -> list[Posting]:
-    """The transfers of a completed purchase: points paid, then points earned."""
-    postings: list[Posting] = []
-    available = AccountRef.of_member(member_id, AccountCode.AVAILABLE)
-    if redeemed:
-        postings.append(
-            Posting(
-                f"{purchase_key}:redeem",
-                available,
-                AccountRef.of_program(AccountCode.REDEEMED),
-                redeemed,
-                Reason.PURCHASE_REDEMPTION,
-            )
-        )
-    if accrued:
-        earned_into = AccountRef.of_member(
-            member_id, AccountCode.PENDING if pending else AccountCode.AVAILABLE
-        )
-        postings.append(
-            Posting(
-                f"{purchase_key}:accrue",
-                AccountRef.of_program(AccountCode.ISSUANCE),
-                earned_into,
-                accrued,
-                Reason.PURCHASE_ACCRUAL,
-            )
-        )
-    return postings
-
-
-def refund_postings(
-    refund_key: str, member_id: int, *, redeemed_back: int, accrued_back: int, pending: bool
-) -> list[Posting]:
-    """Redeemed points return first, then accrued points come off (from where they went)."""
-    postings: list[Posting] = []
-    available = AccountRef.of_member(member_id, AccountCode.AVAILABLE)
-    if redeemed_back:
-        postings.append(Posting(f"{refund_key}:return", AccountRef.of_program(
-            AccountCode.REDEEMED), available, redeemed_back, Reason.REFUND_REDEMPTION))  # fmt: skip
-    if accrued_back:
-        earned_in = AccountRef.of_member(
-            member_id, AccountCode.PENDING if pending else AccountCode.AVAILABLE
-        )
-        postings.append(Posting(f"{refund_key}:clawback", earned_in, AccountRef.of_program(
-            AccountCode.ISSUANCE), accrued_back, Reason.REFUND_ACCRUAL))  # fmt: skip
-    return postings
-
-
-def adjustment_posting(key: str, member_id: int, points: int) -> Posting:
-    """An operator's correction: positive credits the member, negative debits them."""
-    member = AccountRef.of_member(member_id, AccountCode.AVAILABLE)
-    program = AccountRef.of_program(AccountCode.ADJUSTMENTS)
-    if points > 0:
-        return Posting(key, program, member, points, Reason.ADJUSTMENT)
-    return Posting(key, member, program, -points, Reason.ADJUSTMENT)
+    return debits - credits if code.is_debit_normal else credits - debits
 
 
 def luhn_check_digit(digits: str) -> str:

@@ -205,6 +205,19 @@ class AccrualSettings:
 class RedemptionSettings:
     base_percent: Decimal = Decimal(100)
     min_payable: int = 0  # money minor units left to pay with money at least
+    hold_minutes: int = 60  # a hold not confirmed or cancelled in time is released
+
+
+class SpentPoints(Enum):
+    """What a refund does when the points it claws back were already spent."""
+
+    NEGATIVE = "negative"  # the balance goes below zero; later accruals fill it
+    DEBT = "debt"  # take what is there; the rest is a debt later accruals pay first
+
+
+@dataclass(frozen=True, slots=True)
+class RefundSettings:
+    spent_points: SpentPoints = SpentPoints.NEGATIVE
 
 
 class ExpiryPeriod(Enum):
@@ -230,6 +243,7 @@ class Program:
     points: PointsSettings
     accrual: AccrualSettings
     redemption: RedemptionSettings
+    refunds: RefundSettings
     expiry: ExpirySettings | None
     partners: tuple[Partner, ...]
     locations: Mapping[str, Location]

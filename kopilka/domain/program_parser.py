@@ -36,8 +36,10 @@ from kopilka.domain.program import (
     Product,
     Program,
     RedemptionSettings,
+    RefundSettings,
     Rule,
     RuleKind,
+    SpentPoints,
     TimeWindow,
 )
 from kopilka.domain.reading import Reader, parse_date, show
@@ -50,6 +52,7 @@ PROGRAM_KEYS = (
     "points",
     "accrual",
     "redemption",
+    "refunds",
     "expiry",
     "partners",
     "catalog",
@@ -120,6 +123,7 @@ def parse_program(data: object) -> Program:
         points=points,
         accrual=accrual,
         redemption=_redemption(top, money_digits),
+        refunds=_refunds(top),
         expiry=_expiry(top),
         partners=partners,
         locations=MappingProxyType(locations),
@@ -179,15 +183,26 @@ def _accrual(top: Reader) -> AccrualSettings:
 
 
 def _redemption(top: Reader, money_digits: int) -> RedemptionSettings:
-    section = top.mapping("redemption", ("base_percent", "min_payable"))
+    section = top.mapping("redemption", ("base_percent", "min_payable", "hold_minutes"))
     default = RedemptionSettings()
     if section is None:
         return default
     base = section.decimal("base_percent", minimum=Decimal(0), maximum=Decimal(100))
     min_payable = section.minor("min_payable", money_digits, unit="money")
+    hold_minutes = section.integer("hold_minutes", minimum=1)
     return RedemptionSettings(
-        base_percent=_or(base, default.base_percent), min_payable=_or(min_payable, 0)
+        base_percent=_or(base, default.base_percent),
+        min_payable=_or(min_payable, 0),
+        hold_minutes=_or(hold_minutes, default.hold_minutes),
     )
+
+
+def _refunds(top: Reader) -> RefundSettings:
+    section = top.mapping("refunds", ("spent_points",))
+    default = RefundSettings()
+    if section is None:
+        return default
+    return RefundSettings(_or(section.choice("spent_points", SpentPoints), default.spent_points))
 
 
 def _expiry(top: Reader) -> ExpirySettings | None:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, case, func, or_, select
+from sqlalchemy import Connection, Engine, case, func, or_, select
 
 from kopilka.domain.errors import IdempotencyConflict, InsufficientPoints, InvalidInput, Problem
-from kopilka.domain.ledger import AccountCode, Reason, adjustment_posting
+from kopilka.domain.ledger import AccountCode, Reason
 from kopilka.domain.money import format_minor, is_within_limits, parse_decimal, to_minor
+from kopilka.services.idempotency import retrying
 from kopilka.services.members import find_member
 from kopilka.services.programs import load_program
-from kopilka.store.ledger import member_balances, post
-from kopilka.store.tables import accounts, purchases, transfers
+from kopilka.store.ledger import member_balances
+from kopilka.store.tables import accounts, lots, purchases, transfers
+from kopilka.store.wallet import Wallet
 
 HISTORY_PAGE = 50
 
@@ -36,14 +39,35 @@ def balance(engine: Engine, program_code: str, member_ref: str) -> dict[str, Any
             ).where(or_(transfers.c.credit_account_id.in_(member_accounts),
                         transfers.c.debit_account_id.in_(member_accounts)))
         ).one()  # fmt: skip
-    digits = program.calculator.program.points.precision
+        burning = connection.execute(
+            select(lots.c.expires_at, lots.c.remaining)
+            .where(
+                lots.c.member_id == member.id,
+                lots.c.status == "available",
+                lots.c.remaining > 0,
+                lots.c.expires_at.is_not(None),
+            )
+            .order_by(lots.c.expires_at)
+        ).all()
+    settings = program.calculator.program
+    digits = settings.points.precision
+    by_day: dict[date, int] = {}
+    zone = ZoneInfo(settings.timezone)
+    for expires_at, remaining in burning:
+        # the last day the points can be spent: a lot burning at midnight is spent by the eve
+        day = (expires_at - timedelta(microseconds=1)).astimezone(zone).date()
+        by_day[day] = by_day.get(day, 0) + remaining
+    expiring = [
+        {"date": day.isoformat(), "points": format_minor(points, digits)}
+        for day, points in by_day.items()
+    ]
     return {
         "available": format_minor(balances[AccountCode.AVAILABLE][1], digits),
         "pending": format_minor(balances[AccountCode.PENDING][1], digits),
         "held": format_minor(balances[AccountCode.HELD][1], digits),
         "lifetime_accrued": format_minor(int(lifetime[0]), digits),
         "lifetime_redeemed": format_minor(int(lifetime[1]), digits),
-        "expiring": [],  # lots and expiry arrive with the life-cycle worker
+        "expiring": expiring,
     }
 
 
@@ -98,13 +122,15 @@ def adjust(
     now: datetime,
 ) -> dict[str, Any]:  # fmt: skip
     """A manual correction with a mandatory reason; it can't take more than is available."""
-    with engine.begin() as connection:
+
+    def attempt(connection: Connection) -> tuple[dict[str, Any], bool]:
         program = load_program(connection, program_code)
         digits = program.calculator.program.points.precision
         points, reason, key = _adjustment(data, digits)
         member = find_member(connection, program.program_id, member_ref)
-        balances = member_balances(connection, program.program_id, member.id, lock=True)
-        available = balances[AccountCode.AVAILABLE][1]
+        wallet = Wallet.open(connection, program.program_id, program.calculator.program,
+                             member.id, now)  # fmt: skip
+        available = wallet.balances[AccountCode.AVAILABLE]
         transfer_key = f"{program_code}:adjustment:{key}"
         earlier = connection.execute(
             select(transfers.c.amount, transfers.c.note).where(
@@ -114,17 +140,26 @@ def adjust(
         if earlier is not None:  # a replay: the same id answers the same adjustment
             if (earlier.amount, earlier.note) != (abs(points), reason):
                 raise IdempotencyConflict(f"adjustment {key!r} was made with other figures")
-            return {"points": format_minor(points, digits), "reason": reason,
-                    "available": format_minor(available, digits)}  # fmt: skip
+            return _adjusted(points, reason, available, digits), False
         if available + points < 0:
             raise InsufficientPoints(
                 f"an adjustment of {format_minor(points, digits)} is more than the "
                 f"{format_minor(available, digits)} points available"
             )
-        posting = adjustment_posting(transfer_key, member.id, points)
-        post(connection, program.program_id, [posting], actor=actor, now=now, note=reason)
-    return {"points": format_minor(points, digits), "reason": reason,
-            "available": format_minor(available + points, digits)}  # fmt: skip
+        wallet.adjust(transfer_key, points)
+        wallet.flush(actor=actor, note=reason)
+        return _adjusted(points, reason, wallet.balances[AccountCode.AVAILABLE], digits), True
+
+    answer, _created = retrying(engine, attempt)
+    return answer
+
+
+def _adjusted(points: int, reason: str, available: int, digits: int) -> dict[str, Any]:
+    return {
+        "points": format_minor(points, digits),
+        "reason": reason,
+        "available": format_minor(available, digits),
+    }
 
 
 def _adjustment(data: object, digits: int) -> tuple[int, str, str]:

@@ -14,15 +14,17 @@ from datetime import date, datetime
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import Connection, Engine, Row, insert, select
+from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from kopilka.domain.errors import Duplicate, InvalidInput, NotFound, Problem
-from kopilka.domain.ledger import luhn_check_digit
+from kopilka.domain.errors import Conflict, Duplicate, InvalidInput, NotFound, Problem
+from kopilka.domain.ledger import AccountCode, luhn_check_digit
 from kopilka.domain.reading import Reader
+from kopilka.services.idempotency import retrying
 from kopilka.services.programs import load_program
 from kopilka.store.ledger import open_accounts
 from kopilka.store.tables import member_profiles, members
+from kopilka.store.wallet import Wallet
 
 MEMBER_KEYS = ("card", "phone", "email", "external_id", "name", "birthday", "referrer")
 CARD_PREFIX = "2"  # "2…" numbers are reserved for in-store use, so no bank card clashes
@@ -216,3 +218,37 @@ def member_json(row: Row[Any]) -> dict[str, Any]:
         "birthday": row.birthday.isoformat() if row.birthday else None,
         "status": row.status,
     }
+
+
+def erase_member(
+    engine: Engine, program_code: str, member_ref: str, *, actor: str, now: datetime
+) -> dict[str, Any]:
+    """The right to erasure (152-FZ, GDPR): personal data deleted, the ledger left whole.
+
+    The profile row (name, phone, email, birthday) is deleted and the external id
+    cleared; the member's points leave the books by transfers of their own (available
+    and pending points forfeit to `expired`, a debt or negative balance is written off),
+    so the ledger stays balanced and verifiable with no personal data in it. Erasing an
+    erased member again changes nothing.
+    """
+
+    def attempt(connection: Connection) -> dict[str, Any]:
+        program = load_program(connection, program_code)
+        member = find_member(connection, program.program_id, member_ref)
+        if member.status == "erased":
+            return member_json(member)
+        wallet = Wallet.open(connection, program.program_id, program.calculator.program,
+                             member.id, now)  # fmt: skip
+        if wallet.balances[AccountCode.HELD]:
+            raise Conflict(f"member {member_ref!r} has held points: confirm or cancel first")
+        wallet.forfeit_all(f"{program_code}:erasure:{member.id}")
+        wallet.flush(actor=actor, note="right to erasure")
+        connection.execute(delete(member_profiles).where(member_profiles.c.member_id == member.id))
+        connection.execute(
+            update(members)
+            .where(members.c.id == member.id)
+            .values(status="erased", external_id=None, erased_at=now)
+        )
+        return member_json(find_member(connection, program.program_id, str(member.id)))
+
+    return retrying(engine, attempt)

@@ -38,7 +38,9 @@ class LoadedProgram:
     calculator: Calculator
 
 
-_calculators: dict[int, Calculator] = {}  # by program version id; versions never change
+# By document hash: a version never changes, and equal documents compile alike (the hash,
+# not the row id, so two databases in one process can't mix their programs up).
+_calculators: dict[str, Calculator] = {}
 
 
 def apply_program(engine: Engine, document: object, *, actor: str, now: datetime) -> AppliedProgram:
@@ -88,19 +90,24 @@ def apply_program(engine: Engine, document: object, *, actor: str, now: datetime
 def load_program(connection: Connection, code: str) -> LoadedProgram:
     """The program's current version, compiled (once per version per process)."""
     row = connection.execute(
-        select(programs.c.id, program_versions.c.id.label("version_id"), programs.c.current_version)
+        select(
+            programs.c.id,
+            program_versions.c.id.label("version_id"),
+            programs.c.current_version,
+            program_versions.c.document_hash,
+        )
         .join(program_versions, program_versions.c.program_id == programs.c.id)
         .where(programs.c.code == code, program_versions.c.version == programs.c.current_version)
     ).one_or_none()
     if row is None:
         raise NotFound(f"program {code!r} does not exist")
-    calculator = _calculators.get(row.version_id)
+    calculator = _calculators.get(row.document_hash)
     if calculator is None:
         document = connection.execute(
             select(program_versions.c.document).where(program_versions.c.id == row.version_id)
         ).scalar_one()
         calculator = Calculator(parse_program(document))
-        _calculators[row.version_id] = calculator
+        _calculators[row.document_hash] = calculator
     return LoadedProgram(row.id, row.version_id, row.current_version, calculator)
 
 

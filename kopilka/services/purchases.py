@@ -1,36 +1,48 @@
 """Processing a purchase exactly once: the calculator's quote plus the ledger's writes.
 
-One transaction: read the program version, the member and their balance (row-locked on
-PostgreSQL; SQLite serialises writers with BEGIN IMMEDIATE), quote, write the purchase
-and its transfers. The same `(location, receipt_id)` sent again answers the first result
-with no second effect; the same id with another body is `idempotency_conflict`. A race
-between two copies of one receipt ends in the unique key of `purchases`: the loser's
-transaction is rolled back and retried, and then finds the winner's answer.
+One transaction: read the program version, the member and their balances (row-locked on
+PostgreSQL; SQLite serialises writers with BEGIN IMMEDIATE), quote, then write the
+purchase and its transfers. The purchase row goes in with `ON CONFLICT DO NOTHING` on
+`(location, receipt_id)`: a copy of a receipt already processed writes nothing and is
+answered with the first result (the same id with another body is
+`idempotency_conflict`), so the common case costs no extra lookup.
+
+`hold: true` reserves the redeemed points (`held`) and accrues nothing yet; the purchase
+is then confirmed (the points are paid, the accrual is posted), cancelled, or released
+when nobody confirmed it within the program's `redemption.hold_minutes`.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from kopilka.domain.errors import IdempotencyConflict, InvalidInput, Problem
-from kopilka.domain.ledger import AccountCode, purchase_postings
+from kopilka.domain.calculator import Quote
+from kopilka.domain.errors import (
+    Conflict,
+    IdempotencyConflict,
+    InvalidInput,
+    KopilkaError,
+    NotFound,
+    Problem,
+)
+from kopilka.domain.ledger import AccountCode, AccountRef, Reason
 from kopilka.domain.money import format_minor
-from kopilka.domain.receipt import MemberContext, parse_receipt
+from kopilka.domain.receipt import MemberContext, Receipt, parse_receipt
+from kopilka.services.idempotency import fingerprint, remembered, retrying
 from kopilka.services.members import find_member, member_refs
-from kopilka.services.programs import LoadedProgram, canonical, load_program, to_json
-from kopilka.store.ledger import member_balances, post
-from kopilka.store.tables import purchases
+from kopilka.services.programs import LoadedProgram, load_program
+from kopilka.store.tables import holds, programs, purchases
+from kopilka.store.wallet import Wallet
 from kopilka.wire import quote_json
 
-T = TypeVar("T")
-ATTEMPTS = 5  # a unique-key race or a serialization failure is retried, never shown
+__all__ = ["PurchaseResult", "process_purchase", "release_due_holds", "retrying", "settle_hold"]
 
 
 @dataclass(frozen=True)
@@ -40,101 +52,155 @@ class PurchaseResult:
 
 
 def process_purchase(
-    engine: Engine, program_code: str, body: object, *, now: datetime, actor: str
+    engine: Engine,
+    program_code: str,
+    body: object,
+    *,
+    now: datetime,
+    actor: str,
+    idempotency_key: str | None = None,
 ) -> PurchaseResult:
-    request_hash = hashlib.sha256(canonical(to_json(body)).encode()).hexdigest()
-    return retrying(
-        engine,
-        lambda connection: _process(connection, program_code, body, request_hash, now, actor),
-    )
+    request_hash = fingerprint(body)
 
+    def attempt(connection: Connection) -> tuple[dict[str, Any], bool]:
+        program = load_program(connection, program_code)
+        return remembered(
+            connection, program.program_id, idempotency_key, "purchase", request_hash, now,
+            lambda: _process(connection, program, body, request_hash, now, actor),
+        )  # fmt: skip
 
-def retrying(engine: Engine, work: Callable[[Connection], T]) -> T:
-    """Run `work` in one transaction; a unique-key race or serialization failure retries it."""
-    for attempt in range(ATTEMPTS):
-        try:
-            with engine.begin() as connection:
-                return work(connection)
-        except (IntegrityError, DBAPIError) as error:
-            if attempt == ATTEMPTS - 1 or not _is_retryable(error):
-                raise
-    raise AssertionError("unreachable")
-
-
-def _is_retryable(error: DBAPIError) -> bool:
-    if isinstance(error, IntegrityError):
-        return True  # a concurrent copy of this receipt won the unique key
-    code = getattr(error.orig, "sqlstate", None)
-    return code in ("40001", "40P01")  # serialization failure, deadlock
+    answer, created = retrying(engine, attempt)
+    return PurchaseResult(answer, created)
 
 
 def _process(
     connection: Connection,
-    program_code: str,
+    program: LoadedProgram,
     body: object,
     request_hash: str,
     now: datetime,
     actor: str,
-) -> PurchaseResult:
-    program = load_program(connection, program_code)
-    calculator = program.calculator
-    receipt = parse_receipt(body, calculator.program, now=now)
+) -> tuple[dict[str, Any], bool]:
+    receipt = parse_receipt(body, program.calculator.program, now=now)
     if not receipt.receipt_id:
         raise InvalidInput([Problem("receipt_id", "is required to process a purchase")])
-    replay = _replay(connection, program, receipt.location or "", receipt.receipt_id, request_hash)
-    if replay is not None:
-        return PurchaseResult(replay, created=False)
-    member = find_member(connection, program.program_id, receipt.member) if receipt.member else None
-    balances = (
-        member_balances(connection, program.program_id, member.id, lock=True) if member else {}
-    )
-    available = balances[AccountCode.AVAILABLE][1] if member else None
-    context = MemberContext(member_refs(member), balance=available) if member else None
-    quote = calculator.quote(receipt, context)
-    purchase_id = connection.execute(
-        insert(purchases)
+    location = receipt.location or ""
+    try:
+        wallet, quote, member_id = _quote(connection, program, receipt, now)
+    except KopilkaError:
+        # a copy of a receipt already processed is answered, even if it could not be redone
+        # now (its redemption spent the points it would need again)
+        replay = _replay(connection, program, location, receipt.receipt_id, request_hash)
+        if replay is not None:
+            return replay, False
+        raise
+    hold = receipt.hold
+    if wallet is not None:
+        _plan(wallet, quote, hold=hold)
+    answer = _answer(program, quote, wallet, member_id, hold=hold)
+    uses = wallet.redeemed_uses if wallet is not None else []
+    purchase_id = _insert(connection, program, receipt, location, member_id, request_hash,
+                          "held" if hold else "completed", answer, uses, now)  # fmt: skip
+    if purchase_id is None:  # a concurrent or earlier copy of this receipt got there first
+        replay = _replay(connection, program, location, receipt.receipt_id, request_hash)
+        assert replay is not None
+        return replay, False
+    if wallet is not None:
+        wallet.flush(actor=actor, purchase_id=purchase_id, keys={"purchase": purchase_id})
+    if hold:
+        settings = program.calculator.program
+        connection.execute(
+            insert(holds).values(
+                program_id=program.program_id,
+                purchase_id=purchase_id,
+                member_id=member_id,
+                amount=quote.redeemed,
+                accrued=quote.accrued,
+                status="held",
+                expires_at=now + timedelta(minutes=settings.redemption.hold_minutes),
+            )
+        )
+    return {"purchase_id": str(purchase_id), **answer}, True
+
+
+def _quote(
+    connection: Connection, program: LoadedProgram, receipt: Receipt, now: datetime
+) -> tuple[Wallet | None, Quote, int | None]:
+    if receipt.member is None:
+        if receipt.hold:
+            raise InvalidInput([Problem("hold", "needs a member: only points can be held")])
+        return None, program.calculator.quote(receipt, None), None
+    member = find_member(connection, program.program_id, receipt.member)
+    if member.status != "active":
+        raise Conflict(f"member {receipt.member!r} is {member.status}")
+    wallet = Wallet.open(connection, program.program_id, program.calculator.program,
+                         member.id, now)  # fmt: skip
+    context = MemberContext(member_refs(member), balance=wallet.balances[AccountCode.AVAILABLE])
+    return wallet, program.calculator.quote(receipt, context), member.id
+
+
+def _plan(wallet: Wallet, quote: Quote, *, hold: bool) -> None:
+    """The member's side of the purchase: points paid (or held), then points earned."""
+    key = f"{wallet.program.code}:purchase:{{purchase}}"  # the id is filled in at flush
+    if quote.redeemed:
+        wallet.redeemed_uses = wallet.redeem(f"{key}:redeem", quote.redeemed, hold=hold)
+    if quote.accrued and not hold:
+        wallet.accrue(f"{key}:accrue", quote.accrued, reason=Reason.PURCHASE_ACCRUAL,
+                      pending=wallet.program.accrual.pending_days > 0)  # fmt: skip
+
+
+def _answer(
+    program: LoadedProgram, quote: Quote, wallet: Wallet | None, member_id: int | None,
+    *, hold: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """The answer without its `purchase_id` (the row's id, added when it is known)."""
+    settings = program.calculator.program
+    answer = quote_json(quote, settings, status="held" if hold else "completed",
+                        member=str(member_id) if member_id is not None else None)  # fmt: skip
+    del answer["purchase_id"]
+    if wallet is not None:
+        answer["balance"] = balance_json(wallet, settings.points.precision)
+        if hold:
+            answer["accrued_status"] = "on_confirm"
+    answer["program_version"] = program.version
+    return answer
+
+
+def balance_json(wallet: Wallet, digits: int) -> dict[str, str]:
+    """The member's balances as the wallet leaves them."""
+    return {
+        code.value: format_minor(wallet.balances[code], digits)
+        for code in (AccountCode.AVAILABLE, AccountCode.PENDING, AccountCode.HELD)
+    }
+
+
+def _insert(
+    connection: Connection, program: LoadedProgram, receipt: Receipt, location: str,
+    member_id: int | None, request_hash: str, status: str, answer: dict[str, Any],
+    lots_used: list[tuple[int, int]], now: datetime,
+) -> int | None:  # fmt: skip
+    """The new purchase's id, or None when this receipt was processed already."""
+    dialect_insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        dialect_insert(purchases)
         .values(
             program_id=program.program_id,
             program_version_id=program.version_id,
-            location=receipt.location or "",
+            location=location,
             receipt_id=receipt.receipt_id,
-            member_id=member.id if member else None,
+            member_id=member_id,
             request_hash=request_hash,
-            status="completed",
-            answer={},
+            status=status,
+            answer=answer,
             lines=[{"n": line.n, "qty": str(line.qty)} for line in receipt.lines],
+            lots_used=[list(use) for use in lots_used] or None,
             created_at=now,
         )
+        .on_conflict_do_nothing(index_elements=["program_id", "location", "receipt_id"])
         .returning(purchases.c.id)
-    ).scalar_one()
-    pending = calculator.program.accrual.pending_days > 0
-    if member is not None:
-        postings = purchase_postings(
-            f"{program_code}:purchase:{purchase_id}",
-            member.id,
-            redeemed=quote.redeemed,
-            accrued=quote.accrued,
-            pending=pending,
-        )
-        post(
-            connection, program.program_id, postings, actor=actor, now=now, purchase_id=purchase_id
-        )
-    answer = quote_json(
-        quote,
-        calculator.program,
-        status="completed",
-        purchase_id=str(purchase_id),
-        member=str(member.id) if member else None,
-        balance=available,
     )
-    if balances:
-        answer["balance"]["pending"] = format_minor(
-            balances[AccountCode.PENDING][1] + (quote.accrued if pending else 0),
-            calculator.program.points.precision,
-        )
-    answer["program_version"] = program.version
-    connection.execute(update(purchases).where(purchases.c.id == purchase_id).values(answer=answer))
-    return PurchaseResult(answer, created=True)
+    purchase_id: int | None = connection.execute(statement).scalar_one_or_none()
+    return purchase_id
 
 
 def _replay(
@@ -145,7 +211,7 @@ def _replay(
     request_hash: str,
 ) -> dict[str, Any] | None:
     row = connection.execute(
-        select(purchases.c.request_hash, purchases.c.answer).where(
+        select(purchases.c.id, purchases.c.request_hash, purchases.c.answer).where(
             purchases.c.program_id == program.program_id,
             purchases.c.location == location,
             purchases.c.receipt_id == receipt_id,
@@ -158,5 +224,116 @@ def _replay(
             f"receipt {receipt_id!r} at {location or 'no location'} was already processed "
             "with a different body"
         )
-    answer: dict[str, Any] = row.answer
+    return {"purchase_id": str(row.id), **row.answer}
+
+
+# — holds —
+
+
+def settle_hold(
+    engine: Engine, program_code: str, purchase_ref: str, action: str, *, actor: str,
+    now: datetime,
+) -> tuple[dict[str, Any], bool]:  # fmt: skip
+    """Confirm or cancel a held purchase; a repeat of the same action answers the first."""
+    assert action in ("confirm", "cancel")
+
+    def attempt(connection: Connection) -> tuple[dict[str, Any], bool]:
+        program = load_program(connection, program_code)
+        purchase_id = int(purchase_ref) if purchase_ref.isdigit() else -1
+        hold = connection.execute(
+            select(holds).where(holds.c.program_id == program.program_id,
+                                holds.c.purchase_id == purchase_id)
+        ).one_or_none()  # fmt: skip
+        if hold is None:
+            raise NotFound(f"held purchase {purchase_ref!r} does not exist")
+        wallet = Wallet.open(connection, program.program_id, program.calculator.program,
+                             hold.member_id, now)  # fmt: skip
+        hold = connection.execute(select(holds).where(holds.c.id == hold.id)).one()  # now locked
+        done = {"confirm": "confirmed", "cancel": "cancelled"}[action]
+        if hold.status == done:
+            return hold.answer, False
+        if hold.status != "held":
+            raise Conflict(f"purchase {purchase_ref} is not held: its hold was {hold.status}")
+        if action == "confirm" and now >= hold.expires_at:
+            expired = hold.expires_at.isoformat()
+            raise Conflict(f"purchase {purchase_ref}'s hold expired at {expired}")
+        return _settle(connection, program, wallet, hold, done, actor, now), True
+
+    return retrying(engine, attempt)
+
+
+def release_due_holds(engine: Engine, *, now: datetime, actor: str = "worker") -> int:
+    """Give back the points of every hold not confirmed in time; how many were released."""
+    with engine.connect() as connection:
+        due = connection.execute(
+            select(holds.c.id, holds.c.program_id).where(
+                holds.c.status == "held", holds.c.expires_at <= now
+            )
+        ).all()
+    return sum(
+        retrying(engine, partial(_release_one, hold_id=hold_id, now=now, actor=actor))
+        for hold_id, _program_id in due
+    )
+
+
+def _release_one(connection: Connection, *, hold_id: int, now: datetime, actor: str) -> int:
+    hold = connection.execute(select(holds).where(holds.c.id == hold_id)).one()
+    program = _program_of(connection, hold.program_id)
+    wallet = Wallet.open(connection, hold.program_id, program.calculator.program,
+                         hold.member_id, now)  # fmt: skip
+    hold = connection.execute(select(holds).where(holds.c.id == hold_id)).one()
+    if hold.status != "held":
+        return 0  # confirmed or cancelled meanwhile
+    _settle(connection, program, wallet, hold, "expired", actor, now)
+    return 1
+
+
+def _program_of(connection: Connection, program_id: int) -> LoadedProgram:
+    code = connection.execute(
+        select(programs.c.code).where(programs.c.id == program_id)
+    ).scalar_one()
+    return load_program(connection, code)
+
+
+def _settle(
+    connection: Connection, program: LoadedProgram, wallet: Wallet, hold: Any, status: str,
+    actor: str, now: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    """Post the hold's outcome and record it: paid and accrued, or given back."""
+    key = f"{program.calculator.program.code}:hold:{hold.purchase_id}"
+    purchase = connection.execute(
+        select(purchases.c.answer, purchases.c.lots_used).where(purchases.c.id == hold.purchase_id)
+    ).one()
+    if status == "confirmed":
+        wallet.settle_hold(f"{key}:confirm", hold.amount)
+        wallet.accrue(f"{key}:accrue", hold.accrued, reason=Reason.PURCHASE_ACCRUAL,
+                      purchase_id=hold.purchase_id,
+                      pending=program.calculator.program.accrual.pending_days > 0)  # fmt: skip
+    else:
+        reason = Reason.HOLD_CANCEL if status == "cancelled" else Reason.HOLD_TIMEOUT
+        uses = [(lot, points) for lot, points in purchase.lots_used or []]
+        wallet.give_back(f"{key}:release", hold.amount, reason=reason, uses=uses,
+                         source=AccountRef.of_member(hold.member_id, AccountCode.HELD))  # fmt: skip
+    wallet.flush(actor=actor, purchase_id=hold.purchase_id)
+    purchase_status = "completed" if status == "confirmed" else status
+    digits = program.calculator.program.points.precision
+    answer = {
+        "purchase_id": str(hold.purchase_id),
+        **purchase.answer,
+        "status": purchase_status,
+        "balance": balance_json(wallet, digits),
+    }
+    if status == "confirmed":
+        answer["accrued_status"] = (
+            "pending" if program.calculator.program.accrual.pending_days > 0 else "available"
+        )
+    else:
+        answer["accrued_status"] = None
+    connection.execute(
+        update(holds).where(holds.c.id == hold.id)
+        .values(status=status, settled_at=now, answer=answer)
+    )  # fmt: skip
+    connection.execute(
+        update(purchases).where(purchases.c.id == hold.purchase_id).values(status=purchase_status)
+    )
     return answer

@@ -15,15 +15,17 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from kopilka.domain.errors import IdempotencyConflict, InvalidInput, NotFound, Problem
-from kopilka.domain.ledger import AccountCode, refund_postings
+from kopilka.domain.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound, Problem
+from kopilka.domain.ledger import AccountCode, AccountRef, Reason
+from kopilka.domain.lots import slice_of_uses
 from kopilka.domain.money import format_minor, parse_decimal, to_minor
 from kopilka.domain.reading import Reader
 from kopilka.domain.refunds import BoughtLine, RefundLine, refund_lines
+from kopilka.services.idempotency import retrying
 from kopilka.services.programs import canonical, load_program, to_json
-from kopilka.services.purchases import retrying
-from kopilka.store.ledger import member_balances, post
-from kopilka.store.tables import purchases, refunds
+from kopilka.services.purchases import balance_json
+from kopilka.store.tables import lots, purchases, refunds
+from kopilka.store.wallet import Wallet
 
 REFUND_KEYS = ("refund_id", "lines")
 
@@ -81,6 +83,7 @@ def _refund(
     now: datetime,
 ) -> tuple[dict[str, Any], bool]:
     program = load_program(connection, program_code)
+    settings = program.calculator.program
     purchase = _purchase(connection, program.program_id, purchase_ref)
     earlier = connection.execute(
         select(refunds.c.request_hash, refunds.c.answer).where(
@@ -91,9 +94,22 @@ def _refund(
         if earlier.request_hash != request_hash:
             raise IdempotencyConflict(f"refund {refund_id!r} was made with a different body")
         return earlier.answer, False
-    if purchase.member_id is not None:  # lock the member before reading what is left
-        member_balances(connection, program.program_id, purchase.member_id, lock=True)
-    lines = refund_lines(_bought(connection, purchase), requested)
+    if purchase.status in ("held", "cancelled", "expired"):
+        raise Conflict(f"purchase {purchase_ref} is {purchase.status}: only a completed "
+                       "purchase is refunded (a held one is cancelled)")  # fmt: skip
+    wallet = (  # lock the member before reading what is left to refund
+        Wallet.open(connection, program.program_id, settings, purchase.member_id, now)
+        if purchase.member_id is not None else None
+    )  # fmt: skip
+    earlier_refunds = _earlier_refunds(connection, purchase.id)
+    lines = refund_lines(_bought(purchase, earlier_refunds), requested)
+    accrued_back = sum(line.accrued_back for line in lines)
+    redeemed_back = sum(line.redeemed_back for line in lines)
+    if wallet is not None:
+        _plan(connection, wallet, purchase, earlier_refunds, redeemed_back, accrued_back)
+    all_returned = _all_returned(purchase, earlier_refunds, lines)
+    status = "refunded" if all_returned else "partially_refunded"
+    answer = _answer(purchase, refund_id, lines, status, wallet, settings.points.precision)
     row_id = connection.execute(
         insert(refunds)
         .values(
@@ -101,49 +117,56 @@ def _refund(
             refund_id=refund_id,
             request_hash=request_hash,
             lines=[{"n": line.n, "qty": str(line.qty)} for line in lines],
-            answer={},
+            answer=answer,
             created_at=now,
         )
         .returning(refunds.c.id)
     ).scalar_one()
-    settings = program.calculator.program
-    accrued_back = sum(line.accrued_back for line in lines)
-    redeemed_back = sum(line.redeemed_back for line in lines)
-    if purchase.member_id is not None:
-        postings = refund_postings(
-            f"{program_code}:refund:{row_id}",
-            purchase.member_id,
-            redeemed_back=redeemed_back,
-            accrued_back=accrued_back,
-            pending=settings.accrual.pending_days > 0,
-        )
-        post(
-            connection,
-            program.program_id,
-            postings,
-            actor=actor,
-            now=now,
-            purchase_id=purchase.id,
-            refund_id=row_id,
-        )
-    status = "refunded" if _all_returned(connection, purchase) else "partially_refunded"
+    if wallet is not None:
+        wallet.flush(actor=actor, purchase_id=purchase.id, refund_id=row_id,
+                     keys={"refund": row_id})  # fmt: skip
     connection.execute(update(purchases).where(purchases.c.id == purchase.id).values(status=status))
-    answer = _answer(
-        connection,
-        program.program_id,
-        purchase,
-        refund_id,
-        lines,
-        status,
-        settings.points.precision,
-    )
-    connection.execute(update(refunds).where(refunds.c.id == row_id).values(answer=answer))
     return answer, True
+
+
+def _plan(
+    connection: Connection, wallet: Wallet, purchase: Any, earlier: list[Any],
+    redeemed_back: int, accrued_back: int,
+) -> None:  # fmt: skip
+    """Redeemed points go back to the lots they came from; then accrued points come off."""
+    key = f"{wallet.program.code}:refund:{{refund}}"
+    digits = wallet.program.points.precision
+    returned_before = sum(_minor(refund.answer["redeemed_back"], digits) for refund in earlier)
+    uses = [(lot, points) for lot, points in purchase.lots_used or []]
+    wallet.give_back(
+        f"{key}:return",
+        redeemed_back,
+        source=AccountRef.of_program(AccountCode.REDEEMED),
+        reason=Reason.REFUND_REDEMPTION,
+        uses=slice_of_uses(uses, returned_before, returned_before + redeemed_back),
+    )
+    if accrued_back:
+        still_pending = connection.execute(
+            select(lots.c.id).where(
+                lots.c.purchase_id == purchase.id,
+                lots.c.status == "pending",
+                lots.c.reason == Reason.PURCHASE_ACCRUAL.value,
+            )
+        ).first()
+        wallet.clawback(f"{key}:clawback", accrued_back, purchase_id=purchase.id,
+                        from_pending=still_pending is not None)  # fmt: skip
 
 
 def _purchase(connection: Connection, program_id: int, ref: str) -> Any:
     row = connection.execute(
-        select(purchases.c.id, purchases.c.member_id, purchases.c.answer, purchases.c.lines).where(
+        select(
+            purchases.c.id,
+            purchases.c.member_id,
+            purchases.c.status,
+            purchases.c.answer,
+            purchases.c.lines,
+            purchases.c.lots_used,
+        ).where(
             purchases.c.program_id == program_id,
             purchases.c.id == (int(ref) if ref.isdigit() else -1),
         )
@@ -153,18 +176,24 @@ def _purchase(connection: Connection, program_id: int, ref: str) -> Any:
     return row
 
 
-def _returned(connection: Connection, purchase_id: int) -> dict[int, Decimal]:
+def _earlier_refunds(connection: Connection, purchase_id: int) -> list[Any]:
+    return list(
+        connection.execute(
+            select(refunds.c.lines, refunds.c.answer).where(refunds.c.purchase_id == purchase_id)
+        )
+    )
+
+
+def _returned(earlier: list[Any]) -> dict[int, Decimal]:
     returned: dict[int, Decimal] = {}
-    for (lines,) in connection.execute(
-        select(refunds.c.lines).where(refunds.c.purchase_id == purchase_id)
-    ):
-        for line in lines:
+    for refund in earlier:
+        for line in refund.lines:
             returned[line["n"]] = returned.get(line["n"], Decimal(0)) + Decimal(line["qty"])
     return returned
 
 
-def _bought(connection: Connection, purchase: Any) -> list[BoughtLine]:
-    returned = _returned(connection, purchase.id)
+def _bought(purchase: Any, earlier: list[Any]) -> list[BoughtLine]:
+    returned = _returned(earlier)
     digits = len(purchase.answer["accrued"].partition(".")[2])
     quantities = {line["n"]: Decimal(line["qty"]) for line in purchase.lines}
     return [
@@ -186,27 +215,21 @@ def _minor(text: str, digits: int) -> int:
     return minor
 
 
-def _all_returned(connection: Connection, purchase: Any) -> bool:
-    returned = _returned(connection, purchase.id)
+def _all_returned(purchase: Any, earlier: list[Any], lines: list[RefundLine]) -> bool:
+    returned = _returned(earlier)
+    for line in lines:
+        returned[line.n] = returned.get(line.n, Decimal(0)) + line.qty
     return all(returned.get(line["n"], 0) >= Decimal(line["qty"]) for line in purchase.lines)
 
 
 def _answer(
-    connection: Connection,
-    program_id: int,
     purchase: Any,
     refund_id: str,
     lines: list[RefundLine],
     status: str,
+    wallet: Wallet | None,
     digits: int,
 ) -> dict[str, Any]:
-    balance = None
-    if purchase.member_id is not None:
-        balances = member_balances(connection, program_id, purchase.member_id)
-        balance = {
-            code.value: format_minor(balances[code][1], digits)
-            for code in (AccountCode.AVAILABLE, AccountCode.PENDING, AccountCode.HELD)
-        }
     return {
         "refund_id": refund_id,
         "purchase_id": str(purchase.id),
@@ -222,5 +245,5 @@ def _answer(
             }
             for line in lines
         ],
-        "balance": balance,
+        "balance": balance_json(wallet, digits) if wallet is not None else None,
     }

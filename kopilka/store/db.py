@@ -28,7 +28,9 @@ def make_engine(url: str | None = None, **options: Any) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed.render_as_string(hide_password=False), **options)
-    return create_engine(parsed, pool_pre_ping=True, **options)
+    # No pre-ping: it would cost a round trip per transaction; a dropped connection fails
+    # its transaction, which the services retry on a fresh one (see `retrying`).
+    return create_engine(parsed, **options)
 
 
 def _sqlite_engine(url: str, **options: Any) -> Engine:

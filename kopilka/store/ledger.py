@@ -8,10 +8,10 @@ balances are sums over `transfers`, which `kopilka verify` recomputes anyway.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from kopilka.domain.ledger import (
     MEMBER_ACCOUNTS,
@@ -45,18 +45,20 @@ def open_accounts(connection: Connection, program_id: int, member_id: int | None
     )
 
 
-def account_ids(
-    connection: Connection, program_id: int, refs: Iterable[AccountRef]
-) -> dict[AccountRef, int]:
-    wanted = set(refs)
-    owners = {ref.owner for ref in wanted}
-    rows = connection.execute(
-        select(accounts.c.id, accounts.c.owner, accounts.c.code).where(
-            accounts.c.program_id == program_id, accounts.c.owner.in_(owners)
+def program_account_ids(connection: Connection, program_id: int) -> dict[AccountRef, int]:
+    """The program's own account ids — fixed once opened, so remembered per engine."""
+    known = _program_accounts.setdefault(connection.engine, {})
+    if program_id not in known:
+        rows = connection.execute(
+            select(accounts.c.id, accounts.c.code).where(
+                accounts.c.program_id == program_id, accounts.c.owner == "program"
+            )
         )
-    )
-    found = {AccountRef(row.owner, AccountCode(row.code)): row.id for row in rows}
-    return {ref: found[ref] for ref in wanted}
+        known[program_id] = {AccountRef.of_program(AccountCode(r.code)): r.id for r in rows}
+    return known[program_id]
+
+
+_program_accounts: WeakKeyDictionary[Engine, dict[int, dict[AccountRef, int]]] = WeakKeyDictionary()
 
 
 def member_balances(
@@ -84,16 +86,15 @@ def post(
     *,
     actor: str,
     now: datetime,
+    member_accounts: dict[AccountRef, int],
     purchase_id: int | None = None,
     refund_id: int | None = None,
     note: str | None = None,
 ) -> None:
-    """Insert the transfers and move the cached totals of the member accounts they touch."""
+    """Insert the transfers (one multi-row INSERT) and move the member accounts' totals."""
     if not postings:
         return
-    ids = account_ids(
-        connection, program_id, [p.debit for p in postings] + [p.credit for p in postings]
-    )
+    ids = {**program_account_ids(connection, program_id), **member_accounts}
     connection.execute(
         insert(transfers),
         [
@@ -113,28 +114,21 @@ def post(
             for p in postings
         ],
     )
-    debits = [
-        {"account": ids[p.debit], "amount": p.amount}
-        for p in postings
-        if p.debit.code.is_member_account
-    ]
-    credits = [
-        {"account": ids[p.credit], "amount": p.amount}
-        for p in postings
-        if p.credit.code.is_member_account
-    ]
-    by_id = accounts.c.id == bindparam("account")
-    if debits:
-        connection.execute(
-            update(accounts)
-            .where(by_id)
-            .values(debits_posted=accounts.c.debits_posted + bindparam("amount")),
-            debits,
-        )
-    if credits:
-        connection.execute(
-            update(accounts)
-            .where(and_(by_id))
-            .values(credits_posted=accounts.c.credits_posted + bindparam("amount")),
-            credits,
-        )
+    moved: dict[int, list[int]] = {}  # account id → [debits, credits]
+    for p in postings:
+        if p.debit.code.is_member_account:
+            moved.setdefault(ids[p.debit], [0, 0])[0] += p.amount
+        if p.credit.code.is_member_account:
+            moved.setdefault(ids[p.credit], [0, 0])[1] += p.amount
+    connection.execute(
+        update(accounts)
+        .where(accounts.c.id == bindparam("account"))
+        .values(
+            debits_posted=accounts.c.debits_posted + bindparam("debits"),
+            credits_posted=accounts.c.credits_posted + bindparam("credits"),
+        ),
+        [
+            {"account": account, "debits": debits, "credits": credits}
+            for account, (debits, credits) in sorted(moved.items())
+        ],
+    )

@@ -8,6 +8,8 @@ PostgreSQL a trigger refuses it (see the first migration).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -24,6 +26,34 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class Timestamp(TypeDecorator[datetime]):
+    """An aware UTC datetime on every database (SQLite hands back naive ones otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(
+        self,
+        value: datetime | None,
+        dialect: Dialect,  # noqa: ARG002
+    ) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("timestamps must be aware")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(
+        self,
+        value: datetime | None,
+        dialect: Dialect,  # noqa: ARG002
+    ) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
 
 metadata = MetaData(
     naming_convention={
@@ -41,7 +71,7 @@ programs = Table(
     Column("id", Integer, primary_key=True),
     Column("code", String(64), nullable=False, unique=True),
     Column("current_version", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", Timestamp(), nullable=False),
 )
 
 program_versions = Table(
@@ -53,7 +83,7 @@ program_versions = Table(
     Column("document", JSON, nullable=False),  # the program file, numbers as strings
     Column("document_hash", String(64), nullable=False),
     Column("actor", String(200), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", Timestamp(), nullable=False),
     UniqueConstraint("program_id", "version"),
 )
 
@@ -66,7 +96,8 @@ members = Table(
     Column("external_id", String(200)),
     Column("status", String(16), nullable=False),  # active | blocked | erased
     Column("referrer_id", Integer, ForeignKey("members.id")),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("erased_at", Timestamp()),
     UniqueConstraint("program_id", "card"),
     UniqueConstraint("program_id", "external_id"),
 )
@@ -113,7 +144,7 @@ transfers = Table(
     Column("purchase_id", Integer, ForeignKey("purchases.id")),
     Column("refund_id", Integer, ForeignKey("refunds.id")),
     Column("note", Text),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", Timestamp(), nullable=False),
     CheckConstraint("amount > 0", name="amount_positive"),
     CheckConstraint("debit_account_id <> credit_account_id", name="two_accounts"),
 )
@@ -133,7 +164,8 @@ purchases = Table(
     Column("status", String(24), nullable=False),  # completed | partially_refunded | refunded
     Column("answer", JSON, nullable=False),
     Column("lines", JSON),  # [{"n": 0, "qty": "2"}]: what refunds need besides the answer
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("lots_used", JSON),  # [[lot_id, amount], …] in the order the redemption took them
+    Column("created_at", Timestamp(), nullable=False),
     UniqueConstraint("program_id", "location", "receipt_id"),
 )
 
@@ -146,6 +178,59 @@ refunds = Table(
     Column("request_hash", String(64), nullable=False),
     Column("lines", JSON, nullable=False),  # [{"n": 0, "qty": "1"}] as refunded
     Column("answer", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", Timestamp(), nullable=False),
     UniqueConstraint("purchase_id", "refund_id"),
+)
+
+# Points by when they were earned, for FIFO expiry: an index over the member's available
+# and pending balances (`kopilka verify` checks the sums), kept in the transaction of the
+# transfers that move them. `remaining` is what is left of the lot.
+lots = Table(
+    "lots",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("program_id", Integer, ForeignKey("programs.id"), nullable=False),
+    Column("member_id", Integer, ForeignKey("members.id"), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | available
+    Column("amount", BigInteger, nullable=False),
+    Column("remaining", BigInteger, nullable=False),
+    Column("earned_at", Timestamp(), nullable=False),
+    Column("available_at", Timestamp(), nullable=False),
+    Column("expires_at", Timestamp()),
+    Column("purchase_id", Integer, ForeignKey("purchases.id")),
+    Column("reason", String(48), nullable=False),
+    CheckConstraint("remaining >= 0 and remaining <= amount", name="remaining"),
+)
+Index("ix_lots_member_id_status", lots.c.member_id, lots.c.status)
+Index("ix_lots_status_available_at", lots.c.status, lots.c.available_at)
+
+# Two-phase purchases: points reserved (`held`) until confirmed, cancelled or timed out.
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("program_id", Integer, ForeignKey("programs.id"), nullable=False),
+    Column("purchase_id", Integer, ForeignKey("purchases.id"), nullable=False, unique=True),
+    Column("member_id", Integer, ForeignKey("members.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),  # the points reserved
+    Column("accrued", BigInteger, nullable=False),  # the points to accrue on confirm
+    Column("status", String(16), nullable=False),  # held | confirmed | cancelled | expired
+    Column("expires_at", Timestamp(), nullable=False),
+    Column("settled_at", Timestamp()),
+    Column("answer", JSON),  # the confirm/cancel answer, replayed as it was
+)
+Index("ix_holds_status_expires_at", holds.c.status, holds.c.expires_at)
+
+# An `Idempotency-Key` seen with any POST: the same key and body answer the first result.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("program_id", Integer, ForeignKey("programs.id"), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("operation", String(64), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("answer", JSON, nullable=False),
+    Column("created_at", Timestamp(), nullable=False),
+    UniqueConstraint("program_id", "key"),
 )

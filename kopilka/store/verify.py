@@ -5,7 +5,9 @@ Set-based checks, each a query over the whole ledger:
 - every member account's cached totals equal the sums of its transfers;
 - the program's own accounts keep no cached totals (their balances are sums);
 - the points a purchase's answer says it accrued and redeemed are exactly the points its
-  transfers moved, less what its refunds moved back;
+  transfers moved; refunds move back no more than their purchase moved;
+- the lots of each member add up to the balance they index (available, pending);
+- the held points equal the open holds, and no hold was both paid and given back.
 Debits equal credits by construction — a transfer row is one debit and one credit of
 the same amount — so the books balance exactly when every transfer is sound.
 """
@@ -59,20 +61,60 @@ CHECKS: list[tuple[str, str]] = [
                  where refund_id is null and purchase_id is not null
                  group by purchase_id, reason) t on t.purchase_id = p.id
            where p.member_id is null
-              or t.reason not in ('purchase.accrual', 'purchase.redemption')""",
+              or t.reason not in ('purchase.accrual', 'purchase.redemption', 'debt.repayment',
+                                  'hold.reserve', 'hold.cancel', 'hold.timeout')""",
     ),
     (
         "refunds move back no more than their purchase moved",
         """select r.purchase_id, 'purchase ' || r.purchase_id || ': refunds moved '
                 || r.total || ' of ' || r.reason || ', the purchase ' || coalesce(p.total, 0)
-           from (select purchase_id, reason, sum(amount) total from transfers
-                 where refund_id is not null group by purchase_id, reason) r
+           from (select purchase_id,
+                        case reason when 'refund.redemption' then 'purchase.redemption'
+                                    else 'purchase.accrual' end reason,
+                        sum(amount) total
+                 from transfers
+                 where refund_id is not null
+                   and reason in ('refund.redemption', 'refund.accrual', 'refund.debt')
+                 group by purchase_id,
+                          case reason when 'refund.redemption' then 'purchase.redemption'
+                                      else 'purchase.accrual' end) r
            left join (select purchase_id, reason, sum(amount) total from transfers
                       where refund_id is null group by purchase_id, reason) p
-             on p.purchase_id = r.purchase_id
-            and p.reason = case r.reason when 'refund.accrual' then 'purchase.accrual'
-                                         else 'purchase.redemption' end
+             on p.purchase_id = r.purchase_id and p.reason = r.reason
            where r.total > coalesce(p.total, 0)""",
+    ),
+    (
+        "lots add up to the balances they index",
+        """select a.member_id, 'member ' || a.member_id || ' ' || a.code || ': balance '
+                || (a.credits_posted - a.debits_posted) || ', lots ' || coalesce(l.total, 0)
+           from accounts a
+           left join (select member_id, status, sum(remaining) total from lots
+                      group by member_id, status) l
+             on l.member_id = a.member_id and l.status = a.code
+           where a.code in ('available', 'pending')
+             and coalesce(l.total, 0) <> case when a.credits_posted > a.debits_posted
+                                              then a.credits_posted - a.debits_posted
+                                              else 0 end""",
+    ),
+    (
+        "held points equal the open holds",
+        """select a.member_id, 'member ' || a.member_id || ': held '
+                || (a.credits_posted - a.debits_posted) || ', open holds ' || coalesce(h.total, 0)
+           from accounts a
+           left join (select member_id, sum(amount) total from holds where status = 'held'
+                      group by member_id) h on h.member_id = a.member_id
+           where a.code = 'held' and a.credits_posted - a.debits_posted <> coalesce(h.total, 0)""",
+    ),
+    (
+        "no hold is both paid and given back",
+        """select t.purchase_id, 'purchase ' || t.purchase_id || ': its hold was both paid and '
+                || 'given back'
+           from transfers t join accounts a on a.id = t.debit_account_id and a.code = 'held'
+           where t.refund_id is null
+           group by t.purchase_id
+           having sum(case when t.reason = 'purchase.redemption' then 1 else 0 end) > 0
+              and sum(case when t.reason in ('hold.cancel', 'hold.timeout')
+                           then 1 else 0 end) > 0""",
     ),
 ]
 
@@ -116,7 +158,10 @@ def _answers_against_transfers(connection: Connection) -> list[Discrepancy]:
         purchases.c.answer,
         _moved(purchases.c.id, Reason.PURCHASE_ACCRUAL),
         _moved(purchases.c.id, Reason.PURCHASE_REDEMPTION),
-    ).where(purchases.c.member_id.is_not(None))
+    ).where(
+        purchases.c.member_id.is_not(None),
+        purchases.c.status.not_in(("held", "cancelled", "expired")),
+    )
     found = []
     for purchase_id, answer, accrued, redeemed in connection.execute(query):
         if not answer:

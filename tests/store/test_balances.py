@@ -49,7 +49,8 @@ def test_balance_and_history_say_where_every_point_came_from(zerno_engine):
                      now=NOW, actor="pos")  # fmt: skip
     assert balance(zerno_engine, "zerno", "card:100009") == {
         "available": "8.86", "pending": "0.00", "held": "0.00",  # 10 − 4 + 286.00 × 1 %
-        "lifetime_accrued": "2.86", "lifetime_redeemed": "4.00", "expiring": [],
+        "lifetime_accrued": "2.86", "lifetime_redeemed": "4.00",
+        "expiring": [{"date": "2027-03-10", "points": "8.86"}],  # a year after
     }  # fmt: skip
     page = history(zerno_engine, "zerno", "card:100009", limit=2)
     assert [(i["reason"], i["points"]) for i in page["items"]] == [

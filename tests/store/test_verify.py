@@ -13,7 +13,7 @@ from kopilka.files import load_document
 from kopilka.services.balances import adjust
 from kopilka.services.members import register_member
 from kopilka.services.programs import apply_program
-from kopilka.services.purchases import process_purchase
+from kopilka.services.purchases import process_purchase, settle_hold
 from kopilka.services.refunds import refund_purchase
 from kopilka.store.db import make_engine
 from kopilka.store.migrate import upgrade
@@ -34,6 +34,11 @@ def books(zerno_engine: Engine) -> Engine:
         receipt_id="R-2", member="card:100009", redeem="20.00"), now=NOW, actor="pos")  # fmt: skip
     part = {"refund_id": "RF-1", "lines": [{"n": 0, "qty": 1}]}
     refund_purchase(zerno_engine, "zerno", second.answer["purchase_id"], part, actor="pos", now=NOW)
+    held = receipt(receipt_id="R-3", member="card:100009", redeem="1.00", hold=True)
+    third = process_purchase(zerno_engine, "zerno", held, now=NOW, actor="pos")
+    settle_hold(zerno_engine, "zerno", third.answer["purchase_id"], "cancel", actor="pos", now=NOW)
+    held = receipt(receipt_id="R-4", member="card:100009", redeem="2.00", hold=True)
+    process_purchase(zerno_engine, "zerno", held, now=NOW, actor="pos")
     return zerno_engine
 
 
@@ -51,7 +56,7 @@ def failed_checks(engine: Engine) -> set[str]:
 
 def test_sound_books_pass_every_check(books):
     checks, found = verify(books)
-    assert len(checks) == 6
+    assert len(checks) == 9
     assert found == []
 
 
@@ -72,6 +77,16 @@ def test_sound_books_pass_every_check(books):
          "refunds move back no more than their purchase moved"),
         ("update transfers set amount = 0 where reason = 'adjustment'",
          "transfers stay within their program and move positive amounts"),
+        ("update lots set remaining = remaining - 1 where remaining > 0",
+         "lots add up to the balances they index"),
+        ("update holds set status = 'cancelled' where status = 'held'",
+         "held points equal the open holds"),
+        ("insert into transfers (program_id, transfer_key, debit_account_id, credit_account_id,"
+         " amount, reason, actor, purchase_id, created_at) select t.program_id, 'forged',"
+         " t.debit_account_id, r.id, t.amount, 'purchase.redemption', 'x', t.purchase_id,"
+         " t.created_at from transfers t join accounts r on r.owner = 'program'"
+         " and r.code = 'redeemed' where t.reason = 'hold.cancel'",
+         "no hold is both paid and given back"),
     ],
 )  # fmt: skip
 def test_each_corruption_is_caught(books, corruption, caught_by):

@@ -1,0 +1,91 @@
+"""Exactly once: retried transactions, request fingerprints and `Idempotency-Key` answers.
+
+`retrying` runs a use case in one transaction and runs it again when the database says
+a concurrent transaction got in the way (a unique key taken by a copy of this request,
+a serialization failure, a deadlock, a dropped connection) — the caller never sees it.
+`remembered` answers a POST carrying an `Idempotency-Key` the way it answered the first
+time: the same key with the same body gives the first answer and has no second effect,
+the same key with another body (or on another operation) is `idempotency_conflict`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from kopilka.domain.errors import IdempotencyConflict
+from kopilka.services.programs import canonical, to_json
+from kopilka.store.tables import idempotency_keys
+
+T = TypeVar("T")
+ATTEMPTS = 8
+Answer = tuple[dict[str, Any], bool]  # the answer, and whether it was made now
+
+
+def fingerprint(body: object) -> str:
+    """The request's identity for replays: its canonical JSON, hashed."""
+    return hashlib.sha256(canonical(to_json(body)).encode()).hexdigest()
+
+
+def retrying(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run `work` in one transaction; a race the database reports retries it."""
+    for attempt in range(ATTEMPTS):
+        try:
+            with engine.begin() as connection:
+                return work(connection)
+        except DBAPIError as error:
+            if attempt == ATTEMPTS - 1 or not _is_retryable(error):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _is_retryable(error: DBAPIError) -> bool:
+    if isinstance(error, IntegrityError):
+        return True  # a concurrent copy of this request took the unique key first
+    if error.connection_invalidated:
+        return True  # the connection died; the pool gives a fresh one
+    code = getattr(error.orig, "sqlstate", None)
+    return code in ("40001", "40P01")  # serialization failure, deadlock
+
+
+def remembered(
+    connection: Connection,
+    program_id: int,
+    key: str | None,
+    operation: str,
+    request_hash: str,
+    now: datetime,
+    work: Callable[[], Answer],
+) -> Answer:
+    """`work`'s answer, or — for a key seen before — the answer it gave then."""
+    if key is None:
+        return work()
+    earlier = connection.execute(
+        select(
+            idempotency_keys.c.operation,
+            idempotency_keys.c.request_hash,
+            idempotency_keys.c.answer,
+        ).where(idempotency_keys.c.program_id == program_id, idempotency_keys.c.key == key)
+    ).one_or_none()
+    if earlier is not None:
+        if (earlier.operation, earlier.request_hash) != (operation, request_hash):
+            raise IdempotencyConflict(f"Idempotency-Key {key!r} was used with a different request")
+        answer: dict[str, Any] = earlier.answer
+        return answer, False
+    answer, created = work()
+    connection.execute(
+        insert(idempotency_keys).values(
+            program_id=program_id,
+            key=key,
+            operation=operation,
+            request_hash=request_hash,
+            answer=answer,
+            created_at=now,
+        )
+    )
+    return answer, created

@@ -1,0 +1,56 @@
+"""Pending points becoming available once the program's `accrual.pending_days` have passed.
+
+The worker calls this for the moment it runs: every pending lot whose `available_at` has
+come moves to the available balance (paying a debt first), member by member, one
+transaction each. Running it twice for the same moment changes nothing the second time:
+an activated lot is no longer pending.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+
+from sqlalchemy import Connection, Engine, select
+
+from kopilka.services.idempotency import retrying
+from kopilka.services.programs import load_program
+from kopilka.store.tables import lots, programs
+from kopilka.store.wallet import Wallet
+
+
+def activate_due_points(engine: Engine, *, now: datetime, actor: str = "worker") -> int:
+    """Make every pending lot due by `now` available; how many lots were activated."""
+    with engine.connect() as connection:
+        due = connection.execute(
+            select(lots.c.program_id, lots.c.member_id)
+            .where(lots.c.status == "pending", lots.c.available_at <= now)
+            .distinct()
+        ).all()
+    return sum(
+        retrying(engine, partial(_activate, program_id=p, member_id=m, now=now, actor=actor))
+        for p, m in due
+    )
+
+
+def _activate(
+    connection: Connection, *, program_id: int, member_id: int, now: datetime, actor: str
+) -> int:
+    code = connection.execute(
+        select(programs.c.code).where(programs.c.id == program_id)
+    ).scalar_one()
+    program = load_program(connection, code)
+    wallet = Wallet.open(connection, program_id, program.calculator.program, member_id, now)
+    due = connection.execute(  # read after the lock: a concurrent run may have done them
+        select(lots.c.id, lots.c.remaining)
+        .where(
+            lots.c.member_id == member_id,
+            lots.c.status == "pending",
+            lots.c.available_at <= now,
+        )
+        .order_by(lots.c.available_at, lots.c.id)
+    ).all()
+    for lot_id, remaining in due:
+        wallet.activate(f"{code}:activation:{lot_id}", lot_id, remaining)
+    wallet.flush(actor=actor)
+    return len(due)

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kopilka.domain.errors import Conflict, Duplicate, InvalidInput, NotFound, Problem
@@ -153,7 +153,7 @@ def _free_card(connection: Connection, program_id: int) -> str:
             return card
 
 
-_MEMBER_COLUMNS = (
+MEMBER_COLUMNS = (
     members.c.id,
     members.c.card,
     members.c.external_id,
@@ -166,27 +166,31 @@ _MEMBER_COLUMNS = (
 )
 
 
-def _lookup(connection: Connection, program_id: int, ref: str) -> Row[Any] | None:
+def member_condition(ref: str) -> ColumnElement[bool] | None:
+    """The WHERE condition finding `ref` (over `members` joined to `member_profiles`)."""
     kind, _, value = ref.partition(":")
-    query = (
-        select(*_MEMBER_COLUMNS)
-        .outerjoin(member_profiles, member_profiles.c.member_id == members.c.id)
-        .where(members.c.program_id == program_id)
-    )
     if not value:
-        if not ref.isdigit():
-            return None
-        query = query.where(members.c.id == int(ref))
-    elif kind == "card":
-        query = query.where(members.c.card == value)
-    elif kind == "phone":
-        query = query.where(member_profiles.c.phone == (normalise_phone(value) or value))
-    elif kind == "email":
-        query = query.where(member_profiles.c.email == value.lower())
-    elif kind == "ext":
-        query = query.where(members.c.external_id == value)
-    else:
+        return members.c.id == int(ref) if ref.isdigit() else None
+    if kind == "card":
+        return members.c.card == value
+    if kind == "phone":
+        return member_profiles.c.phone == (normalise_phone(value) or value)
+    if kind == "email":
+        return member_profiles.c.email == value.lower()
+    if kind == "ext":
+        return members.c.external_id == value
+    return None
+
+
+def _lookup(connection: Connection, program_id: int, ref: str) -> Row[Any] | None:
+    condition = member_condition(ref)
+    if condition is None:
         return None
+    query = (
+        select(*MEMBER_COLUMNS)
+        .outerjoin(member_profiles, member_profiles.c.member_id == members.c.id)
+        .where(members.c.program_id == program_id, condition)
+    )
     return connection.execute(query).one_or_none()
 
 

@@ -90,17 +90,26 @@ def apply_program(engine: Engine, document: object, *, actor: str, now: datetime
 def load_program(connection: Connection, code: str) -> LoadedProgram:
     """The program's current version, compiled (once per version per process)."""
     row = connection.execute(
-        select(
-            programs.c.id,
-            program_versions.c.id.label("version_id"),
-            programs.c.current_version,
-            program_versions.c.document_hash,
-        )
+        select(*CURRENT_VERSION_COLUMNS)
         .join(program_versions, program_versions.c.program_id == programs.c.id)
         .where(programs.c.code == code, program_versions.c.version == programs.c.current_version)
     ).one_or_none()
     if row is None:
         raise NotFound(f"program {code!r} does not exist")
+    return compiled(connection, row)
+
+
+# What `compiled` needs of a program's current version, for queries that read it alongside.
+CURRENT_VERSION_COLUMNS = (
+    programs.c.id.label("program_id"),
+    program_versions.c.id.label("version_id"),
+    programs.c.current_version,
+    program_versions.c.document_hash,
+)
+
+
+def compiled(connection: Connection, row: Any) -> LoadedProgram:
+    """The program version `row` names (CURRENT_VERSION_COLUMNS), compiled once per process."""
     calculator = _calculators.get(row.document_hash)
     if calculator is None:
         document = connection.execute(
@@ -108,7 +117,7 @@ def load_program(connection: Connection, code: str) -> LoadedProgram:
         ).scalar_one()
         calculator = Calculator(parse_program(document))
         _calculators[row.document_hash] = calculator
-    return LoadedProgram(row.id, row.version_id, row.current_version, calculator)
+    return LoadedProgram(row.program_id, row.version_id, row.current_version, calculator)
 
 
 def to_json(value: Any) -> Any:

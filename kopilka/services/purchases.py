@@ -19,9 +19,8 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Engine, Insert, Row, and_, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as upsert  # renders alike on SQLite
 
 from kopilka.domain.calculator import Quote
 from kopilka.domain.errors import (
@@ -36,9 +35,22 @@ from kopilka.domain.ledger import AccountCode, AccountRef, Reason
 from kopilka.domain.money import format_minor
 from kopilka.domain.receipt import MemberContext, Receipt, parse_receipt
 from kopilka.services.idempotency import fingerprint, remembered, retrying
-from kopilka.services.members import find_member, member_refs
-from kopilka.services.programs import LoadedProgram, load_program
-from kopilka.store.tables import holds, programs, purchases
+from kopilka.services.members import MEMBER_COLUMNS, find_member, member_condition, member_refs
+from kopilka.services.programs import (
+    CURRENT_VERSION_COLUMNS,
+    LoadedProgram,
+    compiled,
+    load_program,
+)
+from kopilka.store.tables import (
+    accounts,
+    holds,
+    member_profiles,
+    members,
+    program_versions,
+    programs,
+    purchases,
+)
 from kopilka.store.wallet import Wallet
 from kopilka.wire import quote_json
 
@@ -63,10 +75,12 @@ def process_purchase(
     request_hash = fingerprint(body)
 
     def attempt(connection: Connection) -> tuple[dict[str, Any], bool]:
+        if idempotency_key is None:
+            return _process(connection, program_code, body, request_hash, now, actor)
         program = load_program(connection, program_code)
         return remembered(
             connection, program.program_id, idempotency_key, "purchase", request_hash, now,
-            lambda: _process(connection, program, body, request_hash, now, actor),
+            lambda: _process(connection, program_code, body, request_hash, now, actor),
         )  # fmt: skip
 
     answer, created = retrying(engine, attempt)
@@ -75,18 +89,22 @@ def process_purchase(
 
 def _process(
     connection: Connection,
-    program: LoadedProgram,
+    program_code: str,
     body: object,
     request_hash: str,
     now: datetime,
     actor: str,
 ) -> tuple[dict[str, Any], bool]:
+    raw_member = body.get("member") if isinstance(body, dict) else None
+    program, member, wallet = _load(connection, program_code, raw_member, now)
     receipt = parse_receipt(body, program.calculator.program, now=now)
     if not receipt.receipt_id:
         raise InvalidInput([Problem("receipt_id", "is required to process a purchase")])
+    if receipt.member is not None and member is None:  # a reference no member answers to
+        find_member(connection, program.program_id, receipt.member)
     location = receipt.location or ""
     try:
-        wallet, quote, member_id = _quote(connection, program, receipt, now)
+        quote = _quote(program, receipt, member, wallet)
     except KopilkaError:
         # a copy of a receipt already processed is answered, even if it could not be redone
         # now (its redemption spent the points it would need again)
@@ -94,19 +112,22 @@ def _process(
         if replay is not None:
             return replay, False
         raise
+    member_id = member.id if member is not None else None
     hold = receipt.hold
     if wallet is not None:
         _plan(wallet, quote, hold=hold)
     answer = _answer(program, quote, wallet, member_id, hold=hold)
     uses = wallet.redeemed_uses if wallet is not None else []
-    purchase_id = _insert(connection, program, receipt, location, member_id, request_hash,
-                          "held" if hold else "completed", answer, uses, now)  # fmt: skip
+    parent = _insert(program, receipt, location, member_id, request_hash,
+                     "held" if hold else "completed", answer, uses, now)  # fmt: skip
+    if wallet is not None:
+        purchase_id = wallet.write_under(parent, parent_is="purchase", actor=actor)
+    else:
+        purchase_id = connection.execute(parent).scalar_one_or_none()
     if purchase_id is None:  # a concurrent or earlier copy of this receipt got there first
         replay = _replay(connection, program, location, receipt.receipt_id, request_hash)
         assert replay is not None
         return replay, False
-    if wallet is not None:
-        wallet.flush(actor=actor, purchase_id=purchase_id, keys={"purchase": purchase_id})
     if hold:
         settings = program.calculator.program
         connection.execute(
@@ -123,20 +144,48 @@ def _process(
     return {"purchase_id": str(purchase_id), **answer}, True
 
 
+def _load(
+    connection: Connection, program_code: str, member_ref: object, now: datetime
+) -> tuple[LoadedProgram, Row[Any] | None, Wallet | None]:
+    """The program's current version and the member with their balances, locked — one query."""
+    condition = member_condition(member_ref) if isinstance(member_ref, str) else None
+    if condition is None:  # no member (or a malformed one, which the receipt's parse names)
+        return load_program(connection, program_code), None, None
+    query = (
+        select(*CURRENT_VERSION_COLUMNS, *MEMBER_COLUMNS, accounts.c.id.label("account_id"),
+               accounts.c.code, accounts.c.debits_posted, accounts.c.credits_posted)
+        .join(program_versions, and_(program_versions.c.program_id == programs.c.id,
+                                     program_versions.c.version == programs.c.current_version))
+        .join(members, members.c.program_id == programs.c.id)
+        .outerjoin(member_profiles, member_profiles.c.member_id == members.c.id)
+        .join(accounts, accounts.c.member_id == members.c.id)
+        .where(programs.c.code == program_code, condition)
+        .order_by(accounts.c.id)
+    )  # fmt: skip
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update(of=accounts)
+    rows = connection.execute(query).all()
+    if not rows:  # say which is missing: the program or the member
+        program = load_program(connection, program_code)
+        find_member(connection, program.program_id, member_ref)  # type: ignore[arg-type]
+        raise AssertionError("unreachable: the member exists but has no accounts")
+    program = compiled(connection, rows[0])
+    wallet = Wallet.from_rows(connection, program.program_id, program.calculator.program,
+                              rows[0].id, now, rows)  # fmt: skip
+    return program, rows[0], wallet
+
+
 def _quote(
-    connection: Connection, program: LoadedProgram, receipt: Receipt, now: datetime
-) -> tuple[Wallet | None, Quote, int | None]:
-    if receipt.member is None:
+    program: LoadedProgram, receipt: Receipt, member: Row[Any] | None, wallet: Wallet | None
+) -> Quote:
+    if member is None or wallet is None:
         if receipt.hold:
             raise InvalidInput([Problem("hold", "needs a member: only points can be held")])
-        return None, program.calculator.quote(receipt, None), None
-    member = find_member(connection, program.program_id, receipt.member)
+        return program.calculator.quote(receipt, None)
     if member.status != "active":
         raise Conflict(f"member {receipt.member!r} is {member.status}")
-    wallet = Wallet.open(connection, program.program_id, program.calculator.program,
-                         member.id, now)  # fmt: skip
     context = MemberContext(member_refs(member), balance=wallet.balances[AccountCode.AVAILABLE])
-    return wallet, program.calculator.quote(receipt, context), member.id
+    return program.calculator.quote(receipt, context)
 
 
 def _plan(wallet: Wallet, quote: Quote, *, hold: bool) -> None:
@@ -175,14 +224,13 @@ def balance_json(wallet: Wallet, digits: int) -> dict[str, str]:
 
 
 def _insert(
-    connection: Connection, program: LoadedProgram, receipt: Receipt, location: str,
+    program: LoadedProgram, receipt: Receipt, location: str,
     member_id: int | None, request_hash: str, status: str, answer: dict[str, Any],
     lots_used: list[tuple[int, int]], now: datetime,
-) -> int | None:  # fmt: skip
-    """The new purchase's id, or None when this receipt was processed already."""
-    dialect_insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        dialect_insert(purchases)
+) -> Insert:  # fmt: skip
+    """The purchase's INSERT: it returns the new id, or nothing for a receipt seen before."""
+    return (
+        upsert(purchases)
         .values(
             program_id=program.program_id,
             program_version_id=program.version_id,
@@ -199,8 +247,6 @@ def _insert(
         .on_conflict_do_nothing(index_elements=["program_id", "location", "receipt_id"])
         .returning(purchases.c.id)
     )
-    purchase_id: int | None = connection.execute(statement).scalar_one_or_none()
-    return purchase_id
 
 
 def _replay(

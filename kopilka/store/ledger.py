@@ -114,12 +114,6 @@ def post(
             for p in postings
         ],
     )
-    moved: dict[int, list[int]] = {}  # account id → [debits, credits]
-    for p in postings:
-        if p.debit.code.is_member_account:
-            moved.setdefault(ids[p.debit], [0, 0])[0] += p.amount
-        if p.credit.code.is_member_account:
-            moved.setdefault(ids[p.credit], [0, 0])[1] += p.amount
     connection.execute(
         update(accounts)
         .where(accounts.c.id == bindparam("account"))
@@ -127,8 +121,20 @@ def post(
             debits_posted=accounts.c.debits_posted + bindparam("debits"),
             credits_posted=accounts.c.credits_posted + bindparam("credits"),
         ),
-        [
-            {"account": account, "debits": debits, "credits": credits}
-            for account, (debits, credits) in sorted(moved.items())
-        ],
+        account_totals(postings, ids),
     )
+
+
+def account_totals(postings: list[Posting], ids: dict[AccountRef, int]) -> list[dict[str, int]]:
+    """What the postings add to each member account's cached debits and credits, by id
+    (sorted, so concurrent transactions touch rows in one order and can't deadlock)."""
+    moved: dict[int, list[int]] = {}  # account id → [debits, credits]
+    for p in postings:
+        if p.debit.code.is_member_account:
+            moved.setdefault(ids[p.debit], [0, 0])[0] += p.amount
+        if p.credit.code.is_member_account:
+            moved.setdefault(ids[p.credit], [0, 0])[1] += p.amount
+    return [
+        {"account": account, "debits": debits, "credits": credits}
+        for account, (debits, credits) in sorted(moved.items())
+    ]

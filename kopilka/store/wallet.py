@@ -10,13 +10,14 @@ each. Lots are loaded only when points leave the available balance.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Insert, bindparam, insert, or_, select, update
 
-from kopilka.domain.ledger import AccountCode, AccountRef, Posting, Reason
+from kopilka.domain.ledger import AccountCode, AccountRef, Posting, Reason, balance
 from kopilka.domain.lots import (
     Lot,
     expires_at,
@@ -25,7 +26,8 @@ from kopilka.domain.lots import (
     take_from_lots,
 )
 from kopilka.domain.program import Program, SpentPoints
-from kopilka.store.ledger import member_balances, post
+from kopilka.store.ledger import member_balances, post, program_account_ids
+from kopilka.store.one_statement import write_under
 from kopilka.store.tables import lots
 
 AVAILABLE, PENDING, HELD, DEBT = (
@@ -78,6 +80,26 @@ class Wallet:
             now,
             balances={code: value for code, (_, value) in rows.items()},
             account_ids={code: account_id for code, (account_id, _) in rows.items()},
+        )
+
+    @classmethod
+    def from_rows(
+        cls, connection: Connection, program_id: int, program: Program, member_id: int,
+        now: datetime, rows: Sequence[Any],
+    ) -> Wallet:  # fmt: skip
+        """A wallet from rows already read (and locked) with `account_id, code, debits_posted,
+        credits_posted` columns — for use cases that read the member in the same query."""
+        codes = [(row.account_id, AccountCode(row.code), row) for row in rows]
+        return cls(
+            connection,
+            program_id,
+            program,
+            member_id,
+            now,
+            balances={
+                code: balance(code, r.debits_posted, r.credits_posted) for _, code, r in codes
+            },
+            account_ids={code: account_id for account_id, code, _ in codes},
         )
 
     # — movements —
@@ -208,6 +230,40 @@ class Wallet:
         if new:
             self.connection.execute(insert(lots), new)
         self._new_lots = {}
+
+    def write_under(
+        self, parent: Insert, *, parent_is: str, actor: str, purchase_id: int | None = None
+    ) -> int | None:
+        """Insert `parent` (`ON CONFLICT DO NOTHING RETURNING id`: a purchase or a refund)
+        and, only if it went in, the planned writes; the parent's id, or None.
+
+        On PostgreSQL it is one statement; elsewhere (SQLite, in-process, where a
+        statement costs no round trip) the parent goes first and `flush` follows.
+        """
+        assert not self._activations, "activations are flushed on their own"
+        if self.connection.dialect.name != "postgresql":
+            new_id: int | None = self.connection.execute(parent).scalar_one_or_none()
+            if new_id is not None:
+                links = {"purchase_id": new_id} if parent_is == "purchase" else {
+                    "purchase_id": purchase_id, "refund_id": new_id}  # fmt: skip
+                self.flush(actor=actor, keys={parent_is: new_id}, **links)
+            return new_id
+        ids = {**program_account_ids(self.connection, self.program_id), **self._member_refs()}
+        new_id = write_under(
+            self.connection,
+            parent,
+            parent_is=parent_is,
+            program_id=self.program_id,
+            postings=self.postings,
+            ids=ids,
+            actor=actor,
+            now=self.now,
+            purchase_id=purchase_id,
+            lot_changes=[{"lot": lot, "points": n} for lot, n in self._taken.items() if lot > 0],
+            new_lots=[self._lot_row(lot, purchase_id) for lot in self._new_lots.values()],
+        )
+        self.postings, self._taken, self._new_lots = [], {}, {}
+        return new_id
 
     def _lot_row(self, lot: _NewLot, purchase_id: int | None) -> dict[str, Any]:
         return {

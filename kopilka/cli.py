@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from kopilka.domain.program_parser import parse_program
 from kopilka.files import load_document
 from kopilka.services.programs import apply_program
 from kopilka.services.quoting import QuoteRequest, quote_receipt
+from kopilka.services.worker import run_due_work
 from kopilka.store.db import make_engine
 from kopilka.store.migrate import upgrade
 from kopilka.store.verify import verify as verify_ledger
@@ -143,6 +145,30 @@ def program_check(
             "products": len(program.products),
         }
     )
+
+
+@app.command()
+def worker(
+    db: DbOption = None,
+    once: Annotated[bool, typer.Option("--once", help="Do what is due now, then exit.")] = False,
+    now: Annotated[
+        str | None, typer.Option("--now", help="The clock (ISO 8601), for tests and back-fills.")
+    ] = None,
+    every: Annotated[int, typer.Option("--every", help="Seconds between runs.", min=1)] = 60,
+) -> None:
+    """Run due work: pending points becoming available and holds timing out."""
+    engine = make_engine(db)
+    upgrade(engine)
+    while True:
+        try:
+            moment = _now(now)
+        except KopilkaError as error:
+            raise _fail(error) from None
+        done = run_due_work(engine, now=moment)
+        _print_json({"now": moment.isoformat(), **done})
+        if once:
+            return
+        time.sleep(every)
 
 
 def _now(text: str | None) -> datetime:

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
 from kopilka.domain.errors import Conflict, InvalidInput
+from kopilka.files import load_document
 from kopilka.services.balances import adjust, balance, history
 from kopilka.services.members import register_member
+from kopilka.services.programs import apply_program
 from kopilka.services.purchases import process_purchase, release_due_holds, settle_hold
 from kopilka.services.refunds import refund_purchase
+from kopilka.store.db import make_engine
+from kopilka.store.migrate import upgrade
 from kopilka.store.verify import verify
+from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW
 from tests.store.test_purchases import receipt
 
@@ -115,3 +124,28 @@ def test_a_hold_needs_a_member_and_an_unknown_purchase_is_not_found(zerno_engine
                          actor="pos")  # fmt: skip
     with pytest.raises(Exception, match="does not exist"):
         settle(zerno_engine, "424242", "confirm")
+
+
+def test_the_worker_command_releases_due_holds_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'k.sqlite3'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    apply_program(engine, load_document(EXAMPLES / "zerno" / "program.yaml"), actor="t", now=NOW)
+    register_member(engine, "zerno", {"card": "100009"}, now=NOW)
+    adjust(engine, "zerno", "card:100009", {"points": "10", "reason": "start"}, actor="op",
+           now=NOW)  # fmt: skip
+    body = receipt(member="card:100009", redeem="4.00", hold=True)
+    process_purchase(engine, "zerno", body, now=NOW, actor="pos")
+    kopilka = str(Path(sys.executable).parent / "kopilka")
+    late = (NOW + timedelta(hours=2)).isoformat()
+    runs = [
+        subprocess.run(
+            [kopilka, "worker", "--db", url, "--once", "--now", late],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        for _ in range(2)
+    ]
+    assert [json.loads(run.stdout)["holds_released"] for run in runs] == [1, 0]
+    assert points(engine) == ("10.00", "0.00", "0.00")

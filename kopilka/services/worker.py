@@ -1,0 +1,22 @@
+"""The work that falls due with time, run by `kopilka worker` for a given moment.
+
+Each job is idempotent for its moment: running the worker twice for the same `now`
+changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from kopilka.services.pending import activate_due_points
+from kopilka.services.purchases import release_due_holds
+
+
+def run_due_work(engine: Engine, *, now: datetime) -> dict[str, int]:
+    """Do everything due by `now`; how many of each thing were done."""
+    return {
+        "holds_released": release_due_holds(engine, now=now),
+        "lots_activated": activate_due_points(engine, now=now),
+    }

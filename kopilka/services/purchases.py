@@ -19,8 +19,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, Row, and_, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as upsert  # renders alike on SQLite
+from sqlalchemy import Connection, Engine, Row, and_, insert, select, update
 
 from kopilka.domain.calculator import Quote
 from kopilka.domain.errors import (
@@ -42,6 +41,7 @@ from kopilka.services.programs import (
     compiled,
     load_program,
 )
+from kopilka.store.statements import NewRow
 from kopilka.store.tables import (
     accounts,
     holds,
@@ -123,7 +123,7 @@ def _process(
     if wallet is not None:
         purchase_id = wallet.write_under(parent, parent_is="purchase", actor=actor)
     else:
-        purchase_id = connection.execute(parent).scalar_one_or_none()
+        purchase_id = parent.insert(connection)
     if purchase_id is None:  # a concurrent or earlier copy of this receipt got there first
         replay = _replay(connection, program, location, receipt.receipt_id, request_hash)
         assert replay is not None
@@ -227,25 +227,24 @@ def _insert(
     program: LoadedProgram, receipt: Receipt, location: str,
     member_id: int | None, request_hash: str, status: str, answer: dict[str, Any],
     lots_used: list[tuple[int, int]], now: datetime,
-) -> Insert:  # fmt: skip
-    """The purchase's INSERT: it returns the new id, or nothing for a receipt seen before."""
-    return (
-        upsert(purchases)
-        .values(
-            program_id=program.program_id,
-            program_version_id=program.version_id,
-            location=location,
-            receipt_id=receipt.receipt_id,
-            member_id=member_id,
-            request_hash=request_hash,
-            status=status,
-            answer=answer,
-            lines=[{"n": line.n, "qty": str(line.qty)} for line in receipt.lines],
-            lots_used=[list(use) for use in lots_used] or None,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["program_id", "location", "receipt_id"])
-        .returning(purchases.c.id)
+) -> NewRow:  # fmt: skip
+    """The purchase's row: inserted with a new id, or not at all for a receipt seen before."""
+    return NewRow(
+        purchases,
+        {
+            "program_id": program.program_id,
+            "program_version_id": program.version_id,
+            "location": location,
+            "receipt_id": receipt.receipt_id,
+            "member_id": member_id,
+            "request_hash": request_hash,
+            "status": status,
+            "answer": answer,
+            "lines": [{"n": line.n, "qty": str(line.qty)} for line in receipt.lines],
+            "lots_used": [list(use) for use in lots_used] or None,
+            "created_at": now,
+        },
+        unique=("program_id", "location", "receipt_id"),
     )
 
 

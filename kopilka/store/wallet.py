@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Insert, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
 from kopilka.domain.ledger import AccountCode, AccountRef, Posting, Reason, balance
 from kopilka.domain.lots import (
@@ -28,6 +28,7 @@ from kopilka.domain.lots import (
 from kopilka.domain.program import Program, SpentPoints
 from kopilka.store.ledger import member_balances, post, program_account_ids
 from kopilka.store.one_statement import write_under
+from kopilka.store.statements import NewRow
 from kopilka.store.tables import lots
 
 AVAILABLE, PENDING, HELD, DEBT = (
@@ -232,7 +233,7 @@ class Wallet:
         self._new_lots = {}
 
     def write_under(
-        self, parent: Insert, *, parent_is: str, actor: str, purchase_id: int | None = None
+        self, parent: NewRow, *, parent_is: str, actor: str, purchase_id: int | None = None
     ) -> int | None:
         """Insert `parent` (`ON CONFLICT DO NOTHING RETURNING id`: a purchase or a refund)
         and, only if it went in, the planned writes; the parent's id, or None.
@@ -242,7 +243,7 @@ class Wallet:
         """
         assert not self._activations, "activations are flushed on their own"
         if self.connection.dialect.name != "postgresql":
-            new_id: int | None = self.connection.execute(parent).scalar_one_or_none()
+            new_id = parent.insert(self.connection)
             if new_id is not None:
                 links = {"purchase_id": new_id} if parent_is == "purchase" else {
                     "purchase_id": purchase_id, "refund_id": new_id}  # fmt: skip

@@ -168,17 +168,23 @@ MEMBER_COLUMNS = (
 
 def member_condition(ref: str) -> ColumnElement[bool] | None:
     """The WHERE condition finding `ref` (over `members` joined to `member_profiles`)."""
+    key = member_key(ref)
+    return key[0] == key[1] if key is not None else None
+
+
+def member_key(ref: str) -> tuple[ColumnElement[Any], object] | None:
+    """The column that finds `ref` and the value it must have; None for no kind of ref."""
     kind, _, value = ref.partition(":")
     if not value:
-        return members.c.id == int(ref) if ref.isdigit() else None
+        return (members.c.id, int(ref)) if ref.isdigit() else None
     if kind == "card":
-        return members.c.card == value
+        return members.c.card, value
     if kind == "phone":
-        return member_profiles.c.phone == (normalise_phone(value) or value)
+        return member_profiles.c.phone, normalise_phone(value) or value
     if kind == "email":
-        return member_profiles.c.email == value.lower()
+        return member_profiles.c.email, value.lower()
     if kind == "ext":
-        return members.c.external_id == value
+        return members.c.external_id, value
     return None
 
 

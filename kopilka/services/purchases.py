@@ -16,10 +16,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 
 from kopilka.domain.calculator import Quote
 from kopilka.domain.errors import (
@@ -34,7 +45,7 @@ from kopilka.domain.ledger import AccountCode, AccountRef, Reason
 from kopilka.domain.money import format_minor
 from kopilka.domain.receipt import MemberContext, Receipt, parse_receipt
 from kopilka.services.idempotency import fingerprint, remembered, retrying
-from kopilka.services.members import MEMBER_COLUMNS, find_member, member_condition, member_refs
+from kopilka.services.members import MEMBER_COLUMNS, find_member, member_key, member_refs
 from kopilka.services.programs import (
     CURRENT_VERSION_COLUMNS,
     LoadedProgram,
@@ -148,23 +159,12 @@ def _load(
     connection: Connection, program_code: str, member_ref: object, now: datetime
 ) -> tuple[LoadedProgram, Row[Any] | None, Wallet | None]:
     """The program's current version and the member with their balances, locked — one query."""
-    condition = member_condition(member_ref) if isinstance(member_ref, str) else None
-    if condition is None:  # no member (or a malformed one, which the receipt's parse names)
+    key = member_key(member_ref) if isinstance(member_ref, str) else None
+    if key is None:  # no member (or a malformed one, which the receipt's parse names)
         return load_program(connection, program_code), None, None
-    query = (
-        select(*CURRENT_VERSION_COLUMNS, *MEMBER_COLUMNS, accounts.c.id.label("account_id"),
-               accounts.c.code, accounts.c.debits_posted, accounts.c.credits_posted)
-        .join(program_versions, and_(program_versions.c.program_id == programs.c.id,
-                                     program_versions.c.version == programs.c.current_version))
-        .join(members, members.c.program_id == programs.c.id)
-        .outerjoin(member_profiles, member_profiles.c.member_id == members.c.id)
-        .join(accounts, accounts.c.member_id == members.c.id)
-        .where(programs.c.code == program_code, condition)
-        .order_by(accounts.c.id)
-    )  # fmt: skip
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update(of=accounts)
-    rows = connection.execute(query).all()
+    column, value = key
+    query = _member_query(column, lock=connection.dialect.name == "postgresql")
+    rows = connection.execute(query, {"program_code": program_code, "member_key": value}).all()
     if not rows:  # say which is missing: the program or the member
         program = load_program(connection, program_code)
         find_member(connection, program.program_id, member_ref)  # type: ignore[arg-type]
@@ -173,6 +173,25 @@ def _load(
     wallet = Wallet.from_rows(connection, program.program_id, program.calculator.program,
                               rows[0].id, now, rows)  # fmt: skip
     return program, rows[0], wallet
+
+
+@cache
+def _member_query(column: ColumnElement[Any], *, lock: bool) -> Select[Any]:
+    """The program's current version and a member found by `column`, with their accounts
+    (locked on PostgreSQL); built once per column, so SQLAlchemy's cache serves it."""
+    query = (
+        select(*CURRENT_VERSION_COLUMNS, *MEMBER_COLUMNS, accounts.c.id.label("account_id"),
+               accounts.c.code, accounts.c.debits_posted, accounts.c.credits_posted)
+        .join(program_versions, and_(program_versions.c.program_id == programs.c.id,
+                                     program_versions.c.version == programs.c.current_version))
+        .join(members, members.c.program_id == programs.c.id)
+        .outerjoin(member_profiles, member_profiles.c.member_id == members.c.id)
+        .join(accounts, accounts.c.member_id == members.c.id)
+        .where(programs.c.code == bindparam("program_code"),
+               column == bindparam("member_key", type_=column.type))
+        .order_by(accounts.c.id)
+    )  # fmt: skip
+    return query.with_for_update(of=accounts) if lock else query
 
 
 def _quote(

@@ -14,6 +14,7 @@ when nobody confirmed it within the program's `redemption.hold_minutes`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache, partial
@@ -31,6 +32,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 
 from kopilka.domain.calculator import Quote
 from kopilka.domain.errors import (
@@ -52,7 +54,7 @@ from kopilka.services.programs import (
     compiled,
     load_program,
 )
-from kopilka.store.statements import NewRow
+from kopilka.store.statements import NewRow, driver_rows
 from kopilka.store.tables import (
     accounts,
     holds,
@@ -163,8 +165,12 @@ def _load(
     if key is None:  # no member (or a malformed one, which the receipt's parse names)
         return load_program(connection, program_code), None, None
     column, value = key
-    query = _member_query(column, lock=connection.dialect.name == "postgresql")
-    rows = connection.execute(query, {"program_code": program_code, "member_key": value}).all()
+    parameters = {"program_code": program_code, "member_key": value}
+    rows: Sequence[Any]
+    if connection.dialect.name == "postgresql":  # psycopg's BEGIN goes with it: one round trip
+        rows = driver_rows(connection, _member_sql(column), parameters, pipeline=True)
+    else:
+        rows = connection.execute(_member_query(column, lock=False), parameters).all()
     if not rows:  # say which is missing: the program or the member
         program = load_program(connection, program_code)
         find_member(connection, program.program_id, member_ref)  # type: ignore[arg-type]
@@ -173,6 +179,13 @@ def _load(
     wallet = Wallet.from_rows(connection, program.program_id, program.calculator.program,
                               rows[0].id, now, rows)  # fmt: skip
     return program, rows[0], wallet
+
+
+@cache
+def _member_sql(column: ColumnElement[Any]) -> str:
+    """The locking member query as psycopg's text, for `driver_rows`."""
+    dialect = psycopg_dialect()  # type: ignore[no-untyped-call]
+    return str(_member_query(column, lock=True).compile(dialect=dialect))
 
 
 @cache

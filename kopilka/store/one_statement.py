@@ -1,68 +1,32 @@
-"""A purchase's or refund's writes on PostgreSQL in one statement (data-modifying CTEs).
+"""A purchase's writes on PostgreSQL in one statement (data-modifying CTEs).
 
-Every round trip to the database costs Python ~70–80 µs of CPU, so the hot path sends
-the parent row (the purchase or refund, `ON CONFLICT DO NOTHING … RETURNING id`) and
-everything that hangs off it — the transfers, the member accounts' cached totals, the
-lots taken, given back and made — as one `WITH … SELECT`. When the parent conflicts
-(a copy of the request got there first) its CTE returns no row, and so every other
-part inserts or updates nothing: no partial write is possible. Keys and references
-that need the parent's id are filled in by the database from that CTE.
+Every round trip to the database costs Python ~70–80 µs of CPU (and SQLAlchemy's
+statement machinery as much again), so the hot path sends the parent row (the
+purchase, `ON CONFLICT DO NOTHING … RETURNING id`) and everything that hangs off it —
+the transfers, the member accounts' cached totals, the lots taken and made — as one
+`WITH … SELECT`. When the parent conflicts (a copy of the request got there first) its
+CTE returns no row, and so every other part inserts or updates nothing: no partial
+write is possible. Keys and references that need the parent's id are filled in by the
+database from that CTE.
 
-The rows of each part travel as arrays, one per column, unnested by the database: the
-statement's text then depends only on which parts are present, never on how many rows
-each has, so SQLAlchemy compiles it once and reuses it (a `VALUES` list would make a
-new statement — and a compilation costing milliseconds — for every purchase).
+Each part's rows travel as one JSON array (`json_to_recordset`), so the statement's
+text is the same for every purchase, whatever it moves: psycopg prepares it once and
+PostgreSQL plans it once.
 """
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import (
-    ARRAY,
-    CTE,
-    BigInteger,
-    ColumnElement,
-    Connection,
-    Integer,
-    Select,
-    String,
-    Text,
-    TextualSelect,
-    TypeDecorator,
-    bindparam,
-    cast,
-    column,
-    exists,
-    func,
-    insert,
-    null,
-    select,
-    true,
-    update,
-)
-from sqlalchemy.sql.functions import Function
-from sqlalchemy.types import TypeEngine
+from sqlalchemy import JSON, Connection, Table
 
 from kopilka.domain.ledger import Posting
 from kopilka.store.ledger import account_totals
-from kopilka.store.statements import NewRow
-from kopilka.store.tables import Timestamp, accounts, lots, transfers
+from kopilka.store.statements import NewRow, driver_rows
 
-TRANSFER_COLUMNS = (
-    "program_id",
-    "transfer_key",
-    "debit_account_id",
-    "credit_account_id",
-    "amount",
-    "reason",
-    "actor",
-    "purchase_id",
-    "refund_id",
-    "note",
-    "created_at",
-)
 LOT_COLUMNS = (
     "program_id",
     "member_id",
@@ -86,131 +50,90 @@ def write_under(
     postings: list[Posting],
     ids: dict[Any, int],
     actor: str,
-    now: Any,
+    now: datetime,
     purchase_id: int | None,
     lot_changes: list[dict[str, int]],
     new_lots: list[dict[str, Any]],
 ) -> int | None:
     """Insert `parent` and, only if it went in, everything else; the parent's id or None."""
-    statement = _statement(
-        parent.statement, parent_is, bool(postings), bool(lot_changes), bool(new_lots)
-    )
-    values: dict[str, Any] = {
-        **parent.parameters,
-        **_columns("planned", TRANSFER_ROWS,
-                   [(p.key, ids[p.debit], ids[p.credit], p.amount, p.reason.value)
-                    for p in postings]),
-        **_columns("totals", TOTAL_ROWS,
-                   [(t["account"], t["debits"], t["credits"])
-                    for t in account_totals(postings, ids)]),
-        **_columns("taken", TAKEN_ROWS, [(c["lot"], c["points"]) for c in lot_changes]),
-        **_columns("made", LOT_ROWS,
-                   [tuple(lot[name] for name in LOT_COLUMNS) for lot in new_lots]),
-        "transfer_program_id": program_id,
-        "transfer_actor": actor,
-        "transfer_at": now,
-        "transfer_purchase_id": purchase_id,
-        "transfer_placeholder": "{" + parent_is + "}",  # in keys, where the parent's id goes
+    sql = _statement(parent.table, tuple(parent.values), parent.unique, parent_is)
+    parameters: dict[str, Any] = {
+        **{f"new_{name}": _parent_value(parent, name) for name in parent.values},
+        "program_id": program_id,
+        "actor": actor,
+        "now": now,
+        "purchase_id": purchase_id,
+        "placeholder": "{" + parent_is + "}",  # where the parent's id goes in transfer keys
+        "planned": _json([
+            {"key": p.key, "debit": ids[p.debit], "credit": ids[p.credit], "amount": p.amount,
+             "reason": p.reason.value}
+            for p in postings
+        ]),
+        "totals": _json(account_totals(postings, ids)),
+        "taken": _json(lot_changes),
+        "made": _json([{**lot, "earned_at": lot["earned_at"].isoformat(),
+                        "available_at": lot["available_at"].isoformat(),
+                        "expires_at": lot["expires_at"] and lot["expires_at"].isoformat()}
+                       for lot in new_lots]),
     }  # fmt: skip
-    new_id: int | None = connection.execute(statement, values).scalar_one_or_none()
-    return new_id
+    rows = driver_rows(connection, sql, parameters)
+    return int(rows[0].id) if rows else None
 
 
-def _columns(name: str, columns: dict[str, Any], rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """The values of `_rows(name, columns)`'s parameters: one list per column."""
-    return {f"{name}_{col}": [row[n] for row in rows] for n, col in enumerate(columns)}
+def _parent_value(parent: NewRow, name: str) -> Any:
+    """A value as its column stores it: JSON columns as their text (None as JSON null, as
+    SQLAlchemy's JSON type stores it)."""
+    value = parent.values[name]
+    return _json(value) if isinstance(parent.table.c[name].type, JSON) else value
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 @cache
 def _statement(
-    parent: TextualSelect, parent_is: str, moves: bool, takes: bool, makes: bool
-) -> Select[Any]:
-    """The statement for one shape of purchase or refund, built once: its values are
-    all parameters, so SQLAlchemy's compiled cache serves every later execution."""
-    parent_cte = parent.cte("parent")
-    went_in = exists(select(parent_cte.c.id))
-    parts: list[CTE] = []
-    if moves:
-        parts.append(_transfers(parent_cte, parent_is))
-        parts.append(_totals(went_in))
-    if takes:
-        parts.append(_lot_changes(went_in))
-    if makes:
-        parts.append(_new_lots(parent_cte, parent_is))
-    return select(parent_cte.c.id).add_cte(*parts)
-
-
-def _rows(name: str, columns: dict[str, TypeEngine[Any]]) -> Any:
-    """`unnest(:name_a, :name_b, …) AS name(a, b, …)`: rows sent as one array per column."""
-    arrays = [
-        bindparam(f"{name}_{col}", type_=ARRAY(_plain(kind))) for col, kind in columns.items()
-    ]
-    unnest: Function[Any] = func.unnest(*arrays)
-    named = (column(col, kind) for col, kind in columns.items())
-    return unnest.table_valued(*named).render_derived(name=name)
-
-
-def _plain(kind: TypeEngine[Any]) -> TypeEngine[Any]:
-    """The database type behind a decorated one (arrays of a TypeDecorator don't bind)."""
-    return kind.impl_instance if isinstance(kind, TypeDecorator) else kind
-
-
-TRANSFER_ROWS: dict[str, TypeEngine[Any]] = {
-    "key": String(), "debit": Integer(), "credit": Integer(), "amount": BigInteger(),
-    "reason": String(),
-}  # fmt: skip
-TOTAL_ROWS: dict[str, TypeEngine[Any]] = {
-    "account": Integer(), "debits": BigInteger(), "credits": BigInteger()
-}  # fmt: skip
-TAKEN_ROWS: dict[str, TypeEngine[Any]] = {"lot": Integer(), "points": BigInteger()}
-LOT_ROWS: dict[str, TypeEngine[Any]] = {name: lots.c[name].type for name in LOT_COLUMNS}
-
-
-def _transfers(parent: CTE, parent_is: str) -> CTE:
-    rows = _rows("planned", TRANSFER_ROWS)
-    parent_id = parent.c.id
-    placeholder = bindparam("transfer_placeholder", type_=String())
-    key = func.replace(rows.c.key, placeholder, cast(parent_id, String()))
-    purchase = (
-        parent_id if parent_is == "purchase"
-        else bindparam("transfer_purchase_id", type_=Integer())
-    )  # fmt: skip
-    refund = parent_id if parent_is == "refund" else null()
-    chosen = select(
-        bindparam("transfer_program_id", type_=Integer()), key, rows.c.debit, rows.c.credit,
-        rows.c.amount, rows.c.reason, bindparam("transfer_actor", type_=String()), purchase,
-        refund, null().cast(Text()), bindparam("transfer_at", type_=Timestamp()),
-    ).select_from(parent).join(rows, true())  # fmt: skip
-    return insert(transfers).from_select(TRANSFER_COLUMNS, chosen).cte("moved")
-
-
-def _totals(went_in: Any) -> CTE:
-    rows = _rows("totals", TOTAL_ROWS)
-    return (
-        update(accounts)
-        .where(accounts.c.id == rows.c.account, went_in)
-        .values(
-            debits_posted=accounts.c.debits_posted + rows.c.debits,
-            credits_posted=accounts.c.credits_posted + rows.c.credits,
-        )
-        .cte("totalled")
+    table: Table, columns: tuple[str, ...], unique: tuple[str, ...], parent_is: str
+) -> str:
+    """The statement's text for a parent row of `table` with `columns` — built once."""
+    types = table.c
+    values = ", ".join(
+        f"%(new_{name})s::json" if isinstance(types[name].type, JSON) else f"%(new_{name})s"
+        for name in columns
     )
-
-
-def _lot_changes(went_in: Any) -> CTE:
-    rows = _rows("taken", TAKEN_ROWS)
-    return (
-        update(lots)
-        .where(lots.c.id == rows.c.lot, went_in)
-        .values(remaining=lots.c.remaining - rows.c.points)
-        .cte("spent")
+    purchase = "parent.id" if parent_is == "purchase" else "%(purchase_id)s::int"
+    refund = "parent.id" if parent_is == "refund" else "NULL::int"
+    lot_purchase = (
+        "coalesce(m.purchase_id, parent.id)" if parent_is == "purchase" else "m.purchase_id"
     )
-
-
-def _new_lots(parent: CTE, parent_is: str) -> CTE:
-    rows = _rows("made", LOT_ROWS)
-    chosen_columns: dict[str, ColumnElement[Any]] = {name: rows.c[name] for name in LOT_COLUMNS}
-    if parent_is == "purchase":
-        chosen_columns["purchase_id"] = func.coalesce(rows.c.purchase_id, parent.c.id)
-    chosen = select(*chosen_columns.values()).select_from(parent).join(rows, true())
-    return insert(lots).from_select(LOT_COLUMNS, chosen).cte("earned")
+    return f"""
+WITH parent AS (
+    INSERT INTO {table.name} ({", ".join(columns)}) VALUES ({values})
+    ON CONFLICT ({", ".join(unique)}) DO NOTHING RETURNING id
+), moved AS (
+    INSERT INTO transfers (program_id, transfer_key, debit_account_id, credit_account_id,
+                           amount, reason, actor, purchase_id, refund_id, note, created_at)
+    SELECT %(program_id)s, replace(p.key, %(placeholder)s, parent.id::text), p.debit,
+           p.credit, p.amount, p.reason, %(actor)s, {purchase}, {refund}, NULL, %(now)s
+    FROM parent, json_to_recordset(%(planned)s::json)
+         AS p(key text, debit int, credit int, amount bigint, reason text)
+), totalled AS (
+    UPDATE accounts AS a
+    SET debits_posted = a.debits_posted + t.debits,
+        credits_posted = a.credits_posted + t.credits
+    FROM json_to_recordset(%(totals)s::json) AS t(account int, debits bigint, credits bigint)
+    WHERE a.id = t.account AND EXISTS (SELECT FROM parent)
+), spent AS (
+    UPDATE lots AS l SET remaining = l.remaining - t.points
+    FROM json_to_recordset(%(taken)s::json) AS t(lot int, points bigint)
+    WHERE l.id = t.lot AND EXISTS (SELECT FROM parent)
+), earned AS (
+    INSERT INTO lots ({", ".join(LOT_COLUMNS)})
+    SELECT m.program_id, m.member_id, m.status, m.amount, m.remaining, m.earned_at,
+           m.available_at, m.expires_at, {lot_purchase}, m.reason
+    FROM parent, json_to_recordset(%(made)s::json)
+         AS m(program_id int, member_id int, status text, amount bigint, remaining bigint,
+              earned_at timestamptz, available_at timestamptz, expires_at timestamptz,
+              purchase_id int, reason text)
+)
+SELECT id FROM parent"""

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: quote test lint bench clean
+.PHONY: quote test lint bench bench-purchase clean
 
 $(BIN)/kopilka: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: lint  ## lint, types, layer contracts, then the whole test suite
 
 bench: $(BIN)/kopilka
 	taskset -c 0 $(BIN)/python bench/quote_bench.py
+
+bench-purchase: $(BIN)/kopilka  ## purchases/s through the service vs pgbench (needs PostgreSQL)
+	$(BIN)/python bench/purchase_bench.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -115,6 +115,8 @@ def fill(db: Database, members: int) -> None:
             assert member["id"] == "1", "member ids must run 1..N (pgbench picks them so)"
         adjust(engine, "zerno", member["id"], {"points": "1000000", "reason": "bench"},
                actor="bench", now=NOW)  # fmt: skip
+    with engine.begin() as connection:  # statistics, as a database in service has them
+        connection.exec_driver_sql("ANALYZE")
     engine.dispose()
 
 

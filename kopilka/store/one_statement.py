@@ -11,7 +11,9 @@ database from that CTE.
 
 Each part's rows travel as one JSON array (`json_to_recordset`), so the statement's
 text is the same for every purchase, whatever it moves: psycopg prepares it once and
-PostgreSQL plans it once.
+PostgreSQL plans it once. The rows to update are also named by an `= ANY(ids)` array:
+the planner guesses 100 rows for a recordset and would rather scan the whole table
+than use its primary key.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def write_under(
 ) -> int | None:
     """Insert `parent` and, only if it went in, everything else; the parent's id or None."""
     sql = _statement(parent.table, tuple(parent.values), parent.unique, parent_is)
+    totals = account_totals(postings, ids)
     parameters: dict[str, Any] = {
         **{f"new_{name}": _parent_value(parent, name) for name in parent.values},
         "program_id": program_id,
@@ -69,8 +72,10 @@ def write_under(
              "reason": p.reason.value}
             for p in postings
         ]),
-        "totals": _json(account_totals(postings, ids)),
+        "totals": _json(totals),
+        "total_ids": [total["account"] for total in totals],
         "taken": _json(lot_changes),
+        "taken_ids": [change["lot"] for change in lot_changes],
         "made": _json([{**lot, "earned_at": lot["earned_at"].isoformat(),
                         "available_at": lot["available_at"].isoformat(),
                         "expires_at": lot["expires_at"] and lot["expires_at"].isoformat()}
@@ -122,11 +127,11 @@ WITH parent AS (
     SET debits_posted = a.debits_posted + t.debits,
         credits_posted = a.credits_posted + t.credits
     FROM json_to_recordset(%(totals)s::json) AS t(account int, debits bigint, credits bigint)
-    WHERE a.id = t.account AND EXISTS (SELECT FROM parent)
+    WHERE a.id = t.account AND a.id = ANY(%(total_ids)s) AND EXISTS (SELECT FROM parent)
 ), spent AS (
     UPDATE lots AS l SET remaining = l.remaining - t.points
     FROM json_to_recordset(%(taken)s::json) AS t(lot int, points bigint)
-    WHERE l.id = t.lot AND EXISTS (SELECT FROM parent)
+    WHERE l.id = t.lot AND l.id = ANY(%(taken_ids)s) AND EXISTS (SELECT FROM parent)
 ), earned AS (
     INSERT INTO lots ({", ".join(LOT_COLUMNS)})
     SELECT m.program_id, m.member_id, m.status, m.amount, m.remaining, m.earned_at,

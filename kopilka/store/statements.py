@@ -57,7 +57,12 @@ def insert_new(table: Table, columns: tuple[str, ...], unique: tuple[str, ...]) 
 
 
 def driver_rows(
-    connection: Connection, sql: str, parameters: Mapping[str, Any], *, pipeline: bool = False
+    connection: Connection,
+    sql: str,
+    parameters: Mapping[str, Any],
+    *,
+    pipeline: bool = False,
+    prepare: bool = True,
 ) -> list[Any]:
     """Run `sql` (psycopg's `%(name)s` style) straight on the DBAPI connection, inside
     the transaction SQLAlchemy began; rows with attribute access.
@@ -80,9 +85,9 @@ def driver_rows(
                 dispatch.before_cursor_execute(connection, cursor, sql, parameters, None, False)
             if pipeline:
                 with driver.pipeline():
-                    cursor.execute(sql, parameters, prepare=True)
+                    cursor.execute(sql, parameters, prepare=prepare)
             else:
-                cursor.execute(sql, parameters, prepare=True)
+                cursor.execute(sql, parameters, prepare=prepare)
             if dispatch.after_cursor_execute:
                 dispatch.after_cursor_execute(connection, cursor, sql, parameters, None, False)
             return cursor.fetchall() if cursor.description else []

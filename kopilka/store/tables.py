@@ -148,8 +148,10 @@ transfers = Table(
     CheckConstraint("amount > 0", name="amount_positive"),
     CheckConstraint("debit_account_id <> credit_account_id", name="two_accounts"),
 )
+Index("ix_accounts_member_id", accounts.c.member_id)
 Index("ix_transfers_debit", transfers.c.debit_account_id, transfers.c.id)
 Index("ix_transfers_credit", transfers.c.credit_account_id, transfers.c.id)
+Index("ix_transfers_purchase_id", transfers.c.purchase_id)
 
 purchases = Table(
     "purchases",
@@ -203,6 +205,7 @@ lots = Table(
 )
 Index("ix_lots_member_id_status", lots.c.member_id, lots.c.status)
 Index("ix_lots_status_available_at", lots.c.status, lots.c.available_at)
+Index("ix_lots_purchase_id", lots.c.purchase_id)
 
 # Two-phase purchases: points reserved (`held`) until confirmed, cancelled or timed out.
 holds = Table(

@@ -17,6 +17,7 @@ from kopilka.domain.errors import InvalidInput, KopilkaError, Problem
 from kopilka.domain.program import Program
 from kopilka.domain.program_parser import parse_program
 from kopilka.files import load_document
+from kopilka.services.keys import create_key, list_keys, revoke_key
 from kopilka.services.programs import apply_program
 from kopilka.services.quoting import QuoteRequest, quote_receipt
 from kopilka.services.worker import run_due_work
@@ -35,6 +36,8 @@ app = typer.Typer(
 )
 program_app = typer.Typer(help="Check and apply program files.", no_args_is_help=True)
 app.add_typer(program_app, name="program")
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 
 def _print_json(document: Any) -> None:
@@ -169,6 +172,73 @@ def worker(
         if once:
             return
         time.sleep(every)
+
+
+@app.command()
+def serve(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json, interactive docs at /docs)."""
+    import uvicorn
+
+    from kopilka.api.app import create_app
+
+    engine = make_engine(db)
+    upgrade(engine)
+    console.print(f"[green]serving[/green] http://{host}:{port}/docs "
+                  f"on {engine.url.render_as_string(hide_password=True)}")  # fmt: skip
+    uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")
+
+
+@keys_app.command("create")
+def keys_create(
+    program: Annotated[str, typer.Option("--program", help="The program's code.")],
+    role: Annotated[str, typer.Option("--role", help="admin|pos|partner|support|analyst")],
+    location: Annotated[
+        str | None, typer.Option("--location", help="A pos key's location.")
+    ] = None,
+    label: Annotated[str | None, typer.Option("--label", help="What the key is for.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Create a key; it is printed once, alone on the last line."""
+    engine = make_engine(db)
+    upgrade(engine)
+    try:
+        key, record = create_key(engine, program, role, location=location, label=label,
+                                 now=datetime.now(UTC))  # fmt: skip
+    except KopilkaError as error:
+        raise _fail(error) from None
+    console.print(f"key {record['id']} ({record['role']}) for program {program}; "
+                  "store it now, it is not shown again:")  # fmt: skip
+    sys.stdout.write(key + "\n")
+
+
+@keys_app.command("list")
+def keys_list(
+    program: Annotated[str, typer.Option("--program", help="The program's code.")],
+    db: DbOption = None,
+) -> None:
+    """The program's keys, without their text."""
+    engine = make_engine(db)
+    upgrade(engine)
+    _print_json({"items": list_keys(engine, program)})
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (see `keys list`).")],
+    program: Annotated[str, typer.Option("--program", help="The program's code.")],
+    db: DbOption = None,
+) -> None:
+    """Revoke a key: it stops working at once."""
+    engine = make_engine(db)
+    upgrade(engine)
+    try:
+        _print_json(revoke_key(engine, program, key_id, now=datetime.now(UTC)))
+    except KopilkaError as error:
+        raise _fail(error) from None
 
 
 def _now(text: str | None) -> datetime:

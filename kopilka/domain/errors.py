@@ -10,7 +10,9 @@ the problem JSON's `code`, the command line prints the same problem JSON.
     ├── IdempotencyConflict     idempotency_conflict (409)
     ├── Duplicate               conflict            (409) — a card, phone or email taken
     ├── CouponInvalid           coupon_invalid      (422)
-    └── Forbidden               forbidden           (403)
+    ├── Forbidden               forbidden           (403)
+    ├── Unauthorized            unauthorized        (401) — no key, or not a valid one
+    └── PayloadTooLarge         payload_too_large   (413)
 """
 
 from __future__ import annotations
@@ -91,3 +93,15 @@ class Forbidden(KopilkaError):
     code = "forbidden"
     status = 403
     title = "Forbidden"
+
+
+class Unauthorized(KopilkaError):
+    code = "unauthorized"
+    status = 401
+    title = "A valid key is required"
+
+
+class PayloadTooLarge(KopilkaError):
+    code = "payload_too_large"
+    status = 413
+    title = "The request body is too large"

@@ -262,3 +262,10 @@ def erase_member(
         return member_json(find_member(connection, program.program_id, str(member.id)))
 
     return retrying(engine, attempt)
+
+
+def read_member(engine: Engine, program_code: str, ref: str) -> dict[str, Any]:
+    """A member's profile by any of their references; `NotFound` otherwise."""
+    with engine.connect() as connection:
+        program = load_program(connection, program_code)
+        return member_json(find_member(connection, program.program_id, ref))

@@ -135,3 +135,24 @@ def to_json(value: Any) -> Any:
 
 def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def read_program(engine: Engine, code: str) -> dict[str, Any]:
+    """The program's current version: its number, when and by whom, and the document."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(programs.c.code, program_versions.c.version, program_versions.c.document,
+                   program_versions.c.actor, program_versions.c.created_at)
+            .join(program_versions, program_versions.c.program_id == programs.c.id)
+            .where(programs.c.code == code,
+                   program_versions.c.version == programs.c.current_version)
+        ).one_or_none()  # fmt: skip
+    if row is None:
+        raise NotFound(f"program {code!r} does not exist")
+    return {
+        "code": row.code,
+        "version": row.version,
+        "applied_by": row.actor,
+        "applied_at": row.created_at.isoformat(),
+        "document": row.document,
+    }

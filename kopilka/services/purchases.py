@@ -67,7 +67,14 @@ from kopilka.store.tables import (
 from kopilka.store.wallet import Wallet
 from kopilka.wire import quote_json
 
-__all__ = ["PurchaseResult", "process_purchase", "release_due_holds", "retrying", "settle_hold"]
+__all__ = [
+    "PurchaseResult",
+    "process_purchase",
+    "quote_purchase",
+    "release_due_holds",
+    "retrying",
+    "settle_hold",
+]
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,26 @@ def process_purchase(
 
     answer, created = retrying(engine, attempt)
     return PurchaseResult(answer, created)
+
+
+def quote_purchase(
+    engine: Engine, program_code: str, body: object, *, now: datetime
+) -> dict[str, Any]:
+    """The answer a purchase would get now — with the member's balance — writing nothing."""
+    with engine.connect() as connection:
+        raw_member = body.get("member") if isinstance(body, dict) else None
+        program, member, wallet = _load(connection, program_code, raw_member, now, lock=False)
+        receipt = parse_receipt(body, program.calculator.program, now=now)
+        if receipt.member is not None and member is None:
+            find_member(connection, program.program_id, receipt.member)
+        quote = _quote(program, receipt, member, wallet)
+        member_id = member.id if member is not None else None
+        available = wallet.balances[AccountCode.AVAILABLE] if wallet is not None else None
+        answer = quote_json(quote, program.calculator.program, status="quote",
+                            member=str(member_id) if member_id is not None else None,
+                            balance=available)  # fmt: skip
+        answer["program_version"] = program.version
+        return answer
 
 
 def _process(
@@ -158,8 +185,9 @@ def _process(
 
 
 def _load(
-    connection: Connection, program_code: str, member_ref: object, now: datetime
-) -> tuple[LoadedProgram, Row[Any] | None, Wallet | None]:
+    connection: Connection, program_code: str, member_ref: object, now: datetime, *,
+    lock: bool = True,
+) -> tuple[LoadedProgram, Row[Any] | None, Wallet | None]:  # fmt: skip
     """The program's current version and the member with their balances, locked — one query."""
     key = member_key(member_ref) if isinstance(member_ref, str) else None
     if key is None:  # no member (or a malformed one, which the receipt's parse names)
@@ -167,7 +195,7 @@ def _load(
     column, value = key
     parameters = {"program_code": program_code, "member_key": value}
     rows: Sequence[Any]
-    if connection.dialect.name == "postgresql":  # psycopg's BEGIN goes with it: one round trip
+    if lock and connection.dialect.name == "postgresql":  # BEGIN goes with it: one round trip
         rows = driver_rows(connection, _member_sql(column), parameters, pipeline=True)
     else:
         rows = connection.execute(_member_query(column, lock=False), parameters).all()
@@ -414,3 +442,18 @@ def _settle(
         update(purchases).where(purchases.c.id == hold.purchase_id).values(status=purchase_status)
     )
     return answer
+
+
+def read_purchase(engine: Engine, program_code: str, purchase_ref: str) -> dict[str, Any]:
+    """A purchase's answer as it stands now (its status follows confirms and refunds)."""
+    number = int(purchase_ref) if purchase_ref.isdigit() else -1
+    with engine.connect() as connection:
+        program = load_program(connection, program_code)
+        row = connection.execute(
+            select(purchases.c.id, purchases.c.status, purchases.c.answer).where(
+                purchases.c.program_id == program.program_id, purchases.c.id == number
+            )
+        ).one_or_none()
+    if row is None:
+        raise NotFound(f"purchase {purchase_ref!r} does not exist")
+    return {"purchase_id": str(row.id), **row.answer, "status": row.status}

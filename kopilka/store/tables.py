@@ -237,3 +237,21 @@ idempotency_keys = Table(
     Column("created_at", Timestamp(), nullable=False),
     UniqueConstraint("program_id", "key"),
 )
+
+# Access keys. A key is shown once and stored only as its SHA-256 (a key carries ≥ 190
+# random bits, so a fast hash is safe: there is nothing to guess that a slow one would
+# protect). `program` is the program's code, so a program's first admin key can exist
+# before the program itself is applied over the API.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("program", String(64), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),  # the first characters, to recognise a key
+    Column("role", String(16), nullable=False),
+    Column("location", String(64)),  # a pos key acts at this location only
+    Column("label", String(200)),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("revoked_at", Timestamp()),
+)

@@ -1,0 +1,301 @@
+"""The HTTP API of shared/API.md, over the services (FastAPI).
+
+Every request body is read as raw JSON and handed to the services, which validate it
+and name each problem; errors come out as RFC 9457 problem JSON with the stable codes of
+`kopilka.domain.errors`. Keys are checked on every request: a key of another program is
+answered `404 not_found`, exactly as a program that does not exist.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from kopilka.domain.errors import (
+    Forbidden,
+    InvalidInput,
+    KopilkaError,
+    NotFound,
+    PayloadTooLarge,
+    Problem,
+    Unauthorized,
+)
+from kopilka.services import balances, keys, members, programs, purchases, refunds
+from kopilka.store.migrate import is_current
+from kopilka.wire import problem_json
+
+MAX_BODY = 1 << 20  # 1 MiB: a receipt of thousands of lines still fits
+PROBLEM = "application/problem+json"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(engine: Engine) -> FastAPI:
+    app = FastAPI(
+        title="Kopilka",
+        version="1",
+        description="Loyalty programs: points, purchases, refunds, members. "
+        "Authenticate with `Authorization: Bearer <key>`.",
+    )
+    app.state.engine = engine
+
+    @app.exception_handler(KopilkaError)
+    async def kopilka_error(_request: Request, error: KopilkaError) -> JSONResponse:
+        return JSONResponse(problem_json(error), status_code=error.status, media_type=PROBLEM)
+
+    @app.get("/health", tags=["service"])
+    def health() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["service"])
+    def ready() -> JSONResponse:
+        """The database answers and its schema is current."""
+        try:
+            current = is_current(engine)
+        except Exception as error:  # any failure to reach the database: not ready
+            return JSONResponse({"status": "unavailable", "detail": type(error).__name__}, 503)
+        if not current:
+            return JSONResponse({"status": "unavailable", "detail": "migrations pending"}, 503)
+        return JSONResponse({"status": "ok"})
+
+    for register in (_programs, _members, _purchases, _keys):
+        register(app, engine)
+    return app
+
+
+# — requests —
+
+
+async def json_body(request: Request) -> Any:
+    """The request's JSON document; malformed or oversized bodies are refused by name."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY:
+        raise PayloadTooLarge(f"the body has {declared} bytes; at most {MAX_BODY} are accepted")
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise PayloadTooLarge(f"the body has {len(raw)} bytes; at most {MAX_BODY} are accepted")
+    if not raw.strip():
+        raise InvalidInput([Problem("", "a JSON body is required")])
+    try:
+        return json.loads(raw, parse_float=str, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as error:
+        raise InvalidInput([Problem("", f"the body is not valid JSON: {error}")]) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+Body = Annotated[Any, Depends(json_body)]
+
+
+def caller(*roles: str) -> Callable[..., Any]:
+    """A dependency: the key's principal, if its program is the path's and its role fits."""
+
+    def check(
+        request: Request,
+        program: str,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> keys.Principal:
+        scheme, _, token = (authorization or "").partition(" ")
+        principal = (
+            keys.authenticate(request.app.state.engine, token.strip())
+            if scheme.lower() == "bearer" else None
+        )  # fmt: skip
+        if principal is None:
+            raise Unauthorized("send `Authorization: Bearer <key>` with a valid key")
+        if principal.program != program:
+            raise NotFound(f"program {program!r} does not exist")
+        if principal.role not in roles:
+            raise Forbidden(f"a {principal.role} key can't do this")
+        return principal
+
+    return check
+
+
+ANY_ROLE = ("admin", "pos", "partner", "support", "analyst")
+SELLERS = ("admin", "pos", "partner")
+MEMBER_WRITERS = ("admin", "pos", "partner", "support")
+
+
+def at_own_location(principal: keys.Principal, body: Any) -> None:
+    """A pos key acts at its own location only."""
+    if principal.location is None or not isinstance(body, dict):
+        return
+    location = body.get("location")
+    if location is not None and location != principal.location:
+        raise Forbidden(f"this key acts at location {principal.location!r}, not {location!r}")
+    body.setdefault("location", principal.location)
+
+
+def created(answer: Any, is_new: bool) -> JSONResponse:
+    return JSONResponse(answer, status_code=201 if is_new else 200)
+
+
+# — routes —
+
+
+def _programs(app: FastAPI, engine: Engine) -> None:
+    @app.put("/v1/programs/{program}", tags=["programs"])
+    async def apply(
+        program: str, body: Body, who: Annotated[keys.Principal, Depends(caller("admin"))]
+    ) -> JSONResponse:
+        """Validate a program file (as JSON) and store it as the program's next version."""
+        if isinstance(body, dict) and body.get("code", program) != program:
+            raise InvalidInput([Problem("code", f"must be {program!r}, the program in the path")])
+        if isinstance(body, dict):
+            body.setdefault("code", program)
+        applied = await run_in_threadpool(
+            programs.apply_program, engine, body, actor=f"key:{who.key_id}", now=now()
+        )
+        answer = {"code": applied.code, "version": applied.version, "created": applied.created}
+        return created(answer, applied.created)
+
+    @app.get("/v1/programs/{program}", tags=["programs"])
+    def read(program: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]) -> Any:
+        """The program's current version and its document."""
+        return programs.read_program(engine, program)
+
+
+def _members(app: FastAPI, engine: Engine) -> None:
+    prefix = "/v1/programs/{program}/members"
+
+    @app.post(prefix, status_code=201, tags=["members"])
+    async def register(
+        program: str, body: Body, _who: Annotated[Any, Depends(caller(*MEMBER_WRITERS))]
+    ) -> Any:
+        """Register a member; a card is generated when not given."""
+        return await run_in_threadpool(members.register_member, engine, program, body, now=now())
+
+    @app.get(prefix + "/{member}", tags=["members"])
+    def read(program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]) -> Any:
+        """A member by `{id}`, `card:…`, `phone:…`, `email:…` or `ext:…`."""
+        return members.read_member(engine, program, member)
+
+    @app.get(prefix + "/{member}/balance", tags=["members"])
+    def balance(program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]) -> Any:
+        """Available, pending and held points, lifetime figures and what expires when."""
+        return balances.balance(engine, program, member)
+
+    @app.get(prefix + "/{member}/history", tags=["members"])
+    def history(
+        program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))],
+        before: int | None = None, limit: int = 50,
+    ) -> Any:  # fmt: skip
+        """Every movement, newest first; pass `next` as `before` for the next page."""
+        if not 1 <= limit <= 500:
+            raise InvalidInput([Problem("limit", "must be between 1 and 500")])
+        return balances.history(engine, program, member, before=before, limit=limit)
+
+    @app.post(prefix + "/{member}/adjustments", status_code=201, tags=["members"])
+    async def adjust(
+        program: str, member: str, body: Body,
+        who: Annotated[keys.Principal, Depends(caller("admin", "support"))],
+    ) -> Any:  # fmt: skip
+        """A manual correction with a mandatory reason."""
+        return await run_in_threadpool(
+            balances.adjust, engine, program, member, body, actor=f"key:{who.key_id}", now=now()
+        )
+
+
+def _purchases(app: FastAPI, engine: Engine) -> None:
+    prefix = "/v1/programs/{program}/purchases"
+
+    @app.post(prefix + "/quote", tags=["purchases"])
+    async def quote(
+        program: str, body: Body, who: Annotated[keys.Principal, Depends(caller(*SELLERS))]
+    ) -> Any:
+        """The answer a purchase would get, with no side effects."""
+        at_own_location(who, body)
+        return await run_in_threadpool(purchases.quote_purchase, engine, program, body, now=now())
+
+    @app.post(prefix, tags=["purchases"])
+    async def purchase(
+        program: str, body: Body, who: Annotated[keys.Principal, Depends(caller(*SELLERS))],
+        idempotency_key: Annotated[str | None, Header()] = None,
+    ) -> JSONResponse:  # fmt: skip
+        """Process a purchase: `201` the first time, `200` with the same answer on a replay."""
+        at_own_location(who, body)
+        result = await run_in_threadpool(
+            purchases.process_purchase, engine, program, body, now=now(),
+            actor=f"key:{who.key_id}", idempotency_key=idempotency_key,
+        )  # fmt: skip
+        return created(result.answer, result.created)
+
+    @app.get(prefix + "/{purchase_id}", tags=["purchases"])
+    def read(
+        program: str, purchase_id: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]
+    ) -> Any:
+        """A purchase's answer, with its status as it stands now."""
+        return purchases.read_purchase(engine, program, purchase_id)
+
+    for action in ("confirm", "cancel"):
+        app.post(prefix + "/{purchase_id}/" + action, tags=["purchases"])(_settle(engine, action))
+
+    @app.post(prefix + "/{purchase_id}/refunds", tags=["purchases"])
+    async def refund(
+        program: str, purchase_id: str, body: Body,
+        who: Annotated[keys.Principal, Depends(caller(*SELLERS))],
+    ) -> JSONResponse:  # fmt: skip
+        """Refund the whole receipt or some of its lines; replays answer the first result."""
+        answer, is_new = await run_in_threadpool(
+            refunds.refund_purchase, engine, program, purchase_id, body,
+            actor=f"key:{who.key_id}", now=now(),
+        )  # fmt: skip
+        return created(answer, is_new)
+
+
+def _settle(engine: Engine, action: str) -> Callable[..., Any]:
+    async def settle(
+        program: str, purchase_id: str,
+        who: Annotated[keys.Principal, Depends(caller(*SELLERS))],
+    ) -> JSONResponse:  # fmt: skip
+        answer, _replayed = await run_in_threadpool(
+            purchases.settle_hold, engine, program, purchase_id, action,
+            actor=f"key:{who.key_id}", now=now(),
+        )  # fmt: skip
+        return JSONResponse(answer, status_code=200)
+
+    settle.__name__ = f"{action}_purchase"
+    settle.__doc__ = f"{action.capitalize()} a held purchase; a repeat answers the first result."
+    return settle
+
+
+def _keys(app: FastAPI, engine: Engine) -> None:
+    prefix = "/v1/programs/{program}/keys"
+
+    @app.post(prefix, status_code=201, tags=["keys"])
+    async def create(
+        program: str, body: Body, _who: Annotated[Any, Depends(caller("admin"))]
+    ) -> Any:
+        """A new key `{role, location?, label?}`; its text is in the answer, once."""
+        if not isinstance(body, dict):
+            raise InvalidInput([Problem("", "must be an object with a role")])
+        unknown = sorted(set(body) - {"role", "location", "label"})
+        if unknown:
+            raise InvalidInput([Problem(key, "unknown key") for key in unknown])
+        key, record = await run_in_threadpool(
+            keys.create_key, engine, program, str(body.get("role")),
+            location=body.get("location"), label=body.get("label"), now=now(),
+        )  # fmt: skip
+        return {"key": key, **record}
+
+    @app.get(prefix, tags=["keys"])
+    def listed(program: str, _who: Annotated[Any, Depends(caller("admin"))]) -> Any:
+        """The program's keys (never their text)."""
+        return {"items": keys.list_keys(engine, program)}
+
+    @app.delete(prefix + "/{key_id}", tags=["keys"])
+    def revoke(program: str, key_id: str, _who: Annotated[Any, Depends(caller("admin"))]) -> Any:
+        """Revoke a key: it stops working at once."""
+        return keys.revoke_key(engine, program, key_id, now=now())

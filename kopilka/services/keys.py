@@ -1,0 +1,118 @@
+"""Access keys: created (shown once), listed, revoked, and checked on every request.
+
+A key reads `kpk_` + 32 random URL-safe characters (192 bits): the prefix makes a leaked
+key easy to spot in logs and by secret scanners. Only its SHA-256 is stored; listing
+shows the first characters so an operator can tell keys apart.
+
+Roles and what they may do (docs/api.md has the full table):
+
+    admin    everything in the program, keys included
+    pos      quote, purchases (at its own location), confirm/cancel, refunds, members
+    partner  quote, purchases, refunds, members (read and register)
+    support  members, balance, history, adjustments
+    analyst  reading only
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+
+from kopilka.domain.errors import InvalidInput, NotFound, Problem
+from kopilka.store.tables import api_keys
+
+PREFIX = "kpk_"
+ROLES = ("admin", "pos", "partner", "support", "analyst")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's program, role and (for a terminal) location."""
+
+    key_id: int
+    program: str
+    role: str
+    location: str | None
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(
+    engine: Engine, program: str, role: str, *, location: str | None = None,
+    label: str | None = None, now: datetime,
+) -> tuple[str, dict[str, Any]]:  # fmt: skip
+    """A new key — its text, to be shown once — and its public record."""
+    problems = []
+    if role not in ROLES:
+        problems.append(Problem("role", f"{role!r} is not one of {', '.join(ROLES)}"))
+    if role == "pos" and not location:
+        problems.append(Problem("location", "a pos key is bound to a location: give one"))
+    if problems:
+        raise InvalidInput(problems)
+    key = PREFIX + secrets.token_urlsafe(24)
+    with engine.begin() as connection:
+        key_id = connection.execute(
+            insert(api_keys)
+            .values(program=program, key_hash=_digest(key), prefix=key[:10], role=role,
+                    location=location, label=label, created_at=now)
+            .returning(api_keys.c.id)
+        ).scalar_one()  # fmt: skip
+        row = connection.execute(select(api_keys).where(api_keys.c.id == key_id)).one()
+    return key, key_json(row)
+
+
+def key_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "program": row.program,
+        "role": row.role,
+        "location": row.location,
+        "label": row.label,
+        "prefix": row.prefix,
+        "created_at": row.created_at.isoformat(),
+        "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+    }
+
+
+def list_keys(engine: Engine, program: str) -> list[dict[str, Any]]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(api_keys).where(api_keys.c.program == program).order_by(api_keys.c.id)
+        ).all()
+    return [key_json(row) for row in rows]
+
+
+def revoke_key(engine: Engine, program: str, key_id: str, *, now: datetime) -> dict[str, Any]:
+    """Revoke a key of `program`; revoking it again answers the same."""
+    number = int(key_id) if key_id.isdigit() else -1
+    with engine.begin() as connection:
+        row = connection.execute(
+            select(api_keys).where(api_keys.c.id == number, api_keys.c.program == program)
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"key {key_id!r} does not exist")
+        if row.revoked_at is None:
+            connection.execute(
+                update(api_keys).where(api_keys.c.id == number).values(revoked_at=now)
+            )
+            row = connection.execute(select(api_keys).where(api_keys.c.id == number)).one()
+    return key_json(row)
+
+
+def authenticate(engine: Engine, key: str) -> Principal | None:
+    """The caller a key names, or None for an unknown or revoked key."""
+    if not key.startswith(PREFIX):
+        return None
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(api_keys.c.id, api_keys.c.program, api_keys.c.role, api_keys.c.location)
+            .where(api_keys.c.key_hash == _digest(key), api_keys.c.revoked_at.is_(None))
+        ).one_or_none()  # fmt: skip
+    return Principal(row.id, row.program, row.role, row.location) if row else None

@@ -1,0 +1,49 @@
+"""The HTTP API through the real app (FastAPI's TestClient), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from kopilka.api.app import create_app
+from kopilka.services.keys import create_key
+from tests.store.conftest import NOW, engine, zerno_engine
+
+__all__ = ["engine", "zerno_engine"]
+
+
+class Api:
+    """A client with a key: `api.post(path, json)` with the program's base path."""
+
+    def __init__(self, client: TestClient, key: str, program: str = "zerno") -> None:
+        self.client, self.key, self.base = client, key, f"/v1/programs/{program}"
+
+    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}", **(extra or {})}
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.client.get(self.base + path, headers=self._headers(kw.pop("headers", None)),
+                               **kw)  # fmt: skip
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return self.client.post(self.base + path, json=body,
+                                headers=self._headers(kw.pop("headers", None)), **kw)  # fmt: skip
+
+
+@pytest.fixture
+def client(zerno_engine: Engine) -> Iterator[TestClient]:
+    with TestClient(create_app(zerno_engine)) as test_client:
+        yield test_client
+
+
+def key_for(engine: Engine, role: str, program: str = "zerno", **kw: Any) -> str:
+    return create_key(engine, program, role, now=NOW, **kw)[0]
+
+
+@pytest.fixture
+def admin(client: TestClient, zerno_engine: Engine) -> Api:
+    return Api(client, key_for(zerno_engine, "admin"))

@@ -1,0 +1,153 @@
+"""The contract of shared/API.md over HTTP: members, quotes, purchases, replays, refunds,
+keys and roles, problem JSON for every refusal."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from kopilka.files import load_document
+from kopilka.services.programs import apply_program
+from tests.api.conftest import Api, key_for
+from tests.conftest import EXAMPLES
+from tests.store.conftest import NOW
+
+RECEIPT: dict[str, Any] = {
+    "receipt_id": "R-1",
+    "location": "kiosk",
+    "member": "card:100009",
+    "lines": [{"sku": "TEA-400", "qty": 3}],
+}
+
+
+def problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    document: dict[str, Any] = response.json()
+    assert (document["status"], document["code"]) == (status, code)
+    assert document["detail"]
+    return document
+
+
+def test_without_a_valid_key_nothing_is_answered(client: TestClient) -> None:
+    problem(client.get("/v1/programs/zerno/members/1"), 401, "unauthorized")
+    wrong = client.get("/v1/programs/zerno/members/1", headers={"Authorization": "Bearer kpk_x"})
+    problem(wrong, 401, "unauthorized")
+
+
+def test_a_member_buys_replays_and_refunds(admin: Api) -> None:
+    member = admin.post("/members", {"card": "100009", "email": "Anna@Example.RU"})
+    assert member.status_code == 201, member.text
+    assert member.json()["email"] == "anna@example.ru"
+    problem(admin.post("/members", {"card": "100009"}), 409, "conflict")
+    adjusted = admin.post("/members/card:100009/adjustments", {"points": "100", "reason": "start"})
+    assert adjusted.status_code == 201, adjusted.text
+
+    quote = admin.post("/purchases/quote", {**RECEIPT, "redeem": "30"})
+    assert quote.status_code == 200, quote.text
+    assert (quote.json()["redeemed"], quote.json()["accrued"]) == ("30.00", "4.20")
+    assert admin.get("/members/card:100009/balance").json()["available"] == "100.00"
+
+    first = admin.post("/purchases", {**RECEIPT, "redeem": "30"})
+    assert first.status_code == 201, first.text
+    assert first.json()["balance"]["available"] == "74.20"
+    again = admin.post("/purchases", {**RECEIPT, "redeem": "30"})
+    assert (again.status_code, again.json()) == (200, first.json())
+    problem(admin.post("/purchases", {**RECEIPT, "redeem": "10"}), 409, "idempotency_conflict")
+
+    purchase_id = first.json()["purchase_id"]
+    refund = admin.post(f"/purchases/{purchase_id}/refunds", {"refund_id": "RF-1"})
+    assert refund.status_code == 201, refund.text
+    replay = admin.post(f"/purchases/{purchase_id}/refunds", {"refund_id": "RF-1"})
+    assert (replay.status_code, replay.json()) == (200, refund.json())
+    assert admin.get("/members/card:100009/balance").json()["available"] == "100.00"
+    assert admin.get(f"/purchases/{purchase_id}").json()["status"] == "refunded"
+    history = admin.get("/members/card:100009/history").json()
+    assert len(history["items"]) >= 4
+
+
+def test_more_points_than_allowed_is_refused_and_writes_nothing(admin: Api) -> None:
+    admin.post("/members", {"card": "100009"})
+    problem(admin.post("/purchases", {**RECEIPT, "redeem": "5"}), 422, "insufficient_points")
+    assert admin.get("/members/card:100009/history").json()["items"] == []
+
+
+def test_bad_bodies_are_named_never_a_500(admin: Api, client: TestClient) -> None:
+    raw = client.post("/v1/programs/zerno/purchases", content=b'{"receipt_id": ',
+                      headers={"Authorization": f"Bearer {admin.key}"})  # fmt: skip
+    assert "not valid JSON" in problem(raw, 422, "validation_error")["detail"]
+    admin.post("/members", {"card": "100009"})
+    wrong = admin.post("/purchases", {**RECEIPT, "lines": "tea"})
+    assert problem(wrong, 422, "validation_error")["errors"]
+    huge = client.post("/v1/programs/zerno/members", content=b"[" + b"1," * 600_000 + b"1]",
+                       headers={"Authorization": f"Bearer {admin.key}"})  # fmt: skip
+    problem(huge, 413, "payload_too_large")
+    problem(admin.get("/members/card:404"), 404, "not_found")
+    problem(admin.post("/members", [1, 2]), 422, "validation_error")
+
+
+def test_another_programs_key_sees_nothing_as_if_it_did_not_exist(
+    admin: Api, client: TestClient, zerno_engine: Engine
+) -> None:
+    document: Any = copy.deepcopy(load_document(EXAMPLES / "zerno" / "program.yaml"))
+    document["code"] = "other"
+    apply_program(zerno_engine, document, actor="test", now=NOW)
+    admin.post("/members", {"card": "100009"})
+    stranger = Api(client, key_for(zerno_engine, "admin", program="other"))
+    for response in (
+        client.get("/v1/programs/zerno/members/card:100009",
+                   headers={"Authorization": f"Bearer {stranger.key}"}),
+        client.post("/v1/programs/zerno/purchases", json=RECEIPT,
+                    headers={"Authorization": f"Bearer {stranger.key}"}),
+    ):  # fmt: skip
+        problem(response, 404, "not_found")
+    problem(stranger.get("/members/card:100009"), 404, "not_found")
+
+
+def test_roles_and_locations_limit_what_a_key_does(admin: Api, client: TestClient,
+                                                   zerno_engine: Engine) -> None:  # fmt: skip
+    admin.post("/members", {"card": "100009"})
+    pos = Api(client, key_for(zerno_engine, "pos", location="kiosk"))
+    analyst = Api(client, key_for(zerno_engine, "analyst"))
+    assert pos.post("/purchases", {**RECEIPT, "receipt_id": "P-1"}).status_code == 201
+    problem(pos.post("/purchases", {**RECEIPT, "location": "rest-a"}), 403, "forbidden")
+    problem(pos.post("/members/card:100009/adjustments", {"points": "5", "reason": "x"}),
+            403, "forbidden")  # fmt: skip
+    assert analyst.get("/members/card:100009/balance").status_code == 200
+    problem(analyst.post("/purchases", RECEIPT), 403, "forbidden")
+
+
+def test_keys_are_made_shown_once_listed_and_revoked(admin: Api, client: TestClient) -> None:
+    made = admin.post("/keys", {"role": "support", "label": "help desk"})
+    assert made.status_code == 201, made.text
+    key = made.json()["key"]
+    assert key.startswith("kpk_")
+    assert len(key) >= 4 + 32
+    listed = admin.get("/keys").json()["items"]
+    assert all("key" not in item for item in listed)
+    support = Api(client, key)
+    assert support.get("/members/card:1").status_code == 404  # authenticated, no such member
+    revoked = client.delete(f"/v1/programs/zerno/keys/{made.json()['id']}",
+                            headers={"Authorization": f"Bearer {admin.key}"})  # fmt: skip
+    assert revoked.json()["revoked_at"]
+    problem(support.get("/members/card:1"), 401, "unauthorized")
+
+
+def test_a_hold_is_confirmed_over_http(admin: Api) -> None:
+    admin.post("/members", {"card": "100009"})
+    admin.post("/members/card:100009/adjustments", {"points": "100", "reason": "start"})
+    held = admin.post("/purchases", {**RECEIPT, "redeem": "30", "hold": True})
+    assert held.json()["status"] == "held"
+    confirmed = admin.post(f"/purchases/{held.json()['purchase_id']}/confirm")
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["status"] == "completed"
+
+
+def test_the_service_says_it_is_up_and_ready_and_describes_itself(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").json() == {"status": "ok"}
+    spec = client.get("/openapi.json").json()
+    assert "/v1/programs/{program}/purchases" in spec["paths"]

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: quote test lint bench bench-purchase clean
+.PHONY: quote demo test lint bench bench-purchase clean
 
 $(BIN)/kopilka: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,9 @@ $(BIN)/kopilka: pyproject.toml
 
 quote: $(BIN)/kopilka  ## price the API.md worked example with the example program
 	$(BIN)/kopilka quote examples/api/program.yaml examples/api/receipt.json --balance 500
+
+demo: $(BIN)/kopilka  ## the seed-002 café chain with members and receipts, served on :8000
+	$(BIN)/kopilka demo
 
 lint: $(BIN)/kopilka
 	$(BIN)/ruff check .

@@ -192,6 +192,47 @@ def serve(
     uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")
 
 
+@app.command()
+def demo(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    members: Annotated[int, typer.Option(help="Members to create.", min=1)] = 1000,
+    receipts: Annotated[int, typer.Option(help="Receipts over the last 90 days.", min=0)] = 20000,
+    serve_it: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the API when ready.")
+    ] = True,
+) -> None:
+    """The seed-002 café chain with members and three months of receipts, then the server."""
+    from rich.progress import Progress
+
+    from kopilka.demo import build_demo
+
+    engine = make_engine(db)
+    upgrade(engine)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("receipts", total=receipts)
+        built = build_demo(
+            engine, now=datetime.now(UTC), members_count=members, receipts_count=receipts,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+    state = "created" if built.created else "found in place"
+    console.print(f"demo {state}: program zerno, {built.members} members, "
+                  f"{built.receipts} purchases")  # fmt: skip
+    console.print(f"API docs:   http://{host}:{port}/docs")
+    console.print(f"admin key:  {built.admin_key}")
+    console.print(f"kiosk key:  {built.pos_key}  (a pos key for location kiosk)")
+    balance_url = f"http://{host}:{port}/v1/programs/zerno/members/{built.sample_member}/balance"
+    console.print(f"try:        curl -H 'Authorization: Bearer {built.admin_key}' {balance_url}",
+                  soft_wrap=True)  # fmt: skip
+    if serve_it:
+        import uvicorn
+
+        from kopilka.api.app import create_app
+
+        uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")
+
+
 @keys_app.command("create")
 def keys_create(
     program: Annotated[str, typer.Option("--program", help="The program's code.")],
@@ -253,3 +294,7 @@ def _now(text: str | None) -> datetime:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""`kopilka demo`: the seed-002 café chain with members and three months of receipts.
+
+Everything is generated from a fixed seed, so two demos are alike; the receipts go
+through the same purchase service as real ones (in time order, each at its own moment),
+so balances, lots and the ledger are what a real quarter would leave. A second run finds
+the demo in place and only adds fresh keys.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from importlib import resources
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from kopilka.domain.errors import Duplicate, KopilkaError
+from kopilka.domain.ledger import luhn_check_digit
+from kopilka.files import parse_text
+from kopilka.services.balances import adjust
+from kopilka.services.keys import create_key
+from kopilka.services.members import register_member
+from kopilka.services.programs import apply_program
+from kopilka.services.purchases import process_purchase
+from kopilka.store.tables import members, programs, purchases
+
+PROGRAM = "zerno"
+FIRST_NAMES = ["Анна", "Мария", "Елена", "Ольга", "Дарья", "Иван", "Пётр", "Алексей",
+               "Дмитрий", "Сергей", "Наталья", "Михаил", "Юлия", "Андрей", "Ксения"]  # fmt: skip
+LAST_NAMES = ["Иванова", "Смирнова", "Кузнецова", "Попова", "Соколова", "Лебедева",
+              "Козлова", "Новикова", "Морозова", "Волкова"]  # fmt: skip
+# what a café sells together: (sku, weight)
+BASKETS = [
+    [("CAP-300", 1)], [("CAP-300", 1), ("CRS-1", 1)], [("ESP-60", 1)], [("TEA-400", 1)],
+    [("LUNCH-1", 1)], [("LUNCH-1", 1), ("SOUP-1", 1)], [("CAP-300", 2), ("CRS-1", 2)],
+    [("TEA-400", 1), ("CRS-1", 1)], [("CIG-1", 1), ("ESP-60", 1)], [("SOUP-1", 1)],
+]  # fmt: skip
+LOCATIONS = ["rest-a", "rest-b", "kiosk", "kiosk"]
+
+
+@dataclass(frozen=True)
+class Demo:
+    created: bool  # False: the demo was there already
+    members: int
+    receipts: int
+    admin_key: str
+    pos_key: str  # bound to the kiosk
+    sample_member: str  # a member to try the API with
+
+
+def program_document() -> Any:
+    text = resources.files("kopilka.demo").joinpath("zerno.yaml").read_text(encoding="utf-8")
+    return parse_text(text, name="zerno.yaml", as_json=False)
+
+
+def build_demo(
+    engine: Engine, *, now: datetime, members_count: int = 1000, receipts_count: int = 20000,
+    days: int = 90, seed: int = 2, progress: Callable[[int, int], None] | None = None,
+) -> Demo:  # fmt: skip
+    """Create the demo unless it exists; fresh admin and pos keys either way."""
+    created = not _exists(engine)
+    if created:
+        apply_program(engine, program_document(), actor="demo", now=now - timedelta(days=days))
+        rng = random.Random(seed)
+        start = now - timedelta(days=days)
+        refs = _members(engine, rng, members_count, start)
+        _receipts(engine, rng, refs, receipts_count, start, now, progress)
+    counts = _counts(engine)
+    admin, _ = create_key(engine, PROGRAM, "admin", label="demo admin", now=now)
+    pos, _ = create_key(engine, PROGRAM, "pos", location="kiosk", label="demo kiosk", now=now)
+    return Demo(created, counts[0], counts[1], admin, pos, _busiest_member(engine))
+
+
+def _exists(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        return (
+            connection.execute(select(programs.c.id).where(programs.c.code == PROGRAM)).first()
+            is not None
+        )
+
+
+def _counts(engine: Engine) -> tuple[int, int]:
+    with engine.connect() as connection:
+        program_id = select(programs.c.id).where(programs.c.code == PROGRAM).scalar_subquery()
+        people = connection.execute(
+            select(func.count()).select_from(members).where(members.c.program_id == program_id)
+        ).scalar_one()
+        bought = connection.execute(
+            select(func.count()).select_from(purchases).where(purchases.c.program_id == program_id)
+        ).scalar_one()
+    return int(people), int(bought)
+
+
+def _busiest_member(engine: Engine) -> str:
+    """The card of the member with the most purchases: the most to look at."""
+    with engine.connect() as connection:
+        card = connection.execute(
+            select(members.c.card)
+            .join(purchases, purchases.c.member_id == members.c.id)
+            .group_by(members.c.id, members.c.card)
+            .order_by(func.count().desc(), members.c.id)
+            .limit(1)
+        ).scalar()
+    return f"card:{card}" if card else "card:none"
+
+
+def _members(engine: Engine, rng: random.Random, count: int, start: datetime) -> list[str]:
+    refs = []
+    for n in range(count):
+        body = f"7{n:010d}"
+        data: dict[str, Any] = {
+            "card": body + luhn_check_digit(body),
+            "name": f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+            "phone": f"+7916{rng.randrange(10**7):07d}",
+            "birthday": f"{rng.randrange(1960, 2006)}-{rng.randrange(1, 13):02d}-"
+            f"{rng.randrange(1, 29):02d}",
+        }
+        if rng.random() < 0.6:
+            data["email"] = f"member{n}@example.ru"
+        try:
+            member = register_member(engine, PROGRAM, data, now=start)
+        except Duplicate:  # a phone drawn twice: register without it
+            del data["phone"]
+            member = register_member(engine, PROGRAM, data, now=start)
+        refs.append(f"card:{member['card']}")
+        if n % 10 == 0:  # some members start with a welcome gift
+            adjust(engine, PROGRAM, refs[-1], {"points": "100", "reason": "welcome gift"},
+                   actor="demo", now=start)  # fmt: skip
+    return refs
+
+
+def _receipts(
+    engine: Engine, rng: random.Random, refs: list[str], count: int, start: datetime,
+    now: datetime, progress: Callable[[int, int], None] | None,
+) -> None:  # fmt: skip
+    span = (now - start).total_seconds()
+    moments = sorted(start + timedelta(seconds=rng.random() * span) for _ in range(count))
+    for n, moment in enumerate(moments):
+        opening = moment.replace(hour=5 + rng.randrange(15), minute=rng.randrange(60))  # UTC
+        at = min(max(opening, start), now)
+        body: dict[str, Any] = {
+            "receipt_id": f"DEMO-{n:06d}",
+            "location": rng.choice(LOCATIONS),
+            "at": at.isoformat(),
+            "lines": [{"sku": sku, "qty": qty} for sku, qty in rng.choice(BASKETS)],
+        }
+        if rng.random() < 0.85:  # most guests show their card
+            body["member"] = refs[int(rng.paretovariate(1.2) * 7) % len(refs)]
+            if rng.random() < 0.12:
+                body["redeem"] = "max"
+        with suppress(KopilkaError):  # a receipt the rules refuse: a demo can do without it
+            process_purchase(engine, PROGRAM, body, now=at, actor="demo")
+        if progress is not None and (n % 200 == 0 or n == count - 1):
+            progress(n + 1, count)

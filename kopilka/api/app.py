@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
+from kopilka.api.limits import FailedAuthLimiter
 from kopilka.domain.errors import (
     Forbidden,
     InvalidInput,
@@ -25,6 +26,7 @@ from kopilka.domain.errors import (
     NotFound,
     PayloadTooLarge,
     Problem,
+    TooManyRequests,
     Unauthorized,
 )
 from kopilka.services import balances, keys, members, programs, purchases, refunds
@@ -39,7 +41,7 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def create_app(engine: Engine) -> FastAPI:
+def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) -> FastAPI:
     app = FastAPI(
         title="Kopilka",
         version="1",
@@ -47,10 +49,13 @@ def create_app(engine: Engine) -> FastAPI:
         "Authenticate with `Authorization: Bearer <key>`.",
     )
     app.state.engine = engine
+    app.state.failed_auth = failed_auth or FailedAuthLimiter()
 
     @app.exception_handler(KopilkaError)
     async def kopilka_error(_request: Request, error: KopilkaError) -> JSONResponse:
-        return JSONResponse(problem_json(error), status_code=error.status, media_type=PROBLEM)
+        headers = {"Retry-After": "60"} if isinstance(error, TooManyRequests) else None
+        return JSONResponse(problem_json(error), status_code=error.status, media_type=PROBLEM,
+                            headers=headers)  # fmt: skip
 
     @app.get("/health", tags=["service"])
     def health() -> dict[str, str]:
@@ -107,12 +112,18 @@ def caller(*roles: str) -> Callable[..., Any]:
         program: str,
         authorization: Annotated[str | None, Header()] = None,
     ) -> keys.Principal:
+        limiter: FailedAuthLimiter = request.app.state.failed_auth
+        client = request.client.host if request.client else "unknown"
+        wait = limiter.retry_after(client)
+        if wait:
+            raise TooManyRequests(f"too many failed authentications: retry in {wait:.0f} s")
         scheme, _, token = (authorization or "").partition(" ")
         principal = (
             keys.authenticate(request.app.state.engine, token.strip())
             if scheme.lower() == "bearer" else None
         )  # fmt: skip
         if principal is None:
+            limiter.failed(client)
             raise Unauthorized("send `Authorization: Bearer <key>` with a valid key")
         if principal.program != program:
             raise NotFound(f"program {program!r} does not exist")

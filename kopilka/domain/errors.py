@@ -12,7 +12,8 @@ the problem JSON's `code`, the command line prints the same problem JSON.
     ├── CouponInvalid           coupon_invalid      (422)
     ├── Forbidden               forbidden           (403)
     ├── Unauthorized            unauthorized        (401) — no key, or not a valid one
-    └── PayloadTooLarge         payload_too_large   (413)
+    ├── PayloadTooLarge         payload_too_large   (413)
+    └── TooManyRequests         too_many_requests   (429) — e.g. keys guessed too often
 """
 
 from __future__ import annotations
@@ -105,3 +106,9 @@ class PayloadTooLarge(KopilkaError):
     code = "payload_too_large"
     status = 413
     title = "The request body is too large"
+
+
+class TooManyRequests(KopilkaError):
+    code = "too_many_requests"
+    status = 429
+    title = "Too many requests"

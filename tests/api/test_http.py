@@ -9,6 +9,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from kopilka.api.app import create_app
+from kopilka.api.limits import FailedAuthLimiter
 from kopilka.files import load_document
 from kopilka.services.programs import apply_program
 from tests.api.conftest import Api, key_for
@@ -151,3 +153,27 @@ def test_the_service_says_it_is_up_and_ready_and_describes_itself(client: TestCl
     assert client.get("/ready").json() == {"status": "ok"}
     spec = client.get("/openapi.json").json()
     assert "/v1/programs/{program}/purchases" in spec["paths"]
+
+
+def test_guessing_keys_is_refused_after_too_many_failures(zerno_engine: Engine) -> None:
+    limiter = FailedAuthLimiter(failures=3, window=60)
+    with TestClient(create_app(zerno_engine, failed_auth=limiter)) as client:
+        good = key_for(zerno_engine, "admin")
+        for n in range(3):
+            guess = {"Authorization": f"Bearer kpk_guess{n}"}
+            problem(client.get("/v1/programs/zerno/members/1", headers=guess), 401, "unauthorized")
+        refused = client.get("/v1/programs/zerno/members/1",
+                             headers={"Authorization": f"Bearer {good}"})  # fmt: skip
+        problem(refused, 429, "too_many_requests")
+        assert refused.headers["retry-after"]
+
+
+def test_the_limiter_forgets_failures_after_its_window() -> None:
+    now = [0.0]
+    limiter = FailedAuthLimiter(failures=2, window=10, clock=lambda: now[0])
+    limiter.failed("a")
+    limiter.failed("a")
+    assert limiter.retry_after("a") == 10
+    assert limiter.retry_after("b") == 0
+    now[0] = 10.5
+    assert limiter.retry_after("a") == 0

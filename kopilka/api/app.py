@@ -193,6 +193,19 @@ def _members(app: FastAPI, engine: Engine) -> None:
         """A member by `{id}`, `card:…`, `phone:…`, `email:…` or `ext:…`."""
         return members.read_member(engine, program, member)
 
+    @app.patch(prefix + "/{member}", tags=["members"])
+    async def update(
+        program: str, member: str, body: Body,
+        _who: Annotated[Any, Depends(caller("admin", "support"))],
+    ) -> Any:  # fmt: skip
+        """Change the profile: `phone`, `email`, `name`, `birthday` (null clears one)."""
+        return await run_in_threadpool(members.update_member, engine, program, member, body)
+
+    for action, status in (("block", "blocked"), ("unblock", "active")):
+        app.post(prefix + "/{member}/" + action, tags=["members"])(
+            _member_status(engine, action, status)
+        )
+
     @app.get(prefix + "/{member}/balance", tags=["members"])
     def balance(program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]) -> Any:
         """Available, pending and held points, lifetime figures and what expires when."""
@@ -217,6 +230,17 @@ def _members(app: FastAPI, engine: Engine) -> None:
         return await run_in_threadpool(
             balances.adjust, engine, program, member, body, actor=f"key:{who.key_id}", now=now()
         )
+
+
+def _member_status(engine: Engine, action: str, status: str) -> Callable[..., Any]:
+    def change(
+        program: str, member: str, _who: Annotated[Any, Depends(caller("admin", "support"))]
+    ) -> Any:
+        return members.set_member_status(engine, program, member, status)
+
+    change.__name__ = f"{action}_member"
+    change.__doc__ = f"{action.capitalize()} a member: status `{status}`."
+    return change
 
 
 def _purchases(app: FastAPI, engine: Engine) -> None:

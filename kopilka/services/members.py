@@ -269,3 +269,54 @@ def read_member(engine: Engine, program_code: str, ref: str) -> dict[str, Any]:
     with engine.connect() as connection:
         program = load_program(connection, program_code)
         return member_json(find_member(connection, program.program_id, ref))
+
+
+PROFILE_KEYS = ("phone", "email", "name", "birthday")
+
+
+def update_member(engine: Engine, program_code: str, ref: str, data: object) -> dict[str, Any]:
+    """Change a member's profile (`phone`, `email`, `name`, `birthday`; null clears one).
+    Cards, ids, balances and status are not profile: they are refused by name."""
+    problems: list[Problem] = []
+    body = Reader(data, "", problems, PROFILE_KEYS)
+    given = set(data) if isinstance(data, dict) else set()
+    changes: dict[str, Any] = {}
+    for name, read in (("phone", _phone), ("email", _email), ("name", lambda b: b.text("name")),
+                       ("birthday", lambda b: b.day("birthday"))):  # fmt: skip
+        value = read(body)
+        if name in given:
+            changes[name] = value
+    if problems:
+        raise InvalidInput(problems)
+    with engine.begin() as connection:
+        program = load_program(connection, program_code)
+        member = find_member(connection, program.program_id, ref)
+        if member.status == "erased":
+            raise Conflict(f"member {ref!r} was erased")
+        for field in ("phone", "email"):
+            value = changes.get(field)
+            other = _lookup(connection, program.program_id, f"{field}:{value}") if value else None
+            if other is not None and other.id != member.id:
+                raise Duplicate(f"{field} {value} is already a member's")
+        if changes:
+            try:
+                connection.execute(
+                    update(member_profiles)
+                    .where(member_profiles.c.member_id == member.id)
+                    .values(**changes)
+                )
+            except IntegrityError:  # a concurrent registration took the phone or email
+                raise Duplicate("this phone or email is already a member's") from None
+        return member_json(find_member(connection, program.program_id, str(member.id)))
+
+
+def set_member_status(engine: Engine, program_code: str, ref: str, status: str) -> dict[str, Any]:
+    """Block a member (their card earns and pays nothing) or make them active again."""
+    assert status in ("active", "blocked")
+    with engine.begin() as connection:
+        program = load_program(connection, program_code)
+        member = find_member(connection, program.program_id, ref)
+        if member.status == "erased":
+            raise Conflict(f"member {ref!r} was erased")
+        connection.execute(update(members).where(members.c.id == member.id).values(status=status))
+        return member_json(find_member(connection, program.program_id, str(member.id)))

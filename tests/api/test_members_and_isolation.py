@@ -1,0 +1,81 @@
+"""Profiles, blocking, mass assignment, and one program's key against every route of another."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from kopilka.api.app import create_app
+from kopilka.files import load_document
+from kopilka.services.programs import apply_program
+from tests.api.conftest import Api, key_for
+from tests.api.test_http import RECEIPT, problem
+from tests.conftest import EXAMPLES
+from tests.store.conftest import NOW
+from tests.store.test_crash_consistency import row_counts
+
+
+def test_a_profile_changes_and_a_blocked_card_buys_nothing(admin: Api) -> None:
+    admin.post("/members", {"card": "100009", "phone": "+79120000001"})
+    admin.post("/members", {"card": "100010", "phone": "+79120000002"})
+    changed = admin.client.patch(f"{admin.base}/members/card:100009",
+                                 json={"name": "Анна", "phone": "8 912 000-00-03"},
+                                 headers={"Authorization": f"Bearer {admin.key}"})  # fmt: skip
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["name"], changed.json()["phone"]) == ("Анна", "+79120000003")
+    taken = admin.client.patch(f"{admin.base}/members/card:100009",
+                               json={"phone": "+79120000002"},
+                               headers={"Authorization": f"Bearer {admin.key}"})  # fmt: skip
+    problem(taken, 409, "conflict")
+    assert admin.post("/members/card:100009/block").json()["status"] == "blocked"
+    problem(admin.post("/purchases", RECEIPT), 409, "conflict")
+    assert admin.post("/members/card:100009/unblock").json()["status"] == "active"
+    assert admin.post("/purchases", RECEIPT).status_code == 201
+
+
+@pytest.mark.parametrize("field", ["balance", "status", "program", "id", "points"])
+def test_fields_that_are_not_the_callers_to_set_are_refused(admin: Api, field: str) -> None:
+    refused = admin.post("/members", {"card": "100009", field: "1000"})
+    assert any(error["loc"] == field for error in problem(refused, 422, "validation_error")[
+        "errors"])  # fmt: skip
+    admin.post("/members", {"card": "100009"})
+    patched = admin.client.patch(f"{admin.base}/members/card:100009", json={field: "x"},
+                                 headers={"Authorization": f"Bearer {admin.key}"})  # fmt: skip
+    problem(patched, 422, "validation_error")
+    assert admin.get("/members/card:100009/balance").json()["available"] == "0.00"
+
+
+def _path(route: APIRoute) -> str:
+    return (route.path.replace("{program}", "zerno").replace("{member}", "card:100009")
+            .replace("{purchase_id}", "1").replace("{key_id}", "1"))  # fmt: skip
+
+
+def test_another_programs_key_gets_404_from_every_route_and_changes_nothing(
+    admin: Api, zerno_engine: Engine
+) -> None:
+    admin.post("/members", {"card": "100009"})
+    admin.post("/members/card:100009/adjustments", {"points": "100", "reason": "start"})
+    admin.post("/purchases", {**RECEIPT, "redeem": "10", "hold": True})
+    other: Any = copy.deepcopy(load_document(EXAMPLES / "zerno" / "program.yaml"))
+    other["code"] = "other"
+    apply_program(zerno_engine, other, actor="test", now=NOW)
+    stranger = {"Authorization": f"Bearer {key_for(zerno_engine, 'admin', program='other')}"}
+    before = row_counts(zerno_engine)
+    app = create_app(zerno_engine)
+    scoped = "/v1/programs/{program}"
+    routes = [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith(scoped)]
+    assert len(routes) >= 15
+    with TestClient(app) as client:
+        for route in routes:
+            for method in route.methods or ():
+                body = {**RECEIPT, "receipt_id": "X"} if "purchases" in route.path else {}
+                answer = client.request(method, _path(route), json=body, headers=stranger)
+                assert answer.status_code == 404, f"{method} {route.path}: {answer.text}"
+                assert answer.json()["code"] == "not_found"
+                assert "zerno" not in answer.json()["detail"].replace("'zerno'", "")
+    assert row_counts(zerno_engine) == before

@@ -18,7 +18,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
+from kopilka.api import schemas
 from kopilka.api.limits import FailedAuthLimiter
+from kopilka.api.schemas import body, problems
 from kopilka.domain.errors import (
     Forbidden,
     InvalidInput,
@@ -157,7 +159,7 @@ def created(answer: Any, is_new: bool) -> JSONResponse:
 
 
 def _programs(app: FastAPI, engine: Engine) -> None:
-    @app.put("/v1/programs/{program}", tags=["programs"])
+    @app.put("/v1/programs/{program}", tags=["programs"], openapi_extra=body(schemas.PROGRAM))
     async def apply(
         program: str, body: Body, who: Annotated[keys.Principal, Depends(caller("admin"))]
     ) -> JSONResponse:
@@ -172,7 +174,7 @@ def _programs(app: FastAPI, engine: Engine) -> None:
         answer = {"code": applied.code, "version": applied.version, "created": applied.created}
         return created(answer, applied.created)
 
-    @app.get("/v1/programs/{program}", tags=["programs"])
+    @app.get("/v1/programs/{program}", tags=["programs"], openapi_extra=problems())
     def read(program: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]) -> Any:
         """The program's current version and its document."""
         return programs.read_program(engine, program)
@@ -181,19 +183,28 @@ def _programs(app: FastAPI, engine: Engine) -> None:
 def _members(app: FastAPI, engine: Engine) -> None:
     prefix = "/v1/programs/{program}/members"
 
-    @app.post(prefix, status_code=201, tags=["members"])
+    @app.post(
+        prefix,
+        status_code=201,
+        tags=["members"],
+        openapi_extra=body(schemas.MEMBER, {"card": "100001", "phone": "+79123456789"}),
+    )
     async def register(
         program: str, body: Body, _who: Annotated[Any, Depends(caller(*MEMBER_WRITERS))]
     ) -> Any:
         """Register a member; a card is generated when not given."""
         return await run_in_threadpool(members.register_member, engine, program, body, now=now())
 
-    @app.get(prefix + "/{member}", tags=["members"])
+    @app.get(prefix + "/{member}", tags=["members"], openapi_extra=problems())
     def read(program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]) -> Any:
         """A member by `{id}`, `card:…`, `phone:…`, `email:…` or `ext:…`."""
         return members.read_member(engine, program, member)
 
-    @app.patch(prefix + "/{member}", tags=["members"])
+    @app.patch(
+        prefix + "/{member}",
+        tags=["members"],
+        openapi_extra=body(schemas.PROFILE, {"name": "Анна"}),
+    )
     async def update(
         program: str, member: str, body: Body,
         _who: Annotated[Any, Depends(caller("admin", "support"))],
@@ -202,16 +213,16 @@ def _members(app: FastAPI, engine: Engine) -> None:
         return await run_in_threadpool(members.update_member, engine, program, member, body)
 
     for action, status in (("block", "blocked"), ("unblock", "active")):
-        app.post(prefix + "/{member}/" + action, tags=["members"])(
+        app.post(prefix + "/{member}/" + action, tags=["members"], openapi_extra=problems())(
             _member_status(engine, action, status)
         )
 
-    @app.get(prefix + "/{member}/balance", tags=["members"])
+    @app.get(prefix + "/{member}/balance", tags=["members"], openapi_extra=problems())
     def balance(program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]) -> Any:
         """Available, pending and held points, lifetime figures and what expires when."""
         return balances.balance(engine, program, member)
 
-    @app.get(prefix + "/{member}/history", tags=["members"])
+    @app.get(prefix + "/{member}/history", tags=["members"], openapi_extra=problems())
     def history(
         program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))],
         before: int | None = None, limit: int = 50,
@@ -221,7 +232,12 @@ def _members(app: FastAPI, engine: Engine) -> None:
             raise InvalidInput([Problem("limit", "must be between 1 and 500")])
         return balances.history(engine, program, member, before=before, limit=limit)
 
-    @app.post(prefix + "/{member}/adjustments", status_code=201, tags=["members"])
+    @app.post(
+        prefix + "/{member}/adjustments",
+        status_code=201,
+        tags=["members"],
+        openapi_extra=body(schemas.ADJUSTMENT, {"points": "100", "reason": "a gift"}),
+    )
     async def adjust(
         program: str, member: str, body: Body,
         who: Annotated[keys.Principal, Depends(caller("admin", "support"))],
@@ -246,7 +262,11 @@ def _member_status(engine: Engine, action: str, status: str) -> Callable[..., An
 def _purchases(app: FastAPI, engine: Engine) -> None:
     prefix = "/v1/programs/{program}/purchases"
 
-    @app.post(prefix + "/quote", tags=["purchases"])
+    @app.post(
+        prefix + "/quote",
+        tags=["purchases"],
+        openapi_extra=body(schemas.RECEIPT, schemas.RECEIPT_EXAMPLE),
+    )
     async def quote(
         program: str, body: Body, who: Annotated[keys.Principal, Depends(caller(*SELLERS))]
     ) -> Any:
@@ -254,7 +274,9 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
         at_own_location(who, body)
         return await run_in_threadpool(purchases.quote_purchase, engine, program, body, now=now())
 
-    @app.post(prefix, tags=["purchases"])
+    @app.post(
+        prefix, tags=["purchases"], openapi_extra=body(schemas.RECEIPT, schemas.RECEIPT_EXAMPLE)
+    )
     async def purchase(
         program: str, body: Body, who: Annotated[keys.Principal, Depends(caller(*SELLERS))],
         idempotency_key: Annotated[str | None, Header()] = None,
@@ -267,7 +289,7 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
         )  # fmt: skip
         return created(result.answer, result.created)
 
-    @app.get(prefix + "/{purchase_id}", tags=["purchases"])
+    @app.get(prefix + "/{purchase_id}", tags=["purchases"], openapi_extra=problems())
     def read(
         program: str, purchase_id: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]
     ) -> Any:
@@ -275,9 +297,15 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
         return purchases.read_purchase(engine, program, purchase_id)
 
     for action in ("confirm", "cancel"):
-        app.post(prefix + "/{purchase_id}/" + action, tags=["purchases"])(_settle(engine, action))
+        app.post(prefix + "/{purchase_id}/" + action, tags=["purchases"], openapi_extra=problems())(
+            _settle(engine, action)
+        )
 
-    @app.post(prefix + "/{purchase_id}/refunds", tags=["purchases"])
+    @app.post(
+        prefix + "/{purchase_id}/refunds",
+        tags=["purchases"],
+        openapi_extra=body(schemas.REFUND, {"refund_id": "RF-1"}),
+    )
     async def refund(
         program: str, purchase_id: str, body: Body,
         who: Annotated[keys.Principal, Depends(caller(*SELLERS))],
@@ -309,7 +337,12 @@ def _settle(engine: Engine, action: str) -> Callable[..., Any]:
 def _keys(app: FastAPI, engine: Engine) -> None:
     prefix = "/v1/programs/{program}/keys"
 
-    @app.post(prefix, status_code=201, tags=["keys"])
+    @app.post(
+        prefix,
+        status_code=201,
+        tags=["keys"],
+        openapi_extra=body(schemas.KEY, {"role": "pos", "location": "kiosk"}),
+    )
     async def create(
         program: str, body: Body, _who: Annotated[Any, Depends(caller("admin"))]
     ) -> Any:
@@ -325,12 +358,12 @@ def _keys(app: FastAPI, engine: Engine) -> None:
         )  # fmt: skip
         return {"key": key, **record}
 
-    @app.get(prefix, tags=["keys"])
+    @app.get(prefix, tags=["keys"], openapi_extra=problems())
     def listed(program: str, _who: Annotated[Any, Depends(caller("admin"))]) -> Any:
         """The program's keys (never their text)."""
         return {"items": keys.list_keys(engine, program)}
 
-    @app.delete(prefix + "/{key_id}", tags=["keys"])
+    @app.delete(prefix + "/{key_id}", tags=["keys"], openapi_extra=problems())
     def revoke(program: str, key_id: str, _who: Annotated[Any, Depends(caller("admin"))]) -> Any:
         """Revoke a key: it stops working at once."""
         return keys.revoke_key(engine, program, key_id, now=now())

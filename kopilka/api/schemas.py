@@ -1,0 +1,166 @@
+"""What the OpenAPI document says of request bodies and errors.
+
+The services read and validate bodies themselves (one place for the rules, shared with
+the command line), so these JSON schemas describe the bodies for readers and tools
+(`/docs`, schemathesis, client generators) rather than validate them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+AMOUNT = {"oneOf": [{"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}, {"type": "number"}]}
+QTY = {"oneOf": [{"type": "string", "pattern": r"^\d+(\.\d+)?$"}, {"type": "number"}]}
+
+LINE = {
+    "type": "object",
+    "required": ["sku", "qty"],
+    "properties": {
+        "sku": {"type": "string", "minLength": 1},
+        "category": {"type": "string"},
+        "qty": QTY,
+        "price": AMOUNT,
+        "discount": AMOUNT,
+    },
+    "additionalProperties": False,
+}
+
+MEMBER_REF = "`{id}`, `card:…`, `phone:…`, `email:…` or `ext:…`"
+RECEIPT = {
+    "type": "object",
+    "required": ["lines"],
+    "properties": {
+        "receipt_id": {"type": "string", "minLength": 1, "maxLength": 200},
+        "location": {"type": "string"},
+        "member": {
+            "type": "string",
+            "description": "`{id}`, `card:…`, `phone:…`, `email:…`, `ext:…`",
+        },
+        "at": {"type": "string", "format": "date-time"},
+        "lines": {"type": "array", "items": LINE, "minItems": 1},
+        "redeem": {"oneOf": [AMOUNT, {"const": "max"}]},
+        "coupons": {"type": "array", "items": {"type": "string"}},
+        "payment": {"type": "object"},
+        "hold": {"type": "boolean"},
+    },
+    "additionalProperties": False,
+}
+RECEIPT_EXAMPLE = {
+    "receipt_id": "R-1001",
+    "location": "rest-a",
+    "member": "card:100001",
+    "at": "2026-03-09T16:30:00+03:00",
+    "lines": [{"sku": "CAP-300", "qty": 2, "price": "180.00"}],
+    "redeem": "50.00",
+}
+
+MEMBER = {
+    "type": "object",
+    "properties": {
+        "card": {"type": "string"},
+        "phone": {"type": "string"},
+        "email": {"type": "string"},
+        "external_id": {"type": "string"},
+        "name": {"type": "string"},
+        "birthday": {"type": "string", "format": "date"},
+        "referrer": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+PROFILE = {
+    "type": "object",
+    "properties": {
+        "phone": {"type": ["string", "null"]},
+        "email": {"type": ["string", "null"]},
+        "name": {"type": ["string", "null"]},
+        "birthday": {"type": ["string", "null"], "format": "date"},
+    },
+    "additionalProperties": False,
+}
+ADJUSTMENT = {
+    "type": "object",
+    "required": ["points", "reason"],
+    "properties": {
+        "points": AMOUNT,
+        "reason": {"type": "string", "minLength": 1},
+        "adjustment_id": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+REFUND = {
+    "type": "object",
+    "required": ["refund_id"],
+    "properties": {
+        "refund_id": {"type": "string", "minLength": 1},
+        "lines": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["n", "qty"],
+                "properties": {"n": {"type": "integer", "minimum": 0}, "qty": QTY},
+                "additionalProperties": False,
+            },
+        },
+    },
+    "additionalProperties": False,
+}
+KEY = {
+    "type": "object",
+    "required": ["role"],
+    "properties": {
+        "role": {"enum": ["admin", "pos", "partner", "support", "analyst"]},
+        "location": {"type": "string"},
+        "label": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+PROGRAM = {"type": "object", "description": "A program file (docs/program-file.md), as JSON."}
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "code", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "code": {"type": "string"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"loc": {"type": "string"},
+                                                       "message": {"type": "string"}}},
+        },
+    },
+}  # fmt: skip
+ERRORS = {
+    401: "no key, or not a valid one",
+    403: "the key's role or location does not allow it",
+    404: "no such thing in this program (also: anything of another program)",
+    409: "a conflict: taken, already settled, or the same id with another body",
+    413: "the body is over 1 MiB",
+    422: "the body is not valid: each problem named",
+    429: "too many failed authentications",
+}
+
+
+def body(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
+    """`openapi_extra` for a route: its JSON body, and the problem answers it may give."""
+    content: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        content["example"] = example
+    return {
+        "requestBody": {"required": True, "content": {"application/json": content}},
+        **problems(),
+    }
+
+
+def problems() -> dict[str, Any]:
+    return {
+        "responses": {
+            str(status): {
+                "description": text,
+                "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
+            }
+            for status, text in ERRORS.items()
+        }
+    }

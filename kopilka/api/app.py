@@ -13,8 +13,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
@@ -59,6 +60,14 @@ def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) 
         return JSONResponse(problem_json(error), status_code=error.status, media_type=PROBLEM,
                             headers=headers)  # fmt: skip
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [
+            Problem(".".join(str(part) for part in item["loc"]), item["msg"])
+            for item in error.errors()
+        ]  # fmt: skip
+        return await kopilka_error(_request, InvalidInput(problems))
+
     @app.get("/health", tags=["service"])
     def health() -> dict[str, str]:
         """The process is up."""
@@ -86,7 +95,7 @@ def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) 
 async def json_body(request: Request) -> Any:
     """The request's JSON document; malformed or oversized bodies are refused by name."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
         raise PayloadTooLarge(f"the body has {declared} bytes; at most {MAX_BODY} are accepted")
     raw = await request.body()
     if len(raw) > MAX_BODY:
@@ -136,6 +145,7 @@ def caller(*roles: str) -> Callable[..., Any]:
     return check
 
 
+KEY_FIELDS = {"role", "location", "label"}
 ANY_ROLE = ("admin", "pos", "partner", "support", "analyst")
 SELLERS = ("admin", "pos", "partner")
 MEMBER_WRITERS = ("admin", "pos", "partner", "support")
@@ -159,7 +169,12 @@ def created(answer: Any, is_new: bool) -> JSONResponse:
 
 
 def _programs(app: FastAPI, engine: Engine) -> None:
-    @app.put("/v1/programs/{program}", tags=["programs"], openapi_extra=body(schemas.PROGRAM))
+    @app.put(
+        "/v1/programs/{program}",
+        tags=["programs"],
+        status_code=201,
+        openapi_extra=body(schemas.PROGRAM, replays=True),
+    )
     async def apply(
         program: str, body: Body, who: Annotated[keys.Principal, Depends(caller("admin"))]
     ) -> JSONResponse:
@@ -225,11 +240,10 @@ def _members(app: FastAPI, engine: Engine) -> None:
     @app.get(prefix + "/{member}/history", tags=["members"], openapi_extra=problems())
     def history(
         program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))],
-        before: int | None = None, limit: int = 50,
+        before: Annotated[int | None, Query(ge=1, le=2**53)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> Any:  # fmt: skip
         """Every movement, newest first; pass `next` as `before` for the next page."""
-        if not 1 <= limit <= 500:
-            raise InvalidInput([Problem("limit", "must be between 1 and 500")])
         return balances.history(engine, program, member, before=before, limit=limit)
 
     @app.post(
@@ -275,7 +289,10 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
         return await run_in_threadpool(purchases.quote_purchase, engine, program, body, now=now())
 
     @app.post(
-        prefix, tags=["purchases"], openapi_extra=body(schemas.RECEIPT, schemas.RECEIPT_EXAMPLE)
+        prefix,
+        tags=["purchases"],
+        status_code=201,
+        openapi_extra=body(schemas.RECEIPT, schemas.RECEIPT_EXAMPLE, replays=True),
     )
     async def purchase(
         program: str, body: Body, who: Annotated[keys.Principal, Depends(caller(*SELLERS))],
@@ -304,7 +321,8 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
     @app.post(
         prefix + "/{purchase_id}/refunds",
         tags=["purchases"],
-        openapi_extra=body(schemas.REFUND, {"refund_id": "RF-1"}),
+        status_code=201,
+        openapi_extra=body(schemas.REFUND, {"refund_id": "RF-1"}, replays=True),
     )
     async def refund(
         program: str, purchase_id: str, body: Body,
@@ -349,9 +367,11 @@ def _keys(app: FastAPI, engine: Engine) -> None:
         """A new key `{role, location?, label?}`; its text is in the answer, once."""
         if not isinstance(body, dict):
             raise InvalidInput([Problem("", "must be an object with a role")])
-        unknown = sorted(set(body) - {"role", "location", "label"})
-        if unknown:
-            raise InvalidInput([Problem(key, "unknown key") for key in unknown])
+        wrong = [Problem(key, "unknown key") for key in sorted(set(body) - KEY_FIELDS)]
+        wrong += [Problem(key, "must be text") for key in ("role", "location", "label")
+                  if body.get(key) is not None and not isinstance(body[key], str)]  # fmt: skip
+        if wrong:
+            raise InvalidInput(wrong)
         key, record = await run_in_threadpool(
             keys.create_key, engine, program, str(body.get("role")),
             location=body.get("location"), label=body.get("label"), now=now(),

@@ -143,24 +143,26 @@ ERRORS = {
 }
 
 
-def body(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
-    """`openapi_extra` for a route: its JSON body, and the problem answers it may give."""
+def body(schema: dict[str, Any], example: Any = None, *, replays: bool = False) -> dict[str, Any]:
+    """`openapi_extra` for a route: its JSON body, and the answers it may give (`replays`:
+    `201` the first time and `200` with the first answer on a replay)."""
     content: dict[str, Any] = {"schema": schema}
     if example is not None:
         content["example"] = example
     return {
         "requestBody": {"required": True, "content": {"application/json": content}},
-        **problems(),
+        **problems(replays=replays),
     }
 
 
-def problems() -> dict[str, Any]:
-    return {
-        "responses": {
-            str(status): {
-                "description": text,
-                "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
-            }
-            for status, text in ERRORS.items()
+def problems(*, replays: bool = False) -> dict[str, Any]:
+    answers: dict[str, Any] = {
+        str(status): {
+            "description": text,
+            "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
         }
+        for status, text in ERRORS.items()
     }
+    if replays:
+        answers["200"] = {"description": "a replay: the first answer, unchanged, no new effect"}
+    return {"responses": answers}

@@ -271,3 +271,15 @@ def parse_date(value: object) -> date | None:
         return date(int(match[1]), int(match[2]), int(match[3]))
     except ValueError:
         return None
+
+
+_ROW_ID = re.compile(r"[0-9]{1,10}")
+
+
+def row_id(text: str) -> int | None:
+    """The number a path or reference names (`"42"` → 42); None for anything else — other
+    digit characters (`"¹"`, `"٣"`) or a number too large to be an id (a database INTEGER)."""
+    if not _ROW_ID.fullmatch(text):
+        return None
+    number = int(text)
+    return number if number <= 2**31 - 1 else None

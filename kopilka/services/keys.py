@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 
 from kopilka.domain.errors import InvalidInput, NotFound, Problem
+from kopilka.domain.reading import row_id
 from kopilka.store.tables import api_keys
 
 PREFIX = "kpk_"
@@ -91,7 +92,7 @@ def list_keys(engine: Engine, program: str) -> list[dict[str, Any]]:
 
 def revoke_key(engine: Engine, program: str, key_id: str, *, now: datetime) -> dict[str, Any]:
     """Revoke a key of `program`; revoking it again answers the same."""
-    number = int(key_id) if key_id.isdigit() else -1
+    number = row_id(key_id) or -1
     with engine.begin() as connection:
         row = connection.execute(
             select(api_keys).where(api_keys.c.id == number, api_keys.c.program == program)

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kopilka.domain.errors import Conflict, Duplicate, InvalidInput, NotFound, Problem
 from kopilka.domain.ledger import AccountCode, luhn_check_digit
-from kopilka.domain.reading import Reader
+from kopilka.domain.reading import Reader, row_id
 from kopilka.services.idempotency import retrying
 from kopilka.services.programs import load_program
 from kopilka.store.ledger import open_accounts
@@ -176,7 +176,8 @@ def member_key(ref: str) -> tuple[ColumnElement[Any], object] | None:
     """The column that finds `ref` and the value it must have; None for no kind of ref."""
     kind, _, value = ref.partition(":")
     if not value:
-        return (members.c.id, int(ref)) if ref.isdigit() else None
+        number = row_id(ref)
+        return (members.c.id, number) if number is not None else None
     if kind == "card":
         return members.c.card, value
     if kind == "phone":

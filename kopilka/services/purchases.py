@@ -45,6 +45,7 @@ from kopilka.domain.errors import (
 )
 from kopilka.domain.ledger import AccountCode, AccountRef, Reason
 from kopilka.domain.money import format_minor
+from kopilka.domain.reading import row_id
 from kopilka.domain.receipt import MemberContext, Receipt, parse_receipt
 from kopilka.services.idempotency import fingerprint, remembered, retrying
 from kopilka.services.members import MEMBER_COLUMNS, find_member, member_key, member_refs
@@ -344,7 +345,7 @@ def settle_hold(
 
     def attempt(connection: Connection) -> tuple[dict[str, Any], bool]:
         program = load_program(connection, program_code)
-        purchase_id = int(purchase_ref) if purchase_ref.isdigit() else -1
+        purchase_id = row_id(purchase_ref) or -1
         hold = connection.execute(
             select(holds).where(holds.c.program_id == program.program_id,
                                 holds.c.purchase_id == purchase_id)
@@ -446,7 +447,7 @@ def _settle(
 
 def read_purchase(engine: Engine, program_code: str, purchase_ref: str) -> dict[str, Any]:
     """A purchase's answer as it stands now (its status follows confirms and refunds)."""
-    number = int(purchase_ref) if purchase_ref.isdigit() else -1
+    number = row_id(purchase_ref) or -1
     with engine.connect() as connection:
         program = load_program(connection, program_code)
         row = connection.execute(

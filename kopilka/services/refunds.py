@@ -19,7 +19,7 @@ from kopilka.domain.errors import Conflict, IdempotencyConflict, InvalidInput, N
 from kopilka.domain.ledger import AccountCode, AccountRef, Reason
 from kopilka.domain.lots import slice_of_uses
 from kopilka.domain.money import format_minor, parse_decimal, to_minor
-from kopilka.domain.reading import Reader
+from kopilka.domain.reading import Reader, row_id
 from kopilka.domain.refunds import BoughtLine, RefundLine, refund_lines
 from kopilka.services.idempotency import retrying
 from kopilka.services.programs import canonical, load_program, to_json
@@ -168,7 +168,7 @@ def _purchase(connection: Connection, program_id: int, ref: str) -> Any:
             purchases.c.lots_used,
         ).where(
             purchases.c.program_id == program_id,
-            purchases.c.id == (int(ref) if ref.isdigit() else -1),
+            purchases.c.id == (row_id(ref) or -1),
         )
     ).one_or_none()
     if row is None:

@@ -161,6 +161,16 @@ def at_own_location(principal: keys.Principal, body: Any) -> None:
     body.setdefault("location", principal.location)
 
 
+def made_here(engine: Engine, principal: keys.Principal, program: str, purchase_id: str) -> None:
+    """A pos key settles and refunds only the purchases of its own location."""
+    if principal.location is None:
+        return
+    location = purchases.location_of(engine, program, purchase_id)
+    if location != principal.location:
+        raise Forbidden(f"purchase {purchase_id} was made at {location!r}, not at this key's "
+                        f"location {principal.location!r}")  # fmt: skip
+
+
 def created(answer: Any, is_new: bool) -> JSONResponse:
     return JSONResponse(answer, status_code=201 if is_new else 200)
 
@@ -329,6 +339,7 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
         who: Annotated[keys.Principal, Depends(caller(*SELLERS))],
     ) -> JSONResponse:  # fmt: skip
         """Refund the whole receipt or some of its lines; replays answer the first result."""
+        await run_in_threadpool(made_here, engine, who, program, purchase_id)
         answer, is_new = await run_in_threadpool(
             refunds.refund_purchase, engine, program, purchase_id, body,
             actor=f"key:{who.key_id}", now=now(),
@@ -341,6 +352,7 @@ def _settle(engine: Engine, action: str) -> Callable[..., Any]:
         program: str, purchase_id: str,
         who: Annotated[keys.Principal, Depends(caller(*SELLERS))],
     ) -> JSONResponse:  # fmt: skip
+        await run_in_threadpool(made_here, engine, who, program, purchase_id)
         answer, _replayed = await run_in_threadpool(
             purchases.settle_hold, engine, program, purchase_id, action,
             actor=f"key:{who.key_id}", now=now(),

@@ -458,3 +458,18 @@ def read_purchase(engine: Engine, program_code: str, purchase_ref: str) -> dict[
     if row is None:
         raise NotFound(f"purchase {purchase_ref!r} does not exist")
     return {"purchase_id": str(row.id), **row.answer, "status": row.status}
+
+
+def location_of(engine: Engine, program_code: str, purchase_ref: str) -> str:
+    """Where a purchase was made; `NotFound` for no such purchase."""
+    with engine.connect() as connection:
+        program = load_program(connection, program_code)
+        location = connection.execute(
+            select(purchases.c.location).where(
+                purchases.c.program_id == program.program_id,
+                purchases.c.id == (row_id(purchase_ref) or -1),
+            )
+        ).scalar_one_or_none()
+    if location is None:
+        raise NotFound(f"purchase {purchase_ref!r} does not exist")
+    return str(location)

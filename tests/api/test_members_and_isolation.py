@@ -79,3 +79,16 @@ def test_another_programs_key_gets_404_from_every_route_and_changes_nothing(
                 assert answer.json()["code"] == "not_found"
                 assert "zerno" not in answer.json()["detail"].replace("'zerno'", "")
     assert row_counts(zerno_engine) == before
+
+
+def test_a_pos_key_refunds_only_what_was_sold_at_its_location(
+    admin: Api, client: TestClient, zerno_engine: Engine
+) -> None:
+    admin.post("/members", {"card": "100009"})
+    sold_elsewhere = admin.post("/purchases", {**RECEIPT, "location": "rest-a"}).json()
+    kiosk = Api(client, key_for(zerno_engine, "pos", location="kiosk"))
+    sold_here = kiosk.post("/purchases", {**RECEIPT, "receipt_id": "K-1"}).json()
+    refused = kiosk.post(f"/purchases/{sold_elsewhere['purchase_id']}/refunds", {"refund_id": "1"})
+    problem(refused, 403, "forbidden")
+    done = kiosk.post(f"/purchases/{sold_here['purchase_id']}/refunds", {"refund_id": "1"})
+    assert done.status_code == 201, done.text

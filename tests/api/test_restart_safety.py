@@ -1,0 +1,104 @@
+"""Killing the server (`kill -9`) in the middle of a stream of purchases loses nothing and
+duplicates nothing: replaying the stream with the same receipt ids settles every one.
+
+On SQLite (a file) and PostgreSQL (a schema of its own, named in the URL).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, func, select
+
+from kopilka.services.keys import create_key
+from kopilka.services.members import register_member
+from kopilka.store.tables import purchases
+from kopilka.store.verify import verify
+from tests.api.test_schemathesis import _wait_until_up, free_port
+from tests.store.conftest import NOW
+
+STREAM = 200
+
+
+def server_url(engine: Engine) -> str:
+    """The URL a separate process opens the test's database with."""
+    url = engine.url.render_as_string(hide_password=False)
+    search_path = _search_path(engine)
+    return f"{url}?options=-csearch_path%3D{search_path}" if search_path else url
+
+
+def _search_path(engine: Engine) -> str | None:
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as connection:
+        return str(connection.exec_driver_sql("SHOW search_path").scalar())
+
+
+def start(url: str, port: int) -> subprocess.Popen[str]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "kopilka.cli", "serve", "--db", url, "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _wait_until_up(port)
+    return server
+
+
+def receipt(n: int) -> dict[str, Any]:
+    return {"receipt_id": f"S-{n}", "location": "kiosk", "member": "card:100009",
+            "lines": [{"sku": "TEA-400", "qty": 1 + n % 3}]}  # fmt: skip
+
+
+def test_a_killed_server_loses_and_duplicates_nothing(zerno_engine: Engine) -> None:
+    register_member(zerno_engine, "zerno", {"card": "100009"}, now=NOW)
+    key = create_key(zerno_engine, "zerno", "pos", location="kiosk", now=NOW)[0]
+    headers = {"Authorization": f"Bearer {key}"}
+    url, port = server_url(zerno_engine), free_port()
+    base = f"http://127.0.0.1:{port}/v1/programs/zerno/purchases"
+    server = start(url, port)
+    answered: dict[int, dict[str, Any]] = {}
+    halfway = threading.Event()
+
+    def stream() -> None:
+        with httpx.Client(headers=headers, timeout=10) as client:
+            for n in range(STREAM):
+                try:
+                    response = client.post(base, json=receipt(n))
+                except httpx.TransportError:
+                    return  # the server is gone
+                if response.status_code in (200, 201):
+                    answered[n] = response.json()
+                if n == STREAM // 3:
+                    halfway.set()
+
+    sender = threading.Thread(target=stream)
+    sender.start()
+    assert halfway.wait(60)
+    server.send_signal(signal.SIGKILL)  # mid-stream, without a chance to tidy up
+    server.wait()
+    sender.join(60)
+    assert STREAM // 3 <= len(answered) < STREAM
+
+    server = start(url, port)
+    try:
+        with httpx.Client(headers=headers, timeout=10) as client:
+            for n in range(STREAM):
+                response = client.post(base, json=receipt(n))
+                assert response.status_code in (200, 201), response.text
+                if n in answered:  # answered before the kill: a replay, the same answer
+                    assert (response.status_code, response.json()) == (200, answered[n])
+    finally:
+        server.terminate()
+        server.wait(30)
+    with zerno_engine.connect() as connection:
+        stored = connection.execute(
+            select(purchases.c.receipt_id, func.count()).group_by(purchases.c.receipt_id)
+        ).all()
+    assert sorted(receipt_id for receipt_id, _ in stored) == sorted(
+        f"S-{n}" for n in range(STREAM))  # fmt: skip
+    assert all(count == 1 for _, count in stored)
+    assert verify(zerno_engine)[1] == []

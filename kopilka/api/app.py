@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from kopilka.api import schemas
 from kopilka.api.limits import FailedAuthLimiter
@@ -31,6 +32,7 @@ from kopilka.domain.errors import (
     Problem,
     TooManyRequests,
     Unauthorized,
+    Unavailable,
 )
 from kopilka.services import balances, keys, members, programs, purchases, refunds
 from kopilka.store.migrate import is_current
@@ -56,9 +58,16 @@ def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) 
 
     @app.exception_handler(KopilkaError)
     async def kopilka_error(_request: Request, error: KopilkaError) -> JSONResponse:
-        headers = {"Retry-After": "60"} if isinstance(error, TooManyRequests) else None
+        wait = {TooManyRequests: "60", Unavailable: "1"}.get(type(error))
+        headers = {"Retry-After": wait} if wait else None
         return JSONResponse(problem_json(error), status_code=error.status, media_type=PROBLEM,
                             headers=headers)  # fmt: skip
+
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(_request: Request, _error: OperationalError) -> JSONResponse:
+        # the database is down or restarting: nothing was written (each use case is one
+        # transaction), and the client may send the same request again
+        return await kopilka_error(_request, Unavailable("the database is not reachable now"))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:

@@ -140,6 +140,7 @@ ERRORS = {
     413: "the body is over 1 MiB",
     422: "the body is not valid: each problem named",
     429: "too many failed authentications",
+    503: "the database can't be reached now; nothing was written, send it again",
 }
 
 

@@ -13,7 +13,8 @@ the problem JSON's `code`, the command line prints the same problem JSON.
     ├── Forbidden               forbidden           (403)
     ├── Unauthorized            unauthorized        (401) — no key, or not a valid one
     ├── PayloadTooLarge         payload_too_large   (413)
-    └── TooManyRequests         too_many_requests   (429) — e.g. keys guessed too often
+    ├── TooManyRequests         too_many_requests   (429) — e.g. keys guessed too often
+    └── Unavailable             unavailable         (503) — the database can't be reached
 """
 
 from __future__ import annotations
@@ -112,3 +113,9 @@ class TooManyRequests(KopilkaError):
     code = "too_many_requests"
     status = 429
     title = "Too many requests"
+
+
+class Unavailable(KopilkaError):
+    code = "unavailable"
+    status = 503
+    title = "Temporarily unavailable"

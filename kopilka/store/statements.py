@@ -92,4 +92,9 @@ def driver_rows(
                 dispatch.after_cursor_execute(connection, cursor, sql, parameters, None, False)
             return cursor.fetchall() if cursor.description else []
     except psycopg.Error as error:
-        raise DBAPIError.instance(sql, parameters, error, psycopg.Error) from error
+        gone = connection.dialect.is_disconnect(error, driver, None)  # type: ignore[arg-type]
+        if gone:  # as SQLAlchemy does: the pool drops this connection, a retry gets a new one
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            sql, parameters, error, psycopg.Error, connection_invalidated=gone
+        ) from error

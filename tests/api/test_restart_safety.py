@@ -6,13 +6,18 @@ On SQLite (a file) and PostgreSQL (a schema of its own, named in the URL).
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import Engine, func, select
 
 from kopilka.services.keys import create_key
@@ -101,4 +106,65 @@ def test_a_killed_server_loses_and_duplicates_nothing(zerno_engine: Engine) -> N
     assert sorted(receipt_id for receipt_id, _ in stored) == sorted(
         f"S-{n}" for n in range(STREAM))  # fmt: skip
     assert all(count == 1 for _, count in stored)
+    assert verify(zerno_engine)[1] == []
+
+
+def _cluster(action: str, *extra: str) -> None:
+    version = sorted(Path("/etc/postgresql").iterdir())[-1].name
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action,
+                    *extra], check=True, capture_output=True, timeout=120)  # fmt: skip
+    if action != "stop":
+        for _ in range(300):
+            ready = subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"], check=False)
+            if ready.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise AssertionError("PostgreSQL did not come back")
+
+
+def test_postgresql_stopped_hard_mid_stream_loses_and_duplicates_nothing(
+    zerno_engine: Engine,
+) -> None:
+    if zerno_engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL restart")
+    if os.environ.get("CI") != "true" and not os.environ.get("KOPILKA_TEST_PG_RESTART"):
+        pytest.skip("restarts PostgreSQL: runs under CI=true or KOPILKA_TEST_PG_RESTART=1")
+    if shutil.which("pg_ctlcluster") is None:
+        pytest.skip("no pg_ctlcluster to stop and start PostgreSQL with")
+    register_member(zerno_engine, "zerno", {"card": "100009"}, now=NOW)
+    key = create_key(zerno_engine, "zerno", "pos", location="kiosk", now=NOW)[0]
+    headers = {"Authorization": f"Bearer {key}"}
+    url, port = server_url(zerno_engine), free_port()
+    base = f"http://127.0.0.1:{port}/v1/programs/zerno/purchases"
+    server = start(url, port)
+    answered: dict[int, dict[str, Any]] = {}
+    try:
+        with httpx.Client(headers=headers, timeout=30) as client:
+            for n in range(STREAM):
+                if n == STREAM // 3:
+                    _cluster("stop", "-m", "immediate")  # a crash: no checkpoint, no goodbye
+                if n == STREAM // 3 + 5:
+                    _cluster("start")
+                response = client.post(base, json=receipt(n))
+                if response.status_code in (200, 201):
+                    answered[n] = response.json()
+                else:  # while the database is down: a clear 503, nothing written
+                    assert response.status_code == 503, response.text
+                    assert response.json()["code"] == "unavailable"
+            assert len(answered) < STREAM  # some were refused while it was down
+            for n in range(STREAM):  # the stream again: replays, and the refused ones now
+                response = client.post(base, json=receipt(n))
+                assert response.status_code in (200, 201), response.text
+                if n in answered:
+                    assert (response.status_code, response.json()) == (200, answered[n])
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=30)
+    assert "Traceback" not in errors, errors[-3000:]
+    zerno_engine.dispose()  # its pooled connections died with the server
+    with zerno_engine.connect() as connection:
+        counts = connection.execute(
+            select(func.count(), func.count(func.distinct(purchases.c.receipt_id)))
+        ).one()
+    assert tuple(counts) == (STREAM, STREAM)
     assert verify(zerno_engine)[1] == []

@@ -64,6 +64,7 @@ def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
         yield db
     finally:
         db.dispose()
+        admin.dispose()  # fresh connections: a test may have restarted the server
         with admin.begin() as connection:
             connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: quote demo test lint bench bench-purchase clean
+.PHONY: quote demo test lint bench bench-purchase bench-http clean
 
 $(BIN)/kopilka: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ bench: $(BIN)/kopilka
 
 bench-purchase: $(BIN)/kopilka  ## purchases/s through the service vs pgbench (needs PostgreSQL)
 	$(BIN)/python bench/purchase_bench.py
+
+bench-http: $(BIN)/kopilka  ## HTTP purchases/s and latency with wrk (needs PostgreSQL and wrk)
+	$(BIN)/python bench/http_bench.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -5,18 +5,31 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy.exc import OperationalError
 
 from kopilka.domain.calculator import Calculator
-from kopilka.domain.errors import InvalidInput, KopilkaError, Problem
+from kopilka.domain.errors import InvalidInput, KopilkaError, Problem, Unavailable
 from kopilka.domain.program import Program
 from kopilka.domain.program_parser import parse_program
 from kopilka.files import load_document
+from kopilka.services.imports import (
+    CannotImport,
+    ImportReport,
+    import_members,
+    import_receipts,
+    write_rejects,
+)
 from kopilka.services.keys import create_key, list_keys, revoke_key
 from kopilka.services.programs import apply_program
 from kopilka.services.quoting import QuoteRequest, quote_receipt
@@ -27,6 +40,7 @@ from kopilka.store.verify import verify as verify_ledger
 from kopilka.wire import problem_json, quote_json
 
 console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)  # progress bars: stdout keeps the results
 app = typer.Typer(
     name="kopilka",
     help="Kopilka — an open-source loyalty platform.",
@@ -38,6 +52,11 @@ program_app = typer.Typer(help="Check and apply program files.", no_args_is_help
 app.add_typer(program_app, name="program")
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+import_app = typer.Typer(
+    help="Import members and historical receipts from CSV files (docs/import.md).",
+    no_args_is_help=True,
+)
+app.add_typer(import_app, name="import")
 
 
 def _print_json(document: Any) -> None:
@@ -179,17 +198,19 @@ def serve(
     db: DbOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(help="Server processes (one per core is the usual choice).", min=1)
+    ] = 1,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json, interactive docs at /docs)."""
-    import uvicorn
-
-    from kopilka.api.app import create_app
+    from kopilka.api.serving import serve as serve_api
 
     engine = make_engine(db)
     upgrade(engine)
     console.print(f"[green]serving[/green] http://{host}:{port}/docs "
                   f"on {engine.url.render_as_string(hide_password=True)}")  # fmt: skip
-    uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")
+    engine.dispose()
+    serve_api(db, host=host, port=port, workers=workers)
 
 
 @app.command()
@@ -226,11 +247,10 @@ def demo(
     console.print(f"try:        curl -H 'Authorization: Bearer {built.admin_key}' {balance_url}",
                   soft_wrap=True)  # fmt: skip
     if serve_it:
-        import uvicorn
+        from kopilka.api.serving import serve as serve_api
 
-        from kopilka.api.app import create_app
-
-        uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")
+        engine.dispose()
+        serve_api(db, host=host, port=port)
 
 
 @keys_app.command("create")
@@ -280,6 +300,120 @@ def keys_revoke(
         _print_json(revoke_key(engine, program, key_id, now=datetime.now(UTC)))
     except KopilkaError as error:
         raise _fail(error) from None
+
+
+CsvArgument = Annotated[
+    Path, typer.Argument(help="The CSV file: UTF-8, a header row naming the columns.")
+]
+ProgramOption = Annotated[str, typer.Option("--program", help="The program's code.")]
+RejectsOption = Annotated[
+    Path | None,
+    typer.Option("--rejects", help="Write the rejected rows here, with a reason column."),
+]
+REJECTS_SHOWN = 50  # a table longer than a screen helps nobody; --rejects has them all
+
+
+@import_app.command("members")
+def import_members_command(
+    csv_file: CsvArgument,
+    program: ProgramOption,
+    rejects: RejectsOption = None,
+    db: DbOption = None,
+) -> None:
+    """Register the members of a CSV file; those already there are counted, not written again.
+
+    Exit 0: none rejected; 1: some rejected; 2: the file can't be imported; 3: database lost.
+    """
+    importer = partial(import_members, now=datetime.now(UTC))
+    _import(importer, csv_file, program, rejects, db, what="members", key="member")
+
+
+@import_app.command("receipts")
+def import_receipts_command(
+    csv_file: CsvArgument,
+    program: ProgramOption,
+    rejects: RejectsOption = None,
+    db: DbOption = None,
+) -> None:
+    """Process historical receipts of a CSV file (a row per line) in time order.
+
+    Exit 0: none rejected; 1: some rejected; 2: the file can't be imported; 3: database lost.
+    """
+    _import(import_receipts, csv_file, program, rejects, db, what="receipts", key="receipt")
+
+
+def _import(
+    importer: Callable[..., ImportReport],
+    csv_file: Path,
+    program: str,
+    rejects: Path | None,
+    db: str | None,
+    *,
+    what: str,
+    key: str,
+) -> None:
+    if rejects is not None:
+        _check_writable(rejects)
+    engine = make_engine(db)
+    try:
+        upgrade(engine)
+        with _progress_bar(f"importing {what}") as progress:
+            report = importer(engine, program, csv_file, progress=progress)
+    except CannotImport as error:
+        sys.stderr.write(f"kopilka import: {error}\n")
+        raise typer.Exit(code=2) from None
+    except Unavailable as error:  # mid-way: the import says how far it got
+        sys.stderr.write(f"kopilka import: {error.detail}\n")
+        raise typer.Exit(code=3) from None
+    except OperationalError as error:  # before the first row
+        sys.stderr.write(f"kopilka import: the database is not reachable: {error.orig}\n")
+        raise typer.Exit(code=3) from None
+    finally:
+        engine.dispose()
+    _print_report(report, what=what, key=key)
+    if rejects is not None:
+        with rejects.open("w", encoding="utf-8-sig", newline="") as handle:
+            write_rejects(handle, report)
+    raise typer.Exit(code=1 if report.rejected else 0)
+
+
+@contextmanager
+def _progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A transient bar on stderr, and the callback (done, total) that moves it."""
+    from rich.progress import Progress
+
+    # no bar when stderr is a log file: it would only leave blank lines there
+    with Progress(console=err_console, transient=True,
+                  disable=not err_console.is_terminal) as bar:  # fmt: skip
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse a rejects file that can't be written before importing, not after."""
+    try:
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        sys.stderr.write(f"kopilka import: --rejects {path}: {error.strerror or error}\n")
+        raise typer.Exit(code=2) from None
+
+
+def _print_report(report: ImportReport, *, what: str, key: str) -> None:
+    console.print(f"{what}: imported {report.imported}, already there {report.already_there}, "
+                  f"rejected {len(report.rejected)}")  # fmt: skip
+    if not report.rejected:
+        return
+    table = Table("line", key, "reason", title="rejected", title_justify="left")
+    shown = sorted(report.rejected, key=lambda rejected: rejected.lines)[:REJECTS_SHOWN]
+    for rejected in shown:
+        first, last = rejected.lines[0], rejected.lines[-1]
+        lines = str(first) if first == last else f"{first}–{last}"
+        table.add_row(lines, Text(rejected.key), Text(rejected.reason))
+    console.print(table)
+    hidden = len(report.rejected) - len(shown)
+    if hidden:
+        console.print(f"… and {hidden} more; --rejects FILE writes every one of them")
 
 
 def _now(text: str | None) -> datetime:

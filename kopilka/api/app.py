@@ -9,18 +9,22 @@ answered `404 not_found`, exactly as a program that does not exist.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from kopilka.api import schemas
+from kopilka.api.keycache import KeyCache
 from kopilka.api.limits import FailedAuthLimiter
 from kopilka.api.schemas import body, problems
 from kopilka.domain.errors import (
@@ -38,6 +42,7 @@ from kopilka.services import balances, keys, members, programs, purchases, refun
 from kopilka.store.migrate import is_current
 from kopilka.wire import problem_json
 
+T = TypeVar("T")
 MAX_BODY = 1 << 20  # 1 MiB: a receipt of thousands of lines still fits
 PROBLEM = "application/problem+json"
 
@@ -46,8 +51,31 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+async def run(engine: Engine, service: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a service (plain, blocking code) for a request.
+
+    On an async engine (PostgreSQL: psycopg's async connections) the service runs in a
+    greenlet on this event loop, as SQLAlchemy's asyncio layer runs its own sync API:
+    its database calls are awaited, no thread is involved. On a sync engine (SQLite) it
+    runs in the thread pool."""
+    if engine.dialect.is_async:
+        result: T = await greenlet_spawn(service, *args, **kwargs)
+        return result
+    return await run_in_threadpool(service, *args, **kwargs)
+
+
 def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) -> FastAPI:
+    """The API over `engine`; an async engine's pool is closed when the app stops (its
+    connections belong to the app's event loop: they can't be closed from elsewhere)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if engine.dialect.is_async:
+            await AsyncEngine(engine).dispose()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Kopilka",
         version="1",
         description="Loyalty programs: points, purchases, refunds, members. "
@@ -55,6 +83,7 @@ def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) 
     )
     app.state.engine = engine
     app.state.failed_auth = failed_auth or FailedAuthLimiter()
+    app.state.known_keys = KeyCache()
 
     @app.exception_handler(KopilkaError)
     async def kopilka_error(_request: Request, error: KopilkaError) -> JSONResponse:
@@ -68,6 +97,13 @@ def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) 
         # the database is down or restarting: nothing was written (each use case is one
         # transaction), and the client may send the same request again
         return await kopilka_error(_request, Unavailable("the database is not reachable now"))
+
+    @app.exception_handler(DataError)
+    async def value_does_not_fit(_request: Request, error: DataError) -> JSONResponse:
+        # a backstop: the services check lengths and ranges first; should one slip past,
+        # the transaction is rolled back and the caller hears which kind of value it was
+        detail = str(error.orig).splitlines()[0] if error.orig else "a value does not fit"
+        return await kopilka_error(_request, InvalidInput([Problem("", detail)]))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -83,10 +119,10 @@ def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) 
         return {"status": "ok"}
 
     @app.get("/ready", tags=["service"])
-    def ready() -> JSONResponse:
+    async def ready() -> JSONResponse:
         """The database answers and its schema is current."""
         try:
-            current = is_current(engine)
+            current = await run(engine, is_current, engine)
         except Exception as error:  # any failure to reach the database: not ready
             return JSONResponse({"status": "unavailable", "detail": type(error).__name__}, 503)
         if not current:
@@ -127,7 +163,7 @@ Body = Annotated[Any, Depends(json_body)]
 def caller(*roles: str) -> Callable[..., Any]:
     """A dependency: the key's principal, if its program is the path's and its role fits."""
 
-    def check(
+    async def check(
         request: Request,
         program: str,
         authorization: Annotated[str | None, Header()] = None,
@@ -139,9 +175,8 @@ def caller(*roles: str) -> Callable[..., Any]:
             raise TooManyRequests(f"too many failed authentications: retry in {wait:.0f} s")
         scheme, _, token = (authorization or "").partition(" ")
         principal = (
-            keys.authenticate(request.app.state.engine, token.strip())
-            if scheme.lower() == "bearer" else None
-        )  # fmt: skip
+            await _principal(request.app, token.strip()) if scheme.lower() == "bearer" else None
+        )
         if principal is None:
             limiter.failed(client)
             raise Unauthorized("send `Authorization: Bearer <key>` with a valid key")
@@ -152,6 +187,17 @@ def caller(*roles: str) -> Callable[..., Any]:
         return principal
 
     return check
+
+
+async def _principal(app: FastAPI, key: str) -> keys.Principal | None:
+    """The key's caller: from the cache of known keys, else from the database."""
+    known: KeyCache = app.state.known_keys
+    principal = known.get(key)
+    if principal is None:
+        principal = await run(app.state.engine, keys.authenticate, app.state.engine, key)
+        if principal is not None:
+            known.put(key, principal)
+    return principal
 
 
 KEY_FIELDS = {"role", "location", "label"}
@@ -202,16 +248,16 @@ def _programs(app: FastAPI, engine: Engine) -> None:
             raise InvalidInput([Problem("code", f"must be {program!r}, the program in the path")])
         if isinstance(body, dict):
             body.setdefault("code", program)
-        applied = await run_in_threadpool(
-            programs.apply_program, engine, body, actor=f"key:{who.key_id}", now=now()
+        applied = await run(
+            engine, programs.apply_program, engine, body, actor=f"key:{who.key_id}", now=now()
         )
         answer = {"code": applied.code, "version": applied.version, "created": applied.created}
         return created(answer, applied.created)
 
     @app.get("/v1/programs/{program}", tags=["programs"], openapi_extra=problems())
-    def read(program: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]) -> Any:
+    async def read(program: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]) -> Any:
         """The program's current version and its document."""
-        return programs.read_program(engine, program)
+        return await run(engine, programs.read_program, engine, program)
 
 
 def _members(app: FastAPI, engine: Engine) -> None:
@@ -227,12 +273,14 @@ def _members(app: FastAPI, engine: Engine) -> None:
         program: str, body: Body, _who: Annotated[Any, Depends(caller(*MEMBER_WRITERS))]
     ) -> Any:
         """Register a member; a card is generated when not given."""
-        return await run_in_threadpool(members.register_member, engine, program, body, now=now())
+        return await run(engine, members.register_member, engine, program, body, now=now())
 
     @app.get(prefix + "/{member}", tags=["members"], openapi_extra=problems())
-    def read(program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]) -> Any:
+    async def read(
+        program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]
+    ) -> Any:
         """A member by `{id}`, `card:…`, `phone:…`, `email:…` or `ext:…`."""
-        return members.read_member(engine, program, member)
+        return await run(engine, members.read_member, engine, program, member)
 
     @app.patch(
         prefix + "/{member}",
@@ -244,7 +292,7 @@ def _members(app: FastAPI, engine: Engine) -> None:
         _who: Annotated[Any, Depends(caller("admin", "support"))],
     ) -> Any:  # fmt: skip
         """Change the profile: `phone`, `email`, `name`, `birthday` (null clears one)."""
-        return await run_in_threadpool(members.update_member, engine, program, member, body)
+        return await run(engine, members.update_member, engine, program, member, body)
 
     for action, status in (("block", "blocked"), ("unblock", "active")):
         app.post(prefix + "/{member}/" + action, tags=["members"], openapi_extra=problems())(
@@ -252,18 +300,22 @@ def _members(app: FastAPI, engine: Engine) -> None:
         )
 
     @app.get(prefix + "/{member}/balance", tags=["members"], openapi_extra=problems())
-    def balance(program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]) -> Any:
+    async def balance(
+        program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]
+    ) -> Any:
         """Available, pending and held points, lifetime figures and what expires when."""
-        return balances.balance(engine, program, member)
+        return await run(engine, balances.balance, engine, program, member)
 
     @app.get(prefix + "/{member}/history", tags=["members"], openapi_extra=problems())
-    def history(
+    async def history(
         program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))],
         before: Annotated[int | None, Query(ge=1, le=2**53)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> Any:  # fmt: skip
         """Every movement, newest first; pass `next` as `before` for the next page."""
-        return balances.history(engine, program, member, before=before, limit=limit)
+        return await run(
+            engine, balances.history, engine, program, member, before=before, limit=limit
+        )
 
     @app.post(
         prefix + "/{member}/adjustments",
@@ -276,16 +328,23 @@ def _members(app: FastAPI, engine: Engine) -> None:
         who: Annotated[keys.Principal, Depends(caller("admin", "support"))],
     ) -> Any:  # fmt: skip
         """A manual correction with a mandatory reason."""
-        return await run_in_threadpool(
-            balances.adjust, engine, program, member, body, actor=f"key:{who.key_id}", now=now()
+        return await run(
+            engine,
+            balances.adjust,
+            engine,
+            program,
+            member,
+            body,
+            actor=f"key:{who.key_id}",
+            now=now(),
         )
 
 
 def _member_status(engine: Engine, action: str, status: str) -> Callable[..., Any]:
-    def change(
+    async def change(
         program: str, member: str, _who: Annotated[Any, Depends(caller("admin", "support"))]
     ) -> Any:
-        return members.set_member_status(engine, program, member, status)
+        return await run(engine, members.set_member_status, engine, program, member, status)
 
     change.__name__ = f"{action}_member"
     change.__doc__ = f"{action.capitalize()} a member: status `{status}`."
@@ -305,7 +364,7 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
     ) -> Any:
         """The answer a purchase would get, with no side effects."""
         at_own_location(who, body)
-        return await run_in_threadpool(purchases.quote_purchase, engine, program, body, now=now())
+        return await run(engine, purchases.quote_purchase, engine, program, body, now=now())
 
     @app.post(
         prefix,
@@ -319,18 +378,18 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
     ) -> JSONResponse:  # fmt: skip
         """Process a purchase: `201` the first time, `200` with the same answer on a replay."""
         at_own_location(who, body)
-        result = await run_in_threadpool(
-            purchases.process_purchase, engine, program, body, now=now(),
+        result = await run(
+            engine, purchases.process_purchase, engine, program, body, now=now(),
             actor=f"key:{who.key_id}", idempotency_key=idempotency_key,
         )  # fmt: skip
         return created(result.answer, result.created)
 
     @app.get(prefix + "/{purchase_id}", tags=["purchases"], openapi_extra=problems())
-    def read(
+    async def read(
         program: str, purchase_id: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]
     ) -> Any:
         """A purchase's answer, with its status as it stands now."""
-        return purchases.read_purchase(engine, program, purchase_id)
+        return await run(engine, purchases.read_purchase, engine, program, purchase_id)
 
     for action in ("confirm", "cancel"):
         app.post(prefix + "/{purchase_id}/" + action, tags=["purchases"], openapi_extra=problems())(
@@ -348,9 +407,9 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
         who: Annotated[keys.Principal, Depends(caller(*SELLERS))],
     ) -> JSONResponse:  # fmt: skip
         """Refund the whole receipt or some of its lines; replays answer the first result."""
-        await run_in_threadpool(made_here, engine, who, program, purchase_id)
-        answer, is_new = await run_in_threadpool(
-            refunds.refund_purchase, engine, program, purchase_id, body,
+        await run(engine, made_here, engine, who, program, purchase_id)
+        answer, is_new = await run(
+            engine, refunds.refund_purchase, engine, program, purchase_id, body,
             actor=f"key:{who.key_id}", now=now(),
         )  # fmt: skip
         return created(answer, is_new)
@@ -361,9 +420,9 @@ def _settle(engine: Engine, action: str) -> Callable[..., Any]:
         program: str, purchase_id: str,
         who: Annotated[keys.Principal, Depends(caller(*SELLERS))],
     ) -> JSONResponse:  # fmt: skip
-        await run_in_threadpool(made_here, engine, who, program, purchase_id)
-        answer, _replayed = await run_in_threadpool(
-            purchases.settle_hold, engine, program, purchase_id, action,
+        await run(engine, made_here, engine, who, program, purchase_id)
+        answer, _replayed = await run(
+            engine, purchases.settle_hold, engine, program, purchase_id, action,
             actor=f"key:{who.key_id}", now=now(),
         )  # fmt: skip
         return JSONResponse(answer, status_code=200)
@@ -393,18 +452,23 @@ def _keys(app: FastAPI, engine: Engine) -> None:
                   if body.get(key) is not None and not isinstance(body[key], str)]  # fmt: skip
         if wrong:
             raise InvalidInput(wrong)
-        key, record = await run_in_threadpool(
-            keys.create_key, engine, program, str(body.get("role")),
+        key, record = await run(
+            engine, keys.create_key, engine, program, str(body.get("role")),
             location=body.get("location"), label=body.get("label"), now=now(),
         )  # fmt: skip
         return {"key": key, **record}
 
     @app.get(prefix, tags=["keys"], openapi_extra=problems())
-    def listed(program: str, _who: Annotated[Any, Depends(caller("admin"))]) -> Any:
+    async def listed(program: str, _who: Annotated[Any, Depends(caller("admin"))]) -> Any:
         """The program's keys (never their text)."""
-        return {"items": keys.list_keys(engine, program)}
+        return {"items": await run(engine, keys.list_keys, engine, program)}
 
     @app.delete(prefix + "/{key_id}", tags=["keys"], openapi_extra=problems())
-    def revoke(program: str, key_id: str, _who: Annotated[Any, Depends(caller("admin"))]) -> Any:
-        """Revoke a key: it stops working at once."""
-        return keys.revoke_key(engine, program, key_id, now=now())
+    async def revoke(
+        program: str, key_id: str, _who: Annotated[Any, Depends(caller("admin"))]
+    ) -> Any:
+        """Revoke a key: it stops working at once in this server (within a second in the
+        other worker processes of a `--workers N` server)."""
+        revoked = await run(engine, keys.revoke_key, engine, program, key_id, now=now())
+        app.state.known_keys.forget(int(revoked["id"]))
+        return revoked

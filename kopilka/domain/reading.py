@@ -24,6 +24,8 @@ D = TypeVar("D", int, Decimal)
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _MISSING = object()
 
+MAX_TEXT = 200  # the longest free text a request may carry (ids, names, labels)
+
 
 def show(value: object) -> str:
     """A value as it appears in a message: strings quoted, the rest as written."""
@@ -100,12 +102,16 @@ class Reader:
         required: bool = False,
         pattern: re.Pattern[str] | None = None,
         what: str = "a string",
+        max_length: int = MAX_TEXT,
     ) -> str | None:
         value = self.raw(key, required=required)
         if value is None:
             return None
         if not isinstance(value, str) or not value.strip():
             self.report(self.at(key), f"{show(value)} is not {what}")
+            return None
+        if len(value) > max_length:
+            self.report(self.at(key), f"is {len(value)} characters long; at most {max_length}")
             return None
         if pattern is not None and not pattern.match(value):
             self.report(self.at(key), f"{show(value)} is not {what}")

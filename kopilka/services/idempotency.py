@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from kopilka.domain.errors import IdempotencyConflict
+from kopilka.domain.errors import IdempotencyConflict, InvalidInput, Problem
+from kopilka.domain.reading import MAX_TEXT
 from kopilka.services.programs import canonical, to_json
 from kopilka.store.tables import idempotency_keys
 
@@ -65,6 +66,8 @@ def remembered(
     """`work`'s answer, or — for a key seen before — the answer it gave then."""
     if key is None:
         return work()
+    if not key.strip() or len(key) > MAX_TEXT:
+        raise InvalidInput([Problem("Idempotency-Key", f"must be 1 to {MAX_TEXT} characters")])
     earlier = connection.execute(
         select(
             idempotency_keys.c.operation,

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 
 from kopilka.domain.errors import InvalidInput, NotFound, Problem
-from kopilka.domain.reading import row_id
+from kopilka.domain.reading import MAX_TEXT, row_id
 from kopilka.store.tables import api_keys
 
 PREFIX = "kpk_"
@@ -41,7 +41,7 @@ class Principal:
     location: str | None
 
 
-def _digest(key: str) -> str:
+def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -55,13 +55,16 @@ def create_key(
         problems.append(Problem("role", f"{role!r} is not one of {', '.join(ROLES)}"))
     if role == "pos" and not location:
         problems.append(Problem("location", "a pos key is bound to a location: give one"))
+    for name, value, longest in (("location", location, 64), ("label", label, MAX_TEXT)):
+        if value is not None and len(value) > longest:
+            problems.append(Problem(name, f"is {len(value)} characters long; at most {longest}"))
     if problems:
         raise InvalidInput(problems)
     key = PREFIX + secrets.token_urlsafe(24)
     with engine.begin() as connection:
         key_id = connection.execute(
             insert(api_keys)
-            .values(program=program, key_hash=_digest(key), prefix=key[:10], role=role,
+            .values(program=program, key_hash=digest(key), prefix=key[:10], role=role,
                     location=location, label=label, created_at=now)
             .returning(api_keys.c.id)
         ).scalar_one()  # fmt: skip
@@ -114,6 +117,6 @@ def authenticate(engine: Engine, key: str) -> Principal | None:
     with engine.connect() as connection:
         row = connection.execute(
             select(api_keys.c.id, api_keys.c.program, api_keys.c.role, api_keys.c.location)
-            .where(api_keys.c.key_hash == _digest(key), api_keys.c.revoked_at.is_(None))
+            .where(api_keys.c.key_hash == digest(key), api_keys.c.revoked_at.is_(None))
         ).one_or_none()  # fmt: skip
     return Principal(row.id, row.program, row.role, row.location) if row else None

@@ -84,7 +84,7 @@ def _phone(body: Reader) -> str | None:
 
 
 def _email(body: Reader) -> str | None:
-    raw = body.text("email")
+    raw = body.text("email", max_length=320)
     if raw is None:
         return None
     if not _EMAIL.match(raw.strip()):

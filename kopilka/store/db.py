@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 DEFAULT_URL = "sqlite:///kopilka.sqlite3"
 
@@ -21,8 +22,13 @@ def database_url(explicit: str | None = None) -> str:
     return explicit or os.environ.get("KOPILKA_DB") or DEFAULT_URL
 
 
-def make_engine(url: str | None = None, **options: Any) -> Engine:
-    """An engine for `url`; `postgresql://` is read as psycopg 3."""
+def make_engine(url: str | None = None, *, asynchronous: bool = False, **options: Any) -> Engine:
+    """An engine for `url`; `postgresql://` is read as psycopg 3.
+
+    `asynchronous`: on PostgreSQL, the sync face of an async engine (psycopg's async
+    connections in an asyncio-aware pool). The services run on it unchanged inside
+    SQLAlchemy's `greenlet_spawn` on an event loop — what the HTTP server does (see
+    `kopilka.api.app.run`); outside one it can't be used. SQLite stays synchronous."""
     parsed = make_url(database_url(url))
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -30,6 +36,8 @@ def make_engine(url: str | None = None, **options: Any) -> Engine:
         return _sqlite_engine(parsed.render_as_string(hide_password=False), **options)
     # No pre-ping: it would cost a round trip per transaction; a dropped connection fails
     # its transaction, which the services retry on a fresh one (see `retrying`).
+    if asynchronous:
+        return create_async_engine(parsed, **options).sync_engine
     return create_engine(parsed, **options)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, TextualSelect, bindparam, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.util import await_only
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,11 @@ def driver_rows(
     from psycopg.rows import namedtuple_row
 
     driver = connection.connection.driver_connection
-    assert isinstance(driver, psycopg.Connection)
     dispatch = connection.dispatch  # SQLAlchemy's cursor events still fire (tracing, tests)
     try:
+        if isinstance(driver, psycopg.AsyncConnection):  # in SQLAlchemy's greenlet
+            return await_only(_async_rows(connection, driver, sql, parameters, pipeline, prepare))
+        assert isinstance(driver, psycopg.Connection)
         with driver.cursor(row_factory=namedtuple_row) as cursor:
             if dispatch.before_cursor_execute:
                 dispatch.before_cursor_execute(connection, cursor, sql, parameters, None, False)
@@ -98,3 +101,25 @@ def driver_rows(
         raise DBAPIError.instance(
             sql, parameters, error, psycopg.Error, connection_invalidated=gone
         ) from error
+
+
+async def _async_rows(
+    connection: Connection, driver: Any, sql: str, parameters: Mapping[str, Any],
+    pipeline: bool, prepare: bool,
+) -> list[Any]:  # fmt: skip
+    """`driver_rows` on psycopg's async connection (an async engine)."""
+    from psycopg.rows import namedtuple_row
+
+    dispatch = connection.dispatch
+    async with driver.cursor(row_factory=namedtuple_row) as cursor:
+        if dispatch.before_cursor_execute:
+            dispatch.before_cursor_execute(connection, cursor, sql, parameters, None, False)
+        if pipeline:
+            async with driver.pipeline():
+                await cursor.execute(sql, parameters, prepare=prepare)
+        else:
+            await cursor.execute(sql, parameters, prepare=prepare)
+        if dispatch.after_cursor_execute:
+            dispatch.after_cursor_execute(connection, cursor, sql, parameters, None, False)
+        rows: list[Any] = await cursor.fetchall() if cursor.description else []
+        return rows

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from kopilka.api.app import create_app
 from kopilka.services.keys import create_key
+from kopilka.store.db import make_engine
 from tests.store.conftest import NOW, engine, zerno_engine
 
 __all__ = ["engine", "zerno_engine"]
@@ -36,8 +37,21 @@ class Api:
 
 @pytest.fixture
 def client(zerno_engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(zerno_engine)) as test_client:
+    """The app as `kopilka serve` builds it: on PostgreSQL over an async engine of its own
+    (the same schema), on SQLite over the test's engine."""
+    with TestClient(create_app(serving_engine(zerno_engine))) as test_client:
         yield test_client
+
+
+def serving_engine(engine: Engine) -> Engine:
+    if engine.dialect.name != "postgresql":
+        return engine
+    with engine.connect() as connection:
+        search_path = connection.exec_driver_sql("SHOW search_path").scalar()
+    url = engine.url.render_as_string(hide_password=False)
+    return make_engine(
+        url, asynchronous=True, connect_args={"options": f"-csearch_path={search_path}"}
+    )
 
 
 def key_for(engine: Engine, role: str, program: str = "zerno", **kw: Any) -> str:

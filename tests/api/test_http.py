@@ -177,3 +177,24 @@ def test_the_limiter_forgets_failures_after_its_window() -> None:
     assert limiter.retry_after("b") == 0
     now[0] = 10.5
     assert limiter.retry_after("a") == 0
+
+
+def test_values_longer_than_storage_allows_are_refused_by_name(admin: Api) -> None:
+    long = "x" * 201
+    cases = [
+        ("/members", {"name": long}, "name"),
+        ("/members", {"external_id": long}, "external_id"),
+        ("/members", {"email": "a" * 320 + "@example.ru"}, "email"),
+        ("/purchases", {"receipt_id": long, "lines": [{"sku": "CAP-300", "qty": 1}]},
+         "receipt_id"),
+        ("/keys", {"role": "pos", "location": "k" * 65}, "location"),
+        ("/keys", {"role": "analyst", "label": long}, "label"),
+    ]  # fmt: skip
+    for path, body, field in cases:
+        response = admin.post(path, body)
+        assert response.status_code == 422, (path, response.text)
+        assert field in {p["loc"] for p in response.json()["errors"]}, response.json()
+    purchase = {"receipt_id": "L-1", "lines": [{"sku": "CAP-300", "qty": 1}]}
+    replayed = admin.post("/purchases", purchase, headers={"Idempotency-Key": long})
+    assert replayed.status_code == 422
+    assert replayed.json()["errors"][0]["loc"] == "Idempotency-Key"

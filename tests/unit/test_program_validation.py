@@ -787,9 +787,13 @@ def test_an_invalid_time_zone_is_refused(name: str) -> None:
     problem_at(location, "partners[0] (zerno).locations[1] (rest-e).timezone", "not a time zone")
 
 
-@pytest.mark.parametrize("name", ["Europe", "x" * 300], ids=["directory", "too-long"])
-def test_a_time_zone_that_is_a_directory_or_too_long_is_refused(name: str) -> None:
-    problem_at(changed("timezone", value=name), "timezone", "not a time zone")
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("Europe", "not a time zone"), ("x" * 300, "300 characters long; at most 200")],
+    ids=["directory", "too-long"],
+)
+def test_a_time_zone_that_is_a_directory_or_too_long_is_refused(name: str, message: str) -> None:
+    problem_at(changed("timezone", value=name), "timezone", message)
 
 
 @pytest.mark.parametrize("currency", ["rub", "RUBL", "RU", "R1B", "РУБ", 643])

@@ -1,0 +1,154 @@
+"""HTTP purchases/s and latency at 16 connections on PostgreSQL, against the same
+server's trivial endpoint.
+
+Run:  .venv/bin/python bench/http_bench.py           (make bench-http; ~3 minutes)
+      .venv/bin/python bench/http_bench.py --quick   (a smoke run, ~30 s)
+
+Needs `wrk` (Debian: `apt-get install wrk`) and PostgreSQL at $KOPILKA_BENCH_PG (default
+the local `test` database; the bench works in a schema of its own, dropped afterwards).
+
+- The database: the café program of seed 002, 1,000 members with points (as in
+  bench/purchase_bench.py).
+- The server: bench/http_server.py, served as `kopilka serve --workers N` serves (a
+  separate process tree), with Kopilka's app and one trivial endpoint
+  (`POST /bench/echo`, which parses the same body and answers a small document).
+- The load: wrk (2 threads, 16 connections) from its own process, with
+  bench/http_purchase.lua: distinct 2-line receipts from a pos key at the kiosk, members
+  spread, one in five paying 1.00 with points.
+- Rounds alternate the trivial endpoint and purchases so both see the same machine;
+  figures are medians of the rounds. Afterwards every purchase answered 201 must be in
+  the database exactly once, and `verify` must find the ledger balanced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from purchase_bench import NOW, database  # type: ignore[import-not-found]
+from sqlalchemy import func, select
+
+from kopilka.services.keys import create_key
+from kopilka.store.tables import purchases
+from kopilka.store.verify import verify
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA = ROOT / "bench" / "http_purchase.lua"
+MEMBERS = 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run")
+    parser.add_argument("--workers", type=int, default=2, help="server processes")
+    parser.add_argument("--connections", type=int, default=16)
+    options = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk")
+    seconds, rounds = (4, 1) if options.quick else (12, 3)
+    with database("postgresql", MEMBERS, ROOT) as db:
+        engine = db.engine()
+        key = create_key(engine, "zerno", "pos", location="kiosk", now=NOW)[0]
+        url = f"{db.url}?options=-csearch_path%3D{db.schema}"
+        port = 18000 + os.getpid() % 1000
+        server = start_server(url, port, options.workers)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            load = Load(base, key, options.connections)
+            load.run("/bench/echo", 3, "warm")  # both paths warm before anything counts
+            load.run("/v1/programs/zerno/purchases", 3, "warm")
+            echo, bought = [], []
+            for n in range(rounds):
+                echo.append(load.run("/bench/echo", seconds, f"e{n}"))
+                bought.append(load.run("/v1/programs/zerno/purchases", seconds, f"p{n}"))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        answered = sum(int(r["statuses"].get("201", 0)) for r in load.purchase_results)
+        with engine.connect() as connection:
+            stored = connection.execute(select(func.count()).select_from(purchases)).scalar()
+        report = verify(engine)[1]
+        engine.dispose()
+    summarise(echo, bought, answered, int(stored or 0), report, options)
+
+
+class Load:
+    def __init__(self, base: str, key: str, connections: int) -> None:
+        self.base, self.key, self.connections = base, key, connections
+        self.purchase_results: list[dict[str, Any]] = []
+
+    def run(self, path: str, seconds: int, run: str) -> dict[str, Any]:
+        env = {**os.environ, "KOPILKA_KEY": self.key, "KOPILKA_MEMBERS": str(MEMBERS),
+               "KOPILKA_RUN": f"{run}-{uuid.uuid4().hex[:6]}"}  # fmt: skip
+        out = subprocess.run(
+            ["wrk", "-t2", f"-c{self.connections}", f"-d{seconds}s", "--timeout", "10s",
+             "-s", str(LUA), self.base + path],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        line = next(line for line in out.splitlines() if line.startswith("RESULT "))
+        result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
+        result["rate"] = result["requests"] / result["seconds"]
+        if "purchases" in path:
+            self.purchase_results.append(result)
+        print(f"  {run:>5} {path:<32} {result['rate']:8.0f}/s  p50 {result['p50_ms']:6.2f} ms"
+              f"  p99 {result['p99_ms']:6.2f} ms  {result['statuses']}", flush=True)  # fmt: skip
+        return result
+
+
+def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "http_server.py"), str(port), str(workers)],
+        cwd=ROOT, env={**os.environ, "KOPILKA_DB": url, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    server.kill()
+    raise SystemExit("the server did not become ready")
+
+
+def summarise(echo: list[dict[str, Any]], bought: list[dict[str, Any]], answered: int,
+              stored: int, report: list[Any], options: Any) -> None:  # fmt: skip
+    def median(rounds: list[dict[str, Any]], field: str) -> float:
+        return float(statistics.median(r[field] for r in rounds))
+
+    errors = sum(r["errors"] for r in bought)
+    figures = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}",
+        "workers": options.workers,
+        "connections": options.connections,
+        "echo_per_s": round(median(echo, "rate")),
+        "echo_p99_ms": round(median(echo, "p99_ms"), 2),
+        "purchases_per_s": round(median(bought, "rate")),
+        "purchase_p50_ms": round(median(bought, "p50_ms"), 2),
+        "purchase_p99_ms": round(median(bought, "p99_ms"), 2),
+        "purchases_vs_echo": round(median(bought, "rate") / median(echo, "rate"), 3),
+        "purchase_rounds": [round(r["rate"]) for r in bought],
+        "non_2xx_or_socket_errors": errors,
+        "answered_201": answered,
+        "stored": stored,
+        "verify_discrepancies": len(report),
+    }
+    print(json.dumps(figures, indent=2))
+    if errors or report or stored < answered:
+        sys.exit("the run was not clean: see the figures above")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""The storage fixtures for commands that work on a database: SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from tests.store.conftest import engine, zerno_engine
+
+__all__ = ["engine", "zerno_engine"]

@@ -12,18 +12,21 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
-from kopilka.api import schemas
+from kopilka.api import examples, schemas
 from kopilka.api.keycache import KeyCache
 from kopilka.api.limits import FailedAuthLimiter
 from kopilka.api.schemas import body, problems
@@ -131,7 +134,32 @@ def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) 
 
     for register in (_programs, _members, _purchases, _keys):
         register(app, engine)
+    app.openapi = partial(_openapi_with_nulls, app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi_with_nulls(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's OpenAPI document, with the answer examples as the routes declare them:
+    FastAPI drops every null on the way out, and a null is part of an answer's shape
+    (`"email": null` says the field exists)."""
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version,
+                               description=app.description, routes=app.routes)  # fmt: skip
+        for route in app.routes:
+            if isinstance(route, APIRoute) and route.openapi_extra:
+                _restore_examples(document["paths"][route.path], route)
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
+def _restore_examples(path: dict[str, Any], route: APIRoute) -> None:
+    declared = (route.openapi_extra or {}).get("responses", {})
+    for method in route.methods or ():
+        responses = path[method.lower()]["responses"]
+        for status, answer in declared.items():
+            for media, content in answer.get("content", {}).items():
+                if "example" in content:
+                    responses[status]["content"][media]["example"] = content["example"]
 
 
 # — requests —
@@ -259,6 +287,21 @@ def _programs(app: FastAPI, engine: Engine) -> None:
         """The program's current version and its document."""
         return await run(engine, programs.read_program, engine, program)
 
+    @app.get("/v1/programs/{program}/versions", tags=["programs"],
+             openapi_extra=problems(answer=(200, examples.VERSIONS)))  # fmt: skip
+    async def versions(program: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]) -> Any:
+        """Every version of the program, newest first: who applied it and when."""
+        return await run(engine, programs.list_versions, engine, program)
+
+    @app.get("/v1/programs/{program}/versions/{version}", tags=["programs"],
+             openapi_extra=problems())  # fmt: skip
+    async def version(
+        program: str, version: Annotated[int, Path(ge=1, le=2**31 - 1)],
+        _who: Annotated[Any, Depends(caller(*ANY_ROLE))],
+    ) -> Any:  # fmt: skip
+        """One version with its document: what computed the purchases that name it."""
+        return await run(engine, programs.read_program_version, engine, program, version)
+
 
 def _members(app: FastAPI, engine: Engine) -> None:
     prefix = "/v1/programs/{program}/members"
@@ -267,7 +310,11 @@ def _members(app: FastAPI, engine: Engine) -> None:
         prefix,
         status_code=201,
         tags=["members"],
-        openapi_extra=body(schemas.MEMBER, {"card": "100001", "phone": "+79123456789"}),
+        openapi_extra=body(
+            schemas.MEMBER,
+            {"card": "100001", "phone": "+79123456789"},
+            answer=(201, examples.MEMBER),
+        ),
     )
     async def register(
         program: str, body: Body, _who: Annotated[Any, Depends(caller(*MEMBER_WRITERS))]
@@ -275,7 +322,8 @@ def _members(app: FastAPI, engine: Engine) -> None:
         """Register a member; a card is generated when not given."""
         return await run(engine, members.register_member, engine, program, body, now=now())
 
-    @app.get(prefix + "/{member}", tags=["members"], openapi_extra=problems())
+    @app.get(prefix + "/{member}", tags=["members"],
+             openapi_extra=problems(answer=(200, examples.MEMBER)))  # fmt: skip
     async def read(
         program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]
     ) -> Any:
@@ -285,28 +333,35 @@ def _members(app: FastAPI, engine: Engine) -> None:
     @app.patch(
         prefix + "/{member}",
         tags=["members"],
-        openapi_extra=body(schemas.PROFILE, {"name": "Анна"}),
+        openapi_extra=body(
+            schemas.PROFILE,
+            {"name": "Анна", "consents": {"sms": False}},
+            answer=(200, examples.MEMBER),
+        ),
     )
     async def update(
         program: str, member: str, body: Body,
         _who: Annotated[Any, Depends(caller("admin", "support"))],
     ) -> Any:  # fmt: skip
-        """Change the profile: `phone`, `email`, `name`, `birthday` (null clears one)."""
-        return await run(engine, members.update_member, engine, program, member, body)
+        """Change the profile: `phone`, `email`, `name`, `birthday` (null clears one), and
+        consents `{personal_data, sms, email, push, calls: true|false}`."""
+        return await run(engine, members.update_member, engine, program, member, body, now=now())
 
     for action, status in (("block", "blocked"), ("unblock", "active")):
         app.post(prefix + "/{member}/" + action, tags=["members"], openapi_extra=problems())(
             _member_status(engine, action, status)
         )
 
-    @app.get(prefix + "/{member}/balance", tags=["members"], openapi_extra=problems())
+    @app.get(prefix + "/{member}/balance", tags=["members"],
+             openapi_extra=problems(answer=(200, examples.BALANCE)))  # fmt: skip
     async def balance(
         program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]
     ) -> Any:
         """Available, pending and held points, lifetime figures and what expires when."""
         return await run(engine, balances.balance, engine, program, member)
 
-    @app.get(prefix + "/{member}/history", tags=["members"], openapi_extra=problems())
+    @app.get(prefix + "/{member}/history", tags=["members"],
+             openapi_extra=problems(answer=(200, examples.HISTORY)))  # fmt: skip
     async def history(
         program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))],
         before: Annotated[int | None, Query(ge=1, le=2**53)] = None,
@@ -321,7 +376,11 @@ def _members(app: FastAPI, engine: Engine) -> None:
         prefix + "/{member}/adjustments",
         status_code=201,
         tags=["members"],
-        openapi_extra=body(schemas.ADJUSTMENT, {"points": "100", "reason": "a gift"}),
+        openapi_extra=body(
+            schemas.ADJUSTMENT,
+            {"points": "100", "reason": "a gift"},
+            answer=(201, examples.ADJUSTMENT),
+        ),
     )
     async def adjust(
         program: str, member: str, body: Body,
@@ -357,7 +416,7 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
     @app.post(
         prefix + "/quote",
         tags=["purchases"],
-        openapi_extra=body(schemas.RECEIPT, schemas.RECEIPT_EXAMPLE),
+        openapi_extra=body(schemas.RECEIPT, schemas.RECEIPT_EXAMPLE, answer=(200, examples.QUOTE)),
     )
     async def quote(
         program: str, body: Body, who: Annotated[keys.Principal, Depends(caller(*SELLERS))]
@@ -370,7 +429,9 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
         prefix,
         tags=["purchases"],
         status_code=201,
-        openapi_extra=body(schemas.RECEIPT, schemas.RECEIPT_EXAMPLE, replays=True),
+        openapi_extra=body(
+            schemas.RECEIPT, schemas.RECEIPT_EXAMPLE, replays=True, answer=(201, examples.PURCHASE)
+        ),
     )
     async def purchase(
         program: str, body: Body, who: Annotated[keys.Principal, Depends(caller(*SELLERS))],
@@ -384,7 +445,8 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
         )  # fmt: skip
         return created(result.answer, result.created)
 
-    @app.get(prefix + "/{purchase_id}", tags=["purchases"], openapi_extra=problems())
+    @app.get(prefix + "/{purchase_id}", tags=["purchases"],
+             openapi_extra=problems(answer=(200, examples.PURCHASE)))  # fmt: skip
     async def read(
         program: str, purchase_id: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]
     ) -> Any:
@@ -400,7 +462,12 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
         prefix + "/{purchase_id}/refunds",
         tags=["purchases"],
         status_code=201,
-        openapi_extra=body(schemas.REFUND, {"refund_id": "RF-1"}, replays=True),
+        openapi_extra=body(
+            schemas.REFUND,
+            {"refund_id": "RF-1", "lines": [{"n": 0, "qty": 1}]},
+            replays=True,
+            answer=(201, examples.REFUND),
+        ),
     )
     async def refund(
         program: str, purchase_id: str, body: Body,
@@ -439,7 +506,9 @@ def _keys(app: FastAPI, engine: Engine) -> None:
         prefix,
         status_code=201,
         tags=["keys"],
-        openapi_extra=body(schemas.KEY, {"role": "pos", "location": "kiosk"}),
+        openapi_extra=body(
+            schemas.KEY, {"role": "pos", "location": "kiosk"}, answer=(201, examples.KEY)
+        ),
     )
     async def create(
         program: str, body: Body, _who: Annotated[Any, Depends(caller("admin"))]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kopilka.api import examples
+
 AMOUNT = {"oneOf": [{"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}, {"type": "number"}]}
 QTY = {"oneOf": [{"type": "string", "pattern": r"^\d+(\.\d+)?$"}, {"type": "number"}]}
 
@@ -54,6 +56,16 @@ RECEIPT_EXAMPLE = {
     "redeem": "50.00",
 }
 
+CONSENTS = {
+    "type": "object",
+    "description": "consent given (true) or withdrawn (false) per channel; each change is "
+    "kept with its time",
+    "properties": {
+        channel: {"type": "boolean"}
+        for channel in ("personal_data", "sms", "email", "push", "calls")
+    },
+    "additionalProperties": False,
+}
 MEMBER = {
     "type": "object",
     "properties": {
@@ -64,6 +76,7 @@ MEMBER = {
         "name": {"type": "string"},
         "birthday": {"type": "string", "format": "date"},
         "referrer": {"type": "string"},
+        "consents": CONSENTS,
     },
     "additionalProperties": False,
 }
@@ -74,6 +87,7 @@ PROFILE = {
         "email": {"type": ["string", "null"]},
         "name": {"type": ["string", "null"]},
         "birthday": {"type": ["string", "null"], "format": "date"},
+        "consents": CONSENTS,
     },
     "additionalProperties": False,
 }
@@ -144,7 +158,13 @@ ERRORS = {
 }
 
 
-def body(schema: dict[str, Any], example: Any = None, *, replays: bool = False) -> dict[str, Any]:
+Answer = tuple[int, dict[str, Any]]  # a success status and an example of its answer
+
+
+def body(
+    schema: dict[str, Any], example: Any = None, *, replays: bool = False,
+    answer: Answer | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """`openapi_extra` for a route: its JSON body, and the answers it may give (`replays`:
     `201` the first time and `200` with the first answer on a replay)."""
     content: dict[str, Any] = {"schema": schema}
@@ -152,11 +172,13 @@ def body(schema: dict[str, Any], example: Any = None, *, replays: bool = False) 
         content["example"] = example
     return {
         "requestBody": {"required": True, "content": {"application/json": content}},
-        **problems(replays=replays),
+        **problems(replays=replays, answer=answer),
     }
 
 
-def problems(*, replays: bool = False) -> dict[str, Any]:
+def problems(*, replays: bool = False, answer: Answer | None = None) -> dict[str, Any]:
+    """The answers a route may give: every problem (422 with an example), and its success
+    answer with an example when one is given."""
     answers: dict[str, Any] = {
         str(status): {
             "description": text,
@@ -164,6 +186,16 @@ def problems(*, replays: bool = False) -> dict[str, Any]:
         }
         for status, text in ERRORS.items()
     }
+    answers["422"]["content"]["application/problem+json"]["examples"] = {
+        "validation_error": {"value": examples.VALIDATION_PROBLEM},
+        "insufficient_points": {"value": examples.INSUFFICIENT_POINTS},
+    }
+    if answer is not None:
+        status, example = answer
+        answers[str(status)] = {"description": "done", "content": {"application/json": {
+            "schema": {"type": "object"}, "example": example}}}  # fmt: skip
     if replays:
         answers["200"] = {"description": "a replay: the first answer, unchanged, no new effect"}
+        if answer is not None:
+            answers["200"]["content"] = answers[str(answer[0])]["content"]
     return {"responses": answers}

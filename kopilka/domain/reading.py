@@ -113,7 +113,7 @@ class Reader:
         if len(value) > max_length:
             self.report(self.at(key), f"is {len(value)} characters long; at most {max_length}")
             return None
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not pattern.fullmatch(value):  # `$` alone lets "x\n" in
             self.report(self.at(key), f"{show(value)} is not {what}")
             return None
         return value
@@ -143,6 +143,10 @@ class Reader:
             return None
         if number is None or number != number.to_integral_value():
             self.report(self.at(key), f"{show(value)} is not a whole number")
+            return None
+        if isinstance(value, Decimal) and value.as_tuple().exponent != 0:
+            # 2.0 is whole, but stored it stays "2.0" and would not read back as a count
+            self.report(self.at(key), f"{show(value)}: write a whole number without a point")
             return None
         return self._bounded(key, int(number), minimum, maximum)
 

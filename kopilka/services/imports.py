@@ -37,7 +37,13 @@ from kopilka.domain.errors import (
     Unavailable,
 )
 from kopilka.services.csv_rows import REASON_COLUMN, CannotImport, CsvRow, CsvSource
-from kopilka.services.members import MEMBER_KEYS, parse_new_member, read_member, register_member
+from kopilka.services.members import (
+    CONSENT_CHANNELS,
+    MEMBER_KEYS,
+    parse_new_member,
+    read_member,
+    register_member,
+)
 from kopilka.services.programs import load_program
 from kopilka.services.purchases import process_purchase
 from kopilka.services.receipt_order import ReceiptLines, time_ordered
@@ -56,6 +62,10 @@ __all__ = [
 T = TypeVar("T")
 Progress = Callable[[int, int], None]  # (done, total): receipts or rows handled so far
 
+MEMBER_COLUMNS = tuple(key for key in MEMBER_KEYS if key != "consents") + tuple(
+    f"consent_{channel}" for channel in CONSENT_CHANNELS
+)  # consents as a column per channel: consent_sms, consent_email, …
+YES_NO = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
 IMPORT_ACTOR = "import"  # who the ledger says moved the points of an imported receipt
 
 # What finds a member again on a second import, strongest first, with its reference prefix.
@@ -122,7 +132,7 @@ def import_members(
     engine: Engine, program_code: str, path: Path, *, now: datetime, progress: Progress = _silent
 ) -> ImportReport:
     """Register the members of a CSV file (columns: the registration fields of the API)."""
-    source = CsvSource(path, known=MEMBER_KEYS, required=())
+    source = CsvSource(path, known=MEMBER_COLUMNS, required=())
     if not any(column in source.columns for column, _ in IDENTITIES):
         names = ", ".join(column for column, _ in IDENTITIES)
         raise CannotImport(f"{path}: no column finds a member again; give one of {names}")
@@ -137,7 +147,7 @@ def import_members(
 
 
 def _import_member(engine: Engine, program_code: str, now: datetime, row: CsvRow) -> Outcome:
-    values = row.values()
+    values: dict[str, Any] = _with_consents(row.values())
     anchor = _anchor(values)
 
     def register() -> Done:
@@ -154,7 +164,20 @@ def _import_member(engine: Engine, program_code: str, now: datetime, row: CsvRow
     return _outcome((row,), anchor or "—", register)
 
 
-def _anchor(values: dict[str, str]) -> str | None:
+def _with_consents(values: dict[str, str]) -> dict[str, Any]:
+    """`consent_<channel>` cells (yes/no, true/false, 1/0) as the API's `consents` object;
+    a cell that is none of these goes through as it is, for the service to refuse by name."""
+    member: dict[str, Any] = {k: v for k, v in values.items() if not k.startswith("consent_")}
+    consents: dict[str, Any] = {}
+    for column, cell in values.items():
+        if column.startswith("consent_"):
+            consents[column.removeprefix("consent_")] = YES_NO.get(cell.strip().lower(), cell)
+    if consents:
+        member["consents"] = consents
+    return member
+
+
+def _anchor(values: dict[str, Any]) -> str | None:
     """The reference of the row's strongest identity: `card:…`, else `ext:`, `phone:`, `email:`."""
     for column, prefix in IDENTITIES:
         if column in values:

@@ -23,10 +23,12 @@ from kopilka.domain.reading import Reader, row_id
 from kopilka.services.idempotency import retrying
 from kopilka.services.programs import load_program
 from kopilka.store.ledger import open_accounts
-from kopilka.store.tables import member_profiles, members
+from kopilka.store.tables import member_consents, member_profiles, members
 from kopilka.store.wallet import Wallet
 
-MEMBER_KEYS = ("card", "phone", "email", "external_id", "name", "birthday", "referrer")
+MEMBER_KEYS = ("card", "phone", "email", "external_id", "name", "birthday", "referrer", "consents")
+# personal data processing (152-FZ), then each channel messages may go by (38-FZ)
+CONSENT_CHANNELS = ("personal_data", "sms", "email", "push", "calls")
 CARD_PREFIX = "2"  # "2…" numbers are reserved for in-store use, so no bank card clashes
 CARD_DIGITS = 13
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -43,6 +45,7 @@ class NewMember:
     name: str | None
     birthday: date | None
     referrer: str | None
+    consents: dict[str, bool]
 
 
 def parse_new_member(data: object) -> NewMember:
@@ -57,10 +60,63 @@ def parse_new_member(data: object) -> NewMember:
         name=body.text("name"),
         birthday=body.day("birthday"),
         referrer=body.text("referrer"),
+        consents=_consents(body),
     )
     if problems:
         raise InvalidInput(problems)
     return new
+
+
+def _consents(body: Reader) -> dict[str, bool]:
+    """`consents: {channel: true|false}` — the channels named, each given or withdrawn."""
+    raw = body.raw("consents")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        body.report("consents", f"must be an object like {{\"sms\": true}}; channels: "
+                    f"{', '.join(CONSENT_CHANNELS)}")  # fmt: skip
+        return {}
+    consents = {}
+    for channel, granted in raw.items():
+        loc = f"consents.{channel}"
+        if channel not in CONSENT_CHANNELS:
+            body.report(loc, f"unknown channel; one of {', '.join(CONSENT_CHANNELS)}")
+        elif not isinstance(granted, bool):
+            body.report(loc, "must be true or false")
+        else:
+            consents[channel] = granted
+    return consents
+
+
+def record_consents(
+    connection: Connection, program_id: int, member_id: int, consents: dict[str, bool],
+    *, source: str, now: datetime,
+) -> None:  # fmt: skip
+    """A row for each channel whose consent changes (or is given for the first time)."""
+    current = current_consents(connection, member_id)
+    changed = [
+        {"program_id": program_id, "member_id": member_id, "channel": channel,
+         "granted": granted, "source": source, "changed_at": now}
+        for channel, granted in consents.items()
+        if channel not in current or current[channel]["granted"] != granted
+    ]  # fmt: skip
+    if changed:
+        connection.execute(insert(member_consents), changed)
+
+
+def current_consents(connection: Connection, member_id: int) -> dict[str, dict[str, Any]]:
+    """The consent in force per channel: `{granted, at, source}` from its latest change."""
+    rows = connection.execute(
+        select(member_consents.c.channel, member_consents.c.granted,
+               member_consents.c.source, member_consents.c.changed_at)
+        .where(member_consents.c.member_id == member_id)
+        .order_by(member_consents.c.id)
+    ).all()  # fmt: skip
+    return {
+        row.channel: {"granted": row.granted, "at": row.changed_at.isoformat(),
+                      "source": row.source}
+        for row in rows
+    }  # fmt: skip
 
 
 def normalise_phone(raw: str) -> str | None:
@@ -131,7 +187,10 @@ def register_member(
         except IntegrityError:  # a concurrent registration took the same card/phone/email
             raise Duplicate("a member with this card, phone, email or external id exists") from None
         open_accounts(connection, program.program_id, member_id)
-        return member_json(find_member(connection, program.program_id, str(member_id)))
+        record_consents(connection, program.program_id, member_id, new.consents,
+                        source="registration", now=now)  # fmt: skip
+        return member_document(connection, find_member(connection, program.program_id,
+                                                       str(member_id)))  # fmt: skip
 
 
 def _refuse_taken(connection: Connection, program_id: int, new: NewMember) -> None:
@@ -231,6 +290,11 @@ def member_json(row: Row[Any]) -> dict[str, Any]:
     }
 
 
+def member_document(connection: Connection, row: Row[Any]) -> dict[str, Any]:
+    """A member as the API shows them: the profile and the consents in force."""
+    return {**member_json(row), "consents": current_consents(connection, row.id)}
+
+
 def erase_member(
     engine: Engine, program_code: str, member_ref: str, *, actor: str, now: datetime
 ) -> dict[str, Any]:
@@ -255,6 +319,7 @@ def erase_member(
         wallet.forfeit_all(f"{program_code}:erasure:{member.id}")
         wallet.flush(actor=actor, note="right to erasure")
         connection.execute(delete(member_profiles).where(member_profiles.c.member_id == member.id))
+        connection.execute(delete(member_consents).where(member_consents.c.member_id == member.id))
         connection.execute(
             update(members)
             .where(members.c.id == member.id)
@@ -269,15 +334,18 @@ def read_member(engine: Engine, program_code: str, ref: str) -> dict[str, Any]:
     """A member's profile by any of their references; `NotFound` otherwise."""
     with engine.connect() as connection:
         program = load_program(connection, program_code)
-        return member_json(find_member(connection, program.program_id, ref))
+        return member_document(connection, find_member(connection, program.program_id, ref))
 
 
-PROFILE_KEYS = ("phone", "email", "name", "birthday")
+PROFILE_KEYS = ("phone", "email", "name", "birthday", "consents")
 
 
-def update_member(engine: Engine, program_code: str, ref: str, data: object) -> dict[str, Any]:
-    """Change a member's profile (`phone`, `email`, `name`, `birthday`; null clears one).
-    Cards, ids, balances and status are not profile: they are refused by name."""
+def update_member(
+    engine: Engine, program_code: str, ref: str, data: object, *, now: datetime
+) -> dict[str, Any]:
+    """Change a member's profile (`phone`, `email`, `name`, `birthday`; null clears one)
+    and consents (`{channel: true|false}`, each change kept with its time). Cards, ids,
+    balances and status are not profile: they are refused by name."""
     problems: list[Problem] = []
     body = Reader(data, "", problems, PROFILE_KEYS)
     given = set(data) if isinstance(data, dict) else set()
@@ -287,6 +355,7 @@ def update_member(engine: Engine, program_code: str, ref: str, data: object) -> 
         value = read(body)
         if name in given:
             changes[name] = value
+    consents = _consents(body)
     if problems:
         raise InvalidInput(problems)
     with engine.begin() as connection:
@@ -308,7 +377,10 @@ def update_member(engine: Engine, program_code: str, ref: str, data: object) -> 
                 )
             except IntegrityError:  # a concurrent registration took the phone or email
                 raise Duplicate("this phone or email is already a member's") from None
-        return member_json(find_member(connection, program.program_id, str(member.id)))
+        record_consents(connection, program.program_id, member.id, consents, source="profile",
+                        now=now)  # fmt: skip
+        return member_document(connection, find_member(connection, program.program_id,
+                                                       str(member.id)))  # fmt: skip
 
 
 def set_member_status(engine: Engine, program_code: str, ref: str, status: str) -> dict[str, Any]:

@@ -149,6 +149,10 @@ def read_program(engine: Engine, code: str) -> dict[str, Any]:
         ).one_or_none()  # fmt: skip
     if row is None:
         raise NotFound(f"program {code!r} does not exist")
+    return _version_json(row)
+
+
+def _version_json(row: Any) -> dict[str, Any]:
     return {
         "code": row.code,
         "version": row.version,
@@ -156,3 +160,40 @@ def read_program(engine: Engine, code: str) -> dict[str, Any]:
         "applied_at": row.created_at.isoformat(),
         "document": row.document,
     }
+
+
+def list_versions(engine: Engine, code: str) -> dict[str, Any]:
+    """Every version of a program, newest first, without their documents (one version's
+    document: `read_program_version`)."""
+    with engine.connect() as connection:
+        current = connection.execute(
+            select(programs.c.id, programs.c.current_version).where(programs.c.code == code)
+        ).one_or_none()
+        if current is None:
+            raise NotFound(f"program {code!r} does not exist")
+        rows = connection.execute(
+            select(program_versions.c.version, program_versions.c.document_hash,
+                   program_versions.c.actor, program_versions.c.created_at)
+            .where(program_versions.c.program_id == current.id)
+            .order_by(program_versions.c.version.desc())
+        ).all()  # fmt: skip
+    items = [
+        {"version": row.version, "applied_by": row.actor,
+         "applied_at": row.created_at.isoformat(), "document_hash": row.document_hash}
+        for row in rows
+    ]  # fmt: skip
+    return {"code": code, "current": current.current_version, "items": items}
+
+
+def read_program_version(engine: Engine, code: str, version: int) -> dict[str, Any]:
+    """One version of a program with its document; `NotFound` for a version never made."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(programs.c.code, program_versions.c.version, program_versions.c.document,
+                   program_versions.c.actor, program_versions.c.created_at)
+            .join(program_versions, program_versions.c.program_id == programs.c.id)
+            .where(programs.c.code == code, program_versions.c.version == version)
+        ).one_or_none()  # fmt: skip
+    if row is None:
+        raise NotFound(f"program {code!r} has no version {version}")
+    return _version_json(row)

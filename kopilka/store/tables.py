@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Date,
@@ -114,6 +115,22 @@ member_profiles = Table(
     Column("birthday", Date),
     UniqueConstraint("program_id", "phone"),
     UniqueConstraint("program_id", "email"),
+)
+
+# A member's consents, each change a row (the latest per channel is in force): proof of
+# when a member agreed to personal data processing (152-FZ) and to messages on each
+# channel (38-FZ requires prior consent to advertising). Deleted with the profile on erasure.
+member_consents = Table(
+    "member_consents",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("program_id", Integer, ForeignKey("programs.id"), nullable=False),
+    Column("member_id", Integer, ForeignKey("members.id"), nullable=False),
+    Column("channel", String(32), nullable=False),  # personal_data | sms | email | push | calls
+    Column("granted", Boolean, nullable=False),
+    Column("source", String(32), nullable=False),  # registration | profile | import
+    Column("changed_at", Timestamp(), nullable=False),
+    Index("ix_member_consents_member_id", "member_id", "id"),
 )
 
 # TigerBeetle-style accounts: running totals, kept in the transaction of their transfers.

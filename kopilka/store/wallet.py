@@ -13,9 +13,10 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Select, bindparam, insert, or_, select, update
 
 from kopilka.domain.ledger import AccountCode, AccountRef, Posting, Reason, balance
 from kopilka.domain.lots import (
@@ -28,7 +29,7 @@ from kopilka.domain.lots import (
 from kopilka.domain.program import Program, SpentPoints
 from kopilka.store.ledger import member_balances, post, program_account_ids
 from kopilka.store.one_statement import write_under
-from kopilka.store.statements import NewRow
+from kopilka.store.statements import NewRow, driver_rows
 from kopilka.store.tables import lots
 
 AVAILABLE, PENDING, HELD, DEBT = (
@@ -361,13 +362,29 @@ class Wallet:
         return live + fresh
 
     def _load_lots(self, status: str, also: set[int] | None = None) -> list[Lot]:
-        rows = self.connection.execute(
-            select(lots.c.id, lots.c.remaining, lots.c.expires_at, lots.c.purchase_id).where(
-                lots.c.member_id == self.member_id, lots.c.status == status,
-                or_(lots.c.remaining > 0, lots.c.id.in_(also or set())),
-            )
-        )  # fmt: skip
+        """The member's lots in `status` with points left (and the lots `also` names)."""
+        parameters = {"member_id": self.member_id, "status": status, "also": sorted(also or ())}
+        rows: Sequence[Any]
+        if self.connection.dialect.name == "postgresql":  # the hot path: see driver_rows
+            rows = driver_rows(self.connection, LOTS_SQL, parameters)
+        else:
+            rows = self.connection.execute(_lots_query(), parameters).all()
         return [Lot(row.id, row.remaining, row.expires_at, row.purchase_id) for row in rows]
+
+
+LOTS_SQL = """
+SELECT id, remaining, expires_at, purchase_id FROM lots
+WHERE member_id = %(member_id)s AND status = %(status)s
+  AND (remaining > 0 OR id = ANY(%(also)s::int[]))"""
+
+
+@cache
+def _lots_query() -> Select[Any]:
+    """LOTS_SQL for SQLAlchemy (SQLite), built once so its compiled form is cached."""
+    return select(lots.c.id, lots.c.remaining, lots.c.expires_at, lots.c.purchase_id).where(
+        lots.c.member_id == bindparam("member_id"), lots.c.status == bindparam("status"),
+        or_(lots.c.remaining > 0, lots.c.id.in_(bindparam("also", expanding=True))),
+    )  # fmt: skip
 
 
 def _program(code: AccountCode) -> AccountRef:

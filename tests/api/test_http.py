@@ -198,3 +198,32 @@ def test_values_longer_than_storage_allows_are_refused_by_name(admin: Api) -> No
     replayed = admin.post("/purchases", purchase, headers={"Idempotency-Key": long})
     assert replayed.status_code == 422
     assert replayed.json()["errors"][0]["loc"] == "Idempotency-Key"
+
+
+def test_the_openapi_examples_have_the_fields_of_real_answers(admin: Api) -> None:
+    from kopilka.api import examples
+
+    member = admin.post("/members", {"card": "100009", "consents": {"sms": True}}).json()
+    adjusted = admin.post("/members/card:100009/adjustments", {"points": "100", "reason": "w"})
+    receipt = {**RECEIPT, "redeem": "30"}
+    quoted = admin.post("/purchases/quote", receipt).json()
+    bought = admin.post("/purchases", receipt).json()
+    refunded = admin.post(f"/purchases/{bought['purchase_id']}/refunds",
+                          {"refund_id": "RF-1", "lines": [{"n": 0, "qty": 1}]}).json()  # fmt: skip
+    real = {
+        "MEMBER": member, "ADJUSTMENT": adjusted.json(), "QUOTE": quoted, "PURCHASE": bought,
+        "REFUND": refunded, "BALANCE": admin.get("/members/card:100009/balance").json(),
+        "HISTORY": admin.get("/members/card:100009/history").json(),
+        "KEY": admin.post("/keys", {"role": "analyst"}).json(),
+        "VERSIONS": admin.get("/versions").json(),
+        "VALIDATION_PROBLEM": admin.post("/members", {"balance": "1"}).json(),
+        "INSUFFICIENT_POINTS": admin.post("/purchases", {**receipt, "receipt_id": "R-9",
+                                                         "redeem": "9999"}).json(),
+    }  # fmt: skip
+    for name, answer in real.items():
+        assert set(getattr(examples, name)) == set(answer), name
+    assert set(examples.PURCHASE["lines"][0]) == set(bought["lines"][0])
+    assert set(examples.HISTORY["items"][0]) == set(real["HISTORY"]["items"][0])
+    document = admin.client.get("/openapi.json").json()
+    purchase = document["paths"]["/v1/programs/{program}/purchases"]["post"]["responses"]
+    assert purchase["201"]["content"]["application/json"]["example"] == examples.PURCHASE

@@ -50,9 +50,51 @@ def test_fields_that_are_not_the_callers_to_set_are_refused(admin: Api, field: s
     assert admin.get("/members/card:100009/balance").json()["available"] == "0.00"
 
 
+def test_consents_are_given_withdrawn_and_kept_with_their_time(admin: Api) -> None:
+    made = admin.post("/members", {"card": "100009", "consents": {"personal_data": True,
+                                                                  "sms": True}})  # fmt: skip
+    assert made.status_code == 201, made.text
+    consents = made.json()["consents"]
+    assert {c: v["granted"] for c, v in consents.items()} == {"personal_data": True, "sms": True}
+    assert consents["sms"]["source"] == "registration"
+    withdrawn = admin.client.patch(f"{admin.base}/members/card:100009",
+                                   json={"consents": {"sms": False, "email": True}},
+                                   headers={"Authorization": f"Bearer {admin.key}"})  # fmt: skip
+    assert withdrawn.status_code == 200, withdrawn.text
+    now_in_force = admin.get("/members/card:100009").json()["consents"]
+    assert {c: v["granted"] for c, v in now_in_force.items()} == {
+        "personal_data": True, "sms": False, "email": True}  # fmt: skip
+    assert now_in_force["sms"]["source"] == "profile"
+    assert now_in_force["personal_data"] == consents["personal_data"]  # unchanged, same time
+    for wrong, loc in (({"fax": True}, "consents.fax"), ({"sms": "yes"}, "consents.sms"),
+                       (["sms"], "consents")):  # fmt: skip
+        refused = admin.post("/members", {"card": "100010", "consents": wrong})
+        assert loc in [e["loc"] for e in problem(refused, 422, "validation_error")["errors"]]
+    assert admin.get("/members/card:100010").status_code == 404  # nothing written
+
+
+def test_program_versions_are_listed_and_each_can_be_read(admin: Api) -> None:
+    document = admin.get("").json()["document"]
+    changed = {**document, "name": "Зерно, версия 2"}
+    assert (
+        admin.client.put(
+            admin.base, json=changed, headers={"Authorization": f"Bearer {admin.key}"}
+        ).status_code
+        == 201
+    )
+    listed = admin.get("/versions").json()
+    assert listed["current"] == 2
+    assert [item["version"] for item in listed["items"]] == [2, 1]
+    assert admin.get("/versions/1").json()["document"]["name"] == document["name"]
+    assert admin.get("/versions/2").json()["document"]["name"] == "Зерно, версия 2"
+    problem(admin.get("/versions/3"), 404, "not_found")
+    problem(admin.get("/versions/0"), 422, "validation_error")
+
+
 def _path(route: APIRoute) -> str:
     return (route.path.replace("{program}", "zerno").replace("{member}", "card:100009")
-            .replace("{purchase_id}", "1").replace("{key_id}", "1"))  # fmt: skip
+            .replace("{purchase_id}", "1").replace("{key_id}", "1")
+            .replace("{version}", "1"))  # fmt: skip
 
 
 def test_another_programs_key_gets_404_from_every_route_and_changes_nothing(

@@ -1333,3 +1333,15 @@ def test_kopilka_with_a_missing_file_names_the_file(tmp_path: Path) -> None:
     code, document, _ = run_kopilka("quote", missing, receipt_file)
     assert code == 1
     assert assert_validation_problem(document)[0]["loc"] == str(missing)
+
+
+@pytest.mark.parametrize("value", [Decimal("2.0"), Decimal("3.0E+2")])
+def test_a_whole_number_written_with_a_point_is_refused_as_it_would_not_read_back(
+    value: Decimal,
+) -> None:
+    problem_at(changed("points", "precision", value=value), "points.precision",
+               "without a point")  # fmt: skip
+
+
+def test_a_code_ending_in_a_newline_is_not_a_code() -> None:
+    problem_at(changed("code", value="zerno\n"), "code", "not a slug")

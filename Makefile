@@ -1,4 +1,4 @@
-# Two commands for a newcomer: `make quote` (the main job) and `make test` (everything CI runs).
+# Two commands for a newcomer: `make demo` (the main job) and `make test` (everything CI runs).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin

@@ -56,7 +56,7 @@ def main() -> None:
     options = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
-    seconds, rounds = (4, 1) if options.quick else (12, 3)
+    seconds, rounds = (8, 2) if options.quick else (12, 3)
     with database("postgresql", MEMBERS, ROOT) as db:
         engine = db.engine()
         key = create_key(engine, "zerno", "pos", location="kiosk", now=NOW)[0]

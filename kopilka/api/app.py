@@ -186,6 +186,9 @@ def _no_constant(name: str) -> Any:
 
 
 Body = Annotated[Any, Depends(json_body)]
+# on every POST that changes something: a repeat with the same key and request answers
+# the first answer (200) with no second effect; with another request, 409
+IdempotencyKey = Annotated[str | None, Header()]
 
 
 def caller(*roles: str) -> Callable[..., Any]:
@@ -313,14 +316,18 @@ def _members(app: FastAPI, engine: Engine) -> None:
         openapi_extra=body(
             schemas.MEMBER,
             {"card": "100001", "phone": "+79123456789"},
+            replays=True,
             answer=(201, examples.MEMBER),
         ),
     )
     async def register(
-        program: str, body: Body, _who: Annotated[Any, Depends(caller(*MEMBER_WRITERS))]
-    ) -> Any:
+        program: str, body: Body, _who: Annotated[Any, Depends(caller(*MEMBER_WRITERS))],
+        idempotency_key: IdempotencyKey = None,
+    ) -> JSONResponse:  # fmt: skip
         """Register a member; a card is generated when not given."""
-        return await run(engine, members.register_member, engine, program, body, now=now())
+        answer, is_new = await run(engine, members.register, engine, program, body, now=now(),
+                                   idempotency_key=idempotency_key)  # fmt: skip
+        return created(answer, is_new)
 
     @app.get(prefix + "/{member}", tags=["members"],
              openapi_extra=problems(answer=(200, examples.MEMBER)))  # fmt: skip
@@ -379,31 +386,31 @@ def _members(app: FastAPI, engine: Engine) -> None:
         openapi_extra=body(
             schemas.ADJUSTMENT,
             {"points": "100", "reason": "a gift"},
+            replays=True,
             answer=(201, examples.ADJUSTMENT),
         ),
     )
     async def adjust(
         program: str, member: str, body: Body,
         who: Annotated[keys.Principal, Depends(caller("admin", "support"))],
-    ) -> Any:  # fmt: skip
-        """A manual correction with a mandatory reason."""
-        return await run(
-            engine,
-            balances.adjust,
-            engine,
-            program,
-            member,
-            body,
-            actor=f"key:{who.key_id}",
-            now=now(),
-        )
+        idempotency_key: IdempotencyKey = None,
+    ) -> JSONResponse:  # fmt: skip
+        """A manual correction with a mandatory reason; `adjustment_id` (or an
+        `Idempotency-Key`) makes a repeat answer the first result."""
+        answer, is_new = await run(
+            engine, balances.make_adjustment, engine, program, member, body,
+            actor=f"key:{who.key_id}", now=now(), idempotency_key=idempotency_key,
+        )  # fmt: skip
+        return created(answer, is_new)
 
 
 def _member_status(engine: Engine, action: str, status: str) -> Callable[..., Any]:
     async def change(
-        program: str, member: str, _who: Annotated[Any, Depends(caller("admin", "support"))]
-    ) -> Any:
-        return await run(engine, members.set_member_status, engine, program, member, status)
+        program: str, member: str, _who: Annotated[Any, Depends(caller("admin", "support"))],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Any:  # fmt: skip
+        return await run(engine, members.set_member_status, engine, program, member, status,
+                         now=now(), idempotency_key=idempotency_key)  # fmt: skip
 
     change.__name__ = f"{action}_member"
     change.__doc__ = f"{action.capitalize()} a member: status `{status}`."
@@ -435,7 +442,7 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
     )
     async def purchase(
         program: str, body: Body, who: Annotated[keys.Principal, Depends(caller(*SELLERS))],
-        idempotency_key: Annotated[str | None, Header()] = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> JSONResponse:  # fmt: skip
         """Process a purchase: `201` the first time, `200` with the same answer on a replay."""
         at_own_location(who, body)
@@ -472,12 +479,13 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
     async def refund(
         program: str, purchase_id: str, body: Body,
         who: Annotated[keys.Principal, Depends(caller(*SELLERS))],
+        idempotency_key: IdempotencyKey = None,
     ) -> JSONResponse:  # fmt: skip
         """Refund the whole receipt or some of its lines; replays answer the first result."""
         await run(engine, made_here, engine, who, program, purchase_id)
         answer, is_new = await run(
             engine, refunds.refund_purchase, engine, program, purchase_id, body,
-            actor=f"key:{who.key_id}", now=now(),
+            actor=f"key:{who.key_id}", now=now(), idempotency_key=idempotency_key,
         )  # fmt: skip
         return created(answer, is_new)
 
@@ -486,11 +494,12 @@ def _settle(engine: Engine, action: str) -> Callable[..., Any]:
     async def settle(
         program: str, purchase_id: str,
         who: Annotated[keys.Principal, Depends(caller(*SELLERS))],
+        idempotency_key: IdempotencyKey = None,
     ) -> JSONResponse:  # fmt: skip
         await run(engine, made_here, engine, who, program, purchase_id)
         answer, _replayed = await run(
             engine, purchases.settle_hold, engine, program, purchase_id, action,
-            actor=f"key:{who.key_id}", now=now(),
+            actor=f"key:{who.key_id}", now=now(), idempotency_key=idempotency_key,
         )  # fmt: skip
         return JSONResponse(answer, status_code=200)
 

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, case, func, or_, select
 from kopilka.domain.errors import IdempotencyConflict, InsufficientPoints, InvalidInput, Problem
 from kopilka.domain.ledger import AccountCode, Reason
 from kopilka.domain.money import format_minor, is_within_limits, parse_decimal, to_minor
-from kopilka.services.idempotency import retrying
+from kopilka.services.idempotency import idempotent
 from kopilka.services.members import find_member
 from kopilka.services.programs import load_program
 from kopilka.store.ledger import member_balances
@@ -122,6 +122,14 @@ def adjust(
     now: datetime,
 ) -> dict[str, Any]:  # fmt: skip
     """A manual correction with a mandatory reason; it can't take more than is available."""
+    return make_adjustment(engine, program_code, member_ref, data, actor=actor, now=now)[0]
+
+
+def make_adjustment(
+    engine: Engine, program_code: str, member_ref: str, data: object, *, actor: str,
+    now: datetime, idempotency_key: str | None = None,
+) -> tuple[dict[str, Any], bool]:  # fmt: skip
+    """`adjust`, and whether it was made now (False: a replay of its id or key)."""
 
     def attempt(connection: Connection) -> tuple[dict[str, Any], bool]:
         program = load_program(connection, program_code)
@@ -150,8 +158,9 @@ def adjust(
         wallet.flush(actor=actor, note=reason)
         return _adjusted(points, reason, wallet.balances[AccountCode.AVAILABLE], digits), True
 
-    answer, _created = retrying(engine, attempt)
-    return answer
+    request = {"member": member_ref, "body": data}
+    return idempotent(engine, program_code, idempotency_key, "member.adjustment", request, now,
+                      attempt)  # fmt: skip
 
 
 def _adjusted(points: int, reason: str, available: int, digits: int) -> dict[str, Any]:

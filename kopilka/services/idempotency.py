@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from kopilka.domain.errors import IdempotencyConflict, InvalidInput, Problem
 from kopilka.domain.reading import MAX_TEXT
-from kopilka.services.programs import canonical, to_json
+from kopilka.services.programs import canonical, load_program, to_json
 from kopilka.store.tables import idempotency_keys
 
 T = TypeVar("T")
@@ -92,3 +92,27 @@ def remembered(
         )
     )
     return answer, created
+
+
+def idempotent(
+    engine: Engine,
+    program_code: str,
+    key: str | None,
+    operation: str,
+    request: object,
+    now: datetime,
+    attempt: Callable[[Connection], Answer],
+) -> Answer:
+    """`attempt` in one retried transaction; with an `Idempotency-Key`, the answer the key
+    got the first time (in the same transaction as the work, so both or neither stay).
+    `request` is what identifies the call: the body, and the path's ids."""
+    if key is None:
+        return retrying(engine, attempt)
+    request_hash = fingerprint(request)
+
+    def keyed(connection: Connection) -> Answer:
+        program = load_program(connection, program_code)
+        return remembered(connection, program.program_id, key, operation, request_hash, now,
+                          lambda: attempt(connection))  # fmt: skip
+
+    return retrying(engine, keyed)

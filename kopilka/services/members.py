@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from kopilka.domain.errors import Conflict, Duplicate, InvalidInput, NotFound, Problem
 from kopilka.domain.ledger import AccountCode, luhn_check_digit
 from kopilka.domain.reading import Reader, row_id
-from kopilka.services.idempotency import retrying
+from kopilka.services.idempotency import Answer, idempotent, retrying
 from kopilka.services.programs import load_program
 from kopilka.store.ledger import open_accounts
 from kopilka.store.tables import member_consents, member_profiles, members
@@ -153,44 +153,60 @@ def register_member(
     engine: Engine, program_code: str, data: object, *, now: datetime
 ) -> dict[str, Any]:
     """Register a member with their accounts; a taken card, phone or email is `Duplicate`."""
+    return register(engine, program_code, data, now=now)[0]
+
+
+def register(
+    engine: Engine, program_code: str, data: object, *, now: datetime,
+    idempotency_key: str | None = None,
+) -> Answer:  # fmt: skip
+    """`register_member`, and whether it was done now (False: an `Idempotency-Key` replay)."""
     new = parse_new_member(data)
-    with engine.begin() as connection:
-        program = load_program(connection, program_code)
-        referrer = (
-            find_member(connection, program.program_id, new.referrer) if new.referrer else None
-        )
-        _refuse_taken(connection, program.program_id, new)
-        card = new.card or _free_card(connection, program.program_id)
-        try:
-            member_id = connection.execute(
-                insert(members)
-                .values(
-                    program_id=program.program_id,
-                    card=card,
-                    external_id=new.external_id,
-                    status="active",
-                    referrer_id=referrer.id if referrer else None,
-                    created_at=now,
-                )
-                .returning(members.c.id)
-            ).scalar_one()
-            connection.execute(
-                insert(member_profiles).values(
-                    member_id=member_id,
-                    program_id=program.program_id,
-                    phone=new.phone,
-                    email=new.email,
-                    name=new.name,
-                    birthday=new.birthday,
-                )
+
+    def attempt(connection: Connection) -> Answer:
+        return _register(connection, program_code, new, now), True
+
+    return idempotent(engine, program_code, idempotency_key, "member.register", data, now,
+                      attempt)  # fmt: skip
+
+
+def _register(
+    connection: Connection, program_code: str, new: NewMember, now: datetime
+) -> dict[str, Any]:
+    program = load_program(connection, program_code)
+    referrer = find_member(connection, program.program_id, new.referrer) if new.referrer else None
+    _refuse_taken(connection, program.program_id, new)
+    card = new.card or _free_card(connection, program.program_id)
+    try:
+        member_id = connection.execute(
+            insert(members)
+            .values(
+                program_id=program.program_id,
+                card=card,
+                external_id=new.external_id,
+                status="active",
+                referrer_id=referrer.id if referrer else None,
+                created_at=now,
             )
-        except IntegrityError:  # a concurrent registration took the same card/phone/email
-            raise Duplicate("a member with this card, phone, email or external id exists") from None
-        open_accounts(connection, program.program_id, member_id)
-        record_consents(connection, program.program_id, member_id, new.consents,
-                        source="registration", now=now)  # fmt: skip
-        return member_document(connection, find_member(connection, program.program_id,
-                                                       str(member_id)))  # fmt: skip
+            .returning(members.c.id)
+        ).scalar_one()
+        connection.execute(
+            insert(member_profiles).values(
+                member_id=member_id,
+                program_id=program.program_id,
+                phone=new.phone,
+                email=new.email,
+                name=new.name,
+                birthday=new.birthday,
+            )
+        )
+    except IntegrityError:  # a concurrent registration took the same card/phone/email
+        raise Duplicate("a member with this card, phone, email or external id exists") from None
+    open_accounts(connection, program.program_id, member_id)
+    record_consents(connection, program.program_id, member_id, new.consents,
+                    source="registration", now=now)  # fmt: skip
+    return member_document(connection, find_member(connection, program.program_id,
+                                                   str(member_id)))  # fmt: skip
 
 
 def _refuse_taken(connection: Connection, program_id: int, new: NewMember) -> None:
@@ -383,13 +399,21 @@ def update_member(
                                                        str(member.id)))  # fmt: skip
 
 
-def set_member_status(engine: Engine, program_code: str, ref: str, status: str) -> dict[str, Any]:
+def set_member_status(
+    engine: Engine, program_code: str, ref: str, status: str, *, now: datetime,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Block a member (their card earns and pays nothing) or make them active again."""
     assert status in ("active", "blocked")
-    with engine.begin() as connection:
+
+    def attempt(connection: Connection) -> Answer:
         program = load_program(connection, program_code)
         member = find_member(connection, program.program_id, ref)
         if member.status == "erased":
             raise Conflict(f"member {ref!r} was erased")
         connection.execute(update(members).where(members.c.id == member.id).values(status=status))
-        return member_json(find_member(connection, program.program_id, str(member.id)))
+        return member_json(find_member(connection, program.program_id, str(member.id))), True
+
+    request = {"member": ref, "status": status}
+    return idempotent(engine, program_code, idempotency_key, "member.status", request, now,
+                      attempt)[0]  # fmt: skip

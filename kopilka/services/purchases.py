@@ -47,7 +47,7 @@ from kopilka.domain.ledger import AccountCode, AccountRef, Reason
 from kopilka.domain.money import format_minor
 from kopilka.domain.reading import row_id
 from kopilka.domain.receipt import MemberContext, Receipt, parse_receipt
-from kopilka.services.idempotency import fingerprint, remembered, retrying
+from kopilka.services.idempotency import fingerprint, idempotent, remembered, retrying
 from kopilka.services.members import MEMBER_COLUMNS, find_member, member_key, member_refs
 from kopilka.services.programs import (
     CURRENT_VERSION_COLUMNS,
@@ -338,7 +338,7 @@ def _replay(
 
 def settle_hold(
     engine: Engine, program_code: str, purchase_ref: str, action: str, *, actor: str,
-    now: datetime,
+    now: datetime, idempotency_key: str | None = None,
 ) -> tuple[dict[str, Any], bool]:  # fmt: skip
     """Confirm or cancel a held purchase; a repeat of the same action answers the first."""
     assert action in ("confirm", "cancel")
@@ -365,7 +365,9 @@ def settle_hold(
             raise Conflict(f"purchase {purchase_ref}'s hold expired at {expired}")
         return _settle(connection, program, wallet, hold, done, actor, now), True
 
-    return retrying(engine, attempt)
+    request = {"purchase": purchase_ref, "action": action}
+    return idempotent(engine, program_code, idempotency_key, f"purchase.{action}", request, now,
+                      attempt)  # fmt: skip
 
 
 def release_due_holds(engine: Engine, *, now: datetime, actor: str = "worker") -> int:

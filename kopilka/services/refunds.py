@@ -21,7 +21,7 @@ from kopilka.domain.lots import slice_of_uses
 from kopilka.domain.money import format_minor, parse_decimal, to_minor
 from kopilka.domain.reading import Reader, row_id
 from kopilka.domain.refunds import BoughtLine, RefundLine, refund_lines
-from kopilka.services.idempotency import retrying
+from kopilka.services.idempotency import idempotent
 from kopilka.services.programs import canonical, load_program, to_json
 from kopilka.services.purchases import balance_json
 from kopilka.store.tables import lots, purchases, refunds
@@ -38,6 +38,7 @@ def refund_purchase(
     *,
     actor: str,
     now: datetime,
+    idempotency_key: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """The refund's answer, and whether it was made now (False: a replay)."""
     refund_id, requested = _parse(body)
@@ -48,7 +49,9 @@ def refund_purchase(
             connection, program_code, purchase_id, refund_id, requested, request_hash, actor, now
         )
 
-    return retrying(engine, attempt)
+    request = {"purchase": purchase_id, "body": body}
+    return idempotent(engine, program_code, idempotency_key, "purchase.refund", request, now,
+                      attempt)  # fmt: skip
 
 
 def _parse(body: object) -> tuple[str, dict[int, Decimal] | None]:

@@ -227,3 +227,27 @@ def test_the_openapi_examples_have_the_fields_of_real_answers(admin: Api) -> Non
     document = admin.client.get("/openapi.json").json()
     purchase = document["paths"]["/v1/programs/{program}/purchases"]["post"]["responses"]
     assert purchase["201"]["content"]["application/json"]["example"] == examples.PURCHASE
+
+
+def test_an_idempotency_key_makes_any_post_answer_once(admin: Api) -> None:
+    def twice(path: str, body: Any, key: str) -> tuple[Any, Any]:
+        headers = {"Idempotency-Key": key}
+        return admin.post(path, body, headers=headers), admin.post(path, body, headers=headers)
+
+    first, again = twice("/members", {"card": "100009"}, "K-member")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json() == again.json()  # no 409 for the card the first call registered
+    first, again = twice("/members/card:100009/adjustments", {"points": "50", "reason": "x"},
+                         "K-adjust")  # fmt: skip
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert admin.get("/members/card:100009/balance").json()["available"] == "50.00"
+    bought = admin.post("/purchases", {**RECEIPT, "redeem": "10"}).json()
+    refund = {"refund_id": "RF-1", "lines": [{"n": 0, "qty": 1}]}
+    first, again = twice(f"/purchases/{bought['purchase_id']}/refunds", refund, "K-refund")
+    assert (first.status_code, again.status_code, first.json()) == (201, 200, again.json())
+    first, again = twice("/members/card:100009/block", None, "K-block")
+    assert first.json() == again.json()
+    assert first.json()["status"] == "blocked"
+    other = admin.post("/members", {"card": "100010"}, headers={"Idempotency-Key": "K-member"})
+    problem(other, 409, "idempotency_conflict")  # the same key, another request
+    assert admin.get("/members/card:100010").status_code == 404

@@ -59,6 +59,7 @@ class Reason(Enum):
     DEBT = "refund.debt"  # clawed-back points that were already spent, owed
     DEBT_REPAYMENT = "debt.repayment"  # later accruals paying the debt
     ERASURE = "erasure.forfeit"  # an erased member's points leave the books
+    EXPIRY = "expiry"  # points that were not spent in time burn (FIFO, by lot)
 
 
 @dataclass(frozen=True, slots=True)

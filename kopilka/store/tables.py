@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -271,4 +272,27 @@ api_keys = Table(
     Column("label", String(200)),
     Column("created_at", Timestamp(), nullable=False),
     Column("revoked_at", Timestamp()),
+)
+
+# What happened to a member by itself: expiries, expiry warnings, triggers fired. The
+# `occasion` (a date, a year, a trigger's spell) is unique per member and kind, so the
+# worker records each once however often it runs; messaging and analytics read them.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("program_id", Integer, ForeignKey("programs.id"), nullable=False),
+    Column("member_id", Integer, ForeignKey("members.id"), nullable=False),
+    Column("kind", String(48), nullable=False),  # expiry | expiry.warning | trigger.<code>
+    Column("occasion", String(100), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("occurred_at", Timestamp(), nullable=False),
+    UniqueConstraint("member_id", "kind", "occasion", name="uq_events_occasion"),
+    Index("ix_events_member_id", "member_id", "id"),
+)
+Index(
+    "ix_lots_available_expires_at",
+    lots.c.expires_at,
+    postgresql_where=text("status = 'available' AND remaining > 0"),
+    sqlite_where=text("status = 'available' AND remaining > 0"),
 )

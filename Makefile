@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: quote demo test lint bench bench-purchase bench-http clean
+.PHONY: quote demo test lint bench bench-purchase bench-http bench-expiry clean
 
 $(BIN)/kopilka: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench-purchase: $(BIN)/kopilka  ## purchases/s through the service vs pgbench (n
 
 bench-http: $(BIN)/kopilka  ## HTTP purchases/s and latency with wrk (needs PostgreSQL and wrk)
 	$(BIN)/python bench/http_bench.py
+
+bench-expiry: $(BIN)/kopilka  ## expire 1,000,000 lots on PostgreSQL
+	$(BIN)/python bench/expiry_bench.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

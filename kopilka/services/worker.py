@@ -10,13 +10,17 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from kopilka.services.expiry import expire_due_points, warn_of_expiry
 from kopilka.services.pending import activate_due_points
 from kopilka.services.purchases import release_due_holds
 
 
 def run_due_work(engine: Engine, *, now: datetime) -> dict[str, int]:
-    """Do everything due by `now`; how many of each thing were done."""
+    """Do everything due by `now`; how many of each thing were done. Pending points
+    become available before expiry runs, so a lot that is both is burnt the same run."""
     return {
         "holds_released": release_due_holds(engine, now=now),
         "lots_activated": activate_due_points(engine, now=now),
+        "lots_expired": expire_due_points(engine, now=now),
+        "expiry_warnings": warn_of_expiry(engine, now=now),
     }

@@ -60,6 +60,7 @@ class Reason(Enum):
     DEBT_REPAYMENT = "debt.repayment"  # later accruals paying the debt
     ERASURE = "erasure.forfeit"  # an erased member's points leave the books
     EXPIRY = "expiry"  # points that were not spent in time burn (FIFO, by lot)
+    TRIGGER = "trigger"  # a reward the program gives by itself (the note names the trigger)
 
 
 @dataclass(frozen=True, slots=True)

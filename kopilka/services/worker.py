@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from kopilka.services.expiry import expire_due_points, warn_of_expiry
 from kopilka.services.pending import activate_due_points
 from kopilka.services.purchases import release_due_holds
+from kopilka.services.triggers import fire_triggers
 
 
 def run_due_work(engine: Engine, *, now: datetime) -> dict[str, int]:
@@ -23,4 +24,5 @@ def run_due_work(engine: Engine, *, now: datetime) -> dict[str, int]:
         "lots_activated": activate_due_points(engine, now=now),
         "lots_expired": expire_due_points(engine, now=now),
         "expiry_warnings": warn_of_expiry(engine, now=now),
+        "triggers_fired": fire_triggers(engine, now=now),
     }

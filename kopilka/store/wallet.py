@@ -177,6 +177,26 @@ class Wallet:
         else:
             self._debit_available(key, -points, adjustments, Reason.ADJUSTMENT)
 
+    def reward(self, key: str, points: int, *, valid_days: int | None) -> None:
+        """Points the program gives by itself (a trigger): a lot of their own, burning
+        `valid_days` from now when given (or sooner, by the program's expiry)."""
+        part = self._credit_available(key, _program(AccountCode.ISSUANCE), points,
+                                      Reason.TRIGGER)  # fmt: skip
+        self._add_lot("available", part, self.now, None, Reason.TRIGGER)
+        if valid_days is not None and part > 0:
+            lot_id = next(reversed(self._new_lots))
+            lot = self._new_lots[lot_id]
+            early = self.now + timedelta(days=valid_days)
+            if lot.expires_at is None or early < lot.expires_at:
+                self._new_lots[lot_id] = replace(lot, expires_at=early)
+
+    def burn_all(self, key: str) -> int:
+        """The whole available balance burns (a reset for inactivity); how much burnt."""
+        available = self.balances[AVAILABLE]
+        if available > 0:
+            self._debit_available(key, available, _program(AccountCode.EXPIRED), Reason.EXPIRY)
+        return max(available, 0)
+
     def forfeit_all(self, key: str) -> None:
         """An erased member's points leave the books; their debt is written off."""
         expired, adjustments = _program(AccountCode.EXPIRED), _program(AccountCode.ADJUSTMENTS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -178,7 +179,8 @@ def worker(
     ] = None,
     every: Annotated[int, typer.Option("--every", help="Seconds between runs.", min=1)] = 60,
 ) -> None:
-    """Run due work: pending points becoming available and holds timing out."""
+    """Run due work: holds timing out, pending points becoming available, expiry and its
+    warnings, triggers. Several workers at once never do anything twice."""
     engine = make_engine(db)
     upgrade(engine)
     while True:
@@ -249,8 +251,20 @@ def demo(
     if serve_it:
         from kopilka.api.serving import serve as serve_api
 
-        engine.dispose()
+        console.print("worker:     running beside the server, every minute")
+        threading.Thread(target=_work_every, args=(engine, 60), daemon=True).start()
         serve_api(db, host=host, port=port)
+
+
+def _work_every(engine: Any, seconds: float) -> None:
+    """The worker's loop in a thread of the demo's process (a server in production runs
+    `kopilka worker` on its own); a failed run is reported and tried again next time."""
+    while True:
+        try:
+            run_due_work(engine, now=datetime.now(UTC))
+        except Exception as error:  # the demo keeps serving; the next run tries again
+            sys.stderr.write(f"kopilka demo: worker run failed: {error}\n")
+        time.sleep(seconds)
 
 
 @keys_app.command("create")

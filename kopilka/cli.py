@@ -180,7 +180,7 @@ def worker(
     every: Annotated[int, typer.Option("--every", help="Seconds between runs.", min=1)] = 60,
 ) -> None:
     """Run due work: holds timing out, pending points becoming available, expiry and its
-    warnings, triggers. Several workers at once never do anything twice."""
+    warnings, triggers, tier reviews. Several workers at once never do anything twice."""
     engine = make_engine(db)
     upgrade(engine)
     while True:

@@ -41,7 +41,16 @@ from kopilka.domain.errors import (
     Unauthorized,
     Unavailable,
 )
-from kopilka.services import balances, keys, members, programs, purchases, refunds
+from kopilka.services import (
+    balances,
+    events,
+    keys,
+    members,
+    programs,
+    purchases,
+    refunds,
+    tiers,
+)
 from kopilka.store.migrate import is_current
 from kopilka.wire import problem_json
 
@@ -305,6 +314,20 @@ def _programs(app: FastAPI, engine: Engine) -> None:
         """One version with its document: what computed the purchases that name it."""
         return await run(engine, programs.read_program_version, engine, program, version)
 
+    @app.get("/v1/programs/{program}/tiers", tags=["programs"],
+             openapi_extra=problems(answer=(200, examples.TIERS)))  # fmt: skip
+    async def tier_levels(program: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]) -> Any:
+        """The program's tiers as declared: the window, the review period, the grace
+        days, and each level with what qualifies for it and its privileges."""
+        return await run(engine, tiers.program_tiers, engine, program)
+
+    @app.get("/v1/programs/{program}/triggers", tags=["programs"], openapi_extra=problems())
+    async def program_triggers(
+        program: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]
+    ) -> Any:
+        """The program's triggers as declared: each occasion and its reward."""
+        return await run(engine, events.program_triggers, engine, program)
+
 
 def _members(app: FastAPI, engine: Engine) -> None:
     prefix = "/v1/programs/{program}/members"
@@ -334,8 +357,9 @@ def _members(app: FastAPI, engine: Engine) -> None:
     async def read(
         program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]
     ) -> Any:
-        """A member by `{id}`, `card:…`, `phone:…`, `email:…` or `ext:…`."""
-        return await run(engine, members.read_member, engine, program, member)
+        """A member by `{id}`, `card:…`, `phone:…`, `email:…` or `ext:…`, with their
+        tier, what the next tier needs, and the privileges the tier gives."""
+        return await run(engine, members.read_member, engine, program, member, now=now())
 
     @app.patch(
         prefix + "/{member}",
@@ -353,6 +377,49 @@ def _members(app: FastAPI, engine: Engine) -> None:
         """Change the profile: `phone`, `email`, `name`, `birthday` (null clears one), and
         consents `{personal_data, sms, email, push, calls: true|false}`."""
         return await run(engine, members.update_member, engine, program, member, body, now=now())
+
+    @app.put(
+        prefix + "/{member}/tier",
+        tags=["members"],
+        openapi_extra=body(
+            schemas.TIER,
+            {"tier": "vip", "until": "2026-12-31", "reason": "the seed's temporary VIP"},
+            answer=(200, examples.MEMBER_TIER),
+        ),
+    )
+    async def set_tier(
+        program: str, member: str, body: Body,
+        who: Annotated[keys.Principal, Depends(caller("admin", "support"))],
+    ) -> Any:  # fmt: skip
+        """Set the member's tier by hand `{tier, until?, reason}` (audited in the tier
+        history); a review never lowers it before `until`."""
+        return await run(engine, tiers.set_tier, engine, program, member, body,
+                         actor=f"key:{who.key_id}", now=now())  # fmt: skip
+
+    @app.get(prefix + "/{member}/tiers", tags=["members"],
+             openapi_extra=problems(answer=(200, examples.TIER_HISTORY)))  # fmt: skip
+    async def tier_history(
+        program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))],
+        before: Annotated[int | None, Query(ge=1, le=2**53)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> Any:  # fmt: skip
+        """Every change of the member's tier, newest first: from, to, why and who; pass
+        `next` as `before` for the next page."""
+        return await run(engine, tiers.tier_history_of, engine, program, member,
+                         before=before, limit=limit)  # fmt: skip
+
+    @app.get(prefix + "/{member}/events", tags=["members"],
+             openapi_extra=problems(answer=(200, examples.EVENTS)))  # fmt: skip
+    async def member_events(
+        program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))],
+        before: Annotated[int | None, Query(ge=1, le=2**53)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> Any:  # fmt: skip
+        """What happened to the member by itself, newest first: triggers fired
+        (`trigger.<code>`), `expiry.warning`s, `expiry`s; `next` is the next page's
+        `before`."""
+        return await run(engine, events.member_events, engine, program, member,
+                         before=before, limit=limit)  # fmt: skip
 
     for action, status in (("block", "blocked"), ("unblock", "active")):
         app.post(prefix + "/{member}/" + action, tags=["members"], openapi_extra=problems())(

@@ -26,6 +26,61 @@ MEMBER: dict[str, Any] = {
         },
         "sms": {"granted": True, "at": "2026-11-27T10:00:00+00:00", "source": "registration"},
     },
+    "tier": {
+        "code": "base",
+        "name": "Базовый",
+        "since": "2026-11-27T10:00:00+00:00",
+        "until": None,
+        "manual": False,
+        "downgrade_at": None,
+    },
+    "next_tier": {"code": "vip", "name": "VIP", "missing": {"spend": "149550.00"}},
+    "privileges": [],
+}
+
+MEMBER_TIER: dict[str, Any] = {
+    "tier": {
+        "code": "vip",
+        "name": "VIP",
+        "since": "2026-11-27T10:00:00+00:00",
+        "until": "2026-12-31T21:00:00+00:00",
+        "manual": True,
+        "downgrade_at": None,
+    },
+    "next_tier": None,
+    "privileges": ["vip-service"],
+}
+
+TIER_HISTORY: dict[str, Any] = {
+    "items": [
+        {
+            "id": "1",
+            "at": "2026-11-27T10:00:00+00:00",
+            "from": None,
+            "to": "vip",
+            "manual": True,
+            "until": "2026-12-31T21:00:00+00:00",
+            "reason": "the seed's temporary VIP",
+            "actor": "key:1",
+            "purchase_id": None,
+        }
+    ],
+    "next": None,
+}
+
+TIERS: dict[str, Any] = {
+    "window": {"days": 365},
+    "review": "month",
+    "grace_days": 30,
+    "levels": [
+        {"code": "base", "name": "Базовый", "qualify": None, "privileges": []},
+        {
+            "code": "vip",
+            "name": "VIP",
+            "qualify": {"spend": "150000.00"},
+            "privileges": ["vip-service"],
+        },
+    ],
 }
 
 ADJUSTMENT: dict[str, Any] = {"points": "100.00", "reason": "welcome", "available": "100.00"}
@@ -160,4 +215,35 @@ INSUFFICIENT_POINTS: dict[str, Any] = {
     "code": "insufficient_points",
     "detail": "redeem 5000.00 is more than this receipt allows: at most 82.80 (the member's "
     "available points)",
+}
+
+EVENTS: dict[str, Any] = {
+    "items": [
+        {
+            "id": "3",
+            "kind": "expiry",
+            "occasion": "2027-11-27T00:00:00+00:00",
+            "at": "2027-11-27T00:00:00+00:00",
+            "lots": 1,
+            "points": "70.00",
+        },
+        {
+            "id": "2",
+            "kind": "expiry.warning",
+            "occasion": "2027-11-27",
+            "at": "2027-11-13T00:00:00+00:00",
+            "date": "2027-11-27",
+            "points": "70.00",
+        },
+        {
+            "id": "1",
+            "kind": "trigger.welcome",
+            "occasion": "once",
+            "at": "2026-11-27T10:00:00+00:00",
+            "trigger": "welcome",
+            "on": "registration",
+            "points": "100.00",
+        },
+    ],
+    "next": None,
 }

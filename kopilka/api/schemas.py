@@ -118,6 +118,20 @@ REFUND = {
     },
     "additionalProperties": False,
 }
+TIER = {
+    "type": "object",
+    "required": ["tier", "reason"],
+    "properties": {
+        "tier": {"type": "string", "minLength": 1, "maxLength": 64},
+        "until": {
+            "type": "string",
+            "description": "a date (the tier holds through that day in the program's time "
+            "zone) or a time with its offset; none: until changed by hand",
+        },
+        "reason": {"type": "string", "minLength": 1, "maxLength": 200},
+    },
+    "additionalProperties": False,
+}
 KEY = {
     "type": "object",
     "required": ["role"],

@@ -2,7 +2,8 @@
 
 Each refund is computed on the cumulative quantity returned so far, so any sequence of
 partial refunds that ends in the whole receipt gives back exactly what the purchase
-moved — never a point more, never one less:
+moved — never a point more, never one less (and the money a line counts as spend towards
+a tier comes off the same way):
 
     back after this refund = ⌊ figure × returned so far / bought ⌋ − back before it
 """
@@ -23,6 +24,7 @@ class BoughtLine:
     accrued: int  # point minor units
     redeemed: int  # point minor units
     returned_qty: Decimal  # by earlier refunds
+    amount: int = 0  # money minor units, net of discounts: what the line counts as spend
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,7 @@ class RefundLine:
     qty: Decimal
     accrued_back: int  # points taken off the member
     redeemed_back: int  # points given back to the member
+    spend_back: int = 0  # money minor units the line no longer counts as spend (tiers)
 
 
 def refund_lines(
@@ -67,4 +70,4 @@ def _refund_line(line: BoughtLine, qty: Decimal) -> RefundLine:
         after = int(figure * Fraction(line.returned_qty + qty) / Fraction(line.qty))
         return after - before
 
-    return RefundLine(line.n, qty, back(line.accrued), back(line.redeemed))
+    return RefundLine(line.n, qty, back(line.accrued), back(line.redeemed), back(line.amount))

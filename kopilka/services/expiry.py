@@ -41,6 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from kopilka.domain.ledger import AccountCode, Reason
 from kopilka.services.idempotency import retrying
 from kopilka.services.programs import load_program
+from kopilka.store.ledger import lock_members
 from kopilka.store.tables import accounts, events, lots, programs, transfers
 
 BATCH_MEMBERS = 2000  # members per transaction: tens of thousands of lots at most
@@ -74,7 +75,7 @@ def _expire_batch(
     chosen = _due_members(connection, now, limit, after)
     if not chosen:
         return None, 0
-    member_ids = _lock_members(connection, chosen)
+    member_ids = lock_members(connection, chosen)
     if not member_ids:  # all busy: another worker has them
         return chosen[-1], 0
     due = and_(_due(now), lots.c.member_id.in_(member_ids))
@@ -107,21 +108,6 @@ def _due_members(connection: Connection, now: datetime, limit: int, after: int) 
         select(lots.c.member_id).where(_due(now), lots.c.member_id > after).distinct()
         .order_by(lots.c.member_id).limit(limit)
     )  # fmt: skip
-    return [int(member_id) for member_id in connection.execute(query).scalars()]
-
-
-def _lock_members(connection: Connection, member_ids: list[int]) -> list[int]:
-    """Those of `member_ids` whose accounts this transaction now holds — on PostgreSQL
-    skipping the members another transaction holds (a purchase, another worker): they
-    are left for the next run."""
-    query = (
-        select(accounts.c.member_id)
-        .where(accounts.c.member_id.in_(member_ids),
-               accounts.c.code == AccountCode.AVAILABLE.value)
-        .order_by(accounts.c.id)
-    )  # fmt: skip
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update(of=accounts, skip_locked=True)
     return [int(member_id) for member_id in connection.execute(query).scalars()]
 
 

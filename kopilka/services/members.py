@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import phonenumbers
@@ -21,7 +21,8 @@ from kopilka.domain.errors import Conflict, Duplicate, InvalidInput, NotFound, P
 from kopilka.domain.ledger import AccountCode, luhn_check_digit
 from kopilka.domain.reading import Reader, row_id
 from kopilka.services.idempotency import Answer, idempotent, retrying
-from kopilka.services.programs import load_program
+from kopilka.services.programs import LoadedProgram, load_program
+from kopilka.services.tier_status import tier_fields
 from kopilka.store.ledger import open_accounts
 from kopilka.store.tables import member_consents, member_profiles, members
 from kopilka.store.wallet import Wallet
@@ -206,7 +207,7 @@ def _register(
     record_consents(connection, program.program_id, member_id, new.consents,
                     source="registration", now=now)  # fmt: skip
     return member_document(connection, find_member(connection, program.program_id,
-                                                   str(member_id)))  # fmt: skip
+                                                   str(member_id)), program, now)  # fmt: skip
 
 
 def _refuse_taken(connection: Connection, program_id: int, new: NewMember) -> None:
@@ -306,9 +307,16 @@ def member_json(row: Row[Any]) -> dict[str, Any]:
     }
 
 
-def member_document(connection: Connection, row: Row[Any]) -> dict[str, Any]:
-    """A member as the API shows them: the profile and the consents in force."""
-    return {**member_json(row), "consents": current_consents(connection, row.id)}
+def member_document(
+    connection: Connection, row: Row[Any], program: LoadedProgram, now: datetime
+) -> dict[str, Any]:
+    """A member as the API shows them: the profile, the consents in force, and the tier
+    (`tier`, `next_tier` with what is `missing`, `privileges`)."""
+    return {
+        **member_json(row),
+        "consents": current_consents(connection, row.id),
+        **tier_fields(connection, program.calculator.program, row.id, row.created_at, now),
+    }
 
 
 def erase_member(
@@ -346,11 +354,15 @@ def erase_member(
     return retrying(engine, attempt)
 
 
-def read_member(engine: Engine, program_code: str, ref: str) -> dict[str, Any]:
-    """A member's profile by any of their references; `NotFound` otherwise."""
+def read_member(
+    engine: Engine, program_code: str, ref: str, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """A member's profile by any of their references; `NotFound` otherwise. `now`: the
+    moment the tier's progress is counted at (default: the clock)."""
     with engine.connect() as connection:
         program = load_program(connection, program_code)
-        return member_document(connection, find_member(connection, program.program_id, ref))
+        member = find_member(connection, program.program_id, ref)
+        return member_document(connection, member, program, now or datetime.now(UTC))
 
 
 PROFILE_KEYS = ("phone", "email", "name", "birthday", "consents")
@@ -396,7 +408,7 @@ def update_member(
         record_consents(connection, program.program_id, member.id, consents, source="profile",
                         now=now)  # fmt: skip
         return member_document(connection, find_member(connection, program.program_id,
-                                                       str(member.id)))  # fmt: skip
+                                                       str(member.id)), program, now)  # fmt: skip
 
 
 def set_member_status(

@@ -55,11 +55,14 @@ from kopilka.services.programs import (
     compiled,
     load_program,
 )
+from kopilka.services.tier_status import seen_tier
+from kopilka.services.tiers import upgrade_after_purchase
 from kopilka.store.statements import NewRow, driver_rows
 from kopilka.store.tables import (
     accounts,
     holds,
     member_profiles,
+    member_tiers,
     members,
     program_versions,
     programs,
@@ -169,6 +172,9 @@ def _process(
         replay = _replay(connection, program, location, receipt.receipt_id, request_hash)
         assert replay is not None
         return replay, False
+    if member is not None and not hold:  # no query unless the program has tiers
+        upgrade_after_purchase(connection, program, member.id, now, member=member,
+                               purchase_id=purchase_id, actor=actor)  # fmt: skip
     if hold:
         settings = program.calculator.program
         connection.execute(
@@ -223,11 +229,13 @@ def _member_query(column: ColumnElement[Any], *, lock: bool) -> Select[Any]:
     (locked on PostgreSQL); built once per column, so SQLAlchemy's cache serves it."""
     query = (
         select(*CURRENT_VERSION_COLUMNS, *MEMBER_COLUMNS, accounts.c.id.label("account_id"),
-               accounts.c.code, accounts.c.debits_posted, accounts.c.credits_posted)
+               accounts.c.code, accounts.c.debits_posted, accounts.c.credits_posted,
+               member_tiers.c.code.label("tier"))
         .join(program_versions, and_(program_versions.c.program_id == programs.c.id,
                                      program_versions.c.version == programs.c.current_version))
         .join(members, members.c.program_id == programs.c.id)
         .outerjoin(member_profiles, member_profiles.c.member_id == members.c.id)
+        .outerjoin(member_tiers, member_tiers.c.member_id == members.c.id)
         .join(accounts, accounts.c.member_id == members.c.id)
         .where(programs.c.code == bindparam("program_code"),
                column == bindparam("member_key", type_=column.type))
@@ -245,7 +253,9 @@ def _quote(
         return program.calculator.quote(receipt, None)
     if member.status != "active":
         raise Conflict(f"member {receipt.member!r} is {member.status}")
-    context = MemberContext(member_refs(member), balance=wallet.balances[AccountCode.AVAILABLE])
+    context = MemberContext(member_refs(member),
+                            tier=seen_tier(program.calculator.program.tiers, member.tier),
+                            balance=wallet.balances[AccountCode.AVAILABLE])  # fmt: skip
     return program.calculator.quote(receipt, context)
 
 
@@ -301,7 +311,11 @@ def _insert(
             "request_hash": request_hash,
             "status": status,
             "answer": answer,
-            "lines": [{"n": line.n, "qty": str(line.qty)} for line in receipt.lines],
+            "lines": [
+                {"n": line.n, "qty": str(line.qty), "sku": line.sku, "category": line.category}
+                for line in receipt.lines
+            ],
+            "spend": sum(line.amount for line in receipt.lines),  # towards a tier
             "lots_used": [list(use) for use in lots_used] or None,
             "created_at": now,
         },
@@ -363,7 +377,11 @@ def settle_hold(
         if action == "confirm" and now >= hold.expires_at:
             expired = hold.expires_at.isoformat()
             raise Conflict(f"purchase {purchase_ref}'s hold expired at {expired}")
-        return _settle(connection, program, wallet, hold, done, actor, now), True
+        answer = _settle(connection, program, wallet, hold, done, actor, now)
+        if done == "confirmed":  # the purchase counts now; it may raise the tier
+            upgrade_after_purchase(connection, program, hold.member_id, now,
+                                   purchase_id=hold.purchase_id, actor=actor)  # fmt: skip
+        return answer, True
 
     request = {"purchase": purchase_ref, "action": action}
     return idempotent(engine, program_code, idempotency_key, f"purchase.{action}", request, now,

@@ -122,6 +122,7 @@ def _refund(
             lines=[{"n": line.n, "qty": str(line.qty)} for line in lines],
             answer=answer,
             created_at=now,
+            spend=sum(line.spend_back for line in lines),
         )
         .returning(refunds.c.id)
     ).scalar_one()
@@ -206,6 +207,7 @@ def _bought(purchase: Any, earlier: list[Any]) -> list[BoughtLine]:
             accrued=_minor(line["accrued"], digits),
             redeemed=_minor(line["redeemed"], digits),
             returned_qty=returned.get(line["n"], Decimal(0)),
+            amount=_minor(line["amount"], len(line["amount"].partition(".")[2])),
         )
         for line in purchase.answer["lines"]
     ]

@@ -22,6 +22,7 @@ Purchases count unless wholly refunded: a buy-and-return counts for nothing.
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -30,11 +31,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from kopilka.domain.tiers import CalendarPeriod
+from kopilka.domain.tiers import CalendarPeriod, period_start
 from kopilka.domain.triggers import Trigger, TriggerOccasion
 from kopilka.services.idempotency import retrying
 from kopilka.services.programs import LoadedProgram, load_program
 from kopilka.store.tables import events, member_profiles, members, programs, purchases
+from kopilka.store.tiers import net_spend
 from kopilka.store.wallet import Wallet
 
 Due = tuple[int, str]  # a member id and the occasion (an event's `occasion`)
@@ -175,11 +177,12 @@ def _in_year(born: date, year: int) -> date:
 
 
 def _counted_purchases(program: LoadedProgram) -> Any:
-    """The member's purchases that count: not wholly refunded."""
+    """The member's purchases that count: done (not held, cancelled or timed out) and not
+    wholly refunded."""
     return and_(
         purchases.c.program_id == program.program_id,
         purchases.c.member_id == members.c.id,
-        purchases.c.status != "refunded",
+        purchases.c.status.in_(("completed", "partially_refunded")),
     )
 
 
@@ -212,8 +215,11 @@ def _moment(value: Any) -> str:
 def _check_point(
     connection: Connection, program: LoadedProgram, trigger: Trigger, now: datetime
 ) -> Iterable[Due]:
-    start = _period_start(now, trigger.period or CalendarPeriod.MONTH, program)
-    occasion = start.date().isoformat()
+    start = period_start(
+        trigger.period or CalendarPeriod.MONTH, now, program.calculator.program.timezone
+    )
+    zone = zoneinfo.ZoneInfo(program.calculator.program.timezone)
+    occasion = start.astimezone(zone).date().isoformat()  # the period's first local day
     counted = and_(_counted_purchases(program), purchases.c.created_at >= start,
                    purchases.c.created_at <= now)  # fmt: skip
     count = select(func.count()).where(counted).scalar_subquery()
@@ -227,31 +233,9 @@ def _check_point(
 
 
 def _spend(counted: Any) -> Any:
-    """What the member paid in the counted purchases, money minor units (net of refunds
-    where the purchases table keeps it)."""
-    column = purchases.c.get("spend")
-    if column is None:  # no spend kept: the check point counts purchases only
-        raise NotImplementedError("check_point min.spend needs purchases.spend")
-    return select(func.coalesce(func.sum(column), 0)).where(counted).scalar_subquery()
-
-
-def _period_start(now: datetime, period: CalendarPeriod, program: LoadedProgram) -> datetime:
-    """The start of the calendar period `now` is in, in the program's time zone."""
-    import zoneinfo
-
-    local = now.astimezone(zoneinfo.ZoneInfo(program.calculator.program.timezone))
-    day = local.date()
-    if period is CalendarPeriod.DAY:
-        first = day
-    elif period is CalendarPeriod.WEEK:
-        first = day - timedelta(days=day.weekday())
-    elif period is CalendarPeriod.MONTH:
-        first = day.replace(day=1)
-    elif period is CalendarPeriod.QUARTER:
-        first = date(day.year, (day.month - 1) // 3 * 3 + 1, 1)
-    else:
-        first = date(day.year, 1, 1)
-    return datetime.combine(first, datetime.min.time(), tzinfo=local.tzinfo)
+    """What the member spent in the counted purchases, money minor units, net of refunds
+    (as tiers count it)."""
+    return select(func.coalesce(func.sum(net_spend()), 0)).where(counted).scalar_subquery()
 
 
 def _purchase_number(

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from kopilka.services.expiry import expire_due_points, warn_of_expiry
 from kopilka.services.pending import activate_due_points
 from kopilka.services.purchases import release_due_holds
+from kopilka.services.tiers import review_tiers
 from kopilka.services.triggers import fire_triggers
 
 
@@ -25,4 +26,5 @@ def run_due_work(engine: Engine, *, now: datetime) -> dict[str, int]:
         "lots_expired": expire_due_points(engine, now=now),
         "expiry_warnings": warn_of_expiry(engine, now=now),
         "triggers_fired": fire_triggers(engine, now=now),
+        "tiers_changed": review_tiers(engine, now=now),
     }

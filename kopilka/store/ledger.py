@@ -138,3 +138,19 @@ def account_totals(postings: list[Posting], ids: dict[AccountRef, int]) -> list[
         {"account": account, "debits": debits, "credits": credits}
         for account, (debits, credits) in sorted(moved.items())
     ]
+
+
+def lock_members(connection: Connection, member_ids: list[int], *, skip: bool = True) -> list[int]:
+    """Those of `member_ids` this transaction now holds, by their available account — the
+    row a purchase, a refund, expiry and a tier review take first, so they never deadlock.
+    On PostgreSQL with `skip` the members another transaction holds are left out (for the
+    next batch or run: `FOR UPDATE SKIP LOCKED`); SQLite has one writer at a time."""
+    query = (
+        select(accounts.c.member_id)
+        .where(accounts.c.member_id.in_(member_ids),
+               accounts.c.code == AccountCode.AVAILABLE.value)
+        .order_by(accounts.c.id)
+    )  # fmt: skip
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update(of=accounts, skip_locked=skip)
+    return [int(member_id) for member_id in connection.execute(query).scalars()]

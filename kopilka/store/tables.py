@@ -296,3 +296,48 @@ Index(
     postgresql_where=text("status = 'available' AND remaining > 0"),
     sqlite_where=text("status = 'available' AND remaining > 0"),
 )
+
+# Tiers (issue 6). A member's tier as it stands; no row: the program's default level.
+# `downgrade_at` is a downgrade pending at the end of a grace period; `reviewed_at` the
+# last review held for the member (a review is held once per member per review period).
+member_tiers = Table(
+    "member_tiers",
+    metadata,
+    Column("member_id", Integer, ForeignKey("members.id"), primary_key=True),
+    Column("program_id", Integer, ForeignKey("programs.id"), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("since", Timestamp(), nullable=False),
+    Column("until", Timestamp()),  # a tier set by hand: no review lowers it before then
+    Column("manual", Boolean, nullable=False),
+    Column("reason", Text),
+    Column("downgrade_at", Timestamp()),
+    Column("reviewed_at", Timestamp()),
+    # what a review looks for: members not reviewed since, downgrades fallen due
+    Index("ix_member_tiers_program_id_reviewed_at", "program_id", "reviewed_at"),
+    Index("ix_member_tiers_program_id_downgrade_at", "program_id", "downgrade_at"),
+)
+
+# Every change of a member's tier, with why and who; `occasion` (a review, a purchase) is
+# unique per member, so no change is ever applied twice however many workers run.
+tier_history = Table(
+    "tier_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("program_id", Integer, ForeignKey("programs.id"), nullable=False),
+    Column("member_id", Integer, ForeignKey("members.id"), nullable=False),
+    Column("from_code", String(64)),
+    Column("to_code", String(64), nullable=False),
+    Column("manual", Boolean, nullable=False),
+    Column("until", Timestamp()),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("purchase_id", Integer, ForeignKey("purchases.id")),
+    Column("occasion", String(100)),
+    Column("changed_at", Timestamp(), nullable=False),
+    UniqueConstraint("member_id", "occasion", name="uq_tier_history_occasion"),
+    Index("ix_tier_history_member_id", "member_id", "id"),
+)
+# qualifying spend and purchases are summed over a member's purchases in a window
+purchases.append_column(Column("spend", BigInteger))  # money net of discounts, minor units
+refunds.append_column(Column("spend", BigInteger))  # the part of `spend` refunded
+Index("ix_purchases_member_id_created_at", purchases.c.member_id, purchases.c.created_at)

@@ -251,3 +251,34 @@ def test_an_idempotency_key_makes_any_post_answer_once(admin: Api) -> None:
     other = admin.post("/members", {"card": "100010"}, headers={"Idempotency-Key": "K-member"})
     problem(other, 409, "idempotency_conflict")  # the same key, another request
     assert admin.get("/members/card:100010").status_code == 404
+
+
+def test_fired_triggers_and_expiries_are_read_as_the_members_events(
+    admin: Api, zerno_engine: Engine
+) -> None:
+    from kopilka.services.worker import run_due_work
+
+    document = admin.get("").json()["document"]
+    document["triggers"] = [{"code": "welcome", "on": "registration",
+                             "reward": {"points": "100", "valid_days": 30}}]  # fmt: skip
+    applied = admin.client.put(admin.base, json=document,
+                               headers={"Authorization": f"Bearer {admin.key}"})  # fmt: skip
+    assert applied.status_code == 201, applied.text
+    assert [t["code"] for t in admin.get("/triggers").json()["items"]] == ["welcome"]
+    admin.post("/members", {"card": "100009"})
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    run_due_work(zerno_engine, now=now)
+    run_due_work(zerno_engine, now=now + timedelta(days=31))  # the welcome points burn
+    listed = admin.get("/members/card:100009/events").json()
+    kinds = [(item["kind"], item.get("points")) for item in listed["items"]]
+    assert kinds == [("expiry", "100.00"), ("trigger.welcome", "100.00")]
+    assert set(listed["items"][1]) == set(examples_event_keys())
+    assert admin.get("/members/card:100009/balance").json()["available"] == "0.00"
+
+
+def examples_event_keys() -> set[str]:
+    from kopilka.api import examples
+
+    return set(examples.EVENTS["items"][2])

@@ -146,6 +146,7 @@ def test_every_trigger_fires_once_over_a_year_with_two_workers_at_once(
                 body = receipt(receipt_id=f"Y-{day}-{n}", member=f"card:20000{n}",
                                lines=[{"sku": "TEA-400", "qty": 1}])  # fmt: skip
                 process_purchase(zerno_engine, "zerno", body, now=moment, actor="pos")
+
         def work(at: Any = moment) -> None:
             fire_triggers(zerno_engine, now=at)
 
@@ -169,3 +170,20 @@ def test_every_trigger_fires_once_over_a_year_with_two_workers_at_once(
             "trigger.fifth"} <= kinds  # fmt: skip
     assert rewards == len(events_by_occasion)  # one reward transfer per firing
     assert verify(zerno_engine)[1] == []
+
+
+def test_a_check_point_on_spend_counts_what_refunds_left(zerno_engine: Engine) -> None:
+    big = {"code": "big", "on": "check_point", "period": "month", "min": {"spend": "400.00"},
+           "reward": {"points": "40"}}  # fmt: skip
+    with_triggers(zerno_engine, [big])
+    register_member(zerno_engine, "zerno", {"card": "100009"}, now=NOW)
+    start = NOW.replace(day=1) + 31 * DAY  # 2026-04-01
+    first = buy(zerno_engine, "R-1", start)  # 150.00 each
+    buy(zerno_engine, "R-2", start + DAY)
+    buy(zerno_engine, "R-3", start + 2 * DAY)
+    refund_purchase(zerno_engine, "zerno", first["purchase_id"], {"refund_id": "RF"},
+                    actor="pos", now=start + 3 * DAY)  # fmt: skip
+    assert fire_triggers(zerno_engine, now=start + 3 * DAY) == 0  # 300.00 left
+    buy(zerno_engine, "R-4", start + 4 * DAY)
+    assert fire_triggers(zerno_engine, now=start + 5 * DAY) == 1  # 450.00
+    assert fired(zerno_engine, "big") == ["2026-04-01"]

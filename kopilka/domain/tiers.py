@@ -210,6 +210,18 @@ def review_moment(settings: TierSettings, now: datetime, timezone: str) -> datet
     return period_start(settings.review, now, timezone)
 
 
+def window_at_review(window: QualifyingWindow, moment: datetime, timezone: str) -> tuple[
+    datetime, datetime
+]:  # fmt: skip
+    """The window a review at `moment` looks back on: the `days` before it, or — for a
+    calendar window — the last whole period before the one `moment` falls in (a status
+    earned over a calendar year holds through the next, whatever the review period)."""
+    if window.period is None:
+        return window_bounds(window, just_before(moment), timezone)
+    last = just_before(period_start(window.period, moment, timezone))
+    return period_start(window.period, last, timezone), last
+
+
 def just_before(moment: datetime) -> datetime:
     """The end of the window a review at `moment` looks back on (for a calendar window:
     the period that ends there, not the one just begun)."""

@@ -33,11 +33,11 @@ from kopilka.domain.tiers import (
     TierSettings,
     TierState,
     is_upgrade,
-    just_before,
     rank,
     review,
     review_moment,
     tenure_days,
+    window_at_review,
     window_bounds,
 )
 from kopilka.services.idempotency import retrying
@@ -220,7 +220,7 @@ def _review_batch(
         .tuples()
         .all()
     )
-    at_review = window_bounds(settings.window, just_before(moment), rules.timezone)
+    at_review = window_at_review(settings.window, moment, rules.timezone)
     at_now = window_bounds(settings.window, now, rules.timezone)
     counted = standings(connection, ids, [at_review, at_now])
     changed, marks = 0, []
@@ -228,7 +228,7 @@ def _review_batch(
         reviewing = row.reviewed_at is None or row.reviewed_at < moment
         level = _qualified(
             connection, rules, row.member_id, joined[row.member_id], counted.get(row.member_id),
-            (now, at_now), (moment, at_review) if reviewing else None,
+            (now, at_now), (moment, at_review),  # at a grace's end too: the same two windows
         )  # fmt: skip
         state = TierState(row.code, row.since, row.until, row.manual, row.downgrade_at)
         decision = review(settings, state, level, now=now, moment=moment if reviewing else None)

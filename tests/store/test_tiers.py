@@ -381,6 +381,23 @@ def test_a_calendar_window_review_looks_at_the_period_just_ended(engine: Engine)
     assert review_tiers(engine, now=new_year + 366 * DAY) == 1  # nothing bought in 2027
 
 
+def test_a_yearly_status_holds_through_the_next_year_with_monthly_reviews(
+    engine: Engine,
+) -> None:
+    program(engine, window={"period": "year"}, review="month", grace_days=30)
+    anna = member(engine)
+    buy(engine, anna, "1200.00", at=T0)  # silver for 2026
+    new_year = datetime(2026, 12, 31, 21, 0, tzinfo=UTC)  # 1 January 2027 in Moscow
+    for month in range(1, 13):  # every monthly review of 2027 looks back on 2026
+        review_at = datetime(2027, month, 1, tzinfo=UTC) - timedelta(hours=3)
+        assert review_tiers(engine, now=review_at + DAY) == 0, month
+        assert code(engine, anna, review_at + DAY) == "silver", month
+    january = new_year + 365 * DAY  # 2028 looks back on 2027, when nothing was bought
+    review_tiers(engine, now=january + DAY)
+    assert review_tiers(engine, now=january + 32 * DAY) == 1  # lowered when grace ends
+    assert code(engine, anna, january + 32 * DAY) == "base"
+
+
 # — by hand —
 
 

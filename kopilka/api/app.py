@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -86,7 +87,9 @@ def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) 
         if engine.dialect.is_async:
             await AsyncEngine(engine).dispose()
 
-    app = FastAPI(
+    # FastAPI's /docs and /redoc load their scripts from a CDN; these are served from the
+    # package itself, so the docs work offline and the browser fetches nothing elsewhere
+    app = FastAPIOffline(
         lifespan=lifespan,
         title="Kopilka",
         version="1",

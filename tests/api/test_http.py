@@ -4,6 +4,7 @@ keys and roles, problem JSON for every refusal."""
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -282,3 +283,17 @@ def examples_event_keys() -> set[str]:
     from kopilka.api import examples
 
     return set(examples.EVENTS["items"][2])
+
+
+def test_the_interactive_docs_are_served_from_the_package_with_no_cdn(
+    client: TestClient,
+) -> None:
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200, page
+        sources = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+        assert sources, page
+        assert all(source.startswith("/") for source in sources), sources  # nothing remote
+        for source in sources:
+            assert client.get(source).status_code == 200, source
+    assert "fonts.googleapis" not in client.get("/redoc").text

@@ -57,7 +57,7 @@ from kopilka.services.programs import (
 )
 from kopilka.services.tier_status import seen_tier
 from kopilka.services.tiers import upgrade_after_purchase
-from kopilka.store.statements import NewRow, driver_rows
+from kopilka.store.statements import NewRow, driver_rows_pair
 from kopilka.store.tables import (
     accounts,
     holds,
@@ -203,7 +203,12 @@ def _load(
     parameters = {"program_code": program_code, "member_key": value}
     rows: Sequence[Any]
     if lock and connection.dialect.name == "postgresql":  # BEGIN goes with it: one round trip
-        rows = driver_rows(connection, _member_sql(column), parameters, pipeline=True)
+        rows, tier = driver_rows_pair(connection, _member_sql(column), _tier_sql(column),
+                                      parameters)  # fmt: skip
+        if rows and tier and rows[0].tier != tier[0].code:
+            # changed while this purchase waited for the member's lock: the purchase is
+            # priced at the tier in force when it got the member, as if it came after
+            rows = [row._replace(tier=tier[0].code) for row in rows]
     else:
         rows = connection.execute(_member_query(column, lock=False), parameters).all()
     if not rows:  # say which is missing: the program or the member
@@ -221,6 +226,22 @@ def _member_sql(column: ColumnElement[Any]) -> str:
     """The locking member query as psycopg's text, for `driver_rows`."""
     dialect = psycopg_dialect()  # type: ignore[no-untyped-call]
     return str(_member_query(column, lock=True).compile(dialect=dialect))
+
+
+@cache
+def _tier_sql(column: ColumnElement[Any]) -> str:
+    """The member's stored tier, found as `_member_query` finds them — as psycopg's text;
+    sent after the locking query, it reads the tier as it is once the lock is held."""
+    member = (
+        select(members.c.id)
+        .join(programs, programs.c.id == members.c.program_id)
+        .outerjoin(member_profiles, member_profiles.c.member_id == members.c.id)
+        .where(programs.c.code == bindparam("program_code"),
+               column == bindparam("member_key", type_=column.type))
+        .scalar_subquery()
+    )  # fmt: skip
+    query = select(member_tiers.c.code).where(member_tiers.c.member_id == member)
+    return str(query.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]
 
 
 @cache

@@ -123,3 +123,60 @@ async def _async_rows(
             dispatch.after_cursor_execute(connection, cursor, sql, parameters, None, False)
         rows: list[Any] = await cursor.fetchall() if cursor.description else []
         return rows
+
+
+def driver_rows_pair(
+    connection: Connection, first: str, second: str, parameters: Mapping[str, Any]
+) -> tuple[list[Any], list[Any]]:
+    """`first` and then `second` in one pipeline (one round trip, with psycopg's BEGIN),
+    each statement with its own snapshot: on PostgreSQL's READ COMMITTED, `second` sees
+    what was committed while `first` waited for its row locks."""
+    import psycopg
+
+    driver = connection.connection.driver_connection
+    try:
+        if isinstance(driver, psycopg.AsyncConnection):
+            return await_only(_async_pair(connection, driver, first, second, parameters))
+        assert isinstance(driver, psycopg.Connection)
+        from psycopg.rows import namedtuple_row
+
+        with (driver.cursor(row_factory=namedtuple_row) as one,
+              driver.cursor(row_factory=namedtuple_row) as two):  # fmt: skip
+            with driver.pipeline():
+                _fire(connection, one, first, parameters, before=True)
+                one.execute(first, parameters, prepare=True)
+                two.execute(second, parameters, prepare=True)
+            _fire(connection, one, first, parameters, before=False)
+            return one.fetchall(), two.fetchall()
+    except psycopg.Error as error:
+        gone = connection.dialect.is_disconnect(error, driver, None)  # type: ignore[arg-type]
+        if gone:
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            first, parameters, error, psycopg.Error, connection_invalidated=gone
+        ) from error
+
+
+async def _async_pair(
+    connection: Connection, driver: Any, first: str, second: str, parameters: Mapping[str, Any]
+) -> tuple[list[Any], list[Any]]:
+    from psycopg.rows import namedtuple_row
+
+    async with (driver.cursor(row_factory=namedtuple_row) as one,
+                driver.cursor(row_factory=namedtuple_row) as two):  # fmt: skip
+        async with driver.pipeline():
+            _fire(connection, one, first, parameters, before=True)
+            await one.execute(first, parameters, prepare=True)
+            await two.execute(second, parameters, prepare=True)
+        _fire(connection, one, first, parameters, before=False)
+        return await one.fetchall(), await two.fetchall()
+
+
+def _fire(
+    connection: Connection, cursor: Any, sql: str, parameters: Mapping[str, Any], *, before: bool
+) -> None:
+    """SQLAlchemy's cursor events, for listeners (tracing, the tests' statement counts)."""
+    dispatch = connection.dispatch
+    event = dispatch.before_cursor_execute if before else dispatch.after_cursor_execute
+    if event:
+        event(connection, cursor, sql, parameters, None, False)

@@ -518,7 +518,9 @@ def test_two_workers_reviewing_at_once_apply_each_change_once(engine: Engine) ->
     assert verify(engine)[1] == []
 
 
-def test_a_purchase_waiting_on_a_tier_set_meanwhile_does_not_undo_it(engine: Engine) -> None:
+def test_a_purchase_waiting_on_a_tier_set_meanwhile_is_priced_at_it_and_keeps_it(
+    engine: Engine,
+) -> None:
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite has one writer at a time: a purchase never reads a stale tier")
     program(engine)
@@ -537,9 +539,9 @@ def test_a_purchase_waiting_on_a_tier_set_meanwhile_does_not_undo_it(engine: Eng
         )  # fmt: skip
         buyer = threading.Thread(target=lambda: bought.append(buy(engine, anna, "1500.00", at=T0)))
         buyer.start()
-        time.sleep(0.5)  # the purchase has read the tier (base) and waits for the member
+        time.sleep(0.5)  # the purchase's query waits for the member, its snapshot at base
     buyer.join()
-    assert bought[0]["accrued"] == "15.00"  # computed at the tier it read
+    assert bought[0]["accrued"] == "75.00"  # priced at gold: the tier once it had the member
     assert code(engine, anna) == "gold"  # not "upgraded" to silver over the operator's gold
     assert history(engine, anna) == [(None, "base")]
 

@@ -179,8 +179,10 @@ def worker(
     ] = None,
     every: Annotated[int, typer.Option("--every", help="Seconds between runs.", min=1)] = 60,
 ) -> None:
-    """Run due work: holds timing out, pending points becoming available, expiry and its
-    warnings, triggers, tier reviews. Several workers at once never do anything twice."""
+    """Run due work: holds, pending points, expiry and warnings, triggers, tier reviews.
+
+    Several workers at once never do anything twice; a killed one loses nothing.
+    """
     engine = make_engine(db)
     upgrade(engine)
     while True:

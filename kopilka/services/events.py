@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select
 from kopilka.domain.money import format_minor
 from kopilka.services.members import find_member
 from kopilka.services.programs import load_program, read_program
+from kopilka.store.pages import newest_first
 from kopilka.store.tables import events
 
 EVENTS_PAGE = 50
@@ -26,16 +27,11 @@ def member_events(
     with engine.connect() as connection:
         program = load_program(connection, program_code)
         member = find_member(connection, program.program_id, member_ref)
-        query = (
-            select(events).where(events.c.member_id == member.id)
-            .order_by(events.c.id.desc()).limit(limit + 1)
+        digits = program.calculator.program.points.precision
+        return newest_first(
+            connection, select(events).where(events.c.member_id == member.id), events.c.id,
+            before=before, limit=limit, item=lambda row: _event_json(row, digits),
         )  # fmt: skip
-        if before is not None:
-            query = query.where(events.c.id < before)
-        rows = connection.execute(query).all()
-    digits = program.calculator.program.points.precision
-    items = [_event_json(row, digits) for row in rows[:limit]]
-    return {"items": items, "next": items[-1]["id"] if len(rows) > limit else None}
 
 
 def _event_json(row: Any, digits: int) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from kopilka.services.members import find_member
 from kopilka.services.programs import LoadedProgram, load_program
 from kopilka.services.tier_status import best_level, standing_at, tier_fields
 from kopilka.store.ledger import lock_members
+from kopilka.store.pages import newest_first
 from kopilka.store.tables import member_tiers, members, programs, tier_history
 from kopilka.store.tiers import Change, TierRow, Window, standings, tier_rows, write_change
 
@@ -368,22 +369,20 @@ def tier_history_of(
     with engine.connect() as connection:
         program = load_program(connection, program_code)
         member = find_member(connection, program.program_id, member_ref)
-        query = (
-            select(tier_history).where(tier_history.c.member_id == member.id)
-            .order_by(tier_history.c.id.desc()).limit(limit + 1)
+        return newest_first(
+            connection, select(tier_history).where(tier_history.c.member_id == member.id),
+            tier_history.c.id, before=before, limit=limit, item=_history_json,
         )  # fmt: skip
-        if before is not None:
-            query = query.where(tier_history.c.id < before)
-        rows = connection.execute(query).all()
-    items = [
-        {"id": str(row.id), "at": row.changed_at.isoformat(), "from": row.from_code,
-         "to": row.to_code, "manual": row.manual,
-         "until": row.until.isoformat() if row.until else None, "reason": row.reason,
-         "actor": row.actor,
-         "purchase_id": str(row.purchase_id) if row.purchase_id is not None else None}
-        for row in rows[:limit]
-    ]  # fmt: skip
-    return {"items": items, "next": items[-1]["id"] if len(rows) > limit else None}
+
+
+def _history_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": str(row.id), "at": row.changed_at.isoformat(), "from": row.from_code,
+        "to": row.to_code, "manual": row.manual,
+        "until": row.until.isoformat() if row.until else None, "reason": row.reason,
+        "actor": row.actor,
+        "purchase_id": str(row.purchase_id) if row.purchase_id is not None else None,
+    }  # fmt: skip
 
 
 def program_tiers(engine: Engine, program_code: str) -> dict[str, Any]:

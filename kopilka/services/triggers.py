@@ -55,16 +55,15 @@ def fire_triggers(engine: Engine, *, now: datetime, actor: str = "worker") -> in
         for trigger, due in work:
             for member_id, occasion in due:
                 fired += retrying(engine, partial(
-                    _fire, code=code, trigger=trigger, member_id=member_id, occasion=occasion,
-                    now=now, actor=actor))  # fmt: skip
+                    _fire, program=program, trigger=trigger, member_id=member_id,
+                    occasion=occasion, now=now, actor=actor))  # fmt: skip
     return fired
 
 
 def _fire(
-    connection: Connection, *, code: str, trigger: Trigger, member_id: int, occasion: str,
-    now: datetime, actor: str,
+    connection: Connection, *, program: LoadedProgram, trigger: Trigger, member_id: int,
+    occasion: str, now: datetime, actor: str,
 ) -> int:  # fmt: skip
-    program = load_program(connection, code)
     wallet = Wallet.open(connection, program.program_id, program.calculator.program,
                          member_id, now)  # fmt: skip  # the member's accounts, locked
     reward = trigger.reward
@@ -73,7 +72,7 @@ def _fire(
         data["points_minor"] = reward.points
     if not _record(connection, program.program_id, member_id, trigger, occasion, data, now):
         return 0  # fired already for this occasion
-    key = f"{code}:trigger:{trigger.code}:{member_id}:{occasion}"
+    key = f"{program.calculator.program.code}:trigger:{trigger.code}:{member_id}:{occasion}"
     if trigger.burn_all:
         wallet.burn_all(key + ":burn")
     if reward is not None:

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +60,20 @@ def receipt(n: int) -> dict[str, Any]:
             "lines": [{"sku": "TEA-400", "qty": 1 + n % 3}]}  # fmt: skip
 
 
+def _a_kiosk(engine: Engine) -> tuple[dict[str, str], str, Callable[[], Any]]:
+    """A member and a kiosk's key on the test's database: the key's headers, the
+    purchases URL, and what starts `kopilka serve` there (again after a kill)."""
+    register_member(engine, "zerno", {"card": "100009"}, now=NOW)
+    key = create_key(engine, "zerno", "pos", location="kiosk", now=NOW)[0]
+    port = free_port()
+    return ({"Authorization": f"Bearer {key}"},
+            f"http://127.0.0.1:{port}/v1/programs/zerno/purchases",
+            partial(start, server_url(engine), port))  # fmt: skip
+
+
 def test_a_killed_server_loses_and_duplicates_nothing(zerno_engine: Engine) -> None:
-    register_member(zerno_engine, "zerno", {"card": "100009"}, now=NOW)
-    key = create_key(zerno_engine, "zerno", "pos", location="kiosk", now=NOW)[0]
-    headers = {"Authorization": f"Bearer {key}"}
-    url, port = server_url(zerno_engine), free_port()
-    base = f"http://127.0.0.1:{port}/v1/programs/zerno/purchases"
-    server = start(url, port)
+    headers, base, serve = _a_kiosk(zerno_engine)
+    server = serve()
     answered: dict[int, dict[str, Any]] = {}
     halfway = threading.Event()
 
@@ -88,7 +97,7 @@ def test_a_killed_server_loses_and_duplicates_nothing(zerno_engine: Engine) -> N
     sender.join(60)
     assert STREAM // 3 <= len(answered) < STREAM
 
-    server = start(url, port)
+    server = serve()
     try:
         with httpx.Client(headers=headers, timeout=10) as client:
             for n in range(STREAM):
@@ -131,12 +140,8 @@ def test_postgresql_stopped_hard_mid_stream_loses_and_duplicates_nothing(
         pytest.skip("restarts PostgreSQL: runs under CI=true or KOPILKA_TEST_PG_RESTART=1")
     if shutil.which("pg_ctlcluster") is None:
         pytest.skip("no pg_ctlcluster to stop and start PostgreSQL with")
-    register_member(zerno_engine, "zerno", {"card": "100009"}, now=NOW)
-    key = create_key(zerno_engine, "zerno", "pos", location="kiosk", now=NOW)[0]
-    headers = {"Authorization": f"Bearer {key}"}
-    url, port = server_url(zerno_engine), free_port()
-    base = f"http://127.0.0.1:{port}/v1/programs/zerno/purchases"
-    server = start(url, port)
+    headers, base, serve = _a_kiosk(zerno_engine)
+    server = serve()
     answered: dict[int, dict[str, Any]] = {}
     try:
         with httpx.Client(headers=headers, timeout=30) as client:

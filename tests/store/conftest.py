@@ -8,10 +8,13 @@ under CI=true, where an unreachable PostgreSQL fails them.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import cache
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -83,3 +86,20 @@ def pytest_terminal_summary(terminalreporter) -> None:  # pragma: no cover - rep
         terminalreporter.write_sep(
             "!", f"PostgreSQL part NOT run: {len(_skipped_pg)} storage tests ran on SQLite only"
         )
+
+
+T = TypeVar("T")
+
+
+def at_once(work: Callable[[], T], times: int = 2) -> list[T]:
+    """`work` in `times` threads started together (as several workers would run it);
+    their results — and the first exception any of them raised, raised here."""
+    start = threading.Barrier(times)
+
+    def together() -> T:
+        start.wait()
+        return work()
+
+    with ThreadPoolExecutor(times) as pool:
+        futures = [pool.submit(together) for _ in range(times)]
+        return [future.result() for future in futures]

@@ -6,7 +6,6 @@ before (`expiry: {after_days: 365, warn_days: 14}`).
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +19,7 @@ from kopilka.services.refunds import refund_purchase
 from kopilka.services.worker import run_due_work
 from kopilka.store.tables import events, transfers
 from kopilka.store.verify import verify
-from tests.store.conftest import NOW
+from tests.store.conftest import NOW, at_once
 from tests.store.test_lots import buy, figures, member, with_settings
 
 DAY = timedelta(days=1)
@@ -123,16 +122,7 @@ def test_two_workers_at_once_burn_each_lot_exactly_once(zerno_engine: Engine) ->
             adjust(zerno_engine, "zerno", f"card:{card}", {"points": "10", "reason": f"g{k}"},
                    actor="op", now=NOW + k * DAY)  # fmt: skip
     later = NOW + 400 * DAY
-    burned: list[int] = []
-
-    def work() -> None:
-        burned.append(expire_due_points(zerno_engine, now=later, batch=7))
-
-    workers = [threading.Thread(target=work) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    burned = at_once(lambda: expire_due_points(zerno_engine, now=later, batch=7))
     assert sum(burned) == 180
     assert expiry_transfers(zerno_engine) == 180
     assert balance(zerno_engine, "zerno", "card:2000007")["available"] == "0.00"

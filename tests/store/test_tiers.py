@@ -22,6 +22,7 @@ from kopilka.services.tiers import review_tiers, set_tier, tier_history_of
 from kopilka.store.migrate import downgrade, upgrade
 from kopilka.store.tables import accounts, member_tiers, purchases, refunds, tier_history
 from kopilka.store.verify import verify
+from tests.store.conftest import at_once
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)  # a Tuesday; 12:00 in Moscow
 DAY = timedelta(days=1)
@@ -499,18 +500,7 @@ def test_two_workers_reviewing_at_once_apply_each_change_once(engine: Engine) ->
     for who in people:
         refund(engine, buy(engine, who, "1000.00", at=T0), T0)
     later = T0 + 60 * DAY
-    changed: list[int] = []
-    start = threading.Barrier(2)
-
-    def work() -> None:
-        start.wait()
-        changed.append(review_tiers(engine, now=later, batch=7))
-
-    workers = [threading.Thread(target=work) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    changed = at_once(lambda: review_tiers(engine, now=later, batch=7))
     assert sum(changed) == 60
     assert _history_rows(engine) == 120  # 60 upgrades, 60 downgrades
     assert {code(engine, who, later) for who in people} == {"base"}

@@ -6,8 +6,8 @@ worker day after day with an injected clock.
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -24,7 +24,7 @@ from kopilka.services.worker import run_due_work
 from kopilka.store.tables import events, transfers
 from kopilka.store.verify import verify
 from tests.conftest import EXAMPLES
-from tests.store.conftest import NOW
+from tests.store.conftest import NOW, at_once
 from tests.store.test_purchases import receipt
 
 DAY = timedelta(days=1)
@@ -146,15 +146,7 @@ def test_every_trigger_fires_once_over_a_year_with_two_workers_at_once(
                 body = receipt(receipt_id=f"Y-{day}-{n}", member=f"card:20000{n}",
                                lines=[{"sku": "TEA-400", "qty": 1}])  # fmt: skip
                 process_purchase(zerno_engine, "zerno", body, now=moment, actor="pos")
-
-        def work(at: Any = moment) -> None:
-            fire_triggers(zerno_engine, now=at)
-
-        workers = [threading.Thread(target=work) for _ in range(2)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        at_once(partial(fire_triggers, zerno_engine, now=moment))
     with zerno_engine.connect() as connection:
         events_by_occasion = connection.execute(
             select(events.c.member_id, events.c.kind, events.c.occasion, func.count())

@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from kopilka.api.app import Body
+from kopilka.api.common import Body
 from kopilka.api.serving import app_from_environment, serve
 
 

@@ -8,15 +8,12 @@ answered `404 not_found`, exactly as a program that does not exist.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from functools import partial
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Path, Query, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -25,21 +22,29 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.util import greenlet_spawn
 
-from kopilka.api import examples, schemas
+from kopilka.api import cashback_routes, coupon_routes, examples, schemas
+from kopilka.api.common import (
+    ANY_ROLE,
+    MEMBER_WRITERS,
+    SELLERS,
+    Body,
+    IdempotencyKey,
+    at_own_location,
+    caller,
+    created,
+    made_here,
+    now,
+    run,
+)
 from kopilka.api.keycache import KeyCache
 from kopilka.api.limits import FailedAuthLimiter
 from kopilka.api.schemas import body, problems
 from kopilka.domain.errors import (
-    Forbidden,
     InvalidInput,
     KopilkaError,
-    NotFound,
-    PayloadTooLarge,
     Problem,
     TooManyRequests,
-    Unauthorized,
     Unavailable,
 )
 from kopilka.services import (
@@ -55,26 +60,8 @@ from kopilka.services import (
 from kopilka.store.migrate import is_current
 from kopilka.wire import problem_json
 
-T = TypeVar("T")
-MAX_BODY = 1 << 20  # 1 MiB: a receipt of thousands of lines still fits
 PROBLEM = "application/problem+json"
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-async def run(engine: Engine, service: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a service (plain, blocking code) for a request.
-
-    On an async engine (PostgreSQL: psycopg's async connections) the service runs in a
-    greenlet on this event loop, as SQLAlchemy's asyncio layer runs its own sync API:
-    its database calls are awaited, no thread is involved. On a sync engine (SQLite) it
-    runs in the thread pool."""
-    if engine.dialect.is_async:
-        result: T = await greenlet_spawn(service, *args, **kwargs)
-        return result
-    return await run_in_threadpool(service, *args, **kwargs)
+KEY_FIELDS = {"role", "location", "label"}
 
 
 def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) -> FastAPI:
@@ -144,7 +131,8 @@ def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) 
             return JSONResponse({"status": "unavailable", "detail": "migrations pending"}, 503)
         return JSONResponse({"status": "ok"})
 
-    for register in (_programs, _members, _purchases, _keys):
+    for register in (_programs, _members, _purchases, _keys,
+                     coupon_routes.register, cashback_routes.register):  # fmt: skip
         register(app, engine)
     app.openapi = partial(_openapi_with_nulls, app)  # type: ignore[method-assign]
     return app
@@ -172,105 +160,6 @@ def _restore_examples(path: dict[str, Any], route: APIRoute) -> None:
             for media, content in answer.get("content", {}).items():
                 if "example" in content:
                     responses[status]["content"][media]["example"] = content["example"]
-
-
-# — requests —
-
-
-async def json_body(request: Request) -> Any:
-    """The request's JSON document; malformed or oversized bodies are refused by name."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
-        raise PayloadTooLarge(f"the body has {declared} bytes; at most {MAX_BODY} are accepted")
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise PayloadTooLarge(f"the body has {len(raw)} bytes; at most {MAX_BODY} are accepted")
-    if not raw.strip():
-        raise InvalidInput([Problem("", "a JSON body is required")])
-    try:
-        return json.loads(raw, parse_float=str, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as error:
-        raise InvalidInput([Problem("", f"the body is not valid JSON: {error}")]) from None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-Body = Annotated[Any, Depends(json_body)]
-# on every POST that changes something: a repeat with the same key and request answers
-# the first answer (200) with no second effect; with another request, 409
-IdempotencyKey = Annotated[str | None, Header()]
-
-
-def caller(*roles: str) -> Callable[..., Any]:
-    """A dependency: the key's principal, if its program is the path's and its role fits."""
-
-    async def check(
-        request: Request,
-        program: str,
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> keys.Principal:
-        limiter: FailedAuthLimiter = request.app.state.failed_auth
-        client = request.client.host if request.client else "unknown"
-        wait = limiter.retry_after(client)
-        if wait:
-            raise TooManyRequests(f"too many failed authentications: retry in {wait:.0f} s")
-        scheme, _, token = (authorization or "").partition(" ")
-        principal = (
-            await _principal(request.app, token.strip()) if scheme.lower() == "bearer" else None
-        )
-        if principal is None:
-            limiter.failed(client)
-            raise Unauthorized("send `Authorization: Bearer <key>` with a valid key")
-        if principal.program != program:
-            raise NotFound(f"program {program!r} does not exist")
-        if principal.role not in roles:
-            raise Forbidden(f"a {principal.role} key can't do this")
-        return principal
-
-    return check
-
-
-async def _principal(app: FastAPI, key: str) -> keys.Principal | None:
-    """The key's caller: from the cache of known keys, else from the database."""
-    known: KeyCache = app.state.known_keys
-    principal = known.get(key)
-    if principal is None:
-        principal = await run(app.state.engine, keys.authenticate, app.state.engine, key)
-        if principal is not None:
-            known.put(key, principal)
-    return principal
-
-
-KEY_FIELDS = {"role", "location", "label"}
-ANY_ROLE = ("admin", "pos", "partner", "support", "analyst")
-SELLERS = ("admin", "pos", "partner")
-MEMBER_WRITERS = ("admin", "pos", "partner", "support")
-
-
-def at_own_location(principal: keys.Principal, body: Any) -> None:
-    """A pos key acts at its own location only."""
-    if principal.location is None or not isinstance(body, dict):
-        return
-    location = body.get("location")
-    if location is not None and location != principal.location:
-        raise Forbidden(f"this key acts at location {principal.location!r}, not {location!r}")
-    body.setdefault("location", principal.location)
-
-
-def made_here(engine: Engine, principal: keys.Principal, program: str, purchase_id: str) -> None:
-    """A pos key settles and refunds only the purchases of its own location."""
-    if principal.location is None:
-        return
-    location = purchases.location_of(engine, program, purchase_id)
-    if location != principal.location:
-        raise Forbidden(f"purchase {purchase_id} was made at {location!r}, not at this key's "
-                        f"location {principal.location!r}")  # fmt: skip
-
-
-def created(answer: Any, is_new: bool) -> JSONResponse:
-    return JSONResponse(answer, status_code=201 if is_new else 200)
 
 
 # — routes —

@@ -14,6 +14,7 @@ from decimal import Decimal
 from enum import Enum
 from fractions import Fraction
 
+from kopilka.domain.cashback import CashbackSettings
 from kopilka.domain.money import Rounding
 from kopilka.domain.tiers import TierSettings
 from kopilka.domain.triggers import Trigger
@@ -252,6 +253,7 @@ class Program:
     rules: tuple[Rule, ...]
     tiers: TierSettings | None
     triggers: tuple[Trigger, ...]
+    cashback: CashbackSettings | None = None
 
     def category_lineage(self, code: str) -> tuple[str, ...]:
         """The category and its ancestors, nearest first: coffee → (coffee, drinks)."""

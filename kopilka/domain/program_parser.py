@@ -15,6 +15,7 @@ from fractions import Fraction
 from types import MappingProxyType
 from typing import TypeVar
 
+from kopilka.domain.cashback import parse_cashback
 from kopilka.domain.errors import InvalidInput, Problem
 from kopilka.domain.lifecycle_parser import parse_tiers, parse_triggers
 from kopilka.domain.money import Rounding, currency_digits
@@ -59,6 +60,10 @@ PROGRAM_KEYS = (
     "rules",
     "tiers",
     "triggers",
+    "discounts",
+    "discount_limits",
+    "discount_cards",
+    "cashback",
 )
 RULE_KEYS = ("code", "name", "kind", "when", "then", "priority")
 WHEN_KEYS = (
@@ -132,6 +137,7 @@ def parse_program(data: object) -> Program:
         rules=rules,
         tiers=tiers,
         triggers=parse_triggers(top, points.precision, money_digits),
+        cashback=parse_cashback(top, money_digits),
     )
     if problems:
         raise InvalidInput(problems)

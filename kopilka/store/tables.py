@@ -341,3 +341,6 @@ tier_history = Table(
 purchases.append_column(Column("spend", BigInteger))  # money net of discounts, minor units
 refunds.append_column(Column("spend", BigInteger))  # the part of `spend` refunded
 Index("ix_purchases_member_id_created_at", purchases.c.member_id, purchases.c.created_at)
+
+# Each mechanic's tables live beside its code, on this one metadata (issue 7 onwards).
+from kopilka.store import cashback_tables, coupon_tables, discount_tables  # noqa: E402, F401

@@ -1,0 +1,142 @@
+"""What every route module shares: running a service, reading bodies, checking keys."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+from sqlalchemy.util import greenlet_spawn
+
+from kopilka.api.keycache import KeyCache
+from kopilka.api.limits import FailedAuthLimiter
+from kopilka.domain.errors import (
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    Problem,
+    TooManyRequests,
+    Unauthorized,
+)
+from kopilka.services import keys, purchases
+
+T = TypeVar("T")
+MAX_BODY = 1 << 20  # 1 MiB: a receipt of thousands of lines still fits
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def run(engine: Engine, service: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a service (plain, blocking code) for a request.
+
+    On an async engine (PostgreSQL: psycopg's async connections) the service runs in a
+    greenlet on this event loop, as SQLAlchemy's asyncio layer runs its own sync API:
+    its database calls are awaited, no thread is involved. On a sync engine (SQLite) it
+    runs in the thread pool."""
+    if engine.dialect.is_async:
+        result: T = await greenlet_spawn(service, *args, **kwargs)
+        return result
+    return await run_in_threadpool(service, *args, **kwargs)
+
+
+async def json_body(request: Request) -> Any:
+    """The request's JSON document; malformed or oversized bodies are refused by name."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
+        raise PayloadTooLarge(f"the body has {declared} bytes; at most {MAX_BODY} are accepted")
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise PayloadTooLarge(f"the body has {len(raw)} bytes; at most {MAX_BODY} are accepted")
+    if not raw.strip():
+        raise InvalidInput([Problem("", "a JSON body is required")])
+    try:
+        return json.loads(raw, parse_float=str, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as error:
+        raise InvalidInput([Problem("", f"the body is not valid JSON: {error}")]) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+Body = Annotated[Any, Depends(json_body)]
+# on every POST that changes something: a repeat with the same key and request answers
+# the first answer (200) with no second effect; with another request, 409
+IdempotencyKey = Annotated[str | None, Header()]
+
+
+def caller(*roles: str) -> Callable[..., Any]:
+    """A dependency: the key's principal, if its program is the path's and its role fits."""
+
+    async def check(
+        request: Request,
+        program: str,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> keys.Principal:
+        limiter: FailedAuthLimiter = request.app.state.failed_auth
+        client = request.client.host if request.client else "unknown"
+        wait = limiter.retry_after(client)
+        if wait:
+            raise TooManyRequests(f"too many failed authentications: retry in {wait:.0f} s")
+        scheme, _, token = (authorization or "").partition(" ")
+        principal = (
+            await _principal(request.app, token.strip()) if scheme.lower() == "bearer" else None
+        )
+        if principal is None:
+            limiter.failed(client)
+            raise Unauthorized("send `Authorization: Bearer <key>` with a valid key")
+        if principal.program != program:
+            raise NotFound(f"program {program!r} does not exist")
+        if principal.role not in roles:
+            raise Forbidden(f"a {principal.role} key can't do this")
+        return principal
+
+    return check
+
+
+async def _principal(app: FastAPI, key: str) -> keys.Principal | None:
+    """The key's caller: from the cache of known keys, else from the database."""
+    known: KeyCache = app.state.known_keys
+    principal = known.get(key)
+    if principal is None:
+        principal = await run(app.state.engine, keys.authenticate, app.state.engine, key)
+        if principal is not None:
+            known.put(key, principal)
+    return principal
+
+
+ANY_ROLE = ("admin", "pos", "partner", "support", "analyst")
+SELLERS = ("admin", "pos", "partner")
+MEMBER_WRITERS = ("admin", "pos", "partner", "support")
+
+
+def at_own_location(principal: keys.Principal, body: Any) -> None:
+    """A pos key acts at its own location only."""
+    if principal.location is None or not isinstance(body, dict):
+        return
+    location = body.get("location")
+    if location is not None and location != principal.location:
+        raise Forbidden(f"this key acts at location {principal.location!r}, not {location!r}")
+    body.setdefault("location", principal.location)
+
+
+def made_here(engine: Engine, principal: keys.Principal, program: str, purchase_id: str) -> None:
+    """A pos key settles and refunds only the purchases of its own location."""
+    if principal.location is None:
+        return
+    location = purchases.location_of(engine, program, purchase_id)
+    if location != principal.location:
+        raise Forbidden(f"purchase {purchase_id} was made at {location!r}, not at this key's "
+                        f"location {principal.location!r}")  # fmt: skip
+
+
+def created(answer: Any, is_new: bool) -> JSONResponse:
+    return JSONResponse(answer, status_code=201 if is_new else 200)

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from kopilka.domain.calculator import ExplainEntry, Quote, QuoteLine
-from kopilka.domain.errors import InvalidInput, KopilkaError
+from kopilka.domain.errors import CouponInvalid, InvalidInput, KopilkaError
 from kopilka.domain.money import format_minor, format_ratio
 from kopilka.domain.program import Program
 
@@ -118,4 +118,7 @@ def problem_json(error: KopilkaError) -> JSON:
     }
     if isinstance(error, InvalidInput):
         document["errors"] = [{"loc": p.loc, "message": p.message} for p in error.problems]
+    if isinstance(error, CouponInvalid):
+        document["coupon"] = error.coupon
+        document["reason"] = error.reason
     return document

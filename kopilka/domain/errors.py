@@ -90,6 +90,13 @@ class CouponInvalid(KopilkaError):
     status = 422
     title = "The coupon does not apply"
 
+    def __init__(self, detail: str, *, coupon: str, reason: str) -> None:
+        super().__init__(detail)
+        self.coupon = coupon  # the code as it was sent
+        self.reason = (
+            reason  # not_found | expired | used | limit_reached | conditions_not_met | not_yours
+        )
+
 
 class Forbidden(KopilkaError):
     code = "forbidden"

@@ -8,6 +8,7 @@ currency's minor unit (weighed goods have fractional quantities).
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,6 +61,7 @@ class Receipt:
     coupons: tuple[str, ...]
     payment_method: str | None
     hold: bool
+    payment_bin: str | None = None  # the card's first digits (6–8), for cashback by bank
 
     @property
     def total(self) -> int:
@@ -86,6 +88,7 @@ def parse_receipt(data: object, program: Program, *, now: datetime) -> Receipt:
         body.report("location", f"{show(location)} is not a location of program {program.code}")
         location = None
     lines = tuple(_lines(body, program))
+    payment_method, payment_bin = _payment(body)
     receipt = Receipt(
         receipt_id=body.text("receipt_id"),
         location=location,
@@ -94,8 +97,9 @@ def parse_receipt(data: object, program: Program, *, now: datetime) -> Receipt:
         lines=lines,
         redeem=_redeem(body, program),
         coupons=_coupons(body),
-        payment_method=_payment_method(body),
+        payment_method=payment_method,
         hold=bool(body.boolean("hold")),
+        payment_bin=payment_bin,
     )
     if problems:
         raise InvalidInput(problems)
@@ -203,9 +207,13 @@ def _coupons(body: Reader) -> tuple[str, ...]:
     return tuple(codes)
 
 
-def _payment_method(body: Reader) -> str | None:
+_BIN = re.compile(r"^\d{6,8}$")
+
+
+def _payment(body: Reader) -> tuple[str | None, str | None]:
+    """The payment's method and card BIN (the first 6–8 digits of the card number)."""
     payment = body.mapping("payment", PAYMENT_KEYS)
     if payment is None:
-        return None
-    payment.text("bin")
-    return payment.text("method")
+        return None, None
+    card_bin = payment.text("bin", pattern=_BIN, what="a card BIN: the first 6 to 8 digits")
+    return payment.text("method"), card_bin

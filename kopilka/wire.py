@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from kopilka.domain.calculator import ExplainEntry, Quote, QuoteLine
+from kopilka.domain.discounts import AppliedDiscount
 from kopilka.domain.errors import CouponInvalid, InvalidInput, KopilkaError
 from kopilka.domain.money import format_minor, format_ratio
 from kopilka.domain.program import Program
@@ -45,6 +46,7 @@ def quote_json(
         "max_redeemable": format_minor(quote.max_redeemable, points),
         "balance": _balance_after(quote, balance, accrues_now, points),
         "lines": [_line_json(line, money, points) for line in quote.lines],
+        "discounts": [_discount_json(applied, money) for applied in quote.discounts],
         "coupons": [],
         "cashback": None,
         "redeem_caps": {
@@ -86,8 +88,22 @@ def _line_json(line: QuoteLine, money: int, points: int) -> JSON:
         "redeemed": format_minor(line.redeemed, points),
         "accrued": format_minor(line.accrued, points),
         "redeemable": format_minor(line.redeemable, points),
-        "explain": [_explain_json(entry, points) for entry in line.explain],
+        "explain": [
+            *(
+                {"discount": share.code, "amount": format_minor(share.amount, money)}
+                for share in line.discounts
+            ),
+            *(_explain_json(entry, points) for entry in line.explain),
+        ],
     }
+
+
+def _discount_json(applied: AppliedDiscount, money: int) -> JSON:
+    item: JSON = {"code": applied.code, "name": applied.name,
+                  "amount": format_minor(applied.amount, money)}  # fmt: skip
+    if applied.coupon is not None:
+        item["coupon"] = applied.coupon
+    return item
 
 
 def _explain_json(entry: ExplainEntry, points: int) -> JSON:

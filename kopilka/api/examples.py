@@ -110,6 +110,7 @@ PURCHASE: dict[str, Any] = {
             "explain": [],
         }
     ],
+    "discounts": [],
     "coupons": [],
     "cashback": None,
     "redeem_caps": {"lines": "450.00", "balance": "100.00", "min_payable": "450.00"},

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from kopilka.domain.cashback import CashbackSettings
 from kopilka.domain.money import Rounding
 from kopilka.domain.tiers import TierSettings
 from kopilka.domain.triggers import Trigger
+
+if TYPE_CHECKING:  # discounts read the Conditions declared here
+    from kopilka.domain.discounts import DiscountSettings
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MINUTES_PER_DAY = 24 * 60
@@ -94,6 +98,19 @@ class Conditions:
     tiers: frozenset[str] | None = None
     segments: frozenset[str] | None = None
     members: frozenset[str] | None = None
+
+    def holds_at(self, at: datetime) -> bool:
+        """`weekdays`, `time`, `dates` and `between` at a local time. In a window across
+        midnight the hours after midnight belong to the day the window began."""
+        minute = at.hour * 60 + at.minute
+        window = self.time
+        if window is not None and not window.contains(minute):
+            return False
+        early = window is not None and window.is_in_early_part(minute)
+        day = at.date() - timedelta(days=1) if early else at.date()
+        if self.weekdays is not None and day.weekday() not in self.weekdays:
+            return False
+        return self.matches_date(day)
 
     @property
     def has_dates(self) -> bool:
@@ -254,6 +271,7 @@ class Program:
     tiers: TierSettings | None
     triggers: tuple[Trigger, ...]
     cashback: CashbackSettings | None = None
+    discounts: DiscountSettings | None = None  # None: no discounts section at all
 
     def category_lineage(self, code: str) -> tuple[str, ...]:
         """The category and its ancestors, nearest first: coffee → (coffee, drinks)."""

@@ -16,6 +16,8 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from kopilka.domain.cashback import parse_cashback
+from kopilka.domain.discount_parser import DiscountContext, parse_discount_settings
+from kopilka.domain.discounts import DiscountSettings
 from kopilka.domain.errors import InvalidInput, Problem
 from kopilka.domain.lifecycle_parser import parse_tiers, parse_triggers
 from kopilka.domain.money import Rounding, currency_digits
@@ -138,10 +140,23 @@ def parse_program(data: object) -> Program:
         tiers=tiers,
         triggers=parse_triggers(top, points.precision, money_digits),
         cashback=parse_cashback(top, money_digits),
+        discounts=_discounts(top, context),
     )
     if problems:
         raise InvalidInput(problems)
     return program
+
+
+def _discounts(top: Reader, context: _RuleContext) -> DiscountSettings | None:
+    if not any(top.has(key) for key in ("discounts", "discount_limits", "discount_cards")):
+        return None
+    known = context.known
+    discount_context = DiscountContext(
+        money_digits=context.money_digits, when_keys=WHEN_KEYS,
+        conditions=lambda when: _conditions(when, context),
+        partners=known["partners"], skus=known["skus"],
+    )  # fmt: skip
+    return parse_discount_settings(top, discount_context)
 
 
 def _timezone(reader: Reader, key: str) -> str | None:

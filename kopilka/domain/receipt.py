@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
@@ -48,6 +49,7 @@ class Line:
     price: int  # money minor units
     discount: int  # money minor units
     amount: int  # qty × price − discount, money minor units
+    earning: int = 0  # the part of `discount` that still earns points (money minor units)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,11 @@ class MemberContext:
     tier: str | None = None
     segments: frozenset[str] = frozenset()
     balance: int | None = None  # available points in point minor units; None: not a limit
+    # for discounts (read only when the program's discounts ask for them)
+    lifetime_spend: int = 0  # money minor units, net of refunds, before this receipt
+    purchases: int = 0  # the member's purchases before this receipt
+    last_bought: Mapping[str, datetime] = field(default_factory=dict)  # partner → latest
+    cards: frozenset[str] = frozenset()  # paid discount cards in force
 
 
 def parse_receipt(data: object, program: Program, *, now: datetime) -> Receipt:

@@ -18,6 +18,8 @@ All arithmetic is on integers of minor units; nothing is rounded twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from fractions import Fraction
 from math import lcm
 
@@ -25,6 +27,7 @@ from kopilka.domain.calculator.index import CompiledProgram
 from kopilka.domain.calculator.memo import remember
 from kopilka.domain.calculator.results import Quote, QuoteLine, RedeemCaps
 from kopilka.domain.calculator.selection import LinePlan, Selector
+from kopilka.domain.discounts import DiscountSettings, Offer, Pricing, price
 from kopilka.domain.errors import InsufficientPoints
 from kopilka.domain.money import apportion, divide_rounded, format_minor
 from kopilka.domain.program import AccrueOn, Program
@@ -59,8 +62,15 @@ class Calculator:
         self._line_plans.clear()
         self.index.forget()
 
-    def quote(self, receipt: Receipt, member: MemberContext | None) -> Quote:
-        """The answer for `receipt`; `InsufficientPoints` for a redemption beyond the caps."""
+    def quote(
+        self, receipt: Receipt, member: MemberContext | None, offers: Sequence[Offer] = ()
+    ) -> Quote:
+        """The answer for `receipt` after the program's discounts and `offers` (coupons');
+        `InsufficientPoints` for a redemption beyond the caps."""
+        pricing = None
+        if self.program.discounts is not None or offers:
+            pricing = self.price(receipt, member, offers)
+            receipt = replace(receipt, lines=_discounted_lines(receipt.lines, pricing))
         lines = receipt.lines
         net = discount = 0
         for line in lines:
@@ -92,6 +102,7 @@ class Calculator:
         else:
             redeemed = paid_with_points = [0] * len(lines)
         accrued = self._accrue(lines, plans, paid_with_points) if member else [0] * len(lines)
+        shares = pricing.shares if pricing else ((),) * len(lines)
         return Quote(
             receipt_id=receipt.receipt_id,
             member=receipt.member,
@@ -103,10 +114,34 @@ class Calculator:
             max_redeemable=max_redeemable,
             caps=caps,
             lines=tuple(
-                map(QuoteLine, lines, redeemable, redeemed, accrued, [p.explain for p in plans])
+                map(
+                    QuoteLine,
+                    lines,
+                    redeemable,
+                    redeemed,
+                    accrued,
+                    [p.explain for p in plans],
+                    shares,
+                )
             ),
-            notes=() if member else (NO_MEMBER_NOTE,),
+            notes=(*(pricing.notes if pricing else ()), *(() if member else (NO_MEMBER_NOTE,))),
+            discounts=pricing.applied if pricing else (),
         )
+
+    def price(
+        self, receipt: Receipt, member: MemberContext | None, offers: Sequence[Offer] = ()
+    ) -> Pricing:
+        """The receipt's lines after the program's discounts, then `offers`."""
+        program = self.program
+        location = receipt.location
+        partner = program.locations[location].partner if location else None
+        return price(
+            program.discounts or NO_DISCOUNTS,
+            [(line.sku, line.category, line.qty, line.amount + line.discount, line.amount)
+             for line in receipt.lines],
+            lineage=self.index.lineage, place=(location, partner), at=receipt.at,
+            shopper=member, offers=offers, money_digits=program.money_digits,
+        )  # fmt: skip
 
     def _line_plan(self, receipt_mask: int, sku: str, category: str | None) -> LinePlan:
         """The plan of a line in a receipt whose receipt-level matches are `receipt_mask`."""
@@ -155,7 +190,7 @@ class Calculator:
                 qty_numerator, denominator = line.qty.as_integer_ratio()
                 numerator = plan.points_per_unit * qty_numerator
             else:
-                base = line.amount - by_points if on_paid else line.amount
+                base = line.amount + line.earning - (by_points if on_paid else 0)
                 numerator, denominator = base * plan.rate_numerator, plan.rate_denominator
             if plan.cap is not None and numerator > plan.cap * denominator:
                 numerator = plan.cap * denominator
@@ -168,3 +203,14 @@ class Calculator:
         return apportion(
             numerators, common, divide_rounded(sum(numerators), common, self._rounding)
         )
+
+
+NO_DISCOUNTS = DiscountSettings()
+
+
+def _discounted_lines(lines: tuple[Line, ...], pricing: Pricing) -> tuple[Line, ...]:
+    return tuple(
+        replace(line, discount=priced.gross - priced.amount, amount=priced.amount,
+                earning=priced.earning)
+        for line, priced in zip(lines, pricing.lines, strict=True)
+    )  # fmt: skip

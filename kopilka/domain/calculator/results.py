@@ -11,6 +11,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import NamedTuple
 
+from kopilka.domain.discounts import AppliedDiscount, DiscountShare
 from kopilka.domain.program import RuleKind
 from kopilka.domain.receipt import Line
 
@@ -32,6 +33,7 @@ class QuoteLine(NamedTuple):
     redeemed: int  # points
     accrued: int  # points
     explain: tuple[ExplainEntry, ...]
+    discounts: tuple[DiscountShare, ...] = ()  # which discount took what off this line
 
     @property
     def n(self) -> int:
@@ -84,3 +86,4 @@ class Quote(NamedTuple):
     caps: RedeemCaps
     lines: tuple[QuoteLine, ...]
     notes: tuple[str, ...]  # receipt-level explanations, e.g. why nothing accrued
+    discounts: tuple[AppliedDiscount, ...] = ()  # the discounts applied, in order

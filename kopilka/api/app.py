@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kopilka.api import cashback_routes, coupon_routes, examples, schemas
+from kopilka.api import cashback_routes, coupon_routes, discount_routes, examples, schemas
 from kopilka.api.common import (
     ANY_ROLE,
     MEMBER_WRITERS,
@@ -131,7 +131,7 @@ def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) 
             return JSONResponse({"status": "unavailable", "detail": "migrations pending"}, 503)
         return JSONResponse({"status": "ok"})
 
-    for register in (_programs, _members, _purchases, _keys,
+    for register in (_programs, _members, _purchases, _keys, discount_routes.register,
                      coupon_routes.register, cashback_routes.register):  # fmt: skip
         register(app, engine)
     app.openapi = partial(_openapi_with_nulls, app)  # type: ignore[method-assign]

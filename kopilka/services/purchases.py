@@ -47,6 +47,7 @@ from kopilka.domain.ledger import AccountCode, AccountRef, Reason
 from kopilka.domain.money import format_minor
 from kopilka.domain.reading import row_id
 from kopilka.domain.receipt import MemberContext, Receipt, parse_receipt
+from kopilka.services.discounts import shopper_facts
 from kopilka.services.idempotency import fingerprint, idempotent, remembered, retrying
 from kopilka.services.members import MEMBER_COLUMNS, find_member, member_key, member_refs
 from kopilka.services.programs import (
@@ -121,7 +122,7 @@ def quote_purchase(
         receipt = parse_receipt(body, program.calculator.program, now=now)
         if receipt.member is not None and member is None:
             find_member(connection, program.program_id, receipt.member)
-        quote = _quote(program, receipt, member, wallet)
+        quote = _quote(connection, program, receipt, member, wallet, now)
         member_id = member.id if member is not None else None
         available = wallet.balances[AccountCode.AVAILABLE] if wallet is not None else None
         answer = quote_json(quote, program.calculator.program, status="quote",
@@ -148,7 +149,7 @@ def _process(
         find_member(connection, program.program_id, receipt.member)
     location = receipt.location or ""
     try:
-        quote = _quote(program, receipt, member, wallet)
+        quote = _quote(connection, program, receipt, member, wallet, now)
     except KopilkaError:
         # a copy of a receipt already processed is answered, even if it could not be redone
         # now (its redemption spent the points it would need again)
@@ -163,7 +164,8 @@ def _process(
     answer = _answer(program, quote, wallet, member_id, hold=hold)
     uses = wallet.redeemed_uses if wallet is not None else []
     parent = _insert(program, receipt, location, member_id, request_hash,
-                     "held" if hold else "completed", answer, uses, now)  # fmt: skip
+                     "held" if hold else "completed", answer, uses, now,
+                     sum(line.amount for line in quote.lines))  # fmt: skip
     if wallet is not None:
         purchase_id = wallet.write_under(parent, parent_is="purchase", actor=actor)
     else:
@@ -266,17 +268,20 @@ def _member_query(column: ColumnElement[Any], *, lock: bool) -> Select[Any]:
 
 
 def _quote(
-    program: LoadedProgram, receipt: Receipt, member: Row[Any] | None, wallet: Wallet | None
-) -> Quote:
+    connection: Connection, program: LoadedProgram, receipt: Receipt, member: Row[Any] | None,
+    wallet: Wallet | None, now: datetime,
+) -> Quote:  # fmt: skip
     if member is None or wallet is None:
         if receipt.hold:
             raise InvalidInput([Problem("hold", "needs a member: only points can be held")])
         return program.calculator.quote(receipt, None)
     if member.status != "active":
         raise Conflict(f"member {receipt.member!r} is {member.status}")
-    context = MemberContext(member_refs(member),
-                            tier=seen_tier(program.calculator.program.tiers, member.tier),
-                            balance=wallet.balances[AccountCode.AVAILABLE])  # fmt: skip
+    settings = program.calculator.program
+    context = MemberContext(member_refs(member), tier=seen_tier(settings.tiers, member.tier),
+                            balance=wallet.balances[AccountCode.AVAILABLE],
+                            **shopper_facts(connection, program.program_id, settings, member.id,
+                                            now))  # fmt: skip
     return program.calculator.quote(receipt, context)
 
 
@@ -318,7 +323,7 @@ def balance_json(wallet: Wallet, digits: int) -> dict[str, str]:
 def _insert(
     program: LoadedProgram, receipt: Receipt, location: str,
     member_id: int | None, request_hash: str, status: str, answer: dict[str, Any],
-    lots_used: list[tuple[int, int]], now: datetime,
+    lots_used: list[tuple[int, int]], now: datetime, spend: int,
 ) -> NewRow:  # fmt: skip
     """The purchase's row: inserted with a new id, or not at all for a receipt seen before."""
     return NewRow(
@@ -336,7 +341,7 @@ def _insert(
                 {"n": line.n, "qty": str(line.qty), "sku": line.sku, "category": line.category}
                 for line in receipt.lines
             ],
-            "spend": sum(line.amount for line in receipt.lines),  # towards a tier
+            "spend": spend,  # net of every discount: towards a tier, accumulative discounts
             "lots_used": [list(use) for use in lots_used] or None,
             "created_at": now,
         },

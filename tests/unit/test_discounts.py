@@ -133,7 +133,7 @@ def test_a_personal_discount_for_one_member_or_a_segment() -> None:
 
 
 def test_a_receipt_threshold_compares_the_receipt_net_of_earlier_discounts() -> None:
-    discounts = [
+    discounts: list[dict[str, Any]] = [
         {"code": "big-basket", "amount": "50.00", "when": {"receipt_total": {"min": "500.00"}}},
         {"code": "bread-10", "percent": 10, "priority": 1, "when": {"categories": ["bread"]}},
     ]

@@ -8,6 +8,15 @@ debit-normal: `issuance` is where accrued points come from, `redeemed` where pai
 go, `adjustments` the other side of operators' corrections, `expired` where burnt points
 go. Every transfer moves a positive amount from one account to another, so the sum of
 all debits always equals the sum of all credits; a mistake is corrected by a reversing transfer.
+
+Cashback is money, not points, and lives in the same ledger under codes of its own
+(`cashback.*`, amounts in the currency's minor units). A member's cashback accounts are
+owned by "cashback:<id>" — apart from the points of "member:<id>", so nothing that reads a
+member's points sees them — and opened when the member first gets cashback: `pending`,
+`available`, `requested` (asked to be paid out, not yet paid) are credit-normal; `debt`
+(cashback a refund took back after it was paid out) is debit-normal and later cashback
+pays it first. The program's `cashback.issuance` is where cashback comes from (and
+clawbacks return to); `cashback.paid_out` is where paid payouts go.
 """
 
 from __future__ import annotations
@@ -25,22 +34,46 @@ class AccountCode(Enum):
     ADJUSTMENTS = "adjustments"
     EXPIRED = "expired"
     DEBT = "debt"
+    CASHBACK_PENDING = "cashback.pending"
+    CASHBACK_AVAILABLE = "cashback.available"
+    CASHBACK_REQUESTED = "cashback.requested"
+    CASHBACK_DEBT = "cashback.debt"
+    CASHBACK_ISSUANCE = "cashback.issuance"
+    CASHBACK_PAID_OUT = "cashback.paid_out"
 
     @property
     def is_member_account(self) -> bool:
-        return self in MEMBER_ACCOUNTS
+        return self in MEMBER_ACCOUNTS or self in CASHBACK_MEMBER_ACCOUNTS
 
     @property
     def is_debit_normal(self) -> bool:
-        return self not in (AccountCode.AVAILABLE, AccountCode.PENDING, AccountCode.HELD)
+        return self not in CREDIT_NORMAL
 
 
 MEMBER_ACCOUNTS = (AccountCode.AVAILABLE, AccountCode.PENDING, AccountCode.HELD, AccountCode.DEBT)
+CASHBACK_MEMBER_ACCOUNTS = (
+    AccountCode.CASHBACK_PENDING,
+    AccountCode.CASHBACK_AVAILABLE,
+    AccountCode.CASHBACK_REQUESTED,
+    AccountCode.CASHBACK_DEBT,
+)
 PROGRAM_ACCOUNTS = (
     AccountCode.ISSUANCE,
     AccountCode.REDEEMED,
     AccountCode.ADJUSTMENTS,
     AccountCode.EXPIRED,
+    AccountCode.CASHBACK_ISSUANCE,
+    AccountCode.CASHBACK_PAID_OUT,
+)
+CREDIT_NORMAL = frozenset(
+    {
+        AccountCode.AVAILABLE,
+        AccountCode.PENDING,
+        AccountCode.HELD,
+        AccountCode.CASHBACK_PENDING,
+        AccountCode.CASHBACK_AVAILABLE,
+        AccountCode.CASHBACK_REQUESTED,
+    }
 )
 
 
@@ -61,6 +94,16 @@ class Reason(Enum):
     ERASURE = "erasure.forfeit"  # an erased member's points leave the books
     EXPIRY = "expiry"  # points that were not spent in time burn (FIFO, by lot)
     TRIGGER = "trigger"  # a reward the program gives by itself (the note names the trigger)
+    COUPON = "coupon"  # points a coupon gives with a purchase (taken back if it is returned)
+    # cashback (money): given, becoming payable, taken back by a refund, paid out
+    CASHBACK_ACCRUAL = "cashback.accrual"
+    CASHBACK_ACTIVATION = "cashback.activation"  # pending cashback becoming available
+    CASHBACK_CLAWBACK = "cashback.clawback"  # a refund takes back the cashback it earned
+    CASHBACK_DEBT = "cashback.debt"  # … what was already paid out, owed
+    CASHBACK_DEBT_REPAYMENT = "cashback.debt_repayment"  # later cashback paying the debt
+    CASHBACK_PAYOUT_REQUEST = "cashback.payout.request"  # available → requested
+    CASHBACK_PAYOUT_REJECT = "cashback.payout.reject"  # requested → back to available
+    CASHBACK_PAYOUT_PAID = "cashback.payout.paid"  # requested → paid out
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +118,11 @@ class AccountRef:
         return cls(f"member:{member_id}", code)
 
     @classmethod
+    def of_cashback(cls, member_id: int, code: AccountCode) -> AccountRef:
+        """A member's cashback account (money, apart from their points)."""
+        return cls(f"cashback:{member_id}", code)
+
+    @classmethod
     def of_program(cls, code: AccountCode) -> AccountRef:
         return cls("program", code)
 
@@ -86,7 +134,7 @@ class Posting:
     key: str
     debit: AccountRef
     credit: AccountRef
-    amount: int  # point minor units, > 0
+    amount: int  # point minor units (money minor units for cashback), > 0
     reason: Reason
 
 

@@ -47,9 +47,11 @@ from kopilka.domain.ledger import AccountCode, AccountRef, Reason
 from kopilka.domain.money import format_minor
 from kopilka.domain.reading import row_id
 from kopilka.domain.receipt import MemberContext, Receipt, parse_receipt
+from kopilka.services.coupons import give_back_coupons, redeem_coupons
 from kopilka.services.discounts import shopper_facts
 from kopilka.services.idempotency import fingerprint, idempotent, remembered, retrying
 from kopilka.services.members import MEMBER_COLUMNS, find_member, member_key, member_refs
+from kopilka.services.pricing import Priced, coupon_points_of, price_receipt
 from kopilka.services.programs import (
     CURRENT_VERSION_COLUMNS,
     LoadedProgram,
@@ -122,12 +124,13 @@ def quote_purchase(
         receipt = parse_receipt(body, program.calculator.program, now=now)
         if receipt.member is not None and member is None:
             find_member(connection, program.program_id, receipt.member)
-        quote = _quote(connection, program, receipt, member, wallet, now)
+        priced = _quote(connection, program, receipt, member, wallet, now)
         member_id = member.id if member is not None else None
         available = wallet.balances[AccountCode.AVAILABLE] if wallet is not None else None
-        answer = quote_json(quote, program.calculator.program, status="quote",
+        answer = quote_json(priced.quote, program.calculator.program, status="quote",
                             member=str(member_id) if member_id is not None else None,
                             balance=available)  # fmt: skip
+        answer["coupons"] = priced.coupons
         answer["program_version"] = program.version
         return answer
 
@@ -149,7 +152,8 @@ def _process(
         find_member(connection, program.program_id, receipt.member)
     location = receipt.location or ""
     try:
-        quote = _quote(connection, program, receipt, member, wallet, now)
+        priced = _quote(connection, program, receipt, member, wallet, now)
+        priced.refuse_invalid()
     except KopilkaError:
         # a copy of a receipt already processed is answered, even if it could not be redone
         # now (its redemption spent the points it would need again)
@@ -157,11 +161,13 @@ def _process(
         if replay is not None:
             return replay, False
         raise
+    quote = priced.quote
     member_id = member.id if member is not None else None
     hold = receipt.hold
     if wallet is not None:
-        _plan(wallet, quote, hold=hold)
+        _plan(wallet, quote, hold=hold, coupon_points=priced.coupon_points)
     answer = _answer(program, quote, wallet, member_id, hold=hold)
+    answer["coupons"] = priced.coupons
     uses = wallet.redeemed_uses if wallet is not None else []
     parent = _insert(program, receipt, location, member_id, request_hash,
                      "held" if hold else "completed", answer, uses, now,
@@ -174,6 +180,7 @@ def _process(
         replay = _replay(connection, program, location, receipt.receipt_id, request_hash)
         assert replay is not None
         return replay, False
+    redeem_coupons(connection, program.program_id, purchase_id, member_id, priced.applied, now)
     if member is not None and not hold:  # no query unless the program has tiers
         upgrade_after_purchase(connection, program, member.id, now, member=member,
                                purchase_id=purchase_id, actor=actor)  # fmt: skip
@@ -185,7 +192,7 @@ def _process(
                 purchase_id=purchase_id,
                 member_id=member_id,
                 amount=quote.redeemed,
-                accrued=quote.accrued,
+                accrued=quote.accrued,  # and the coupons' points, from the answer, on confirm
                 status="held",
                 expires_at=now + timedelta(minutes=settings.redemption.hold_minutes),
             )
@@ -270,11 +277,11 @@ def _member_query(column: ColumnElement[Any], *, lock: bool) -> Select[Any]:
 def _quote(
     connection: Connection, program: LoadedProgram, receipt: Receipt, member: Row[Any] | None,
     wallet: Wallet | None, now: datetime,
-) -> Quote:  # fmt: skip
+) -> Priced:  # fmt: skip
     if member is None or wallet is None:
         if receipt.hold:
             raise InvalidInput([Problem("hold", "needs a member: only points can be held")])
-        return program.calculator.quote(receipt, None)
+        return price_receipt(connection, program, receipt, None, None)
     if member.status != "active":
         raise Conflict(f"member {receipt.member!r} is {member.status}")
     settings = program.calculator.program
@@ -282,17 +289,21 @@ def _quote(
                             balance=wallet.balances[AccountCode.AVAILABLE],
                             **shopper_facts(connection, program.program_id, settings, member.id,
                                             now))  # fmt: skip
-    return program.calculator.quote(receipt, context)
+    return price_receipt(connection, program, receipt, context, member.id)
 
 
-def _plan(wallet: Wallet, quote: Quote, *, hold: bool) -> None:
-    """The member's side of the purchase: points paid (or held), then points earned."""
+def _plan(wallet: Wallet, quote: Quote, *, hold: bool, coupon_points: int) -> None:
+    """The member's side of the purchase: points paid (or held), then points earned — the
+    rules' and the coupons' apart, each with its reason (on a hold, both at confirm)."""
     key = f"{wallet.program.code}:purchase:{{purchase}}"  # the id is filled in at flush
     if quote.redeemed:
         wallet.redeemed_uses = wallet.redeem(f"{key}:redeem", quote.redeemed, hold=hold)
+    pending = wallet.program.accrual.pending_days > 0
     if quote.accrued and not hold:
         wallet.accrue(f"{key}:accrue", quote.accrued, reason=Reason.PURCHASE_ACCRUAL,
-                      pending=wallet.program.accrual.pending_days > 0)  # fmt: skip
+                      pending=pending)  # fmt: skip
+    if coupon_points and not hold:
+        wallet.accrue(f"{key}:coupon", coupon_points, reason=Reason.COUPON, pending=pending)
 
 
 def _answer(
@@ -461,11 +472,17 @@ def _settle(
         wallet.accrue(f"{key}:accrue", hold.accrued, reason=Reason.PURCHASE_ACCRUAL,
                       purchase_id=hold.purchase_id,
                       pending=program.calculator.program.accrual.pending_days > 0)  # fmt: skip
+        points = coupon_points_of(purchase.answer, program.calculator.program.points.precision)
+        if points:
+            wallet.accrue(f"{key}:coupon", points, reason=Reason.COUPON,
+                          purchase_id=hold.purchase_id,
+                          pending=program.calculator.program.accrual.pending_days > 0)  # fmt: skip
     else:
         reason = Reason.HOLD_CANCEL if status == "cancelled" else Reason.HOLD_TIMEOUT
         uses = [(lot, points) for lot, points in purchase.lots_used or []]
         wallet.give_back(f"{key}:release", hold.amount, reason=reason, uses=uses,
                          source=AccountRef.of_member(hold.member_id, AccountCode.HELD))  # fmt: skip
+        give_back_coupons(connection, program.program_id, hold.purchase_id, now)
     wallet.flush(actor=actor, purchase_id=hold.purchase_id)
     purchase_status = "completed" if status == "confirmed" else status
     digits = program.calculator.program.points.precision

@@ -21,7 +21,9 @@ from kopilka.domain.lots import slice_of_uses
 from kopilka.domain.money import format_minor, parse_decimal, to_minor
 from kopilka.domain.reading import Reader, row_id
 from kopilka.domain.refunds import BoughtLine, RefundLine, refund_lines
+from kopilka.services.coupons import give_back_coupons
 from kopilka.services.idempotency import idempotent
+from kopilka.services.pricing import coupon_points_of
 from kopilka.services.programs import canonical, load_program, to_json
 from kopilka.services.purchases import balance_json
 from kopilka.store.tables import lots, purchases, refunds
@@ -108,11 +110,20 @@ def _refund(
     lines = refund_lines(_bought(purchase, earlier_refunds), requested)
     accrued_back = sum(line.accrued_back for line in lines)
     redeemed_back = sum(line.redeemed_back for line in lines)
-    if wallet is not None:
-        _plan(connection, wallet, purchase, earlier_refunds, redeemed_back, accrued_back)
     all_returned = _all_returned(purchase, earlier_refunds, lines)
+    coupon_points = (
+        coupon_points_of(purchase.answer, settings.points.precision) if all_returned else 0
+    )
+    if wallet is not None:
+        _plan(connection, wallet, purchase, earlier_refunds, redeemed_back,
+              accrued_back + coupon_points)  # fmt: skip
     status = "refunded" if all_returned else "partially_refunded"
     answer = _answer(purchase, refund_id, lines, status, wallet, settings.points.precision)
+    if all_returned:  # the receipt is undone: its coupons may be used again
+        answer["coupons_returned"] = give_back_coupons(connection, program.program_id,
+                                                       purchase.id, now)  # fmt: skip
+        answer["accrued_back"] = format_minor(accrued_back + coupon_points,
+                                              settings.points.precision)  # fmt: skip
     row_id = connection.execute(
         insert(refunds)
         .values(

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from kopilka.services.cashback import activate_due_cashback
 from kopilka.services.expiry import expire_due_points, warn_of_expiry
 from kopilka.services.pending import activate_due_points
 from kopilka.services.purchases import release_due_holds
@@ -23,6 +24,7 @@ def run_due_work(engine: Engine, *, now: datetime) -> dict[str, int]:
     return {
         "holds_released": release_due_holds(engine, now=now),
         "lots_activated": activate_due_points(engine, now=now),
+        "cashback_activated": activate_due_cashback(engine, now=now),
         "lots_expired": expire_due_points(engine, now=now),
         "expiry_warnings": warn_of_expiry(engine, now=now),
         "triggers_fired": fire_triggers(engine, now=now),

@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
 
 from kopilka.domain.ledger import (
+    CASHBACK_MEMBER_ACCOUNTS,
     MEMBER_ACCOUNTS,
     PROGRAM_ACCOUNTS,
     AccountCode,
@@ -45,10 +46,43 @@ def open_accounts(connection: Connection, program_id: int, member_id: int | None
     )
 
 
-def program_account_ids(connection: Connection, program_id: int) -> dict[AccountRef, int]:
+_OPEN_CASHBACK = text(
+    "INSERT INTO accounts (program_id, member_id, owner, code, debits_posted, credits_posted) "
+    "VALUES (:program_id, :member_id, :owner, :code, 0, 0) "
+    "ON CONFLICT (program_id, owner, code) DO NOTHING"
+)
+
+
+def cashback_balances(
+    connection: Connection, program_id: int, member_id: int, *, lock: bool = True,
+    open_missing: bool = True,
+) -> dict[AccountCode, tuple[int, int]]:  # fmt: skip
+    """The member's cashback accounts' (id, balance), row-locked on PostgreSQL with `lock`.
+
+    They are opened the first time a member needs them (members registered before cashback
+    existed have none): `ON CONFLICT DO NOTHING`, so two first uses at once open them once.
+    Without `open_missing` a member who never had cashback gets an empty answer."""
+    owner = f"cashback:{member_id}"
+    found = owner_balances(connection, program_id, owner, lock=lock)
+    if len(found) == len(CASHBACK_MEMBER_ACCOUNTS) or not open_missing:
+        return found
+    connection.execute(
+        _OPEN_CASHBACK,
+        [
+            {"program_id": program_id, "member_id": member_id, "owner": owner, "code": c.value}
+            for c in CASHBACK_MEMBER_ACCOUNTS
+            if c not in found
+        ],
+    )
+    return owner_balances(connection, program_id, owner, lock=lock)
+
+
+def program_account_ids(
+    connection: Connection, program_id: int, *, refresh: bool = False
+) -> dict[AccountRef, int]:
     """The program's own account ids — fixed once opened, so remembered per engine."""
     known = _program_accounts.setdefault(connection.engine, {})
-    if program_id not in known:
+    if program_id not in known or refresh:
         rows = connection.execute(
             select(accounts.c.id, accounts.c.code).where(
                 accounts.c.program_id == program_id, accounts.c.owner == "program"
@@ -65,9 +99,16 @@ def member_balances(
     connection: Connection, program_id: int, member_id: int, *, lock: bool = False
 ) -> dict[AccountCode, tuple[int, int]]:
     """Each member account's (id, balance); `lock` holds the rows until commit (PostgreSQL)."""
+    return owner_balances(connection, program_id, f"member:{member_id}", lock=lock)
+
+
+def owner_balances(
+    connection: Connection, program_id: int, owner: str, *, lock: bool = False
+) -> dict[AccountCode, tuple[int, int]]:
+    """Each account's (id, balance) of one owner ("member:<id>", "cashback:<id>")."""
     query = (
         select(accounts.c.id, accounts.c.code, accounts.c.debits_posted, accounts.c.credits_posted)
-        .where(accounts.c.program_id == program_id, accounts.c.owner == f"member:{member_id}")
+        .where(accounts.c.program_id == program_id, accounts.c.owner == owner)
         .order_by(accounts.c.id)
     )
     if lock and is_postgresql(connection.engine):
@@ -95,6 +136,9 @@ def post(
     if not postings:
         return
     ids = {**program_account_ids(connection, program_id), **member_accounts}
+    if any(p.debit not in ids or p.credit not in ids for p in postings):
+        # a program account opened since the ids were remembered (cashback's, by migration)
+        ids = {**program_account_ids(connection, program_id, refresh=True), **member_accounts}
     connection.execute(
         insert(transfers),
         [

@@ -8,6 +8,13 @@ Set-based checks, each a query over the whole ledger:
   transfers moved; refunds move back no more than their purchase moved;
 - the lots of each member add up to the balance they index (available, pending);
 - the held points equal the open holds, and no hold was both paid and given back.
+Cashback (money, in the same ledger) is proven by the same checks, widened: its member
+accounts' totals are member accounts' totals; a purchase answer's `cashback.amount` is what
+its cashback transfers gave; refunds claw back no more cashback than the purchase gave; and
+the rows indexing cashback add up to its balances as lots do to points' — the accruals
+still pending to the pending cashback, the open payouts to the requested, the paid payouts
+to the program's paid out, each accrual's campaign awards and transfers to its amount, and
+each budgeted campaign's spend to its awards.
 Debits equal credits by construction — a transfer row is one debit and one credit of
 the same amount — so the books balance exactly when every transfer is sound.
 """
@@ -21,6 +28,82 @@ from sqlalchemy import ColumnElement, Connection, Engine, ScalarSelect, func, se
 
 from kopilka.domain.ledger import Reason
 from kopilka.store.tables import purchases, transfers
+
+# What indexes cashback's balances (see the module's docstring), as lots index points'.
+CASHBACK_INDEXES = """
+           select a.member_id, 'member ' || a.member_id || ': cashback pending '
+                || (a.credits_posted - a.debits_posted) || ', accruals pending '
+                || coalesce(c.total, 0)
+           from accounts a
+           left join (select member_id, sum(pending) total from cashback_accruals
+                      where status = 'pending' group by member_id) c
+             on c.member_id = a.member_id
+           where a.code = 'cashback.pending'
+             and a.credits_posted - a.debits_posted <> coalesce(c.total, 0)
+           union all
+           select id, 'cashback accrual ' || id || ' is ' || status || ' with '
+                || pending || ' pending'
+           from cashback_accruals where status <> 'pending' and pending <> 0
+           union all
+           select a.member_id, 'member ' || a.member_id || ': cashback requested '
+                || (a.credits_posted - a.debits_posted) || ', open payouts '
+                || coalesce(p.total, 0)
+           from accounts a
+           left join (select member_id, sum(amount) total from cashback_payouts
+                      where status in ('requested', 'approved') group by member_id) p
+             on p.member_id = a.member_id
+           where a.code = 'cashback.requested'
+             and a.credits_posted - a.debits_posted <> coalesce(p.total, 0)
+           union all
+           select a.program_id, 'program ' || a.program_id || ': cashback paid out '
+                || (coalesce(c.total, 0) - coalesce(d.total, 0)) || ', paid payouts '
+                || coalesce(p.total, 0)
+           from accounts a
+           left join (select t.debit_account_id id, sum(t.amount) total from transfers t
+                      join accounts x on x.id = t.debit_account_id
+                                     and x.code = 'cashback.paid_out'
+                      group by t.debit_account_id) d on d.id = a.id
+           left join (select t.credit_account_id id, sum(t.amount) total from transfers t
+                      join accounts x on x.id = t.credit_account_id
+                                     and x.code = 'cashback.paid_out'
+                      group by t.credit_account_id) c on c.id = a.id
+           left join (select program_id, sum(amount) total from cashback_payouts
+                      where status = 'paid' group by program_id) p
+             on p.program_id = a.program_id
+           where a.code = 'cashback.paid_out'
+             and coalesce(c.total, 0) - coalesce(d.total, 0) <> coalesce(p.total, 0)
+           union all
+           select c.purchase_id, 'purchase ' || c.purchase_id || ': cashback '
+                || c.amount || ' given, ' || c.clawed_back || ' clawed back; awards '
+                || coalesce(w.total, 0) || ', transfers ' || coalesce(t.given, 0) || ' given, '
+                || coalesce(t.taken, 0) || ' clawed back'
+           from cashback_accruals c
+           left join (select accrual_id, sum(amount) total from cashback_awards
+                      group by accrual_id) w on w.accrual_id = c.id
+           left join (select purchase_id,
+                             sum(case when reason = 'cashback.accrual' then amount
+                                      else 0 end) given,
+                             sum(case when reason in ('cashback.clawback', 'cashback.debt')
+                                      then amount else 0 end) taken
+                      from transfers where purchase_id is not null
+                      group by purchase_id) t on t.purchase_id = c.purchase_id
+           where coalesce(w.total, 0) <> c.amount or coalesce(t.given, 0) <> c.amount
+              or coalesce(t.taken, 0) <> c.clawed_back
+           union all
+           select t.purchase_id, 'purchase ' || t.purchase_id || ': cashback '
+                || sum(t.amount) || ' given with no accrual row'
+           from transfers t
+           where t.reason = 'cashback.accrual' and not exists (
+                 select 1 from cashback_accruals c where c.purchase_id = t.purchase_id)
+           group by t.purchase_id
+           union all
+           select b.program_id, 'campaign ' || b.campaign || ' (program ' || b.program_id
+                || '): budget spent ' || b.spent || ', awards ' || coalesce(w.total, 0)
+           from cashback_budgets b
+           left join (select program_id, campaign, sum(amount) total from cashback_awards
+                      group by program_id, campaign) w
+             on w.program_id = b.program_id and w.campaign = b.campaign
+           where b.spent <> coalesce(w.total, 0)"""
 
 CHECKS: list[tuple[str, str]] = [
     (
@@ -62,24 +145,38 @@ CHECKS: list[tuple[str, str]] = [
                  group by purchase_id, reason) t on t.purchase_id = p.id
            where p.member_id is null
               or t.reason not in ('purchase.accrual', 'purchase.redemption', 'debt.repayment',
-                                  'hold.reserve', 'hold.cancel', 'hold.timeout')""",
+                                  'coupon',
+                                  'hold.reserve', 'hold.cancel', 'hold.timeout',
+                                  'cashback.accrual', 'cashback.activation',
+                                  'cashback.debt_repayment', 'cashback.clawback',
+                                  'cashback.debt')""",
     ),
     (
         "refunds move back no more than their purchase moved",
         """select r.purchase_id, 'purchase ' || r.purchase_id || ': refunds moved '
                 || r.total || ' of ' || r.reason || ', the purchase ' || coalesce(p.total, 0)
            from (select purchase_id,
-                        case reason when 'refund.redemption' then 'purchase.redemption'
-                                    else 'purchase.accrual' end reason,
+                        case when reason = 'refund.redemption' then 'purchase.redemption'
+                             when reason like 'cashback.%' then 'cashback.accrual'
+                             else 'purchase.accrual' end reason,
                         sum(amount) total
                  from transfers
-                 where refund_id is not null
-                   and reason in ('refund.redemption', 'refund.accrual', 'refund.debt')
+                 where (refund_id is not null
+                        and reason in ('refund.redemption', 'refund.accrual', 'refund.debt'))
+                    or (purchase_id is not null
+                        and reason in ('cashback.clawback', 'cashback.debt'))
                  group by purchase_id,
-                          case reason when 'refund.redemption' then 'purchase.redemption'
-                                      else 'purchase.accrual' end) r
-           left join (select purchase_id, reason, sum(amount) total from transfers
-                      where refund_id is null group by purchase_id, reason) p
+                          case when reason = 'refund.redemption' then 'purchase.redemption'
+                               when reason like 'cashback.%' then 'cashback.accrual'
+                               else 'purchase.accrual' end) r
+           left join (select purchase_id,
+                             case when reason = 'coupon' then 'purchase.accrual'
+                                  else reason end reason,
+                             sum(amount) total
+                      from transfers where refund_id is null
+                      group by purchase_id,
+                               case when reason = 'coupon' then 'purchase.accrual'
+                                    else reason end) p
              on p.purchase_id = r.purchase_id and p.reason = r.reason
            where r.total > coalesce(p.total, 0)""",
     ),
@@ -94,7 +191,9 @@ CHECKS: list[tuple[str, str]] = [
            where a.code in ('available', 'pending')
              and coalesce(l.total, 0) <> case when a.credits_posted > a.debits_posted
                                               then a.credits_posted - a.debits_posted
-                                              else 0 end""",
+                                              else 0 end
+           union all """
+        + CASHBACK_INDEXES,
     ),
     (
         "held points equal the open holds",
@@ -158,18 +257,25 @@ def _answers_against_transfers(connection: Connection) -> list[Discrepancy]:
         purchases.c.answer,
         _moved(purchases.c.id, Reason.PURCHASE_ACCRUAL),
         _moved(purchases.c.id, Reason.PURCHASE_REDEMPTION),
+        _moved(purchases.c.id, Reason.CASHBACK_ACCRUAL),
     ).where(
         purchases.c.member_id.is_not(None),
         purchases.c.status.not_in(("held", "cancelled", "expired")),
     )
     found = []
-    for purchase_id, answer, accrued, redeemed in connection.execute(query):
+    for purchase_id, answer, accrued, redeemed, cashback in connection.execute(query):
         if not answer:
             continue
         said = (_minor(answer["accrued"]), _minor(answer["redeemed"]))
         moved = (int(accrued), int(redeemed))
         if said != moved:
             detail = f"purchase {purchase_id}: answer says {said}, transfers moved {moved}"
+            found.append(Discrepancy(ANSWERS_CHECK, detail))
+        given = answer.get("cashback") or {}  # null, or absent before cashback existed
+        said_cashback = _minor(given["amount"]) if "amount" in given else 0
+        if said_cashback != int(cashback):
+            detail = (f"purchase {purchase_id}: answer says cashback {said_cashback}, "
+                      f"transfers gave {int(cashback)}")  # fmt: skip
             found.append(Discrepancy(ANSWERS_CHECK, detail))
     return found
 

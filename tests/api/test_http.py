@@ -22,6 +22,7 @@ RECEIPT: dict[str, Any] = {
     "receipt_id": "R-1",
     "location": "kiosk",
     "member": "card:100009",
+    "at": "2026-03-10T12:00:00+03:00",  # not in the café's happy hours, whenever tests run
     "lines": [{"sku": "TEA-400", "qty": 3}],
 }
 

@@ -1,0 +1,132 @@
+"""Pricing a receipt with its coupons: the program's discounts first, then each coupon
+checked against the receipt as they leave it, then the quote with the coupons' discounts.
+
+A quote lists a coupon that does not apply with `applied: false` and its `reason`; a
+purchase with one is refused (`422 coupon_invalid`, nothing written). A coupon's points
+are not a line's accrual: they are credited apart (`coupon_points`), with their own reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection
+
+from kopilka.domain.calculator import Quote
+from kopilka.domain.coupons import CouponCheck, check_coupon
+from kopilka.domain.discounts import (
+    AmountOff,
+    Discount,
+    Effect,
+    FreeUnit,
+    Offer,
+    PercentOff,
+)
+from kopilka.domain.errors import CouponInvalid
+from kopilka.domain.money import format_minor, to_minor
+from kopilka.domain.program import Conditions
+from kopilka.domain.receipt import MemberContext, Receipt
+from kopilka.services.coupons import load_coupons
+from kopilka.services.programs import LoadedProgram
+
+
+@dataclass(frozen=True)
+class Priced:
+    quote: Quote
+    checks: tuple[CouponCheck, ...]
+    coupons: list[dict[str, Any]]  # the answer's `coupons`
+    applied: list[tuple[CouponCheck, int, int]]  # (check, discount, points) to redeem
+
+    @property
+    def coupon_points(self) -> int:
+        return sum(points for _, _, points in self.applied)
+
+    def refuse_invalid(self) -> None:
+        """A purchase takes every coupon it names, or none: the first that does not apply."""
+        for check in self.checks:
+            if check.reason is not None:
+                raise CouponInvalid(f"coupon {check.code!r} does not apply: {check.detail}",
+                                    coupon=check.code, reason=check.reason)  # fmt: skip
+
+
+def price_receipt(
+    connection: Connection, program: LoadedProgram, receipt: Receipt,
+    member: MemberContext | None, member_id: int | None,
+) -> Priced:  # fmt: skip
+    """The quote for `receipt` with the program's discounts and the receipt's coupons."""
+    calculator = program.calculator
+    if not receipt.coupons:
+        return Priced(calculator.quote(receipt, member), (), [], [])
+    settings = calculator.program
+    states = load_coupons(connection, program.program_id, receipt.coupons, member_id)
+    before = calculator.price(receipt, member)
+    lines = [(line.sku, line.category, line.amount) for line in before.lines]
+    checks = tuple(
+        check_coupon(state, code, program=settings, lines=lines, location=receipt.location,
+                     member_id=member_id, tier=member.tier if member else None,
+                     segments=member.segments if member else frozenset(), at=receipt.at)
+        for state, code in zip(states, receipt.coupons, strict=True)
+    )  # fmt: skip
+    offers = [offer for check in checks if (offer := coupon_offer(check)) is not None]
+    quote = calculator.quote(receipt, member, offers)
+    given = {applied.coupon: applied.amount for applied in quote.discounts if applied.coupon}
+    answers, applied = [], []
+    digits = (settings.money_digits, settings.points.precision)
+    for check in checks:
+        discount = given.get(check.code, 0)
+        points = 0
+        if check.reason is None and check.effect is not None:
+            points = check.effect.points or 0
+        answers.append(_coupon_json(check, discount, points, digits))
+        if check.reason is None:
+            applied.append((check, discount, points))
+    return Priced(quote, checks, answers, applied)
+
+
+def coupon_offer(check: CouponCheck) -> Offer | None:
+    """The discount an applicable coupon gives, or None (it gives points only, or none)."""
+    effect = check.effect
+    if check.reason is not None or effect is None:
+        return None
+    discount: Effect
+    if effect.percent is not None:
+        discount = PercentOff(effect.percent)
+    elif effect.amount is not None:
+        discount = AmountOff(effect.amount)
+    elif effect.free_sku is not None:
+        discount = FreeUnit(effect.free_sku)
+    else:
+        return None
+    return Offer(
+        Discount(f"coupon:{check.campaign}", discount,
+                 Conditions(skus=effect.skus, categories=effect.categories),
+                 max_amount=check.budget_left, earn_points=effect.earn_points),
+        coupon=check.code,
+    )  # fmt: skip
+
+
+def _coupon_json(
+    check: CouponCheck, discount: int, points: int, digits: tuple[int, int]
+) -> dict[str, Any]:
+    money, point_digits = digits
+    item: dict[str, Any] = {"code": check.code, "applied": check.reason is None,
+                            "campaign": check.campaign}  # fmt: skip
+    if check.reason is not None:
+        item["reason"] = check.reason
+        item["detail"] = check.detail
+        return item
+    item["discount"] = format_minor(discount, money)
+    item["points"] = format_minor(points, point_digits)
+    return item
+
+
+def coupon_points_of(answer: dict[str, Any], digits: int) -> int:
+    """The points a purchase's coupons gave, from its answer (a hold's confirm credits them,
+    a whole refund takes them back)."""
+    return sum(
+        to_minor(Decimal(item["points"]), digits) or 0
+        for item in answer.get("coupons") or []
+        if item.get("applied") and item.get("points")
+    )

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: quote demo test lint bench bench-purchase bench-http bench-expiry clean
+.PHONY: quote demo test lint bench bench-purchase bench-http bench-expiry bench-discounts clean
 
 $(BIN)/kopilka: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench-http: $(BIN)/kopilka  ## HTTP purchases/s and latency with wrk (needs Post
 
 bench-expiry: $(BIN)/kopilka  ## expire 1,000,000 lots on PostgreSQL
 	$(BIN)/python bench/expiry_bench.py
+
+bench-discounts: $(BIN)/kopilka  ## what 20 discounts cost a quote; a million coupon codes on PostgreSQL
+	$(BIN)/python bench/discount_bench.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

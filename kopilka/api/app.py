@@ -8,8 +8,8 @@ answered `404 not_found`, exactly as a program that does not exist.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from functools import partial
 from typing import Annotated, Any
 
@@ -37,10 +37,12 @@ from kopilka.api.common import (
     now,
     run,
 )
+from kopilka.api.coupon_limits import CouponGuessLimiter
 from kopilka.api.keycache import KeyCache
 from kopilka.api.limits import FailedAuthLimiter
 from kopilka.api.schemas import body, problems
 from kopilka.domain.errors import (
+    CouponInvalid,
     InvalidInput,
     KopilkaError,
     Problem,
@@ -389,7 +391,10 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
     ) -> Any:
         """The answer a purchase would get, with no side effects."""
         at_own_location(who, body)
-        return await run(engine, purchases.quote_purchase, engine, program, body, now=now())
+        with coupon_guesses(app, who, body):
+            answer = await run(engine, purchases.quote_purchase, engine, program, body, now=now())
+            unknown_coupons(app, who, body, answer)
+        return answer
 
     @app.post(
         prefix,
@@ -405,10 +410,11 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
     ) -> JSONResponse:  # fmt: skip
         """Process a purchase: `201` the first time, `200` with the same answer on a replay."""
         at_own_location(who, body)
-        result = await run(
-            engine, purchases.process_purchase, engine, program, body, now=now(),
-            actor=f"key:{who.key_id}", idempotency_key=idempotency_key,
-        )  # fmt: skip
+        with coupon_guesses(app, who, body):
+            result = await run(
+                engine, purchases.process_purchase, engine, program, body, now=now(),
+                actor=f"key:{who.key_id}", idempotency_key=idempotency_key,
+            )  # fmt: skip
         return created(result.answer, result.created)
 
     @app.get(prefix + "/{purchase_id}", tags=["purchases"],
@@ -447,6 +453,35 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
             actor=f"key:{who.key_id}", now=now(), idempotency_key=idempotency_key,
         )  # fmt: skip
         return created(answer, is_new)
+
+
+@contextmanager
+def coupon_guesses(app: FastAPI, who: keys.Principal, body: Any) -> Iterator[None]:
+    """Refuse a key (or a member) that sent too many unknown coupon codes lately; count a
+    purchase refused for an unknown code as a guess."""
+    codes = body.get("coupons") if isinstance(body, dict) else None
+    if not codes:
+        yield
+        return
+    limiter: CouponGuessLimiter = app.state.coupon_guesses
+    member = body.get("member") if isinstance(body.get("member"), str) else None
+    wait = limiter.retry_after(who.key_id, member)
+    if wait:
+        raise TooManyRequests(f"too many unknown coupon codes: retry in {wait:.0f} s")
+    try:
+        yield
+    except CouponInvalid as refused:
+        if refused.reason == "not_found":
+            limiter.failed(who.key_id, member)
+        raise
+
+
+def unknown_coupons(app: FastAPI, who: keys.Principal, body: Any, answer: Any) -> None:
+    """Count each unknown code a quote was asked about as a guess."""
+    member = body.get("member") if isinstance(body.get("member"), str) else None
+    for coupon in answer.get("coupons") or []:
+        if coupon.get("reason") == "not_found":
+            app.state.coupon_guesses.failed(who.key_id, member)
 
 
 def _settle(engine: Engine, action: str) -> Callable[..., Any]:

@@ -218,6 +218,16 @@ INSUFFICIENT_POINTS: dict[str, Any] = {
     "available points)",
 }
 
+COUPON_INVALID: dict[str, Any] = {
+    "type": "https://kopilka.dev/problems/coupon_invalid",
+    "title": "The coupon does not apply",
+    "status": 422,
+    "code": "coupon_invalid",
+    "detail": "coupon 'BIG50' does not apply: the receipt is 450.00; the coupon needs 1000.00",
+    "coupon": "BIG50",
+    "reason": "conditions_not_met",
+}
+
 EVENTS: dict[str, Any] = {
     "items": [
         {

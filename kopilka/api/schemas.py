@@ -203,6 +203,7 @@ def problems(*, replays: bool = False, answer: Answer | None = None) -> dict[str
     answers["422"]["content"]["application/problem+json"]["examples"] = {
         "validation_error": {"value": examples.VALIDATION_PROBLEM},
         "insufficient_points": {"value": examples.INSUFFICIENT_POINTS},
+        "coupon_invalid": {"value": examples.COUPON_INVALID},
     }
     if answer is not None:
         status, example = answer

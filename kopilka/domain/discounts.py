@@ -210,52 +210,69 @@ def price(
 ) -> Pricing:
     """The receipt's lines after the program's discounts and then `offers`."""
     start = _Books.start(lines, settings.limits)
+    targets = _Targets(start.lines, lineage)
     matching = [
         d for d in settings.discounts if _holds(d, place=place, at=at, shopper=shopper)
     ]  # fmt: skip
-    best, notes = _best_of(matching, start, lineage, shopper, money_digits)
+    best, notes = _best_of(matching, start, targets, shopper, money_digits)
     for offer in offers:
-        best = best.apply(offer.discount, lineage, shopper, coupon=offer.coupon)
+        best = best.apply(offer.discount, targets, shopper, coupon=offer.coupon)
     return best.pricing(notes)
 
 
+class _Targets:
+    """Which lines each discount reduces — the same in every alternative, so found once."""
+
+    def __init__(
+        self, lines: tuple[PricedLine, ...], lineage: Callable[[str | None], tuple[str, ...]]
+    ) -> None:
+        self.lines = lines
+        self.lineage = lineage
+        self._found: dict[int, list[int]] = {}
+
+    def of(self, discount: Discount) -> list[int]:
+        found = self._found.get(id(discount))
+        if found is None:
+            found = [i for i, line in enumerate(self.lines)
+                     if _targets(discount, line, self.lineage)]  # fmt: skip
+            self._found[id(discount)] = found
+        return found
+
+
 def _best_of(
-    matching: list[Discount], start: _Books, lineage: Callable[[str | None], tuple[str, ...]],
+    matching: list[Discount], start: _Books, targets: _Targets,
     shopper: MemberContext | None, money_digits: int,
 ) -> tuple[_Books, list[str]]:  # fmt: skip
-    """The exclusive discounts one by one against the stack of the stackable ones."""
+    """The exclusive discounts one by one against the stack of the stackable ones; the
+    ones that would have given something but lost, named in notes."""
     ordered = sorted(matching, key=lambda d: -d.priority)  # stable: as written among equals
     stack = start
     for discount in ordered:
         if not discount.exclusive:
-            stack = stack.apply(discount, lineage, shopper)
-    best = stack
+            stack = stack.apply(discount, targets, shopper)
+    best, givers = stack, set(stack.applied_codes)
     for discount in ordered:
         if discount.exclusive:
-            alone = start.apply(discount, lineage, shopper)
-            if alone.total_discount > best.total_discount:
+            alone = start.apply(discount, targets, shopper)
+            if alone.discount_total > start.discount_total:
+                givers.add(discount.code)
+            if alone.discount_total > best.discount_total:
                 best = alone
+    applied = best.applied_codes
     notes = [
         f"discount {d.code} not applied: {_loser_why(d, best, money_digits)}"
         for d in ordered
-        if d.code not in best.applied_codes and _gives_something(d, start, lineage, shopper)
+        if d.code in givers and d.code not in applied
     ]
     return best, notes
 
 
 def _loser_why(discount: Discount, best: _Books, digits: int) -> str:
-    given = format_minor(best.total_discount, digits)
+    given = format_minor(best.discount_total, digits)
     if discount.exclusive:
         return f"it is exclusive, and the other discounts give more ({given})"
     winner = best.applied[0].code if best.applied else "?"
     return f"exclusive discount {winner} gives more ({given})"
-
-
-def _gives_something(
-    discount: Discount, start: _Books, lineage: Callable[[str | None], tuple[str, ...]],
-    shopper: MemberContext | None,
-) -> bool:  # fmt: skip
-    return start.apply(discount, lineage, shopper).total_discount > start.total_discount
 
 
 def _holds(
@@ -302,7 +319,9 @@ class _Books:
     lines: tuple[PricedLine, ...]
     shares: tuple[tuple[DiscountShare, ...], ...]
     applied: tuple[AppliedDiscount, ...]
-    limits: DiscountLimits
+    line_caps: tuple[int, ...]  # the most discount each line may get in all
+    receipt_cap: int  # … and the receipt
+    discount_total: int  # Σ gross − amount: the receipt's discount so far
 
     @classmethod
     def start(cls, lines: Sequence[LineFacts], limits: DiscountLimits) -> _Books:
@@ -310,11 +329,10 @@ class _Books:
             PricedLine(sku, category, qty, gross, amount, 0)
             for sku, category, qty, gross, amount in lines
         )
-        return cls(priced, tuple(() for _ in priced), (), limits)
-
-    @property
-    def total_discount(self) -> int:
-        return sum(line.gross - line.amount for line in self.lines)
+        line_caps = tuple(_percent_of(line.gross, limits.line_percent) for line in priced)
+        receipt_cap = _percent_of(sum(line.gross for line in priced), limits.receipt_percent)
+        total = sum(line.gross - line.amount for line in priced)
+        return cls(priced, tuple(() for _ in priced), (), line_caps, receipt_cap, total)
 
     @property
     def applied_codes(self) -> frozenset[str]:
@@ -324,15 +342,16 @@ class _Books:
         return Pricing(self.lines, self.shares, self.applied, tuple(notes))
 
     def apply(
-        self, discount: Discount, lineage: Callable[[str | None], tuple[str, ...]],
-        shopper: MemberContext | None, *, coupon: str | None = None,
+        self, discount: Discount, targets_of: _Targets, shopper: MemberContext | None, *,
+        coupon: str | None = None,
     ) -> _Books:  # fmt: skip
         """These books with `discount` applied, capped by its and the program's limits."""
-        net = sum(line.amount for line in self.lines)
         band = discount.when.receipt_total
-        if band is not None and not band.contains(net):
+        if band is not None and not band.contains(sum(line.amount for line in self.lines)):
             return self
-        targets = [i for i, line in enumerate(self.lines) if _targets(discount, line, lineage)]
+        targets = targets_of.of(discount)
+        if not targets:
+            return self
         wanted = _amounts(discount.effect, [self.lines[i] for i in targets], shopper)
         parts = self._capped(discount, targets, wanted)
         if not any(parts):
@@ -345,20 +364,20 @@ class _Books:
                 earning = line.earning + (part if discount.earn_points else 0)
                 lines[i] = line._replace(amount=line.amount - part, earning=earning)
                 shares[i] = (*shares[i], DiscountShare(discount.code, part))
-        applied = AppliedDiscount(discount.code, discount.name, sum(parts), coupon)
+        given = sum(parts)
+        applied = AppliedDiscount(discount.code, discount.name, given, coupon)
         return replace(self, lines=tuple(lines), shares=tuple(shares),
-                       applied=(*self.applied, applied))  # fmt: skip
+                       applied=(*self.applied, applied),
+                       discount_total=self.discount_total + given)  # fmt: skip
 
     def _capped(self, discount: Discount, targets: list[int], wanted: list[int]) -> list[int]:
         """`wanted` per target line, within the line cap, `max_amount` and the receipt cap."""
-        limits = self.limits
         parts = []
         for i, amount in zip(targets, wanted, strict=True):
             line = self.lines[i]
-            room = _percent_of(line.gross, limits.line_percent) - (line.gross - line.amount)
+            room = self.line_caps[i] - (line.gross - line.amount)
             parts.append(max(0, min(amount, room, line.amount)))
-        gross = sum(line.gross for line in self.lines)
-        room = _percent_of(gross, limits.receipt_percent) - self.total_discount
+        room = self.receipt_cap - self.discount_total
         if discount.max_amount is not None:
             room = min(room, discount.max_amount)
         total = sum(parts)
@@ -369,8 +388,8 @@ class _Books:
 
 def _percent_of(amount: int, percent: Decimal) -> int:
     """`percent` of `amount`, rounded down (a cap never rounds up past itself)."""
-    share = Fraction(amount) * Fraction(percent) / 100
-    return share.numerator // share.denominator
+    numerator, denominator = percent.as_integer_ratio()
+    return amount * numerator // (denominator * 100)
 
 
 def _targets(
@@ -417,8 +436,13 @@ def _spread(exact: list[Fraction]) -> list[int]:
 
 
 def _percent_off(lines: list[PricedLine], percent: Decimal) -> list[int]:
-    rate = Fraction(percent) / 100
-    return _spread([line.amount * rate for line in lines])
+    """`percent` of each line: the exact total rounded half-up once, spread by largest
+    remainder — in integers (this is the hot path: no Fractions)."""
+    numerator, denominator = percent.as_integer_ratio()
+    denominator *= 100
+    exact = [line.amount * numerator for line in lines]
+    total = (2 * sum(exact) + denominator) // (2 * denominator)
+    return apportion(exact, denominator, total)
 
 
 def _units(lines: list[PricedLine]) -> list[tuple[Fraction, int]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import cache, partial
 from typing import Any
 
@@ -35,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 
 from kopilka.domain.calculator import Quote
+from kopilka.domain.cashback import CashbackAward, compute_cashback
 from kopilka.domain.errors import (
     Conflict,
     IdempotencyConflict,
@@ -44,9 +46,10 @@ from kopilka.domain.errors import (
     Problem,
 )
 from kopilka.domain.ledger import AccountCode, AccountRef, Reason
-from kopilka.domain.money import format_minor
+from kopilka.domain.money import format_minor, to_minor
 from kopilka.domain.reading import row_id
 from kopilka.domain.receipt import MemberContext, Receipt, parse_receipt
+from kopilka.services.cashback import accrue_cashback, preview_cashback
 from kopilka.services.coupons import give_back_coupons, redeem_coupons
 from kopilka.services.discounts import shopper_facts
 from kopilka.services.idempotency import fingerprint, idempotent, remembered, retrying
@@ -131,6 +134,10 @@ def quote_purchase(
                             member=str(member_id) if member_id is not None else None,
                             balance=available)  # fmt: skip
         answer["coupons"] = priced.coupons
+        if member is not None:
+            answer["cashback"] = preview_cashback(
+                program.calculator.program, _awards(program, receipt, priced.quote), now
+            )
         answer["program_version"] = program.version
         return answer
 
@@ -168,6 +175,9 @@ def _process(
         _plan(wallet, quote, hold=hold, coupon_points=priced.coupon_points)
     answer = _answer(program, quote, wallet, member_id, hold=hold)
     answer["coupons"] = priced.coupons
+    awards = _awards(program, receipt, quote) if member_id is not None else []
+    if awards and hold:  # given at confirm: the stored answer keeps what it will be
+        answer["cashback"] = _held_cashback(program, awards, now)
     uses = wallet.redeemed_uses if wallet is not None else []
     parent = _insert(program, receipt, location, member_id, request_hash,
                      "held" if hold else "completed", answer, uses, now,
@@ -181,6 +191,9 @@ def _process(
         assert replay is not None
         return replay, False
     redeem_coupons(connection, program.program_id, purchase_id, member_id, priced.applied, now)
+    if awards and not hold:
+        answer["cashback"] = _give_cashback(connection, program, member_id, purchase_id,
+                                            awards, now, actor, answer)  # fmt: skip
     if member is not None and not hold:  # no query unless the program has tiers
         upgrade_after_purchase(connection, program, member.id, now, member=member,
                                purchase_id=purchase_id, actor=actor)  # fmt: skip
@@ -290,6 +303,50 @@ def _quote(
                             **shopper_facts(connection, program.program_id, settings, member.id,
                                             now))  # fmt: skip
     return price_receipt(connection, program, receipt, context, member.id)
+
+
+def _awards(program: LoadedProgram, receipt: Receipt, quote: Quote) -> list[CashbackAward]:
+    """The cashback a receipt earns: on what was paid with money."""
+    settings = program.calculator.program
+    location = receipt.location
+    partner = settings.locations[location].partner if location else None
+    return compute_cashback(settings.cashback, paid=quote.paid, location=location,
+                            partner=partner, method=receipt.payment_method,
+                            card_bin=receipt.payment_bin, at=receipt.at)  # fmt: skip
+
+
+def _give_cashback(
+    connection: Connection, program: LoadedProgram, member_id: int | None, purchase_id: int,
+    awards: list[CashbackAward], now: datetime, actor: str, answer: dict[str, Any],
+) -> dict[str, Any] | None:  # fmt: skip
+    """Credit the cashback and record it in the purchase's stored answer (a budget decides
+    the amount only now, after the purchase row was written)."""
+    assert member_id is not None  # awards are computed for members only
+    given = accrue_cashback(connection, program.program_id, program.calculator.program,
+                            member_id, purchase_id, awards, now, actor)  # fmt: skip
+    if given is not None:
+        connection.execute(update(purchases).where(purchases.c.id == purchase_id)
+                           .values(answer={**answer, "cashback": given}))  # fmt: skip
+    return given
+
+
+def _held_cashback(
+    program: LoadedProgram, awards: list[CashbackAward], now: datetime
+) -> dict[str, Any] | None:
+    """A held purchase's cashback as it would be: given at confirm (`on_confirm`)."""
+    preview = preview_cashback(program.calculator.program, awards, now)
+    if preview is None:
+        return None
+    return {**preview, "status": "on_confirm"}
+
+
+def _awards_held(answer: dict[str, Any], digits: int) -> list[CashbackAward]:
+    """The awards a held purchase's answer recorded, to be given at its confirm."""
+    held = answer.get("cashback") or {}
+    base = to_minor(Decimal(answer["paid"]), digits) or 0  # cashback is on what was paid
+    return [CashbackAward(item["campaign"], Decimal(item["percent"]), base,
+                          to_minor(Decimal(item["amount"]), digits) or 0)
+            for item in held.get("campaigns") or []]  # fmt: skip
 
 
 def _plan(wallet: Wallet, quote: Quote, *, hold: bool, coupon_points: int) -> None:
@@ -467,11 +524,28 @@ def _settle(
     purchase = connection.execute(
         select(purchases.c.answer, purchases.c.lots_used).where(purchases.c.id == hold.purchase_id)
     ).one()
+    cashback = None
     if status == "confirmed":
         wallet.settle_hold(f"{key}:confirm", hold.amount)
         wallet.accrue(f"{key}:accrue", hold.accrued, reason=Reason.PURCHASE_ACCRUAL,
                       purchase_id=hold.purchase_id,
                       pending=program.calculator.program.accrual.pending_days > 0)  # fmt: skip
+        settings = program.calculator.program
+        awards = _awards_held(purchase.answer, settings.money_digits)
+        cashback = (
+            accrue_cashback(
+                connection,
+                program.program_id,
+                settings,
+                hold.member_id,
+                hold.purchase_id,
+                awards,
+                now,
+                actor,
+            )
+            if awards
+            else None
+        )
         points = coupon_points_of(purchase.answer, program.calculator.program.points.precision)
         if points:
             wallet.accrue(f"{key}:coupon", points, reason=Reason.COUPON,
@@ -498,13 +572,18 @@ def _settle(
         )
     else:
         answer["accrued_status"] = None
+    stored = purchase.answer
+    if stored.get("cashback") is not None:  # given now, or never (cancelled, timed out)
+        answer["cashback"] = cashback
+        stored = {**stored, "cashback": cashback}
     connection.execute(
         update(holds).where(holds.c.id == hold.id)
         .values(status=status, settled_at=now, answer=answer)
     )  # fmt: skip
     connection.execute(
-        update(purchases).where(purchases.c.id == hold.purchase_id).values(status=purchase_status)
-    )
+        update(purchases).where(purchases.c.id == hold.purchase_id)
+        .values(status=purchase_status, answer=stored)
+    )  # fmt: skip
     return answer
 
 

@@ -21,6 +21,7 @@ from kopilka.domain.lots import slice_of_uses
 from kopilka.domain.money import format_minor, parse_decimal, to_minor
 from kopilka.domain.reading import Reader, row_id
 from kopilka.domain.refunds import BoughtLine, RefundLine, refund_lines
+from kopilka.services.cashback import claw_back_cashback
 from kopilka.services.coupons import give_back_coupons
 from kopilka.services.idempotency import idempotent
 from kopilka.services.pricing import coupon_points_of
@@ -140,6 +141,14 @@ def _refund(
     if wallet is not None:
         wallet.flush(actor=actor, purchase_id=purchase.id, refund_id=row_id,
                      keys={"refund": row_id})  # fmt: skip
+    if (purchase.answer.get("cashback") or {}).get("status") in ("pending", "available"):
+        clawed = claw_back_cashback(
+            connection, program.program_id, settings, purchase.id,
+            refunded=sum(line.spend_back for line in lines), paid=purchase.spend or 0,
+            key=f"{settings.code}:refund:{row_id}", now=now, actor=actor, refund_id=row_id,
+        )  # fmt: skip
+        answer["cashback_back"] = clawed
+        connection.execute(update(refunds).where(refunds.c.id == row_id).values(answer=answer))
     connection.execute(update(purchases).where(purchases.c.id == purchase.id).values(status=status))
     return answer, True
 
@@ -181,6 +190,7 @@ def _purchase(connection: Connection, program_id: int, ref: str) -> Any:
             purchases.c.answer,
             purchases.c.lines,
             purchases.c.lots_used,
+            purchases.c.spend,
         ).where(
             purchases.c.program_id == program_id,
             purchases.c.id == (row_id(ref) or -1),

@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, Engine, case, func, insert, literal, or_, select, text, update
@@ -43,8 +42,9 @@ from kopilka.domain.ledger import AccountCode, AccountRef, Posting, Reason, is_l
 from kopilka.domain.money import format_minor
 from kopilka.domain.program import Program
 from kopilka.domain.reading import Reader, row_id
-from kopilka.services.idempotency import idempotent, retrying
+from kopilka.services.idempotency import idempotent
 from kopilka.services.members import find_member
+from kopilka.services.pending import member_by_member
 from kopilka.services.programs import LoadedProgram, load_program
 from kopilka.store.cashback_tables import (
     cashback_accruals,
@@ -320,17 +320,12 @@ def _accrual_of(connection: Connection, program_id: int, purchase_id: int) -> An
 def activate_due_cashback(engine: Engine, *, now: datetime, actor: str = "worker") -> int:
     """Make every pending cashback due by `now` available, member by member; how many
     purchases' cashback became available. A second run for the moment finds none."""
-    with engine.connect() as connection:
-        due = connection.execute(
-            select(cashback_accruals.c.program_id, cashback_accruals.c.member_id)
-            .where(cashback_accruals.c.status == "pending",
-                   cashback_accruals.c.available_at <= now)
-            .distinct()
-        ).all()  # fmt: skip
-    return sum(
-        retrying(engine, partial(_activate, program_id=p, member_id=m, now=now, actor=actor))
-        for p, m in due
+    due = (
+        select(cashback_accruals.c.program_id, cashback_accruals.c.member_id)
+        .where(cashback_accruals.c.status == "pending", cashback_accruals.c.available_at <= now)
+        .distinct()
     )
+    return member_by_member(engine, due, _activate, now=now, actor=actor)
 
 
 def _activate(

@@ -8,10 +8,12 @@ an activated lot is no longer pending.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
+from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, Select, select
 
 from kopilka.services.idempotency import retrying
 from kopilka.services.programs import load_program
@@ -21,15 +23,25 @@ from kopilka.store.wallet import Wallet
 
 def activate_due_points(engine: Engine, *, now: datetime, actor: str = "worker") -> int:
     """Make every pending lot due by `now` available; how many lots were activated."""
+    due = (
+        select(lots.c.program_id, lots.c.member_id)
+        .where(lots.c.status == "pending", lots.c.available_at <= now)
+        .distinct()
+    )
+    return member_by_member(engine, due, _activate, now=now, actor=actor)
+
+
+def member_by_member(
+    engine: Engine, due: Select[tuple[int, int]], work: Callable[..., int], **kw: Any
+) -> int:
+    """`work(connection, program_id=…, member_id=…, **kw)` for each (program, member) that
+    `due` finds, in a retried transaction of its own (a member's lock is held briefly, and
+    one member's failure does not undo the others'); the sum of what `work` counted."""
     with engine.connect() as connection:
-        due = connection.execute(
-            select(lots.c.program_id, lots.c.member_id)
-            .where(lots.c.status == "pending", lots.c.available_at <= now)
-            .distinct()
-        ).all()
+        pairs = connection.execute(due).all()
     return sum(
-        retrying(engine, partial(_activate, program_id=p, member_id=m, now=now, actor=actor))
-        for p, m in due
+        retrying(engine, partial(work, program_id=program_id, member_id=member_id, **kw))
+        for program_id, member_id in pairs
     )
 
 

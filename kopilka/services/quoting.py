@@ -16,6 +16,12 @@ from kopilka.domain.errors import InvalidInput, Problem
 from kopilka.domain.money import is_within_limits, parse_decimal, to_minor
 from kopilka.domain.receipt import MemberContext, parse_receipt
 
+# Coupons live in the database: campaigns, codes, who holds them and what is used.
+NO_COUPONS_NOTE = (
+    "coupons_not_checked: coupons are checked against the stored campaigns; "
+    "a quote without a database applies none"
+)
+
 
 @dataclass(frozen=True)
 class QuoteRequest:
@@ -41,7 +47,10 @@ def quote_receipt(calculator: Calculator, request: QuoteRequest, *, now: datetim
     member = None
     if receipt.member is not None:
         member = MemberContext(frozenset({receipt.member}), request.tier, request.segments, balance)
-    return QuoteResult(calculator.quote(receipt, member), balance)
+    quote = calculator.quote(receipt, member)
+    if receipt.coupons:
+        quote = quote._replace(notes=(*quote.notes, NO_COUPONS_NOTE))
+    return QuoteResult(quote, balance)
 
 
 def _balance(raw: str | Decimal | None, digits: int) -> int | None:

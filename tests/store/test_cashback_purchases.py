@@ -6,6 +6,7 @@ receipt carries a discount, a coupon, points and cashback at once, each explaine
 from __future__ import annotations
 
 import copy
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -120,4 +121,24 @@ def test_one_receipt_with_a_discount_a_coupon_points_and_cashback(cafe: Engine) 
     assert answer["redeemed"] == "50.00"
     assert answer["paid"] == "760.00"  # 1120 − 310 − 50
     assert answer["cashback"]["amount"] == "22.80"  # 1 % + 2 % of 760.00
+    assert verify(cafe)[1] == []
+
+
+def test_a_refund_restores_the_coupon_and_claws_back_cashback_and_points(cafe: Engine) -> None:
+    bonus = {"code": "bonus", "kind": "public", "public_code": "BONUS",
+             "effect": {"points": "25"}, "limits": {"per_member": 1}}  # fmt: skip
+    coupons.create_campaign(cafe, "zerno", bonus, actor="t", now=NOW)
+    answer = buy(cafe, receipt("R1", coupons=["bonus"]))
+    accrued = Decimal(answer["accrued"])
+    assert Decimal(answer["balance"]["available"]) == accrued + 25  # and the coupon's 25
+    assert answer["cashback"]["amount"] == "60.75"
+    refund = refund_purchase(cafe, "zerno", answer["purchase_id"], {"refund_id": "RF1"},
+                             actor="t", now=NOW)[0]  # fmt: skip
+    assert refund["coupons_returned"] == ["BONUS"]
+    assert Decimal(refund["accrued_back"]) == accrued + 25
+    assert refund["cashback_back"] == "60.75"
+    assert refund["balance"]["available"] == "0.00"
+    assert member_cashback(cafe, "zerno", "card:100001")["pending"] == "0.00"
+    again = quote_purchase(cafe, "zerno", receipt("Q", coupons=["bonus"]), now=NOW)
+    assert again["coupons"][0]["applied"] is True  # the returned coupon counts no more
     assert verify(cafe)[1] == []

@@ -32,6 +32,7 @@ from kopilka.services.imports import (
     write_rejects,
 )
 from kopilka.services.keys import create_key, list_keys, revoke_key
+from kopilka.services.operators import create_operator
 from kopilka.services.programs import apply_program
 from kopilka.services.quoting import QuoteRequest, quote_receipt
 from kopilka.services.worker import run_due_work
@@ -53,6 +54,8 @@ program_app = typer.Typer(help="Check and apply program files.", no_args_is_help
 app.add_typer(program_app, name="program")
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+operators_app = typer.Typer(help="Operator accounts of the console.", no_args_is_help=True)
+app.add_typer(operators_app, name="operators")
 import_app = typer.Typer(
     help="Import members and historical receipts from CSV files (docs/import.md).",
     no_args_is_help=True,
@@ -290,6 +293,30 @@ def keys_create(
     console.print(f"key {record['id']} ({record['role']}) for program {program}; "
                   "store it now, it is not shown again:")  # fmt: skip
     sys.stdout.write(key + "\n")
+
+
+@operators_app.command("create")
+def operators_create(
+    program: Annotated[str, typer.Option("--program", help="The program's code.")],
+    email: Annotated[str, typer.Option("--email", help="The operator's sign-in email.")],
+    role: Annotated[str, typer.Option("--role", help="admin|support|analyst|marketer")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Create an operator who signs in to the console at /console/login."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    engine = make_engine(db)
+    upgrade(engine)
+    try:
+        operator = create_operator(engine, program, email, password, role, datetime.now(UTC))
+    except KopilkaError as error:
+        raise _fail(error) from None
+    console.print(f"operator {operator.id} ({operator.role}) {operator.email} of {program}")
 
 
 @keys_app.command("list")

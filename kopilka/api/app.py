@@ -60,6 +60,7 @@ from kopilka.services import (
     tiers,
 )
 from kopilka.store.migrate import is_current
+from kopilka.web import routes as web_routes
 from kopilka.wire import problem_json
 
 PROBLEM = "application/problem+json"
@@ -134,7 +135,8 @@ def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) 
         return JSONResponse({"status": "ok"})
 
     for register in (_programs, _members, _purchases, _keys, discount_routes.register,
-                     coupon_routes.register, cashback_routes.register):  # fmt: skip
+                     coupon_routes.register, cashback_routes.register,
+                     web_routes.register):  # fmt: skip
         register(app, engine)
     app.openapi = partial(_openapi_with_nulls, app)  # type: ignore[method-assign]
     return app

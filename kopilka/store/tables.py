@@ -343,4 +343,9 @@ refunds.append_column(Column("spend", BigInteger))  # the part of `spend` refund
 Index("ix_purchases_member_id_created_at", purchases.c.member_id, purchases.c.created_at)
 
 # Each mechanic's tables live beside its code, on this one metadata (issue 7 onwards).
-from kopilka.store import cashback_tables, coupon_tables, discount_tables  # noqa: E402, F401
+from kopilka.store import (  # noqa: E402
+    cashback_tables,  # noqa: F401
+    coupon_tables,  # noqa: F401
+    discount_tables,  # noqa: F401
+    web_tables,  # noqa: F401
+)

@@ -1,0 +1,357 @@
+"""Console operators: accounts, sign-in, the audit log, and what the console reads.
+
+An operator belongs to one program and has one role:
+
+    admin     everything in the console, the audit log included
+    support   members, their history, adjustments; the audit log
+    analyst   the dashboard and members, reading only
+    marketer  the dashboard (rules and campaigns come with later pages)
+
+Passwords are kept as argon2id hashes (argon2-cffi); signing in costs one argon2
+verification whether or not the email exists, so its timing does not say which emails do.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Connection, Engine, Row, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from kopilka.domain.errors import Duplicate, InvalidInput, Problem
+from kopilka.domain.ledger import Reason
+from kopilka.services.balances import make_adjustment
+from kopilka.services.members import normalise_phone
+from kopilka.services.programs import load_program
+from kopilka.store.tables import accounts, member_profiles, members, transfers
+from kopilka.store.web_tables import audit_log, operators
+
+ROLES = ("admin", "support", "analyst", "marketer")
+MIN_PASSWORD = 10
+MAX_PASSWORD = 1024  # argon2 takes any length; a megabyte "password" would only cost CPU
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+_PROGRAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class Operator:
+    id: int
+    program: str
+    email: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        """How the ledger and the audit log name this operator."""
+        return f"operator:{self.id}"
+
+
+# — accounts —
+
+
+def create_operator(
+    engine: Engine, program: str, email: str, password: str, role: str, now: datetime
+) -> Operator:
+    """A new operator of `program`; `Duplicate` when the email is taken there."""
+    email = email.strip().lower()
+    _check_new_operator(program, email, password, role)
+    row = {"program": program, "email": email, "password_hash": _hasher.hash(password),
+           "role": role, "created_at": now}  # fmt: skip
+    try:
+        with engine.begin() as connection:
+            operator_id = connection.execute(insert(operators).values(row)).inserted_primary_key
+            assert operator_id is not None
+            operator = Operator(int(operator_id[0]), program, email, role)
+            record(connection, operator, "operator.create", operator.actor, {"role": role}, now)
+    except IntegrityError:
+        raise Duplicate(f"operator {email!r} already exists in program {program!r}") from None
+    return operator
+
+
+def _check_new_operator(program: str, email: str, password: str, role: str) -> None:
+    problems: list[Problem] = []
+    if not _PROGRAM.fullmatch(program):
+        problems.append(Problem("program", "must be a program code (letters, digits, _.-)"))
+    if len(email) > 320 or not _EMAIL.fullmatch(email):
+        problems.append(Problem("email", "must be an email address"))
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        problems.append(
+            Problem("password", f"must have {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+        )
+    if role not in ROLES:
+        problems.append(Problem("role", f"must be one of {', '.join(ROLES)}"))
+    if problems:
+        raise InvalidInput(problems)
+
+
+@cache
+def _decoy_hash() -> str:
+    """A hash to verify against when the email is unknown: the same work either way."""
+    return _hasher.hash("not a password anybody has")
+
+
+def authenticate(
+    engine: Engine, program: str, email: str, password: str, now: datetime
+) -> Operator | None:
+    """The active operator these credentials name, or None. A hash made with weaker
+    parameters than today's is replaced on a successful sign-in."""
+    email = email.strip().lower()
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(operators).where(operators.c.program == program, operators.c.email == email)
+        ).one_or_none()
+    stored = row.password_hash if row is not None else _decoy_hash()
+    is_valid = _verify(stored, password[:MAX_PASSWORD])
+    if row is None or not is_valid or row.disabled_at is not None:
+        return None
+    operator = _operator(row)
+    with engine.begin() as connection:
+        if _hasher.check_needs_rehash(stored):
+            connection.execute(update(operators).where(operators.c.id == row.id)
+                               .values(password_hash=_hasher.hash(password)))  # fmt: skip
+        record(connection, operator, "operator.login", operator.actor, {}, now)
+    return operator
+
+
+def _verify(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def active_operator(engine: Engine, operator_id: int) -> Operator | None:
+    """The operator with this id, unless disabled: a session ends when its operator does."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(operators).where(
+                operators.c.id == operator_id, operators.c.disabled_at.is_(None)
+            )
+        ).one_or_none()
+    return _operator(row) if row is not None else None
+
+
+def disable_operator(engine: Engine, operator_id: int, *, by: Operator, now: datetime) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            update(operators).where(operators.c.id == operator_id).values(disabled_at=now)
+        )
+        record(connection, by, "operator.disable", f"operator:{operator_id}", {}, now)
+
+
+def _operator(row: Row[Any]) -> Operator:
+    return Operator(row.id, row.program, row.email, row.role)
+
+
+# — the audit log —
+
+
+def record(
+    connection: Connection, operator: Operator, action: str, target: str,
+    details: dict[str, Any], now: datetime,
+) -> None:  # fmt: skip
+    """One audit row, in the caller's transaction."""
+    connection.execute(
+        insert(audit_log).values(
+            program=operator.program,
+            operator_id=operator.id,
+            action=action,
+            target=target,
+            details=details,
+            at=now,
+        )
+    )
+
+
+def audit_entries(
+    engine: Engine, program: str, *, before: int | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The program's audit log, newest first, with each operator's email."""
+    query = (
+        select(audit_log, operators.c.email)
+        .outerjoin(operators, operators.c.id == audit_log.c.operator_id)
+        .where(audit_log.c.program == program)
+        .order_by(audit_log.c.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(audit_log.c.id < before)
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return [
+        {
+            "id": row.id,
+            "at": row.at,
+            "operator": row.email,
+            "action": row.action,
+            "target": row.target,
+            "details": row.details,
+        }
+        for row in rows
+    ]
+
+
+def adjust_points(
+    engine: Engine, operator: Operator, member_ref: str, points: str, reason: str,
+    now: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    """A support adjustment, then its audit row. The ledger's transfer names the operator
+    and the reason too, so should the audit write fail the movement is still explained."""
+    body = {"points": points, "reason": reason}
+    answer, _ = make_adjustment(engine, operator.program, member_ref, body,
+                                actor=operator.actor, now=now)  # fmt: skip
+    with engine.begin() as connection:
+        record(connection, operator, "member.adjustment", f"member:{member_ref}",
+               {"points": answer["points"], "reason": answer["reason"]}, now)  # fmt: skip
+    return answer
+
+
+# — what the console reads —
+
+
+@dataclass(frozen=True)
+class DayPoints:
+    day: date
+    accrued: int  # minor units of points
+    redeemed: int
+
+
+@dataclass(frozen=True)
+class ProgramFacts:
+    """What a page needs to write a program's figures: its currency, zone, precision."""
+
+    code: str
+    name: str
+    currency: str
+    timezone: str
+    points_digits: int
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    program: ProgramFacts
+    members: int
+    days: list[DayPoints]
+
+
+def program_facts(engine: Engine, program: str) -> ProgramFacts:
+    with engine.connect() as connection:
+        return _facts(load_program(connection, program).calculator.program)
+
+
+def _facts(settings: Any) -> ProgramFacts:
+    return ProgramFacts(settings.code, settings.name, settings.currency, settings.timezone,
+                        settings.points.precision)  # fmt: skip
+
+
+def dashboard(engine: Engine, program: str, now: datetime, days: int = 30) -> Dashboard:
+    """The program at a glance: its members and the points accrued and redeemed on each of
+    the last `days` days (in the program's time zone, today included)."""
+    with engine.connect() as connection:
+        loaded = load_program(connection, program)
+        settings = loaded.calculator.program
+        zone = ZoneInfo(settings.timezone)
+        first_day = now.astimezone(zone).date() - timedelta(days=days - 1)
+        start = datetime.combine(first_day, datetime.min.time(), zone)
+        count = connection.execute(
+            select(func.count()).where(members.c.program_id == loaded.program_id)
+        ).scalar_one()
+        moved = _points_by_day(connection, loaded.program_id, start, zone)
+    series = [
+        DayPoints(day, *moved.get(day, (0, 0)))
+        for day in (first_day + timedelta(days=n) for n in range(days))
+    ]
+    return Dashboard(_facts(settings), int(count), series)
+
+
+def _points_by_day(
+    connection: Connection, program_id: int, start: datetime, zone: ZoneInfo
+) -> dict[date, tuple[int, int]]:
+    """Accrued and redeemed points per local day, summed by the database per hour (an
+    hour is a day's part in every time zone with whole-hour offsets; a half-hour zone
+    would need finer buckets), so the rows fetched stay few however busy the program."""
+    hour = _hour_bucket(connection)
+    to_member = select(accounts.c.id).where(
+        accounts.c.program_id == program_id, accounts.c.member_id.is_not(None)
+    )
+    rows = connection.execute(
+        select(hour.label("hour"), transfers.c.reason, func.sum(transfers.c.amount))
+        .where(
+            transfers.c.program_id == program_id,
+            transfers.c.created_at >= start,
+            transfers.c.reason.in_(
+                [Reason.PURCHASE_ACCRUAL.value, Reason.PURCHASE_REDEMPTION.value]
+            ),
+            or_(
+                transfers.c.credit_account_id.in_(to_member),
+                transfers.c.debit_account_id.in_(to_member),
+            ),
+        )
+        .group_by("hour", transfers.c.reason)
+    ).all()
+    totals: dict[date, tuple[int, int]] = {}
+    for bucket, reason, amount in rows:
+        day = _as_utc_hour(bucket).astimezone(zone).date()
+        accrued, redeemed = totals.get(day, (0, 0))
+        if reason == Reason.PURCHASE_ACCRUAL.value:
+            accrued += int(amount)
+        else:
+            redeemed += int(amount)
+        totals[day] = (accrued, redeemed)
+    return totals
+
+
+def _hour_bucket(connection: Connection) -> Any:
+    if connection.dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", transfers.c.created_at), "YYYY-MM-DD HH24:00:00")
+    return func.strftime("%Y-%m-%d %H:00:00", transfers.c.created_at)  # stored in UTC
+
+
+def _as_utc_hour(bucket: str) -> datetime:
+    return datetime.fromisoformat(f"{bucket}+00:00")
+
+
+def search_members(engine: Engine, program: str, query: str, limit: int = 50) -> list[Row[Any]]:
+    """Members whose card starts with `query`, whose phone or email is it, or whose name
+    contains it. SQLite lowers only ASCII letters, so a name is also matched as typed
+    and capitalised (Cyrillic names on SQLite)."""
+    text = query.strip()[:200]
+    if not text:
+        return []
+    phone = normalise_phone(text)
+    name = member_profiles.c.name
+    matches = [
+        members.c.card.startswith(text, autoescape=True),
+        member_profiles.c.email == text.lower(),
+        func.lower(name).contains(text.lower(), autoescape=True),
+        name.contains(text, autoescape=True),
+        name.contains(text.capitalize(), autoescape=True),
+    ]
+    if phone is not None:
+        matches.append(member_profiles.c.phone == phone)
+    with engine.connect() as connection:
+        program_id = load_program(connection, program).program_id
+        return list(
+            connection.execute(
+                select(
+                    members.c.id,
+                    members.c.card,
+                    members.c.status,
+                    member_profiles.c.phone,
+                    member_profiles.c.email,
+                    name,
+                )
+                .outerjoin(member_profiles, member_profiles.c.member_id == members.c.id)
+                .where(members.c.program_id == program_id, or_(*matches))
+                .order_by(members.c.id)
+                .limit(limit)
+            ).all()
+        )

@@ -1,0 +1,99 @@
+"""Rendering the console's pages: one Jinja2 environment (autoescape on), the request's
+session and language, and the two ways a page ends early (an error page, a redirect)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from kopilka.web import i18n
+from kopilka.web.sessions import CSRF_FIELD, Session, Sessions
+
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+STATIC_URL = "/console/static"
+
+templates = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(["html"], default_for_string=True, default=True),
+    extensions=["jinja2.ext.i18n"],
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+templates.install_gettext_callables(  # type: ignore[attr-defined]  # added by the extension
+    gettext=i18n.gettext_, ngettext=i18n.ngettext_, newstyle=True
+)
+templates.filters.update(
+    points=i18n.format_points, number=i18n.format_number, money=i18n.format_money,
+    moment=i18n.format_moment, day=i18n.format_day,
+)  # fmt: skip
+templates.globals.update(static=STATIC_URL, languages=i18n.LANGUAGES, csrf_field=CSRF_FIELD)
+
+
+class PageError(Exception):
+    """Ends a request with an error page: `status` and a message for the operator."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class Redirect(Exception):
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+class Visit:
+    """One request's console state: its session (new or read from the cookie) and
+    whether the response must send the cookie again."""
+
+    def __init__(self, request: Request, sessions: Sessions) -> None:
+        self.request, self.sessions = request, sessions
+        found = sessions.read(request)
+        self.is_changed = found is None
+        self.session = found or Session.fresh()
+        language = i18n.choose_language(
+            request.query_params.get("lang"), self.session.language,
+            request.headers.get("accept-language", ""),
+        )  # fmt: skip
+        if request.query_params.get("lang") in i18n.LANGUAGES:
+            self.replace(Session(self.session.csrf, self.session.operator_id, language))
+        i18n.use_language(language)
+        self.language = language
+
+    def replace(self, session: Session) -> None:
+        self.session, self.is_changed = session, True
+
+    def finish(self, response: Response) -> Response:
+        if self.is_changed:
+            self.sessions.write(self.request, response, self.session)
+        return response
+
+
+def visit_of(request: Request) -> Visit:
+    visit = getattr(request.state, "console_visit", None)
+    if not isinstance(visit, Visit):
+        visit = Visit(request, request.app.state.console_sessions)
+        request.state.console_visit = visit
+    return visit
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> Response:
+    """The page, in the visit's language, with the session cookie when it changed."""
+    visit = visit_of(request)
+    i18n.use_language(visit.language)  # this may run in another context than the visit began
+    html = templates.get_template(template).render(
+        request=request, language=visit.language, csrf=visit.session.csrf,
+        path=request.url.path, **context,
+    )  # fmt: skip
+    return visit.finish(HTMLResponse(html, status_code=status))
+
+
+def redirect(request: Request, location: str) -> Response:
+    """303: after a form POST the browser GETs the next page (a reload doesn't repost)."""
+    return visit_of(request).finish(RedirectResponse(location, status_code=303))

@@ -1,0 +1,235 @@
+"""The operator console (issue 8): pages under `/console`, mounted by `register`.
+
+    /console/login                          sign in (program, email, password)
+    /console/logout                         POST: sign out
+    /console/{program}/                     dashboard                 every role
+    /console/{program}/members?q=           search                    admin, support, analyst
+    /console/{program}/members/{id}         profile, history          admin, support, analyst
+    /console/{program}/members/{id}/adjustments  POST                 admin, support
+    /console/{program}/purchases/{id}       a purchase explained      admin, support, analyst
+    /console/{program}/audit                the audit log             admin, support
+
+A program other than the operator's is answered 404, as the API answers a key of
+another program. Every POST passes the CSRF check of `kopilka.web.sessions`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+
+from kopilka.api.common import now, run
+from kopilka.api.limits import FailedAuthLimiter
+from kopilka.domain.errors import InsufficientPoints, InvalidInput, KopilkaError, NotFound
+from kopilka.services import balances, members, operators, purchases
+from kopilka.services.operators import Operator
+from kopilka.web import charts
+from kopilka.web.pages import STATIC, STATIC_URL, PageError, Redirect, redirect, render, visit_of
+from kopilka.web.sessions import CSRF_FIELD, CSRF_HEADER, Sessions, is_same_origin, is_valid_csrf
+
+T = TypeVar("T")
+READERS = ("admin", "support", "analyst")
+SUPPORT = ("admin", "support")
+EVERYONE = operators.ROLES
+SEARCH_TEXT = Annotated[str, Query(max_length=200)]
+MAX_FORM_TEXT = 1000
+
+
+def register(
+    app: FastAPI, engine: Engine, *, secret: str | None = None,
+    failed_logins: FailedAuthLimiter | None = None,
+) -> None:  # fmt: skip
+    """Mount the console on `app`. `secret` signs the session cookies (default:
+    `KOPILKA_SECRET`, else a random one: sessions then end when the process does, and
+    several workers need the variable set alike)."""
+    app.state.console_sessions = Sessions(
+        secret or os.environ.get("KOPILKA_SECRET") or secrets.token_urlsafe(32)
+    )
+    # per client address and per account: 10 wrong passwords in 5 minutes, then a pause
+    app.state.console_failed_logins = failed_logins or FailedAuthLimiter(10, 300.0)
+    app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="console-static")
+    app.add_exception_handler(PageError, _error_page)  # type: ignore[arg-type]
+    app.add_exception_handler(Redirect, _redirect)  # type: ignore[arg-type]
+    _sign_in(app, engine)
+    _dashboard(app, engine)
+    _members(app, engine)
+    _audit(app, engine)
+
+
+async def _error_page(request: Request, error: PageError) -> Response:
+    return render(request, "error.html", error.status, message=error.message)
+
+
+async def _redirect(request: Request, target: Redirect) -> Response:
+    return redirect(request, target.location)
+
+
+# — who is asking —
+
+
+async def operator_of(request: Request, engine: Engine, program: str, roles: tuple[str, ...]
+                      ) -> Operator:  # fmt: skip
+    """The signed-in operator, when the path's program is theirs and the role fits;
+    otherwise a redirect to the sign-in page, a 404 or a 403."""
+    visit = visit_of(request)
+    operator_id = visit.session.operator_id
+    operator = (
+        await run(engine, operators.active_operator, engine, operator_id)
+        if operator_id is not None else None
+    )  # fmt: skip
+    if operator is None:
+        raise Redirect(f"/console/login?program={program}")
+    if operator.program != program:
+        raise PageError(404, "Not found.")
+    if operator.role not in roles:
+        raise PageError(403, "Your role may not open this page.")
+    return operator
+
+
+async def form_of(request: Request) -> dict[str, str]:
+    """The POSTed form, after the origin and CSRF checks; short text fields only."""
+    if not is_same_origin(request):
+        raise PageError(403, "The request came from another site.")
+    form = await request.form(max_files=0, max_fields=20)
+    fields = {k: v[:MAX_FORM_TEXT] for k, v in form.items() if isinstance(v, str)}
+    sent = fields.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
+    if not is_valid_csrf(visit_of(request).session, sent):
+        raise PageError(403, "The form has expired: reload the page and try again.")
+    return fields
+
+
+async def serve(engine: Engine, service: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A service's answer; its NotFound becomes the 404 page."""
+    try:
+        return await run(engine, service, *args, **kwargs)
+    except NotFound as error:
+        raise PageError(404, error.detail) from None
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+# — signing in and out —
+
+
+def _sign_in(app: FastAPI, engine: Engine) -> None:
+    @app.get("/console/login", include_in_schema=False)
+    async def login_page(request: Request, program: SEARCH_TEXT = "") -> Response:
+        return render(request, "login.html", program=program, email="", failed=False)
+
+    @app.post("/console/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        fields = await form_of(request)
+        program, email = fields.get("program", "").strip(), fields.get("email", "").strip()
+        limiter: FailedAuthLimiter = app.state.console_failed_logins
+        attempts = (client_of(request), f"{program}:{email.lower()}")
+        if any(limiter.retry_after(who) for who in attempts):
+            raise PageError(429, "Too many attempts: wait a few minutes and try again.")
+        operator = await run(engine, operators.authenticate, engine, program, email,
+                             fields.get("password", ""), now())  # fmt: skip
+        if operator is None:
+            for who in attempts:
+                limiter.failed(who)
+            return render(request, "login.html", 401, program=program, email=email,
+                          failed=True)  # fmt: skip
+        visit = visit_of(request)
+        visit.replace(visit.session.signed_in(operator.id))
+        return redirect(request, f"/console/{operator.program}/")
+
+    @app.post("/console/logout", include_in_schema=False)
+    async def logout(request: Request) -> Response:
+        await form_of(request)
+        visit = visit_of(request)
+        visit.replace(visit.session.signed_out())
+        return redirect(request, "/console/login")
+
+
+# — pages —
+
+
+def _dashboard(app: FastAPI, engine: Engine) -> None:
+    @app.get("/console/{program}/", include_in_schema=False)
+    async def dashboard(request: Request, program: str) -> Response:
+        operator = await operator_of(request, engine, program, EVERYONE)
+        board = await serve(engine, operators.dashboard, engine, program, now())
+        chart = charts.points_by_day(board.days, board.program.points_digits)
+        return render(request, "dashboard.html", operator=operator, program=program,
+                      board=board, chart=chart)  # fmt: skip
+
+
+def _members(app: FastAPI, engine: Engine) -> None:
+    base = "/console/{program}"
+
+    @app.get(base + "/members", include_in_schema=False)
+    async def search(request: Request, program: str, q: SEARCH_TEXT = "") -> Response:
+        operator = await operator_of(request, engine, program, READERS)
+        found = await serve(engine, operators.search_members, engine, program, q)
+        return render(request, "members.html", operator=operator, program=program, q=q,
+                      found=found)  # fmt: skip
+
+    @app.get(base + "/members/{member}", include_in_schema=False)
+    async def profile(request: Request, program: str, member: str) -> Response:
+        operator = await operator_of(request, engine, program, READERS)
+        return await _profile_page(request, engine, operator, member)
+
+    @app.post(base + "/members/{member}/adjustments", include_in_schema=False)
+    async def adjust(request: Request, program: str, member: str) -> Response:
+        operator = await operator_of(request, engine, program, SUPPORT)
+        fields = await form_of(request)
+        points, reason = fields.get("points", "").strip(), fields.get("reason", "").strip()
+        try:
+            await serve(engine, operators.adjust_points, engine, operator, member,
+                        points.replace(",", "."), reason, now())  # fmt: skip
+        except (InvalidInput, InsufficientPoints) as error:
+            problems = [str(p) for p in getattr(error, "problems", ())] or [error.detail]
+            return await _profile_page(request, engine, operator, member, status=422,
+                                       problems=problems, points=points, reason=reason)  # fmt: skip
+        return redirect(request, f"/console/{program}/members/{member}?adjusted=1")
+
+    @app.get(base + "/purchases/{purchase}", include_in_schema=False)
+    async def purchase(request: Request, program: str, purchase: str) -> Response:
+        operator = await operator_of(request, engine, program, READERS)
+        answer = await serve(engine, purchases.read_purchase, engine, program, purchase)
+        facts = await serve(engine, operators.program_facts, engine, program)
+        # htmx asks for the fragment to put into the profile; a plain link gets the page
+        template = "explain.html" if request.headers.get("hx-request") else "purchase.html"
+        return render(request, template, operator=operator, program=program,
+                      purchase=answer, facts=facts)  # fmt: skip
+
+
+async def _profile_page(
+    request: Request, engine: Engine, operator: Operator, member: str, status: int = 200,
+    **form: Any,
+) -> Response:  # fmt: skip
+    program = operator.program
+    try:
+        profile = await serve(engine, members.read_member, engine, program, member, now=now())
+        balance = await serve(engine, balances.balance, engine, program, member)
+        moves = await serve(engine, balances.history, engine, program, member, limit=50)
+    except KopilkaError as error:  # a reference no member has, in any spelling
+        raise PageError(404, error.detail) from None
+    facts = await serve(engine, operators.program_facts, engine, program)
+    return render(request, "member.html", status, operator=operator, program=program,
+                  member=profile, balance=balance, moves=moves["items"], facts=facts,
+                  can_adjust=operator.role in SUPPORT,
+                  adjusted=request.query_params.get("adjusted") == "1",
+                  problems=form.get("problems", []), points=form.get("points", ""),
+                  reason=form.get("reason", ""))  # fmt: skip
+
+
+def _audit(app: FastAPI, engine: Engine) -> None:
+    @app.get("/console/{program}/audit", include_in_schema=False)
+    async def audit(request: Request, program: str) -> Response:
+        operator = await operator_of(request, engine, program, SUPPORT)
+        facts = await serve(engine, operators.program_facts, engine, program)
+        entries = await serve(engine, operators.audit_entries, engine, program, limit=100)
+        return render(request, "audit.html", operator=operator, program=program,
+                      entries=entries, facts=facts)  # fmt: skip

@@ -1,0 +1,73 @@
+"""The console's fixtures: a program with a member and a purchase, an operator of each
+role, and the app with the console mounted (as `create_app` will mount it)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+import kopilka.store.web_tables  # noqa: F401 - the console's tables on the shared metadata
+from kopilka.api.app import create_app
+from kopilka.services.members import register_member
+from kopilka.services.operators import create_operator
+from kopilka.services.purchases import process_purchase
+from kopilka.web import routes
+from tests.api.conftest import serving_engine
+from tests.store.conftest import NOW, engine, zerno_engine
+
+__all__ = ["engine", "zerno_engine"]
+
+PASSWORD = "correct horse battery"
+SECRET = "a test secret, not a real one"
+
+
+def console_app(engine: Engine) -> FastAPI:
+    app = create_app(engine)
+    routes.register(app, engine, secret=SECRET)
+    return app
+
+
+def stock(engine: Engine) -> None:
+    """Анна with a purchase (card-5 gives her K = 5) and an operator of each role."""
+    register_member(engine, "zerno", {"card": "100001", "phone": "+79123456789",
+                                      "email": "anna@example.com", "name": "Анна Петрова"},
+                    now=NOW)  # fmt: skip
+    register_member(engine, "zerno", {"card": "100002", "name": "Boris"}, now=NOW)
+    receipt = {"receipt_id": "R-1", "location": "kiosk", "member": "card:100001",
+               "at": "2026-03-10T11:00:00+03:00",
+               "lines": [{"sku": "TEA-400", "qty": 1}, {"sku": "CRS-1", "qty": 1}]}  # fmt: skip
+    process_purchase(engine, "zerno", receipt, now=datetime.now(UTC), actor="pos:test")
+    for role in ("admin", "support", "analyst", "marketer"):
+        create_operator(engine, "zerno", f"{role}@zerno.example", PASSWORD, role, NOW)
+
+
+@pytest.fixture
+def stocked(zerno_engine: Engine) -> Engine:
+    stock(zerno_engine)
+    return zerno_engine
+
+
+@pytest.fixture
+def client(stocked: Engine) -> Iterator[TestClient]:
+    with TestClient(console_app(serving_engine(stocked)), base_url="http://testserver") as c:
+        yield c
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "the page has no CSRF field"
+    return found.group(1)
+
+
+def sign_in(client: TestClient, role: str = "admin", password: str = PASSWORD) -> Any:
+    token = csrf_of(client.get("/console/login").text)
+    return client.post("/console/login", data={"csrf": token, "program": "zerno",
+                       "email": f"{role}@zerno.example", "password": password},
+                       follow_redirects=False)  # fmt: skip

@@ -1,0 +1,160 @@
+"""End to end in a real browser: Debian's headless Chromium driven by Playwright, against
+the real app served by uvicorn (SQLite). Every page is saved as a screenshot under
+test-artifacts/screenshots/, and any console error in a page fails the test.
+
+Without /usr/bin/chromium these tests are skipped, except under CI=true where its
+absence is a failure (`.ci/run` installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from sqlalchemy import Engine
+
+from kopilka.files import load_document
+from kopilka.services.programs import apply_program
+from kopilka.store.db import make_engine
+from kopilka.store.migrate import upgrade
+from tests.conftest import EXAMPLES, ROOT
+from tests.store.conftest import NOW
+from tests.web.conftest import PASSWORD, console_app, stock
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+if not CHROMIUM.exists() and os.environ.get("CI") != "true":
+    pytest.skip("Chromium is not installed at /usr/bin/chromium (apt-get install chromium)",
+                allow_module_level=True)  # fmt: skip
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('web') / 'kopilka.sqlite3'}")
+    upgrade(engine)
+    apply_program(engine, load_document(EXAMPLES / "zerno" / "program.yaml"), actor="test",
+                  now=NOW)  # fmt: skip
+    stock(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def server(database: Engine) -> Iterator[str]:
+    """The app on a free port, served by uvicorn in a thread, as `kopilka serve` serves it."""
+    port = free_port()
+    config = uvicorn.Config(console_app(database), host="127.0.0.1", port=port,
+                            log_level="warning", lifespan="on")  # fmt: skip
+    served = uvicorn.Server(config)
+    thread = threading.Thread(target=served.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not served.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    served.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.fail("CI=true and Chromium is not installed at /usr/bin/chromium")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh page (its own cookies) that records every console error and failed load."""
+    context = browser.new_context(base_url=server, locale="en-US")
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.on("requestfailed", lambda r: errors.append(f"{r.url}: {r.failure}"))
+    yield opened
+    context.close()
+    assert errors == [], f"the page reported errors: {errors}"
+
+
+def snap(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page, role: str = "admin") -> None:
+    page.goto("/console/login")
+    snap(page, "01-login")
+    page.fill("input[name=program]", "zerno")
+    page.fill("input[name=email]", f"{role}@zerno.example")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/console/zerno/")
+
+
+def test_an_admin_signs_in_and_reads_the_dashboard(page):
+    sign_in(page)
+    assert page.text_content("#members-count") == "2"
+    assert page.locator("#points-chart rect.accrued").count() == 30
+    snap(page, "02-dashboard")
+
+
+def test_support_finds_a_member_reads_why_and_adjusts_with_a_reason(page):
+    sign_in(page, "support")
+    page.click("nav >> text=Members")
+    page.fill("input[name=q]", "анна")
+    page.click("form.search button")
+    page.wait_for_selector("#found")
+    snap(page, "03-members-search")
+    page.click("#found >> text=100001")
+    page.wait_for_selector("#history")
+    # htmx puts the purchase's explanation into the profile, without leaving it
+    page.click("#history a.explain-link")
+    explained = page.wait_for_selector(".explain")
+    assert "card-5" in explained.text_content()
+    assert "K = 5" in explained.text_content()
+    assert "/members/" in page.url
+    snap(page, "04-member-explained")
+    page.fill("#adjust input[name=points]", "10")
+    page.fill("#adjust input[name=reason]", "a receipt the till lost")
+    page.click("#adjust button")
+    page.wait_for_selector("#adjusted")
+    assert page.text_content("#available") == "24.50"
+    snap(page, "05-member-adjusted")
+    page.click("nav >> text=Audit log")
+    page.wait_for_selector("#audit")
+    assert "a receipt the till lost" in page.text_content("#audit")
+    snap(page, "06-audit")
+
+
+def test_the_language_switch_turns_the_console_russian(page):
+    sign_in(page)
+    page.click("#lang-ru")
+    page.wait_for_selector("html[lang=ru]")
+    assert page.text_content("nav") is not None
+    assert "Сводка" in page.text_content("nav")
+    page.goto("/console/zerno/members/1")
+    assert "баллов доступно" in page.text_content("main")
+    assert "," in (page.text_content("#available") or "")  # the Russian decimal comma
+    snap(page, "07-member-ru")

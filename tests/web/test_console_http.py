@@ -1,0 +1,130 @@
+"""The console's pages through the real app (TestClient), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from kopilka.web.sessions import COOKIE
+from tests.web.conftest import csrf_of, sign_in
+
+
+def test_a_page_asks_for_sign_in_first(client):
+    answer = client.get("/console/zerno/", follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/login?program=zerno"
+
+
+def test_signing_in_sets_an_httponly_lax_cookie_and_opens_the_dashboard(client):
+    answer = sign_in(client)
+    assert answer.status_code == 303
+    cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=lax" in cookie
+    assert "secure" not in cookie
+    page = client.get("/console/zerno/")
+    assert page.status_code == 200
+    assert 'id="points-chart"' in page.text
+
+
+def test_a_wrong_password_is_refused_and_ten_in_a_row_are_slowed_down(client):
+    assert sign_in(client, password="wrong password").status_code == 401
+    for _ in range(9):
+        sign_in(client, password="wrong password")
+    assert sign_in(client).status_code == 429  # even the right one, for now
+
+
+def test_a_post_without_the_session_csrf_token_is_refused(client):
+    sign_in(client)
+    answer = client.post("/console/zerno/members/1/adjustments",
+                         data={"csrf": "forged", "points": "5", "reason": "x"})  # fmt: skip
+    assert answer.status_code == 403
+    assert "39.50" not in client.get("/console/zerno/members/1").text
+
+
+def test_a_post_from_another_site_is_refused(client):
+    sign_in(client)
+    token = csrf_of(client.get("/console/zerno/members/1").text)
+    answer = client.post("/console/zerno/members/1/adjustments",
+                         data={"csrf": token, "points": "5", "reason": "x"},
+                         headers={"Origin": "https://evil.example"})  # fmt: skip
+    assert answer.status_code == 403
+
+
+def test_a_tampered_cookie_is_no_session(client):
+    sign_in(client)
+    client.cookies.set(COOKIE, client.cookies[COOKIE][:-2] + "xx", path="/console")
+    assert client.get("/console/zerno/", follow_redirects=False).status_code == 303
+
+
+def test_another_programs_pages_are_not_found_and_roles_are_kept(client):
+    sign_in(client, "marketer")
+    assert client.get("/console/other/").status_code == 404
+    assert client.get("/console/zerno/").status_code == 200
+    assert client.get("/console/zerno/members?q=1").status_code == 403
+    assert client.get("/console/zerno/audit").status_code == 403
+
+
+def test_an_analyst_reads_a_member_but_can_not_adjust(client):
+    sign_in(client, "analyst")
+    page = client.get("/console/zerno/members/1")
+    assert page.status_code == 200
+    assert 'id="adjust"' not in page.text
+    form = {"csrf": csrf_of(page.text), "points": "5", "reason": "x"}
+    answer = client.post("/console/zerno/members/1/adjustments", data=form)
+    assert answer.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/console/zerno/members/999", "/console/zerno/members/abc", "/console/zerno/members/1%00",
+     "/console/zerno/purchases/999", "/console/zerno/purchases/-1",
+     "/console/zerno/members/99999999999999999999"],
+)  # fmt: skip
+def test_bad_references_are_404_pages_not_errors(client, path):
+    sign_in(client)
+    assert client.get(path).status_code == 404
+
+
+def test_an_adjustment_without_a_reason_shows_the_problem_in_the_form(client):
+    sign_in(client)
+    token = csrf_of(client.get("/console/zerno/members/1").text)
+    answer = client.post("/console/zerno/members/1/adjustments",
+                         data={"csrf": token, "points": "abc", "reason": ""})  # fmt: skip
+    assert answer.status_code == 422
+    assert 'role="alert"' in answer.text
+
+
+def test_an_adjustment_is_made_and_shows_in_the_audit_log(client):
+    sign_in(client, "support")
+    token = csrf_of(client.get("/console/zerno/members/1").text)
+    form = {"csrf": token, "points": "10,5", "reason": "<b>gift</b>"}
+    answer = client.post("/console/zerno/members/1/adjustments", data=form)
+    assert answer.status_code == 200  # followed to the profile
+    assert "25.00" in answer.text  # 14.50 + 10.50
+    audit = client.get("/console/zerno/audit").text
+    assert "&lt;b&gt;gift&lt;/b&gt;" in audit
+    assert "<b>gift</b>" not in audit
+
+
+def test_the_explanation_is_a_fragment_for_htmx_and_a_page_otherwise(client):
+    sign_in(client)
+    fragment = client.get("/console/zerno/purchases/1", headers={"HX-Request": "true"}).text
+    assert fragment.startswith('<div class="explain"')
+    assert "card-5" in fragment
+    assert "<html" in client.get("/console/zerno/purchases/1").text
+
+
+def test_the_language_follows_the_browser_and_then_the_switch(client):
+    page = client.get("/console/login", headers={"Accept-Language": "ru-RU,ru;q=0.9"})
+    assert "Войти" in page.text
+    assert "Sign in" in client.get("/console/login?lang=en").text
+    # the switch is remembered over the browser's wish
+    again = client.get("/console/login", headers={"Accept-Language": "ru-RU,ru;q=0.9"})
+    assert "Sign in" in again.text
+
+
+def test_signing_out_ends_the_session(client):
+    sign_in(client)
+    token = csrf_of(client.get("/console/zerno/").text)
+    assert client.post("/console/logout", data={"csrf": token}).status_code == 200
+    assert client.get("/console/zerno/", follow_redirects=False).status_code == 303

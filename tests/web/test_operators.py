@@ -1,0 +1,124 @@
+"""Operator accounts, sign-in and the audit log, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, update
+
+from kopilka.domain.errors import Duplicate, InvalidInput
+from kopilka.services import operators
+from kopilka.services.balances import balance
+from kopilka.store.web_tables import operators as operator_rows
+from tests.store.conftest import NOW
+from tests.web.conftest import PASSWORD, stock
+
+
+def test_an_operator_signs_in_with_the_password_and_not_with_another(zerno_engine):
+    made = operators.create_operator(zerno_engine, "zerno", " Ann@Zerno.Example ", PASSWORD,
+                                     "support", NOW)  # fmt: skip
+    assert made.email == "ann@zerno.example"
+    found = operators.authenticate(zerno_engine, "zerno", "ANN@zerno.example", PASSWORD, NOW)
+    assert found == made
+    assert operators.authenticate(zerno_engine, "zerno", made.email, "wrong password", NOW) is None
+    assert operators.authenticate(zerno_engine, "other", made.email, PASSWORD, NOW) is None
+    assert operators.authenticate(zerno_engine, "zerno", "nobody@x.example", PASSWORD, NOW) is None
+
+
+def test_only_a_hash_of_the_password_is_stored(zerno_engine):
+    operators.create_operator(zerno_engine, "zerno", "a@zerno.example", PASSWORD, "admin", NOW)
+    with zerno_engine.connect() as connection:
+        stored = connection.execute(select(operator_rows.c.password_hash)).scalar_one()
+    assert stored.startswith("$argon2id$")
+    assert PASSWORD not in stored
+
+
+def test_an_email_is_unique_per_program_but_not_across_programs(zerno_engine):
+    operators.create_operator(zerno_engine, "zerno", "a@x.example", PASSWORD, "admin", NOW)
+    with pytest.raises(Duplicate):
+        operators.create_operator(zerno_engine, "zerno", "A@x.example", PASSWORD, "admin", NOW)
+    operators.create_operator(zerno_engine, "other", "a@x.example", PASSWORD, "admin", NOW)
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "role", "field"),
+    [("not-an-email", PASSWORD, "admin", "email"), ("a@x.example", "short", "admin", "password"),
+     ("a@x.example", PASSWORD, "pos", "role")],
+)  # fmt: skip
+def test_a_new_operator_is_refused_with_the_field_named(zerno_engine, email, password, role,
+                                                         field):  # fmt: skip
+    with pytest.raises(InvalidInput) as refused:
+        operators.create_operator(zerno_engine, "zerno", email, password, role, NOW)
+    assert [problem.loc for problem in refused.value.problems] == [field]
+
+
+def test_a_disabled_operator_can_not_sign_in_and_its_session_ends(zerno_engine):
+    admin = operators.create_operator(zerno_engine, "zerno", "a@x.example", PASSWORD, "admin", NOW)
+    other = operators.create_operator(zerno_engine, "zerno", "b@x.example", PASSWORD, "support",
+                                      NOW)  # fmt: skip
+    operators.disable_operator(zerno_engine, other.id, by=admin, now=NOW)
+    assert operators.authenticate(zerno_engine, "zerno", other.email, PASSWORD, NOW) is None
+    assert operators.active_operator(zerno_engine, other.id) is None
+    assert operators.active_operator(zerno_engine, admin.id) == admin
+
+
+def test_a_hash_with_old_parameters_is_replaced_at_sign_in(zerno_engine):
+    from argon2 import PasswordHasher
+
+    made = operators.create_operator(zerno_engine, "zerno", "a@x.example", PASSWORD, "admin", NOW)
+    weak = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
+    with zerno_engine.begin() as connection:
+        connection.execute(update(operator_rows).values(password_hash=weak))
+    assert operators.authenticate(zerno_engine, "zerno", made.email, PASSWORD, NOW) == made
+    with zerno_engine.connect() as connection:
+        assert connection.execute(select(operator_rows.c.password_hash)).scalar_one() != weak
+    assert operators.authenticate(zerno_engine, "zerno", made.email, PASSWORD, NOW) == made
+
+
+def test_an_adjustment_moves_the_points_and_is_audited_with_its_reason(zerno_engine):
+    stock(zerno_engine)
+    support = operators.authenticate(zerno_engine, "zerno", "support@zerno.example", PASSWORD,
+                                     NOW)  # fmt: skip
+    assert support is not None
+    operators.adjust_points(zerno_engine, support, "1", "25", "a lost receipt", NOW)
+    assert balance(zerno_engine, "zerno", "1")["available"] == "39.50"
+    latest = operators.audit_entries(zerno_engine, "zerno")[0]
+    assert (latest["operator"], latest["action"], latest["target"]) == (
+        "support@zerno.example",
+        "member.adjustment",
+        "member:1",
+    )
+    assert latest["details"] == {"points": "25.00", "reason": "a lost receipt"}
+
+
+def test_an_adjustment_without_a_reason_is_refused_and_not_audited(zerno_engine):
+    stock(zerno_engine)
+    support = operators.authenticate(zerno_engine, "zerno", "support@zerno.example", PASSWORD,
+                                     NOW)  # fmt: skip
+    assert support is not None
+    before = len(operators.audit_entries(zerno_engine, "zerno"))
+    with pytest.raises(InvalidInput):
+        operators.adjust_points(zerno_engine, support, "1", "25", " ", NOW)
+    assert len(operators.audit_entries(zerno_engine, "zerno")) == before
+
+
+def test_the_dashboard_counts_members_and_the_points_of_each_day(zerno_engine):
+    stock(zerno_engine)  # its purchase is made now: today's bar
+    from datetime import UTC, datetime
+
+    board = operators.dashboard(zerno_engine, "zerno", datetime.now(UTC))
+    assert board.members == 2
+    assert len(board.days) == 30
+    assert board.days[-1].accrued == 1450  # 14.50 points in hundredths
+    assert sum(day.accrued for day in board.days[:-1]) == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "cards"),
+    [("1000", ["100001", "100002"]), ("+7 912 345-67-89", ["100001"]), ("ANNA@example.com",
+     ["100001"]), ("анна", ["100001"]), ("Петрова", ["100001"]), ("boris", ["100002"]),
+     ("%", []), ("_", []), ("", [])],
+)  # fmt: skip
+def test_members_are_found_by_card_phone_email_or_name(zerno_engine, query, cards):
+    stock(zerno_engine)
+    found = operators.search_members(zerno_engine, "zerno", query)
+    assert [row.card for row in found] == cards

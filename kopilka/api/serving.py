@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import os
+import secrets
 import socket
 from typing import Any
 
@@ -59,6 +60,10 @@ def serve(
     """Serve `factory` (an import string) on host:port in `workers` processes."""
     if db:  # each worker opens the database itself: it reads the URL from the environment
         os.environ["KOPILKA_DB"] = db
+    # the console's sessions are signed with one secret: every worker process must share
+    # it (a sign-in answered by one worker is read by another); set KOPILKA_SECRET to keep
+    # sessions across restarts
+    os.environ.setdefault("KOPILKA_SECRET", secrets.token_urlsafe(32))
     config = _Config(factory, factory=True, host=host, port=port, workers=workers,
                      log_level="warning", access_log=False, **options)  # fmt: skip
     if workers > 1:

@@ -250,6 +250,14 @@ def demo(
     console.print(f"API docs:   http://{host}:{port}/docs")
     console.print(f"admin key:  {built.admin_key}")
     console.print(f"kiosk key:  {built.pos_key}  (a pos key for location kiosk)")
+    console_url = f"http://{host}:{port}/console/login"
+    if built.operator is not None:
+        email, password = built.operator
+        console.print(f"console:    {console_url}  {email} / {password}  (shown once)",
+                      soft_wrap=True)  # fmt: skip
+    else:
+        console.print(f"console:    {console_url}  (the sign-in printed on the first run, "
+                      "or `kopilka operators create`)", soft_wrap=True)  # fmt: skip
     balance_url = f"http://{host}:{port}/v1/programs/zerno/members/{built.sample_member}/balance"
     console.print(f"try:        curl -H 'Authorization: Bearer {built.admin_key}' {balance_url}",
                   soft_wrap=True)  # fmt: skip

@@ -9,6 +9,7 @@ the demo in place and only adds fresh keys.
 from __future__ import annotations
 
 import random
+import secrets
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from kopilka.files import parse_text
 from kopilka.services.balances import adjust
 from kopilka.services.keys import create_key
 from kopilka.services.members import register_member
+from kopilka.services.operators import create_operator
 from kopilka.services.programs import apply_program
 from kopilka.services.purchases import process_purchase
 from kopilka.store.tables import members, programs, purchases
@@ -40,6 +42,7 @@ BASKETS = [
     [("TEA-400", 1), ("CRS-1", 1)], [("CIG-1", 1), ("ESP-60", 1)], [("SOUP-1", 1)],
 ]  # fmt: skip
 LOCATIONS = ["rest-a", "rest-b", "kiosk", "kiosk"]
+DEMO_OPERATOR = "admin@zerno.example"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Demo:
     admin_key: str
     pos_key: str  # bound to the kiosk
     sample_member: str  # a member to try the API with
+    operator: tuple[str, str] | None = None  # the console's sign-in, made with the demo
 
 
 def program_document() -> Any:
@@ -63,16 +67,20 @@ def build_demo(
 ) -> Demo:  # fmt: skip
     """Create the demo unless it exists; fresh admin and pos keys either way."""
     created = not _exists(engine)
+    operator = None
     if created:
         apply_program(engine, program_document(), actor="demo", now=now - timedelta(days=days))
         rng = random.Random(seed)
         start = now - timedelta(days=days)
         refs = _members(engine, rng, members_count, start)
         _receipts(engine, rng, refs, receipts_count, start, now, progress)
+        password = secrets.token_urlsafe(12)  # shown once, like a key
+        create_operator(engine, PROGRAM, DEMO_OPERATOR, password, "admin", now)
+        operator = (DEMO_OPERATOR, password)
     counts = _counts(engine)
     admin, _ = create_key(engine, PROGRAM, "admin", label="demo admin", now=now)
     pos, _ = create_key(engine, PROGRAM, "pos", location="kiosk", label="demo kiosk", now=now)
-    return Demo(created, counts[0], counts[1], admin, pos, _busiest_member(engine))
+    return Demo(created, counts[0], counts[1], admin, pos, _busiest_member(engine), operator)
 
 
 def _exists(engine: Engine) -> bool:

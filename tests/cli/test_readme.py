@@ -136,6 +136,7 @@ def test_quick_start_demo_then_the_curl_walk_through(scratch: Path) -> None:
         printed = stop(demo)
     assert "demo created: program zerno, 1000 members" in printed
     assert re.search(r"admin key:  kpk_\S+", printed)
+    assert re.search(r"console: +http://\S+/console/login +admin@zerno\.example / \S+", printed)
     _check_walk_through(answers)
     again = subprocess.run([str(KOPILKA), "demo", "--no-serve"], cwd=scratch, env=environment(),
                            capture_output=True, text=True, timeout=300, check=True)  # fmt: skip

@@ -182,11 +182,24 @@ _OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
 
 def moment(raw: object, timezone: str, *, end_of_day: bool) -> datetime | None:
     """A validity bound: a date is the start of that day (or, for `until`, the end of
-    it) in `timezone`; a time without an offset is in `timezone` too."""
+    it) in `timezone`; a time without an offset is in `timezone` too. None for what is
+    not one — and for years past 9998, which can't be stored in every time zone."""
+    found = _moment(raw, timezone, end_of_day=end_of_day)
+    if found is None or not MIN_YEAR <= found.year <= MAX_YEAR:
+        return None
+    return found
+
+
+MIN_YEAR, MAX_YEAR = 1970, 9998
+
+
+def _moment(raw: object, timezone: str, *, end_of_day: bool) -> datetime | None:
     if isinstance(raw, datetime):
         return raw if raw.tzinfo else raw.replace(tzinfo=zoneinfo.ZoneInfo(timezone))
     day = parse_date(raw)
     if day is not None:
+        if end_of_day and day.year > MAX_YEAR:
+            return None
         day = day + timedelta(days=1) if end_of_day else day
         return datetime.combine(day, time(), tzinfo=zoneinfo.ZoneInfo(timezone))
     if not isinstance(raw, str) or "T" not in raw.upper():
@@ -210,7 +223,8 @@ def _validity(body: Reader, timezone: str) -> tuple[datetime | None, datetime | 
         bound = moment(raw, timezone, end_of_day=end_of_day) if raw is not None else None
         if raw is not None and bound is None:
             valid.report(valid.at(key), f"{show(raw)} is not a date (YYYY-MM-DD) or a time "
-                         "(2026-03-01T10:00:00, with or without an offset)")  # fmt: skip
+                         "(2026-03-01T10:00:00, with or without an offset) "
+                         f"in the years {MIN_YEAR}–{MAX_YEAR}")  # fmt: skip
         bounds.append(bound)
     start, end = bounds
     if start is not None and end is not None and end <= start:

@@ -54,6 +54,7 @@ CHEAPEST_FREE_KEYS = ("min_items",)
 BUNDLE_KEYS = ("items", "price")
 BUNDLE_ITEM_KEYS = ("sku", "qty")
 BOUGHT_AT_KEYS = ("partners", "days")
+MAX_DAYS = 36_500  # a hundred years: longer is a mistake, and overflows dates
 
 
 class Stacking(Enum):
@@ -102,7 +103,7 @@ def _cards(top: Reader, money_digits: int) -> dict[str, DiscountCard]:
     for item in top.records("discount_cards", CARD_KEYS):
         code = item.code("code")
         fee = item.minor("fee", money_digits, unit="money", required=True)
-        valid_days = item.integer("valid_days", minimum=1)
+        valid_days = item.integer("valid_days", minimum=1, maximum=MAX_DAYS)
         if code in cards:
             item.report(item.at("code"), f"duplicate discount card code {show(code)}")
         if code is not None and fee is not None:
@@ -162,7 +163,7 @@ def _bought_at(when: Reader, context: DiscountContext) -> CrossCondition | None:
     if section is None:
         return None
     partners = section.codes("partners")
-    days = section.integer("days", minimum=1) or 30
+    days = section.integer("days", minimum=1, maximum=MAX_DAYS) or 30
     if partners is None:
         section.report(section.at("partners"), "is required: where the member bought before")
         return None

@@ -445,41 +445,56 @@ def _percent_off(lines: list[PricedLine], percent: Decimal) -> list[int]:
     return apportion(exact, denominator, total)
 
 
-def _units(lines: list[PricedLine]) -> list[tuple[Fraction, int]]:
-    """Every whole unit of the lines as (its price now, line index); weighed goods don't count."""
-    units = []
-    for index, line in enumerate(lines):
-        if line.qty == line.qty.to_integral_value() and line.qty > 0:
-            count = int(line.qty)
-            units += [(Fraction(line.amount, count), index)] * count
-    return units
+Units = list[tuple[Fraction, int, int]]  # (a unit's price now, how many, line index)
+
+
+def _units(lines: list[PricedLine]) -> Units:
+    """The whole units of the lines, grouped per line (a line of a million units is one
+    group, not a million entries); weighed goods don't count."""
+    return [
+        (Fraction(line.amount, int(line.qty)), int(line.qty), index)
+        for index, line in enumerate(lines)
+        if line.qty == line.qty.to_integral_value() and line.qty > 0
+    ]
+
+
+def _take(groups: Units, wanted: int) -> list[tuple[Fraction, int, int]]:
+    """The first `wanted` units of `groups` in their order, as (price, count, index)."""
+    taken = []
+    for unit_price, count, index in groups:
+        if wanted <= 0:
+            break
+        part = min(count, wanted)
+        taken.append((unit_price, part, index))
+        wanted -= part
+    return taken
 
 
 def _buy_get(effect: BuyGet, lines: list[PricedLine]) -> list[int]:
-    units = sorted(_units(lines), key=lambda unit: unit[0])  # cheapest first
-    groups = len(units) // (effect.buy + effect.get)
+    groups = sorted(_units(lines), key=lambda group: group[0])  # cheapest first
+    sets = sum(count for _, count, _ in groups) // (effect.buy + effect.get)
     if effect.once:
-        groups = min(groups, 1)
+        sets = min(sets, 1)
     exact = [Fraction(0)] * len(lines)
     rate = Fraction(effect.percent) / 100
-    for unit_price, index in units[: groups * effect.get]:
-        exact[index] += unit_price * rate
+    for unit_price, count, index in _take(groups, sets * effect.get):
+        exact[index] += unit_price * count * rate
     return _spread(exact)
 
 
 def _bundle(effect: Bundle, lines: list[PricedLine]) -> list[int]:
-    units: dict[str, list[tuple[Fraction, int]]] = {}
-    for unit_price, index in sorted(_units(lines), key=lambda unit: -unit[0]):  # dearest first
-        units.setdefault(lines[index].sku, []).append((unit_price, index))
-    sets = min(len(units.get(sku, [])) // qty for sku, qty in effect.items)
+    by_sku: dict[str, Units] = {}
+    for group in sorted(_units(lines), key=lambda group: -group[0]):  # dearest first
+        by_sku.setdefault(lines[group[2]].sku, []).append(group)
+    available = {sku: sum(count for _, count, _ in groups) for sku, groups in by_sku.items()}
+    sets = min(available.get(sku, 0) // qty for sku, qty in effect.items)
     if sets == 0:
         return [0] * len(lines)
     exact = [Fraction(0)] * len(lines)
-    regular = Fraction(0)
     for sku, qty in effect.items:
-        for unit_price, index in units[sku][: sets * qty]:
-            exact[index] += unit_price
-            regular += unit_price
+        for unit_price, count, index in _take(by_sku[sku], sets * qty):
+            exact[index] += unit_price * count
+    regular = sum(exact, Fraction(0))
     saving = regular - sets * effect.price
     if saving <= 0:
         return [0] * len(lines)
@@ -487,9 +502,8 @@ def _bundle(effect: Bundle, lines: list[PricedLine]) -> list[int]:
 
 
 def _free_unit(lines: list[PricedLine]) -> list[int]:
-    units = sorted(_units(lines), key=lambda unit: unit[0])
+    groups = sorted(_units(lines), key=lambda group: group[0])
     exact = [Fraction(0)] * len(lines)
-    if units:
-        unit_price, index = units[0]
+    for unit_price, _, index in _take(groups, 1):
         exact[index] = unit_price
     return _spread(exact)

@@ -50,6 +50,7 @@ class Line:
     discount: int  # money minor units
     amount: int  # qty × price − discount, money minor units
     earning: int = 0  # the part of `discount` that still earns points (money minor units)
+    reward: int = 0  # the part of `discount` the program gave that earns nothing
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,7 +129,14 @@ def test_a_public_campaign_needs_its_code_and_reads_it_upper_case(zerno):
         ({"valid": {"from": "2026-04-01", "until": "2026-03-01"}}, "valid.until: must be after "
                                                                    "`from`"),
         ({"valid": {"from": "soon"}}, "valid.from: 'soon' is not a date (YYYY-MM-DD) or a time "
-                                      "(2026-03-01T10:00:00, with or without an offset)"),
+                                      "(2026-03-01T10:00:00, with or without an offset) in "
+                                      "the years 1970–9998"),
+        ({"valid": {"until": "9999-12-31"}}, "valid.until: '9999-12-31' is not a date "
+         "(YYYY-MM-DD) or a time (2026-03-01T10:00:00, with or without an offset) in the "
+         "years 1970–9998"),
+        ({"valid": {"from": "9999-12-31T23:59:59-05:00"}}, "valid.from: "
+         "'9999-12-31T23:59:59-05:00' is not a date (YYYY-MM-DD) or a time "
+         "(2026-03-01T10:00:00, with or without an offset) in the years 1970–9998"),
         ({"issued_only": True, "kind": "public", "public_code": "ABC"},
          "issued_only: a public code is not issued to members: use a unique campaign, or "
          "leave issued_only out"),

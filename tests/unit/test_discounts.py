@@ -279,3 +279,29 @@ def test_line_discounts_always_add_up_to_the_receipt_discount() -> None:
     total = sum(int(d.replace(".", "")) for d in line_discounts(result))
     assert f"{total // 100}.{total % 100:02d}" == result["discount"]
     assert sum(int(d["amount"].replace(".", "")) for d in result["discounts"]) == total
+
+
+def test_units_given_free_earn_no_fixed_points_per_unit() -> None:
+    document = copy.deepcopy(BASE)
+    document["rules"] = [{"code": "bun-10", "kind": "product", "when": {"skus": ["BUN"]},
+                          "then": {"points_per_unit": "10"}}]  # fmt: skip
+    document["discounts"] = [
+        {"code": "free-buns", "percent": 100, "when": {"skus": ["BUN"]}},
+        {"code": "half", "percent": 50, "when": {"skus": ["LOAF"]}},
+    ]
+    document["rules"].append({"code": "loaf-10", "kind": "product", "when": {"skus": ["LOAF"]},
+                              "then": {"points_per_unit": "10"}})  # fmt: skip
+    calculator = Calculator(parse_program(document))
+    body = {"member": "card:1", "location": "b1", "at": MONDAY_NOON,
+            "lines": [{"sku": "BUN", "qty": 2}, {"sku": "LOAF", "qty": 2}]}  # fmt: skip
+    receipt = parse_receipt(body, calculator.program, now=datetime.now(UTC))
+    quote = calculator.quote(receipt, MemberContext(frozenset({"card:1"})))
+    bun, loaf = quote.lines
+    assert bun.accrued == 0  # both buns free: no points for them
+    assert loaf.accrued == 1000  # half price: points for what was paid, 2 × 10 × ½
+
+
+def test_a_huge_quantity_is_priced_by_groups_not_unit_by_unit() -> None:
+    deal = [{"code": "3-for-2", "buy_get": {"buy": 2, "get": 1}}]
+    result = answer(deal, [("BUN", 3_000_000_000)])  # a billion sets: one group
+    assert result["discount"] == "50000000000.00"

@@ -189,6 +189,10 @@ class Calculator:
             if plan.points_per_unit is not None:
                 qty_numerator, denominator = line.qty.as_integer_ratio()
                 numerator = plan.points_per_unit * qty_numerator
+                if line.reward:  # units given free by a discount or coupon earn nothing
+                    paid = line.amount + line.earning
+                    numerator *= paid
+                    denominator *= paid + line.reward
             else:
                 base = line.amount + line.earning - (by_points if on_paid else 0)
                 numerator, denominator = base * plan.rate_numerator, plan.rate_denominator
@@ -211,6 +215,7 @@ NO_DISCOUNTS = DiscountSettings()
 def _discounted_lines(lines: tuple[Line, ...], pricing: Pricing) -> tuple[Line, ...]:
     return tuple(
         replace(line, discount=priced.gross - priced.amount, amount=priced.amount,
-                earning=priced.earning)
+                earning=priced.earning,
+                reward=line.amount - priced.amount - priced.earning)
         for line, priced in zip(lines, pricing.lines, strict=True)
     )  # fmt: skip

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.api import cashback_routes, coupon_routes, discount_routes, examples, schemas
@@ -42,6 +42,7 @@ from kopilka.api.keycache import KeyCache
 from kopilka.api.limits import FailedAuthLimiter
 from kopilka.api.schemas import body, problems
 from kopilka.domain.errors import (
+    Conflict,
     CouponInvalid,
     InvalidInput,
     KopilkaError,
@@ -102,6 +103,13 @@ def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) 
         # the database is down or restarting: nothing was written (each use case is one
         # transaction), and the client may send the same request again
         return await kopilka_error(_request, Unavailable("the database is not reachable now"))
+
+    @app.exception_handler(IntegrityError)
+    async def taken_meanwhile(_request: Request, _error: IntegrityError) -> JSONResponse:
+        # a backstop: a unique row a concurrent request wrote first (the services retry or
+        # check where it matters); nothing of this request was written, it may be sent again
+        return await kopilka_error(_request, Conflict("a concurrent request changed the same "
+                                                      "thing first; send it again"))  # fmt: skip
 
     @app.exception_handler(DataError)
     async def value_does_not_fit(_request: Request, error: DataError) -> JSONResponse:

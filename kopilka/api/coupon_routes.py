@@ -11,7 +11,8 @@ A pos or partner key that looks up unknown codes too often is slowed down
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -142,6 +143,23 @@ def _codes_answers() -> dict[str, Any]:
     return extra
 
 
+@contextmanager
+def guesses_counted(request: Request, who: Principal) -> Iterator[None]:
+    """A pos or partner key past the guessing limit is refused; an unknown code it sends
+    (`404`) counts towards the limit — wherever a code is looked up by what was typed."""
+    limiter: CouponGuessLimiter = request.app.state.coupon_guesses
+    counted = who.role in GUESSERS
+    wait = limiter.retry_after(who.key_id, None) if counted else 0.0
+    if wait:
+        raise TooManyRequests(f"too many unknown coupon codes: retry in {wait:.0f} s")
+    try:
+        yield
+    except NotFound:
+        if counted:
+            limiter.failed(who.key_id, None)
+        raise
+
+
 def register(app: FastAPI, engine: Engine) -> None:
     """Add the coupon routes to `app`."""
     if not isinstance(getattr(app.state, "coupon_guesses", None), CouponGuessLimiter):
@@ -265,44 +283,40 @@ def _coupons(app: FastAPI, engine: Engine) -> None:
         """A coupon by its code as people type it (any case, dashes, look-alikes): its
         status, campaign, owner and uses. Unknown codes from a pos or partner key count
         towards the guessing limit (`429` past it)."""
-        limiter: CouponGuessLimiter = request.app.state.coupon_guesses
-        counted = who.role in GUESSERS
-        wait = limiter.retry_after(who.key_id, None) if counted else 0.0
-        if wait:
-            raise TooManyRequests(f"too many unknown coupon codes: retry in {wait:.0f} s")
-        try:
+        with guesses_counted(request, who):
             return await run(engine, coupons.read_coupon, engine, program, code, now=now())
-        except NotFound:
-            if counted:
-                limiter.failed(who.key_id, None)
-            raise
 
     @app.post(prefix + "/issue", tags=["coupons"], openapi_extra=body(
         ISSUE, {"member": "card:100001", "channel": "sms"}, replays=True,
         answer=(201, COUPON_ANSWER)), status_code=201)  # fmt: skip
     async def issue_coupon(
-        program: str, code: str, body: Body,
-        _who: Annotated[Principal, Depends(caller(*MEMBER_WRITERS))],
+        request: Request, program: str, code: str, body: Body,
+        who: Annotated[Principal, Depends(caller(*MEMBER_WRITERS))],
         idempotency_key: IdempotencyKey = None,
     ) -> JSONResponse:  # fmt: skip
         """Issue a coupon to a member `{member, channel}` (sms, email, push, partner_site,
-        pos): `201`; to its owner again (a resend, the channel recorded anew): `200`."""
-        answer, is_new = await run(engine, coupons.issue_coupon, engine, program, code, body,
-                                   now=now(), idempotency_key=idempotency_key)  # fmt: skip
+        pos): `201`; to its owner again (a resend, the channel recorded anew): `200`.
+        Unknown codes from a pos or partner key count towards the guessing limit."""
+        with guesses_counted(request, who):
+            answer, is_new = await run(engine, coupons.issue_coupon, engine, program, code,
+                                       body, now=now(),
+                                       idempotency_key=idempotency_key)  # fmt: skip
         return created(answer, is_new)
 
     @app.post(prefix + "/gift", tags=["coupons"], openapi_extra=body(
         GIFT, {"from": "card:100001", "to": "card:100002"}, replays=True,
         answer=(201, COUPON_ANSWER)), status_code=201)  # fmt: skip
     async def gift_coupon(
-        program: str, code: str, body: Body,
+        request: Request, program: str, code: str, body: Body,
         who: Annotated[Principal, Depends(caller(*MEMBER_WRITERS))],
         idempotency_key: IdempotencyKey = None,
     ) -> JSONResponse:  # fmt: skip
-        """Give an unused coupon `{from, to}`: from its owner to a friend."""
-        answer, is_new = await run(engine, coupons.gift_coupon, engine, program, code, body,
-                                   actor=f"key:{who.key_id}", now=now(),
-                                   idempotency_key=idempotency_key)  # fmt: skip
+        """Give an unused coupon `{from, to}`: from its owner to a friend. Unknown codes
+        from a pos or partner key count towards the guessing limit."""
+        with guesses_counted(request, who):
+            answer, is_new = await run(engine, coupons.gift_coupon, engine, program, code, body,
+                                       actor=f"key:{who.key_id}", now=now(),
+                                       idempotency_key=idempotency_key)  # fmt: skip
         return created(answer, is_new)
 
     @app.get("/v1/programs/{program}/members/{member}/coupons", tags=["members"],

@@ -35,6 +35,7 @@ RECEIPT_KEYS = (
 LINE_KEYS = ("sku", "name", "category", "qty", "price", "discount")
 PAYMENT_KEYS = ("method", "bin")
 MAX_LINES = 1000
+MAX_COUPONS = 10  # a till scans a few; more is someone trying codes
 QTY_DIGITS = 6  # weighed goods come in grams; no scale reads finer than a milligram
 
 Redeem = int | Literal["max"]
@@ -206,6 +207,9 @@ def _redeem(body: Reader, program: Program) -> Redeem:
 
 def _coupons(body: Reader) -> tuple[str, ...]:
     items = body.list("coupons") or []
+    if len(items) > MAX_COUPONS:
+        body.report("coupons", f"has {len(items)} codes; at most {MAX_COUPONS} per receipt")
+        return ()
     codes: list[str] = []
     for loc, value in items:
         if isinstance(value, str) and value.strip():

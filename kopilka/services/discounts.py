@@ -5,13 +5,15 @@ the program's discounts over the API (each change is a new program version).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, insert, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from kopilka.domain.discounts import DiscountSettings
-from kopilka.domain.errors import InvalidInput, NotFound, Problem
+from kopilka.domain.errors import Conflict, InvalidInput, NotFound, Problem
 from kopilka.domain.money import format_minor
 from kopilka.domain.program import Program
 from kopilka.domain.reading import CODE_PATTERN, Reader
@@ -208,28 +210,52 @@ def put_discount(
     if body.get("code", code) != code:
         raise InvalidInput([Problem("code", f"must be {code!r}, the discount in the path")])
     discount = {**to_json(body), "code": code}
-    document = copy.deepcopy(read_program(engine, program_code)["document"])
-    items = [d for d in document.get("discounts") or [] if d.get("code") != code]
-    existed = len(items) < len(document.get("discounts") or [])
-    document["discounts"] = [*items, discount]
-    applied = apply_program(engine, document, actor=actor, now=now)
-    return {"version": applied.version, "discount": discount}, not existed
+
+    def change(document: dict[str, Any]) -> bool:
+        items = [d for d in document.get("discounts") or [] if d.get("code") != code]
+        existed = len(items) < len(document.get("discounts") or [])
+        document["discounts"] = [*items, discount]
+        return not existed
+
+    version, created = _change_discounts(engine, program_code, change, actor=actor, now=now)
+    return {"version": version, "discount": discount}, created
 
 
 def delete_discount(
     engine: Engine, program_code: str, code: str, *, actor: str, now: datetime
 ) -> dict[str, Any]:
-    document = copy.deepcopy(read_program(engine, program_code)["document"])
-    items = document.get("discounts") or []
-    kept = [d for d in items if d.get("code") != code]
-    if len(kept) == len(items):
-        raise NotFound(f"discount {code!r} does not exist")
-    if kept:
-        document["discounts"] = kept
-    else:
-        del document["discounts"]
-    applied = apply_program(engine, document, actor=actor, now=now)
-    return {"version": applied.version, "deleted": code}
+    def change(document: dict[str, Any]) -> bool:
+        items = document.get("discounts") or []
+        kept = [d for d in items if d.get("code") != code]
+        if len(kept) == len(items):
+            raise NotFound(f"discount {code!r} does not exist")
+        if kept:
+            document["discounts"] = kept
+        else:
+            del document["discounts"]
+        return True
+
+    version, _ = _change_discounts(engine, program_code, change, actor=actor, now=now)
+    return {"version": version, "deleted": code}
+
+
+def _change_discounts(
+    engine: Engine, program_code: str, change: Callable[[dict[str, Any]], bool], *,
+    actor: str, now: datetime, attempts: int = 8,
+) -> tuple[int, bool]:  # fmt: skip
+    """Apply `change` to the current document as the next version; when another change
+    lands in between, read again and redo it (no change is lost, none applied twice)."""
+    for _ in range(attempts):
+        current = read_program(engine, program_code)
+        document = copy.deepcopy(current["document"])
+        result = change(document)
+        try:
+            applied = apply_program(engine, document, actor=actor, now=now,
+                                    based_on=current["version"])  # fmt: skip
+        except (Conflict, IntegrityError):  # another version came first: redo on top of it
+            continue
+        return applied.version, result
+    raise Conflict(f"program {program_code} keeps changing; try again")
 
 
 def _check_code(code: str) -> None:

@@ -8,7 +8,8 @@ are not a line's accrual: they are credited apart (`coupon_points`), with their 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -53,9 +54,11 @@ class Priced:
 
 def price_receipt(
     connection: Connection, program: LoadedProgram, receipt: Receipt,
-    member: MemberContext | None, member_id: int | None,
+    member: MemberContext | None, member_id: int | None, now: datetime,
 ) -> Priced:  # fmt: skip
-    """The quote for `receipt` with the program's discounts and the receipt's coupons."""
+    """The quote for `receipt` with the program's discounts and the receipt's coupons.
+    A coupon is valid or not at the server's time `now` (a terminal's clock can't bring
+    an expired campaign back)."""
     calculator = program.calculator
     if not receipt.coupons:
         return Priced(calculator.quote(receipt, member), (), [], [])
@@ -63,26 +66,49 @@ def price_receipt(
     states = load_coupons(connection, program.program_id, receipt.coupons, member_id)
     before = calculator.price(receipt, member)
     lines = [(line.sku, line.category, line.amount) for line in before.lines]
-    checks = tuple(
+    checks = _one_per_campaign([
         check_coupon(state, code, program=settings, lines=lines, location=receipt.location,
                      member_id=member_id, tier=member.tier if member else None,
-                     segments=member.segments if member else frozenset(), at=receipt.at)
+                     segments=member.segments if member else frozenset(), at=now)
         for state, code in zip(states, receipt.coupons, strict=True)
-    )  # fmt: skip
+    ])  # fmt: skip
     offers = [offer for check in checks if (offer := coupon_offer(check)) is not None]
     quote = calculator.quote(receipt, member, offers)
     given = {applied.coupon: applied.amount for applied in quote.discounts if applied.coupon}
-    answers, applied = [], []
+    answers, applied, final = [], [], []
     digits = (settings.money_digits, settings.points.precision)
     for check in checks:
         discount = given.get(check.code, 0)
-        points = 0
-        if check.reason is None and check.effect is not None:
-            points = check.effect.points or 0
+        points = (check.effect.points or 0) if check.reason is None and check.effect else 0
+        if check.reason is None and not discount and not points:
+            check = replace(check, reason="conditions_not_met", detail=NOTHING_LEFT)
+        final.append(check)
         answers.append(_coupon_json(check, discount, points, digits))
         if check.reason is None:
             applied.append((check, discount, points))
-    return Priced(quote, checks, answers, applied)
+    return Priced(quote, tuple(final), answers, applied)
+
+
+NOTHING_LEFT = "nothing is left for it to take off: the discounts before it reached the limits"
+
+
+def _one_per_campaign(checks: list[CouponCheck]) -> list[CouponCheck]:
+    """A receipt takes one coupon of a campaign (so a quote can't promise two that the
+    campaign's limits and budget would not both allow) and each coupon once."""
+    coupons: set[int] = set()
+    campaigns: set[str] = set()
+    kept = []
+    for check in checks:
+        if check.reason is None and check.coupon_id in coupons:
+            check = replace(check, reason="used", detail="the coupon is on the receipt twice")
+        elif check.reason is None and check.campaign in campaigns:
+            check = replace(check, reason="limit_reached", detail=f"one coupon of campaign "
+                            f"{check.campaign} per receipt")  # fmt: skip
+        if check.reason is None:
+            coupons.add(check.coupon_id or 0)
+            campaigns.add(check.campaign or "")
+        kept.append(check)
+    return kept
 
 
 def coupon_offer(check: CouponCheck) -> Offer | None:

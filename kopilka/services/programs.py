@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from kopilka.domain.calculator import Calculator
-from kopilka.domain.errors import NotFound
+from kopilka.domain.errors import Conflict, NotFound
 from kopilka.domain.program_parser import parse_program
 from kopilka.store.ledger import open_accounts
 from kopilka.store.tables import program_versions, programs
@@ -43,8 +43,11 @@ class LoadedProgram:
 _calculators: dict[str, Calculator] = {}
 
 
-def apply_program(engine: Engine, document: object, *, actor: str, now: datetime) -> AppliedProgram:
-    """Validate and store a program document as the program's next version."""
+def apply_program(
+    engine: Engine, document: object, *, actor: str, now: datetime, based_on: int | None = None
+) -> AppliedProgram:
+    """Validate and store a program document as the program's next version. `based_on`:
+    the version the document was made from — another version since is `Conflict`."""
     program = parse_program(document)
     stored = to_json(document)
     digest = hashlib.sha256(canonical(stored).encode()).hexdigest()
@@ -62,6 +65,9 @@ def apply_program(engine: Engine, document: object, *, actor: str, now: datetime
             version = 1
         else:
             program_id, current = row.id, row.current_version
+            if based_on is not None and current != based_on:
+                raise Conflict(f"program {program.code} changed meanwhile: version {current}, "
+                               f"not {based_on}")  # fmt: skip
             current_hash = connection.execute(
                 select(program_versions.c.document_hash).where(
                     program_versions.c.program_id == program_id,

@@ -134,6 +134,12 @@ def quote_purchase(
                             member=str(member_id) if member_id is not None else None,
                             balance=available)  # fmt: skip
         answer["coupons"] = priced.coupons
+        if priced.coupon_points and answer["balance"] is not None:  # as the purchase will
+            settings = program.calculator.program
+            where = "pending" if settings.accrual.pending_days > 0 else "available"
+            shown = to_minor(Decimal(answer["balance"][where]), settings.points.precision) or 0
+            answer["balance"][where] = format_minor(shown + priced.coupon_points,
+                                                    settings.points.precision)  # fmt: skip
         if member is not None:
             answer["cashback"] = preview_cashback(
                 program.calculator.program, _awards(program, receipt, priced.quote), now
@@ -294,7 +300,7 @@ def _quote(
     if member is None or wallet is None:
         if receipt.hold:
             raise InvalidInput([Problem("hold", "needs a member: only points can be held")])
-        return price_receipt(connection, program, receipt, None, None)
+        return price_receipt(connection, program, receipt, None, None, now)
     if member.status != "active":
         raise Conflict(f"member {receipt.member!r} is {member.status}")
     settings = program.calculator.program
@@ -302,7 +308,7 @@ def _quote(
                             balance=wallet.balances[AccountCode.AVAILABLE],
                             **shopper_facts(connection, program.program_id, settings, member.id,
                                             now))  # fmt: skip
-    return price_receipt(connection, program, receipt, context, member.id)
+    return price_receipt(connection, program, receipt, context, member.id, now)
 
 
 def _awards(program: LoadedProgram, receipt: Receipt, quote: Quote) -> list[CashbackAward]:

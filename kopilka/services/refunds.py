@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -19,6 +20,7 @@ from kopilka.domain.errors import Conflict, IdempotencyConflict, InvalidInput, N
 from kopilka.domain.ledger import AccountCode, AccountRef, Reason
 from kopilka.domain.lots import slice_of_uses
 from kopilka.domain.money import format_minor, parse_decimal, to_minor
+from kopilka.domain.program import Program
 from kopilka.domain.reading import Reader, row_id
 from kopilka.domain.refunds import BoughtLine, RefundLine, refund_lines
 from kopilka.services.cashback import claw_back_cashback
@@ -144,13 +146,27 @@ def _refund(
     if (purchase.answer.get("cashback") or {}).get("status") in ("pending", "available"):
         clawed = claw_back_cashback(
             connection, program.program_id, settings, purchase.id,
-            refunded=sum(line.spend_back for line in lines), paid=purchase.spend or 0,
+            refunded=_money_back(settings, lines),
+            paid=_minor(purchase.answer["paid"], settings.money_digits),
             key=f"{settings.code}:refund:{row_id}", now=now, actor=actor, refund_id=row_id,
         )  # fmt: skip
         answer["cashback_back"] = clawed
         connection.execute(update(refunds).where(refunds.c.id == row_id).values(answer=answer))
     connection.execute(update(purchases).where(purchases.c.id == purchase.id).values(status=status))
     return answer, True
+
+
+def _money_back(program: Program, lines: list[RefundLine]) -> int:
+    """The money a refund gives back: the lines' amounts less what points paid of them —
+    cashback was given on money paid, so it is taken back by the same measure."""
+    points = sum(line.redeemed_back for line in lines)
+    money_per_point = Fraction(program.points.value) * 10**program.money_digits
+    paid_by_points = points * money_per_point / 10**program.points.precision
+    half_up: int = (2 * paid_by_points.numerator + paid_by_points.denominator) // (
+        2 * paid_by_points.denominator
+    )
+    returned: int = sum(line.spend_back for line in lines)
+    return max(0, returned - half_up)
 
 
 def _plan(
@@ -174,7 +190,8 @@ def _plan(
             select(lots.c.id).where(
                 lots.c.purchase_id == purchase.id,
                 lots.c.status == "pending",
-                lots.c.reason == Reason.PURCHASE_ACCRUAL.value,
+                # the rules' points and a coupon's were credited together, pending alike
+                lots.c.reason.in_((Reason.PURCHASE_ACCRUAL.value, Reason.COUPON.value)),
             )
         ).first()
         wallet.clawback(f"{key}:clawback", accrued_back, purchase_id=purchase.id,

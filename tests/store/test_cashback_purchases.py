@@ -142,3 +142,22 @@ def test_a_refund_restores_the_coupon_and_claws_back_cashback_and_points(cafe: E
     again = quote_purchase(cafe, "zerno", receipt("Q", coupons=["bonus"]), now=NOW)
     assert again["coupons"][0]["applied"] is True  # the returned coupon counts no more
     assert verify(cafe)[1] == []
+
+
+def test_cashback_comes_back_with_the_money_not_with_the_points(cafe: Engine) -> None:
+    make_adjustment(cafe, "zerno", "card:100001", {"points": "405", "reason": "start"},
+                    actor="t", now=NOW)  # fmt: skip
+    body = receipt("R1", redeem="405")
+    body["lines"] = [{"sku": "LUNCH-1", "qty": 1}, {"sku": "CIG-1", "qty": 1}]
+    answer = buy(cafe, body)
+    # the lunch (405.00 after its discount) is paid with points; the cigarettes can't be
+    assert (answer["paid"], answer["cashback"]["amount"]) == ("250.00", "7.50")
+    lunch = refund_purchase(cafe, "zerno", answer["purchase_id"],
+                            {"refund_id": "RF1", "lines": [{"n": 0, "qty": 1}]},
+                            actor="t", now=NOW)[0]  # fmt: skip
+    assert lunch["cashback_back"] is None or lunch["cashback_back"] == "0.00"
+    cigarettes = refund_purchase(cafe, "zerno", answer["purchase_id"],
+                                 {"refund_id": "RF2", "lines": [{"n": 1, "qty": 1}]},
+                                 actor="t", now=NOW)[0]  # fmt: skip
+    assert cigarettes["cashback_back"] == "7.50"
+    assert verify(cafe)[1] == []

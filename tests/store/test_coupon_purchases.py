@@ -12,13 +12,16 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from kopilka.domain.errors import CouponInvalid
+from kopilka.domain.errors import CouponInvalid, InvalidInput
+from kopilka.files import load_document
 from kopilka.services import coupons
 from kopilka.services.members import register_member
+from kopilka.services.programs import apply_program
 from kopilka.services.purchases import process_purchase, quote_purchase, settle_hold
 from kopilka.services.refunds import refund_purchase
 from kopilka.store.coupon_tables import coupon_redemptions
 from kopilka.store.verify import verify
+from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW, at_once
 
 TEN_OFF_TEA = {"code": "tea-10", "kind": "unique",
@@ -149,3 +152,40 @@ def test_one_single_use_code_in_twenty_purchases_at_once_wins_once(shop: Engine)
             connection.execute(select(func.count()).select_from(coupon_redemptions)).scalar() == 1
         )
     assert verify(shop)[1] == []
+
+
+def test_a_receipt_takes_one_coupon_of_a_campaign_and_each_coupon_once(shop: Engine) -> None:
+    first, second = campaign(shop, TEN_OFF_TEA, 2)
+    quoted = quote_purchase(shop, "zerno", body("Q", first, second, first.lower()), now=NOW)
+    assert [(c["applied"], c.get("reason")) for c in quoted["coupons"]] == [
+        (True, None), (False, "limit_reached"), (False, "used")]  # fmt: skip
+    assert quoted["discount"] == "30.00"  # one coupon's worth, as the purchase would give
+    with pytest.raises(CouponInvalid) as refused:
+        buy(shop, body("R1", first, second))
+    assert refused.value.reason == "limit_reached"
+
+
+def test_a_quote_shows_the_balance_a_points_coupon_leaves(shop: Engine) -> None:
+    campaign(shop, POINTS)
+    quoted = quote_purchase(shop, "zerno", body("Q", "BONUS200"), now=NOW)
+    bought = buy(shop, body("R1", "BONUS200"))
+    assert quoted["balance"] == bought["balance"]
+
+
+def test_more_than_ten_coupons_on_a_receipt_are_refused(shop: Engine) -> None:
+    with pytest.raises(InvalidInput, match="at most 10 per receipt"):
+        quote_purchase(shop, "zerno", body("Q", *[f"C{n}" for n in range(11)]), now=NOW)
+
+
+def test_a_coupon_with_nothing_left_to_take_off_is_not_used_up(shop: Engine) -> None:
+    document = load_document(EXAMPLES / "zerno" / "program.yaml")
+    assert isinstance(document, dict)
+    document["discounts"] = [{"code": "all-20", "percent": 20}]
+    document["discount_limits"] = {"receipt_percent": 20}
+    apply_program(shop, document, actor="t", now=NOW)
+    campaign(shop, MIN_SUM | {"conditions": {}})
+    quoted = quote_purchase(shop, "zerno", body("Q", "BIG50"), now=NOW)
+    assert quoted["coupons"][0]["reason"] == "conditions_not_met"
+    assert "nothing is left" in quoted["coupons"][0]["detail"]
+    with pytest.raises(CouponInvalid):
+        buy(shop, body("R1", "BIG50"))

@@ -4,6 +4,7 @@ refunds take discounted amounts back; managing discounts makes program versions.
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from kopilka.services.purchases import process_purchase, quote_purchase
 from kopilka.services.refunds import refund_purchase
 from kopilka.store.tables import purchases
 from kopilka.store.verify import verify
+from tests.store.conftest import at_once
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)  # a Tuesday, 12:00 in Moscow
 DAY = timedelta(days=1)
@@ -157,3 +159,17 @@ def test_managing_discounts_makes_program_versions(gorod: Engine) -> None:
         "loyal", "welcome", "bun-then-film", "gold-10"]  # fmt: skip
     with pytest.raises(NotFound):
         delete_discount(gorod, "gorod", "tuesday", actor="t", now=T0)
+
+
+def test_discounts_changed_at_once_are_all_kept(gorod: Engine) -> None:
+    numbers = itertools.count()
+
+    def add() -> int:
+        n = next(numbers)
+        answer, _ = put_discount(gorod, "gorod", f"d-{n}", {"percent": 1 + n}, actor="t", now=T0)
+        return int(answer["version"])
+
+    versions = at_once(add, times=8)
+    assert sorted(versions) == list(range(2, 10))  # each change its own version
+    codes_kept = {d["code"] for d in list_discounts(gorod, "gorod")["items"]}
+    assert {f"d-{n}" for n in range(8)} <= codes_kept

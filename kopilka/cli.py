@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -32,6 +33,7 @@ from kopilka.services.imports import (
     write_rejects,
 )
 from kopilka.services.keys import create_key, list_keys, revoke_key
+from kopilka.services.member_links import member_link
 from kopilka.services.operators import create_operator
 from kopilka.services.programs import apply_program
 from kopilka.services.quoting import QuoteRequest, quote_receipt
@@ -54,6 +56,8 @@ program_app = typer.Typer(help="Check and apply program files.", no_args_is_help
 app.add_typer(program_app, name="program")
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+members_app = typer.Typer(help="Members.", no_args_is_help=True)
+app.add_typer(members_app, name="members")
 operators_app = typer.Typer(help="Operator accounts of the console.", no_args_is_help=True)
 app.add_typer(operators_app, name="operators")
 import_app = typer.Typer(
@@ -301,6 +305,32 @@ def keys_create(
     console.print(f"key {record['id']} ({record['role']}) for program {program}; "
                   "store it now, it is not shown again:")  # fmt: skip
     sys.stdout.write(key + "\n")
+
+
+@members_app.command("link")
+def members_link(
+    member: Annotated[str, typer.Argument(help="id, card:…, phone:…, email:… or ext:…")],
+    program: Annotated[str, typer.Option("--program", help="The program's code.")],
+    base_url: Annotated[
+        str, typer.Option("--base-url", envvar="KOPILKA_PUBLIC_URL", help="The server's URL.")
+    ],
+    days: Annotated[int, typer.Option("--days", help="How long the link works.")] = 365,
+    no_expiry: Annotated[bool, typer.Option("--no-expiry", help="A link for good.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Print the member's personal link to their page (balance, card QR code, coupons)."""
+    secret = os.environ.get("KOPILKA_SECRET")
+    if not secret:
+        sys.stderr.write("kopilka: set KOPILKA_SECRET as the server has it\n")
+        raise typer.Exit(2)
+    engine = make_engine(db)
+    upgrade(engine)
+    try:
+        url = member_link(engine, program, member, base_url=base_url, secret=secret,
+                          now=datetime.now(UTC), days=None if no_expiry else days)  # fmt: skip
+    except KopilkaError as error:
+        raise _fail(error) from None
+    sys.stdout.write(url + "\n")
 
 
 @operators_app.command("create")

@@ -14,8 +14,9 @@ verification whether or not the email exists, so its timing does not say which e
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,11 +27,11 @@ from sqlalchemy import Connection, Engine, Row, func, insert, or_, select, updat
 from sqlalchemy.exc import IntegrityError
 
 from kopilka.domain.errors import Duplicate, InvalidInput, Problem
-from kopilka.domain.ledger import Reason
+from kopilka.domain.ledger import AccountCode, Reason
 from kopilka.services.balances import make_adjustment
 from kopilka.services.members import normalise_phone
 from kopilka.services.programs import load_program
-from kopilka.store.tables import accounts, member_profiles, members, transfers
+from kopilka.store.tables import accounts, member_profiles, members, purchases, transfers
 from kopilka.store.web_tables import audit_log, operators
 
 ROLES = ("admin", "support", "analyst", "marketer")
@@ -222,6 +223,7 @@ class DayPoints:
     day: date
     accrued: int  # minor units of points
     redeemed: int
+    expired: int = 0
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,23 @@ class Dashboard:
     program: ProgramFacts
     members: int
     days: list[DayPoints]
+    active_members: int = 0  # bought in the window
+    liability: int = 0  # points members hold (available, pending, held), minor units
+    top_rules: list[tuple[str, int]] = field(default_factory=list)  # (rule, points), most first
+
+    @property
+    def liability_points(self) -> Decimal:
+        return Decimal(self.liability).scaleb(-self.program.points_digits)
+
+    @property
+    def rule_bars(self) -> list[tuple[str, Decimal, int]]:
+        """(rule, points, its bar's width in % of the largest) — exact, for the template."""
+        most = self.top_rules[0][1] if self.top_rules else 0
+        digits = self.program.points_digits
+        return [
+            (rule, Decimal(amount).scaleb(-digits), 100 * amount // most if most else 0)
+            for rule, amount in self.top_rules
+        ]
 
 
 def program_facts(engine: Engine, program: str) -> ProgramFacts:
@@ -265,17 +284,66 @@ def dashboard(engine: Engine, program: str, now: datetime, days: int = 30) -> Da
             select(func.count()).where(members.c.program_id == loaded.program_id)
         ).scalar_one()
         moved = _points_by_day(connection, loaded.program_id, start, zone)
+        active = _active_members(connection, loaded.program_id, start)
+        liability = _liability(connection, loaded.program_id)
+        top = _top_rules(connection, loaded.program_id, start)
     series = [
-        DayPoints(day, *moved.get(day, (0, 0)))
+        DayPoints(day, *moved.get(day, (0, 0, 0)))
         for day in (first_day + timedelta(days=n) for n in range(days))
     ]
-    return Dashboard(_facts(settings), int(count), series)
+    return Dashboard(_facts(settings), int(count), series, active, liability, top)
+
+
+STANDING = ("completed", "partially_refunded")  # purchases that happened and still stand
+TOP_RULES_SAMPLE = 5000  # the newest purchases read for the rules' figures
+
+
+def _active_members(connection: Connection, program_id: int, start: datetime) -> int:
+    return int(connection.execute(
+        select(func.count(func.distinct(purchases.c.member_id))).where(
+            purchases.c.program_id == program_id, purchases.c.created_at >= start,
+            purchases.c.status.in_(STANDING), purchases.c.member_id.is_not(None))
+    ).scalar_one())  # fmt: skip
+
+
+def _liability(connection: Connection, program_id: int) -> int:
+    """The points members hold: what the program owes (available, pending and held)."""
+    held = (AccountCode.AVAILABLE.value, AccountCode.PENDING.value, AccountCode.HELD.value)
+    return int(connection.execute(
+        select(func.coalesce(func.sum(accounts.c.credits_posted - accounts.c.debits_posted), 0))
+        .where(accounts.c.program_id == program_id, accounts.c.member_id.is_not(None),
+               accounts.c.code.in_(held))
+    ).scalar_one())  # fmt: skip
+
+
+def _top_rules(connection: Connection, program_id: int, start: datetime) -> list[tuple[str, int]]:
+    """Rules by the points of the lines they took part in (the newest purchases of the
+    window, at most TOP_RULES_SAMPLE): which rules the program's points come from."""
+    answers = connection.execute(
+        select(purchases.c.answer)
+        .where(purchases.c.program_id == program_id, purchases.c.created_at >= start,
+               purchases.c.status.in_(STANDING))
+        .order_by(purchases.c.id.desc()).limit(TOP_RULES_SAMPLE)
+    ).scalars()  # fmt: skip
+    points: dict[str, int] = {}
+    for answer in answers:
+        for line in answer.get("lines") or []:
+            accrued = int(Decimal(line.get("accrued") or "0").scaleb(_decimals(line)))
+            for entry in line.get("explain") or []:
+                rule = entry.get("rule")
+                if rule and accrued and ("coefficient" in entry or "points_per_unit" in entry):
+                    points[rule] = points.get(rule, 0) + accrued
+    return sorted(points.items(), key=lambda item: -item[1])[:8]
+
+
+def _decimals(line: dict[str, Any]) -> int:
+    return len(str(line.get("accrued") or "0").partition(".")[2])
 
 
 def _points_by_day(
     connection: Connection, program_id: int, start: datetime, zone: ZoneInfo
-) -> dict[date, tuple[int, int]]:
-    """Accrued and redeemed points per local day, summed by the database per hour (an
+) -> dict[date, tuple[int, int, int]]:
+    """Accrued, redeemed and expired points per local day, summed by the database per hour (an
     hour is a day's part in every time zone with whole-hour offsets; a half-hour zone
     would need finer buckets), so the rows fetched stay few however busy the program."""
     hour = _hour_bucket(connection)
@@ -288,7 +356,11 @@ def _points_by_day(
             transfers.c.program_id == program_id,
             transfers.c.created_at >= start,
             transfers.c.reason.in_(
-                [Reason.PURCHASE_ACCRUAL.value, Reason.PURCHASE_REDEMPTION.value]
+                [
+                    Reason.PURCHASE_ACCRUAL.value,
+                    Reason.PURCHASE_REDEMPTION.value,
+                    Reason.EXPIRY.value,
+                ]
             ),
             or_(
                 transfers.c.credit_account_id.in_(to_member),
@@ -297,15 +369,14 @@ def _points_by_day(
         )
         .group_by("hour", transfers.c.reason)
     ).all()
-    totals: dict[date, tuple[int, int]] = {}
+    series = {Reason.PURCHASE_ACCRUAL.value: 0, Reason.PURCHASE_REDEMPTION.value: 1,
+              Reason.EXPIRY.value: 2}  # fmt: skip
+    totals: dict[date, tuple[int, int, int]] = {}
     for bucket, reason, amount in rows:
         day = _as_utc_hour(bucket).astimezone(zone).date()
-        accrued, redeemed = totals.get(day, (0, 0))
-        if reason == Reason.PURCHASE_ACCRUAL.value:
-            accrued += int(amount)
-        else:
-            redeemed += int(amount)
-        totals[day] = (accrued, redeemed)
+        figures = list(totals.get(day, (0, 0, 0)))
+        figures[series[reason]] += int(amount)
+        totals[day] = (figures[0], figures[1], figures[2])
     return totals
 
 

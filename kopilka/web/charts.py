@@ -21,7 +21,7 @@ class Bar:
     y: float
     width: float
     height: float
-    series: str  # accrued | redeemed: the CSS class that colours it
+    series: str  # accrued | redeemed | expired: the CSS class that colours it
     day: date
     value: Decimal
 
@@ -37,17 +37,18 @@ class Chart:
 
 
 def points_by_day(days: list[DayPoints], digits: int) -> Chart:
-    """Two bars per day, accrued beside redeemed, on one scale."""
+    """Three bars per day — accrued, redeemed, expired — side by side on one scale."""
     scale = 10**digits
-    highest = max([d.accrued for d in days] + [d.redeemed for d in days] + [0])
+    highest = max([max(d.accrued, d.redeemed, d.expired) for d in days] + [0])
     baseline = float(HEIGHT - AXIS)
     room = baseline - TOP
     slot = WIDTH / max(len(days), 1)
-    bar_width = max(slot * 0.38, 1.0)
+    bar_width = max(slot * 0.26, 1.0)
     bars: list[Bar] = []
     for n, day in enumerate(days):
-        for offset, series, amount in ((0.1, "accrued", day.accrued),
-                                       (0.5, "redeemed", day.redeemed)):  # fmt: skip
+        for offset, series, amount in ((0.09, "accrued", day.accrued),
+                                       (0.37, "redeemed", day.redeemed),
+                                       (0.65, "expired", day.expired)):  # fmt: skip
             height = room * amount / highest if highest else 0.0
             bars.append(Bar(x=round(n * slot + offset * slot, 2), y=round(baseline - height, 2),
                             width=round(bar_width, 2), height=round(height, 2), series=series,

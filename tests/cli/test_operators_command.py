@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
 from kopilka.cli import app
+from kopilka.files import load_document
+from kopilka.services.members import register_member
 from kopilka.services.operators import authenticate
+from kopilka.services.programs import apply_program
 from kopilka.store.db import make_engine
+from kopilka.store.migrate import upgrade
+from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW
 
 
@@ -26,3 +32,17 @@ def test_an_operator_is_created_and_signs_in_with_the_password_given(tmp_path: P
                                      "anna@example.ru", "--role", "support", "--password-stdin",
                                      "--db", db], input="another secret phrase\n")  # fmt: skip
     assert again.exit_code != 0
+
+
+def test_a_members_personal_link_is_printed(tmp_path: Path, monkeypatch: Any) -> None:
+    db = f"sqlite:///{tmp_path / 'k.sqlite3'}"
+    engine = make_engine(db)
+    upgrade(engine)
+    apply_program(engine, load_document(EXAMPLES / "zerno" / "program.yaml"), actor="t", now=NOW)
+    register_member(engine, "zerno", {"card": "100001"}, now=NOW)
+    monkeypatch.setenv("KOPILKA_SECRET", "s" * 32)
+    arguments = ["members", "link", "card:100001", "--program", "zerno",
+                 "--base-url", "https://loyalty.example", "--db", db]  # fmt: skip
+    made = CliRunner().invoke(app, arguments)
+    assert made.exit_code == 0, made.output
+    assert made.output.strip().startswith("https://loyalty.example/m/")

@@ -110,6 +110,10 @@ def test_the_dashboard_counts_members_and_the_points_of_each_day(zerno_engine):
     assert len(board.days) == 30
     assert board.days[-1].accrued == 1450  # 14.50 points in hundredths
     assert sum(day.accrued for day in board.days[:-1]) == 0
+    assert board.active_members == 1  # one of the two bought
+    assert board.liability == 1450  # the points members hold
+    assert [rule for rule, _ in board.top_rules] == ["card-5"]  # the rule behind them
+    assert board.rule_bars[0][2] == 100
 
 
 @pytest.mark.parametrize(

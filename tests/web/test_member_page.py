@@ -1,0 +1,437 @@
+"""The member page (issue 8): personal links, what the page shows, and the page itself —
+through the services and HTTP on SQLite and PostgreSQL, and in Debian's Chromium, where
+the QR code and the barcode on the rendered page are decoded back to the card number.
+
+Without /usr/bin/chromium the browser test is skipped, except under CI=true where its
+absence is a failure (`.ci/run` installs it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from babel.messages.extract import extract_from_file
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from itsdangerous import URLSafeSerializer, URLSafeTimedSerializer
+from sqlalchemy import Engine
+
+from kopilka.domain.errors import Conflict, InvalidInput, NotFound
+from kopilka.files import load_document
+from kopilka.services import balances
+from kopilka.services.coupons import (
+    code_page,
+    create_batch,
+    create_campaign,
+    issue_coupon,
+    update_campaign,
+)
+from kopilka.services.member_links import (
+    SALT,
+    BadLink,
+    ExpiredLink,
+    member_link,
+    member_view,
+    read_token,
+)
+from kopilka.services.members import erase_member, set_member_status
+from kopilka.services.programs import apply_program
+from kopilka.store.db import make_engine
+from kopilka.store.migrate import upgrade
+from kopilka.web import member_page
+from tests.api.conftest import key_for, serving_engine
+from tests.conftest import EXAMPLES, ROOT
+from tests.store.conftest import NOW
+from tests.web.conftest import SECRET, console_app, stock
+
+BASE = "https://kopilka.example"
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def member_app(engine: Engine) -> FastAPI:
+    """The app with the console and the member page, as `create_app` will mount them."""
+    app = console_app(engine)
+    member_page.register(app, engine, secret=SECRET)
+    return app
+
+
+def link(engine: Engine, ref: str = "card:100001", **kw: Any) -> str:
+    kw.setdefault("now", NOW)
+    return member_link(engine, "zerno", ref, base_url=BASE, secret=SECRET, **kw)
+
+
+def token_of(url: str) -> str:
+    return url.rsplit("/m/", 1)[1]
+
+
+def with_coupons(engine: Engine) -> list[str]:
+    """Анна holds a coupon of `spring` and, issued later, one of `winter`; winter is
+    then paused. The codes, spring's first."""
+    codes = []
+    for campaign in ("spring", "winter"):
+        create_campaign(engine, "zerno", {"code": campaign, "kind": "unique", "name": campaign,
+                                          "effect": {"percent": 10}},
+                        actor="test", now=NOW)  # fmt: skip
+        create_batch(engine, "zerno", campaign, {"count": 1}, actor="test", now=NOW)
+        code = code_page(engine, "zerno", campaign)["items"][0]["code"]
+        issue_coupon(engine, "zerno", code, {"member": "card:100001", "channel": "sms"}, now=NOW)
+        codes.append(code)
+    update_campaign(engine, "zerno", "winter", {"paused": True}, now=NOW)
+    return codes
+
+
+# — links —
+
+
+def test_a_link_names_the_program_and_member_and_expires(stocked: Engine) -> None:
+    url = link(stocked, days=30)
+    assert url.startswith(f"{BASE}/m/")
+    target = read_token(token_of(url), secret=SECRET, now=NOW + timedelta(days=29))
+    assert (target.program, target.member_id) == ("zerno", 1)
+    assert target.expires_at == NOW + timedelta(days=30)
+    with pytest.raises(ExpiredLink):
+        read_token(token_of(url), secret=SECRET, now=NOW + timedelta(days=30))
+    forever = read_token(token_of(link(stocked, days=None)), secret=SECRET,
+                         now=NOW + timedelta(days=10_000))  # fmt: skip
+    assert forever.expires_at is None
+
+
+def test_a_link_not_signed_by_us_opens_nothing(stocked: Engine) -> None:
+    token = token_of(link(stocked))
+    ours = URLSafeSerializer(SECRET, salt=SALT, signer_kwargs={"digest_method": hashlib.sha256})
+    assert read_token(ours.dumps({"p": "zerno", "m": 1, "e": None}), secret=SECRET, now=NOW)
+    tampered = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    bad = [
+        tampered,
+        token_of(member_link(stocked, "zerno", "1", base_url=BASE, secret="another", now=NOW)),
+        # a payload naming another member, with the old signature
+        URLSafeSerializer("x", salt="y").dumps({"p": "zerno", "m": 2, "e": None}).split(".")[0]
+        + "."
+        + token.split(".")[1],
+        # the console's session cookie, signed with the same secret but its own salt
+        URLSafeTimedSerializer(SECRET, salt="kopilka.console.session").dumps(
+            {"c": "x", "o": 1, "l": None}
+        ),
+        # well signed, but not what a link holds
+        ours.dumps([1]),
+        ours.dumps({"p": "zerno", "m": "1", "e": None}),
+        ours.dumps({"p": "zerno", "m": 1, "e": "never"}),
+        "",
+        "x" * 5000,
+    ]
+    for token_text in bad:
+        with pytest.raises(BadLink):
+            read_token(token_text, secret=SECRET, now=NOW)
+
+
+def test_only_a_member_of_the_program_gets_a_link(stocked: Engine) -> None:
+    with pytest.raises(NotFound):
+        link(stocked, "card:999999")
+    with pytest.raises(NotFound):
+        member_link(stocked, "nope", "1", base_url=BASE, secret=SECRET, now=NOW)
+    for days in (0, -1, 10_000, True, "30"):
+        with pytest.raises(InvalidInput):
+            link(stocked, days=days)
+    url = link(stocked, "card:100002")
+    erase_member(stocked, "zerno", "card:100002", actor="test", now=NOW)
+    with pytest.raises(Conflict):
+        link(stocked, "card:100002")
+    target = read_token(token_of(url), secret=SECRET, now=NOW)
+    with pytest.raises(BadLink):  # a link made before the erasure opens nothing
+        member_view(stocked, "zerno", target.member_id, now=NOW)
+
+
+# — what the page shows —
+
+
+def test_the_view_has_balance_tier_progress_history_and_coupons(stocked: Engine) -> None:
+    spring, winter = with_coupons(stocked)
+    # the purchase of `stock` is booked at the clock's time: the tier window must hold it
+    view = member_view(stocked, "zerno", 1, now=datetime.now(UTC))
+    assert view.balance == balances.balance(stocked, "zerno", "card:100001")
+    assert view.member["card"] == "100001"
+    assert (view.program_name, view.currency, view.timezone) == ("Кофейня «Зерно»", "RUB",
+                                                                  "Europe/Moscow")  # fmt: skip
+    assert view.moves
+    assert view.moves[0]["reason"] == "purchase.accrual"
+    assert view.member["next_tier"]["code"] == "vip"
+    [spend] = view.progress
+    assert (spend.what, spend.need) == ("spend", Decimal(150000))
+    assert Decimal(0) < spend.have < spend.need
+    assert 0 <= spend.percent < 100
+    # the usable coupon first, though the paused one was issued later
+    assert [(c["code"], c["status"]) for c in view.coupons] == [(spring, "issued"),
+                                                                (winter, "paused")]  # fmt: skip
+
+
+# — over HTTP —
+
+
+@pytest.fixture
+def client(stocked: Engine) -> Iterator[TestClient]:
+    with TestClient(member_app(serving_engine(stocked)), base_url="http://testserver") as c:
+        yield c
+
+
+def test_a_key_makes_a_link_that_opens_the_page(client: TestClient, stocked: Engine) -> None:
+    headers = {"Authorization": f"Bearer {key_for(stocked, 'support')}"}
+    path = "/v1/programs/zerno/members/card:100001/link"
+    made = client.post(path, headers=headers, json={"days": 7})
+    assert made.status_code == 201, made.text
+    assert made.json()["url"].startswith("http://testserver/m/")
+    assert made.json()["expires_at"] is not None
+    page = client.get(made.json()["url"].removeprefix("http://testserver"),
+                      headers={"Accept-Language": "en"})  # fmt: skip
+    assert page.status_code == 200
+    assert 'id="available">14.50<' in page.text
+    assert page.headers["cache-control"] == "no-store"
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert '<svg width="' in page.text
+    assert 'id="card-qr"' in page.text
+    assert 'id="card-barcode"' in page.text
+    forever = client.post(path, headers=headers, json={"days": None}).json()
+    assert forever["expires_at"] is None
+    assert client.post(path, headers=headers).status_code == 201  # no body: a year
+
+
+def test_the_link_route_keeps_roles_programs_and_bodies(client: TestClient,
+                                                        stocked: Engine) -> None:  # fmt: skip
+    path = "/v1/programs/zerno/members/{}/link"
+    analyst = {"Authorization": f"Bearer {key_for(stocked, 'analyst')}"}
+    admin = {"Authorization": f"Bearer {key_for(stocked, 'admin')}"}
+    assert client.post(path.format("1"), headers=analyst).status_code == 403
+    assert client.post(path.format("1")).status_code == 401
+    assert client.post(path.format("card:404"), headers=admin).status_code == 404
+    assert client.post("/v1/programs/other/members/1/link", headers=admin).status_code == 404
+    for body in ({"days": 0}, {"days": "7"}, {"weeks": 1}, [1]):
+        answer = client.post(path.format("1"), headers=admin, json=body)
+        assert answer.status_code == 422, body
+        assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_a_bad_or_expired_link_is_a_friendly_page(client: TestClient, stocked: Engine) -> None:
+    bad = client.get("/m/not-a-token", headers={"Accept-Language": "en"})
+    assert bad.status_code == 404
+    assert "This link does not open a card" in bad.text
+    expired = token_of(link(stocked, now=NOW - timedelta(days=400)))
+    gone = client.get(f"/m/{expired}", headers={"Accept-Language": "ru"})
+    assert gone.status_code == 410
+    assert "Срок действия ссылки истёк" in gone.text
+    assert gone.headers["cache-control"] == "no-store"
+    assert client.get("/m/" + "x" * 5000).status_code == 404
+
+
+def test_the_page_speaks_russian_and_shows_a_blocked_card(client: TestClient,
+                                                          stocked: Engine) -> None:  # fmt: skip
+    with_coupons(stocked)
+    set_member_status(stocked, "zerno", "card:100001", "blocked", now=NOW)
+    page = client.get(f"/m/{token_of(link(stocked))}?lang=ru")
+    assert page.status_code == 200
+    assert '<html lang="ru">' in page.text
+    assert 'id="available">14,50<' in page.text  # Babel: the Russian decimal comma
+    assert "баллов доступно" in page.text
+    assert "Мои купоны" in page.text
+    assert "начисление за покупку" in page.text  # a reason from the console's catalog
+    assert "можно использовать" in page.text
+    assert "приостановлен" in page.text
+    assert 'id="blocked"' in page.text
+    english = client.get(f"/m/{token_of(link(stocked))}", headers={"Accept-Language": "en"})
+    assert "points available" in english.text
+    assert "My coupons" in english.text
+
+
+def test_the_card_svgs_hold_the_card_number() -> None:
+    qr = str(member_page.qr_svg("100001"))
+    assert qr.startswith("<svg")
+    assert "<title>100001</title>" in qr
+    bar = str(member_page.barcode_svg("A-<1>"))
+    assert "<title>A-&lt;1&gt;</title>" in bar  # escaped
+
+
+def test_every_text_of_the_member_page_is_in_russian() -> None:
+    """Each message of the member templates (and each coupon status) has a Russian
+    translation in `member.po`, or — for the shared ones — in the console's catalog."""
+    folder = ROOT / "kopilka" / "web" / "templates"
+    wanted = {f"coupon.{status}" for status in ("issued", "available", "paused", "expired",
+                                                "used")}  # fmt: skip
+    for name in ("member_base.html", "member_page.html", "member_page_error.html"):
+        found = extract_from_file("jinja2.ext:babel_extract", folder / name,
+                                  options={"extensions": "jinja2.ext.i18n"})  # fmt: skip
+        wanted |= {message for _, message, _, _ in found if isinstance(message, str)}
+    russian = member_page.translations("ru")
+    untranslated = sorted(m for m in wanted if russian.gettext(m) == m)
+    assert untranslated == []
+
+
+# — in the browser —
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    db = make_engine(f"sqlite:///{tmp_path_factory.mktemp('member') / 'kopilka.sqlite3'}")
+    upgrade(db)
+    apply_program(db, load_document(EXAMPLES / "zerno" / "program.yaml"), actor="test",
+                  now=NOW)  # fmt: skip
+    stock(db)
+    with_coupons(db)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(scope="module")
+def server(database: Engine) -> Iterator[str]:
+    port = free_port()
+    config = uvicorn.Config(member_app(database), host="127.0.0.1", port=port,
+                            log_level="warning", lifespan="on")  # fmt: skip
+    served = uvicorn.Server(config)
+    thread = threading.Thread(target=served.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not served.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    served.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true and Chromium is not installed at /usr/bin/chromium")
+        pytest.skip("Chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def errors() -> list[str]:
+    """The page's console errors and failed loads; a test takes out those it expects."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Any, server: str, errors: list[str]) -> Iterator[Any]:
+    """A fresh page that records every console error and failed load."""
+    context = browser.new_context(base_url=server, locale="en-US", device_scale_factor=1)
+    opened = context.new_page()
+    opened.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.on("requestfailed", lambda r: errors.append(f"{r.url}: {r.failure}"))
+    yield opened
+    context.close()
+    assert errors == [], f"the page reported errors: {errors}"
+
+
+def snap(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def png_pixels(png: bytes) -> tuple[bytes, int, int]:
+    """A PNG (8-bit grey, RGB or RGBA, not interlaced — as Chromium saves them) as one
+    grey byte per pixel: what the decoder reads. Enough of PNG for a screenshot."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    position, data, header = 8, b"", b""
+    while position < len(png):
+        length, kind = struct.unpack(">I4s", png[position : position + 8])
+        chunk = png[position + 8 : position + 8 + length]
+        if kind == b"IHDR":
+            header = chunk
+        elif kind == b"IDAT":
+            data += chunk
+        position += 12 + length
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header)
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour]
+    assert (depth, interlace) == (8, 0), "a PNG kind this reader does not know"
+    raw = zlib.decompress(data)
+    stride = width * channels
+    previous = bytearray(stride)
+    grey = bytearray()
+    for row in range(height):
+        start = row * (stride + 1)
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up, corner = previous[i], previous[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + up) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                guess = left + up - corner
+                pa, pb, pc = abs(guess - left), abs(guess - up), abs(guess - corner)
+                best = left if pa <= pb and pa <= pc else up if pb <= pc else corner
+                line[i] = (line[i] + best) & 0xFF
+        previous = line
+        for x in range(width):
+            pixel = line[x * channels : x * channels + min(channels, 3)]
+            grey.append(sum(pixel) // len(pixel))
+    return bytes(grey), width, height
+
+
+def decoded(png: bytes, kind: str) -> list[str]:
+    zxingcpp = pytest.importorskip("zxingcpp")
+    grey, width, height = png_pixels(png)
+    image = zxingcpp.ImageView(grey, width, height, zxingcpp.ImageFormat.Lum)
+    formats = {"qr": zxingcpp.BarcodeFormat.QRCode, "code128": zxingcpp.BarcodeFormat.Code128}
+    return [found.text for found in zxingcpp.read_barcodes(image, formats=formats[kind])]
+
+
+def test_a_member_opens_their_link_and_a_cashier_scans_the_card(page: Any, database: Engine
+                                                                 ) -> None:  # fmt: skip
+    url = member_link(database, "zerno", "card:100001", base_url="", secret=SECRET, now=NOW,
+                      days=None)  # fmt: skip
+    page.goto(url)
+    assert page.text_content("#available") == "14.50"
+    assert page.text_content("#card-number") == "100001"
+    assert page.locator("#coupons tbody tr").count() == 2
+    assert "ready to use" in (page.text_content("#coupons tbody tr:first-child") or "")
+    snap(page, "20-member-page")
+    assert decoded(page.locator("#card-qr").screenshot(), "qr") == ["100001"]
+    assert decoded(page.locator("#card-barcode").screenshot(), "code128") == ["100001"]
+    page.click("#lang-ru")
+    page.wait_for_selector("html[lang=ru]")
+    assert page.text_content("#available") == "14,50"
+    snap(page, "21-member-page-ru")
+
+
+def test_an_expired_link_is_a_friendly_page_in_the_browser(page: Any, database: Engine,
+                                                           errors: list[str]) -> None:  # fmt: skip
+    url = member_link(database, "zerno", "card:100001", base_url="", secret=SECRET,
+                      now=NOW - timedelta(days=400))  # fmt: skip
+    answer = page.goto(url)
+    assert answer is not None
+    assert answer.status == 410
+    assert "This link has expired" in (page.text_content("#link-problem") or "")
+    snap(page, "22-member-link-expired")
+    # Chromium logs the document's own 410 as a console error: that one is expected
+    errors[:] = [e for e in errors if "status of 410" not in e]

@@ -61,7 +61,7 @@ from kopilka.services import (
     tiers,
 )
 from kopilka.store.migrate import is_current
-from kopilka.web import member_page
+from kopilka.web import member_page, rules_pages
 from kopilka.web import routes as web_routes
 from kopilka.wire import problem_json
 
@@ -145,7 +145,8 @@ def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) 
 
     for register in (_programs, _members, _purchases, _keys, discount_routes.register,
                      coupon_routes.register, cashback_routes.register,
-                     web_routes.register, member_page.register):  # fmt: skip
+                     web_routes.register, rules_pages.register,
+                     member_page.register):  # fmt: skip
         register(app, engine)
     app.openapi = partial(_openapi_with_nulls, app)  # type: ignore[method-assign]
     return app

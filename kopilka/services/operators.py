@@ -5,7 +5,7 @@ An operator belongs to one program and has one role:
     admin     everything in the console, the audit log included
     support   members, their history, adjustments; the audit log
     analyst   the dashboard and members, reading only
-    marketer  the dashboard (rules and campaigns come with later pages)
+    marketer  the dashboard, the rules: edit a draft, try receipts, publish
 
 Passwords are kept as argon2id hashes (argon2-cffi); signing in costs one argon2
 verification whether or not the email exists, so its timing does not say which emails do.

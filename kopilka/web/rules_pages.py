@@ -1,0 +1,511 @@
+"""The rules editor and its "try a receipt" calculator (issue 8), mounted by `register`.
+
+    /console/{program}/rules               the rules, their draft, the calculator    every role
+    POST /console/{program}/rules/draft    edit, add or delete a rule of the draft   admin, marketer
+    POST /console/{program}/rules/quote    the calculator's answer for the draft     every role
+    POST /console/{program}/rules/publish  the draft as the next program version     admin, marketer
+    /console/{program}/rules/line          one more empty receipt line (htmx)        every role
+
+The draft is kept by the page: a hidden `draft` field (the rules, as JSON) and `base`
+(the version it started from) go with every form; the server re-reads the rest of the
+document from version `base` and validates the whole with the program parser on every
+change, so nothing is stored until the draft is published, any worker can serve the next
+request, and a changed field can't reach past the rules. Leaving or reloading the page
+drops the draft. An edit the parser refuses is not taken into the draft: its form comes
+back with what was typed and the parser's messages.
+
+With htmx, a change answers the editor (`#editor`) and, out of band, the calculator's
+answer (`#quote`) for the receipt typed in the calculator; without it, the whole page.
+Every POST passes the console's origin and CSRF checks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from sqlalchemy import Engine
+from starlette.datastructures import FormData
+
+from kopilka.api.common import now, run
+from kopilka.domain.discount_parser import EFFECT_KEYS
+from kopilka.domain.errors import Conflict, InvalidInput, KopilkaError, NotFound, Problem
+from kopilka.files import parse_text
+from kopilka.services import rule_drafts
+from kopilka.services.operators import ROLES, Operator
+from kopilka.services.quoting import QuoteRequest
+from kopilka.services.rule_drafts import DamagedDraft, Draft
+from kopilka.web.i18n import gettext_ as _
+from kopilka.web.pages import PageError, redirect, render, visit_of
+from kopilka.web.routes import operator_of, serve
+from kopilka.web.sessions import CSRF_FIELD, CSRF_HEADER, is_same_origin, is_valid_csrf
+
+EDITORS = ("admin", "marketer")
+EVERYONE = ROLES
+KINDS = ("client", "product", "behaviour")
+MAX_BODY = 512 * 1024  # the draft rides in every form: a thousand rules still fit
+MAX_FIELDS = 400
+MAX_TEXT = 5000  # one rule's `when` or `then`
+MAX_LINES = 50  # receipt lines typed in the calculator
+ANY_MEMBER = "member"  # a receipt of some member: accrues, matches no `members` condition
+_LINE_INDEX = re.compile(r"^rules\[(\d+)\]")
+
+
+def register(app: FastAPI, engine: Engine) -> None:
+    """Mount the rules pages on `app`, after `kopilka.web.routes.register` (whose
+    sessions, static files and error pages they use)."""
+    base = "/console/{program}/rules"
+
+    @app.get(base, include_in_schema=False)
+    async def rules_page(request: Request, program: str) -> Response:
+        operator = await operator_of(request, engine, program, EVERYONE)
+        draft = await serve(engine, rule_drafts.start_draft, engine, program)
+        published = request.query_params.get("published", "")
+        notice = (
+            _("Version %(version)s is published.") % {"version": published}
+            if published.isdigit() else ""
+        )  # fmt: skip
+        receipt = ReceiptForm.default(draft, now())
+        return await _page(request, operator, draft, receipt, notice=notice)
+
+    @app.get(base + "/line", include_in_schema=False)
+    async def receipt_line(request: Request, program: str) -> Response:
+        await operator_of(request, engine, program, EVERYONE)
+        return render(request, "rules_line.html", line=("", "", ""))
+
+    @app.post(base + "/quote", include_in_schema=False)
+    async def quote(request: Request, program: str) -> Response:
+        operator = await operator_of(request, engine, program, EVERYONE)
+        form = await _form(request)
+        draft = await _draft_of(engine, program, form, required=False)
+        receipt = ReceiptForm.from_form(form)
+        if not _is_htmx(request):
+            return await _page(request, operator, draft, receipt)
+        answer = await _quote(draft, receipt)
+        return render(request, "rules_quote.html", quote=answer, currency=_currency(draft),
+                      base=draft.base)  # fmt: skip
+
+    @app.post(base + "/draft", include_in_schema=False)
+    async def change(request: Request, program: str) -> Response:
+        operator = await operator_of(request, engine, program, EDITORS)
+        form = await _form(request)
+        draft = await _draft_of(engine, program, form)
+        receipt = ReceiptForm.from_form(form)
+        action = _text(form, "action")
+        try:
+            if action == "delete":
+                gone = _required(_index(form))
+                smaller = rule_drafts.without(draft, gone)
+                code = draft.rules[gone].get("code", "")
+                return await _answer(
+                    request, operator, smaller, receipt,
+                    notice=_("Rule %(code)s is removed from the draft.") % {"code": code},
+                )  # fmt: skip
+            if action not in ("save", "add"):
+                raise PageError(400, "Unknown action.")
+            index = _index(form) if action == "save" else None
+            rule, typed, problems = _rule_of(form)
+            changed = rule_drafts.edited(draft, index, rule)
+        except DamagedDraft:
+            raise PageError(400, _DAMAGED) from None
+        problems = problems or await run_in_threadpool(rule_drafts.problems_of, changed)
+        if problems:
+            failed = _Failed(
+                "new" if index is None else index,
+                typed,
+                _problems_for(problems, len(draft.rules) if index is None else index),
+            )
+            return await _answer(request, operator, draft, receipt, status=422,
+                                 failed=failed)  # fmt: skip
+        notice = _("Rule %(code)s is saved in the draft: publish it to apply it.") % {
+            "code": rule.get("code", "")
+        }
+        return await _answer(request, operator, changed, receipt, notice=notice,
+                             open_index=index)  # fmt: skip
+
+    @app.post(base + "/publish", include_in_schema=False)
+    async def publish(request: Request, program: str) -> Response:
+        operator = await operator_of(request, engine, program, EDITORS)
+        form = await _form(request)
+        draft = await _draft_of(engine, program, form)
+        receipt = ReceiptForm.from_form(form)
+        try:
+            applied = await run(engine, rule_drafts.publish, engine, operator, draft, now())
+        except InvalidInput as error:
+            return await _answer(request, operator, draft, receipt, status=422,
+                                 problems=[str(p) for p in error.problems])  # fmt: skip
+        except Conflict:
+            current = await serve(engine, rule_drafts.start_draft, engine, program)
+            message = _(
+                "Version %(current)s was published while you edited a draft of version "
+                "%(base)s, so nothing was published. Your draft is still here: note your "
+                "changes, open the rules again to start from version %(current)s, and make "
+                "them there."
+            ) % {"current": current.base, "base": draft.base}
+            return await _answer(request, operator, draft, receipt, status=409,
+                                 problems=[message], conflict=True)  # fmt: skip
+        if not applied.created:
+            return await _answer(request, operator, draft, receipt, notice=_(
+                "Nothing to publish: the draft equals version %(version)s."
+            ) % {"version": applied.version})  # fmt: skip
+        if not _is_htmx(request):
+            return redirect(request, f"/console/{program}/rules?published={applied.version}")
+        fresh = await serve(engine, rule_drafts.start_draft, engine, program)
+        return await _answer(request, operator, fresh, receipt, notice=_(
+            "Version %(version)s is published."
+        ) % {"version": applied.version})  # fmt: skip
+
+
+_DAMAGED = "The draft could not be read back: open the rules again (its changes are lost)."
+
+
+def _is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def _required(index: int | None) -> int:
+    if index is None:
+        raise DamagedDraft("no rule index")
+    return index
+
+
+# — reading the forms —
+
+
+async def _form(request: Request) -> FormData:
+    """The POSTed form after the console's origin and CSRF checks (as
+    `kopilka.web.routes.form_of`, but with room for the draft and the receipt's lines)."""
+    if not is_same_origin(request):
+        raise PageError(403, "The request came from another site.")
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
+        raise PageError(413, "The form is too large.")
+    if len(await request.body()) > MAX_BODY:
+        raise PageError(413, "The form is too large.")
+    form = await request.form(max_files=0, max_fields=MAX_FIELDS)
+    sent = _text(form, CSRF_FIELD) or request.headers.get(CSRF_HEADER)
+    if not is_valid_csrf(visit_of(request).session, sent):
+        raise PageError(403, "The form has expired: reload the page and try again.")
+    return form
+
+
+def _text(form: FormData, key: str, limit: int = MAX_TEXT) -> str:
+    value = form.get(key)
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _index(form: FormData) -> int | None:
+    raw = _text(form, "index", 10)
+    return int(raw) if raw.isascii() and raw.isdigit() else None
+
+
+async def _draft_of(engine: Engine, program: str, form: FormData, *, required: bool = True
+                    ) -> Draft:  # fmt: skip
+    """The draft the form carries; without one (a reader's calculator, a form posted
+    without htmx) the current version, when `required` is False."""
+    base, rules = _text(form, "base", 12), form.get("draft")
+    if not isinstance(rules, str) or not (base.isascii() and base.isdigit()):
+        if required:
+            raise PageError(400, _DAMAGED)
+        return await serve(engine, rule_drafts.start_draft, engine, program)
+    try:
+        return await run(engine, rule_drafts.resume_draft, engine, program, int(base), rules)
+    except NotFound:
+        raise PageError(404, _DAMAGED) from None
+    except DamagedDraft:
+        raise PageError(400, _DAMAGED) from None
+
+
+def _rule_of(form: FormData) -> tuple[dict[str, Any], dict[str, str], list[Problem]]:
+    """The rule a form describes, what was typed, and the problems of reading its YAML."""
+    typed = {key: _text(form, key) for key in ("code", "name", "kind", "priority", "when", "then")}
+    problems: list[Problem] = []
+    parts: dict[str, object] = {
+        "code": typed["code"].strip(), "name": typed["name"].strip(),
+        "kind": typed["kind"].strip(),
+    }  # fmt: skip
+    for key in ("priority", "when", "then"):
+        text = typed[key]
+        if len(_text(form, key, MAX_TEXT + 1)) > MAX_TEXT:
+            problems.append(Problem(key, f"is longer than {MAX_TEXT} characters"))
+        elif text.strip():
+            try:
+                parts[key] = parse_text(text, name=key, as_json=False)
+            except InvalidInput as error:
+                problems.extend(error.problems)
+    return rule_drafts.rule_from(parts), typed, problems
+
+
+@dataclass
+class _Failed:
+    """A rule form the parser refused: which one, what was typed, what is wrong."""
+
+    index: int | str  # "new": the form that adds a rule
+    typed: dict[str, str]
+    problems: list[str]
+
+
+def _problems_for(problems: list[Problem], index: int) -> list[str]:
+    """The messages for rule `index`'s form: its own without the `rules[n] (code).`
+    prefix, any other as the parser wrote it."""
+    shown = []
+    for problem in problems:
+        found = _LINE_INDEX.match(problem.loc)
+        if found and int(found[1]) == index:
+            rest = problem.loc[found.end() :]
+            rest = re.sub(r"^ \([^)]*\)", "", rest).lstrip(".")
+            shown.append(str(Problem(rest, problem.message)))
+        else:
+            shown.append(str(problem))
+    return shown
+
+
+@dataclass
+class ReceiptForm:
+    """The calculator's receipt as typed: every field a string."""
+
+    location: str = ""
+    at: str = ""
+    member: str = ""
+    anonymous: bool = False
+    tier: str = ""
+    segments: str = ""
+    balance: str = ""
+    redeem: str = ""
+    lines: list[tuple[str, str, str]] = field(default_factory=list)  # sku, qty, price
+
+    @staticmethod
+    def default(draft: Draft, moment: datetime) -> ReceiptForm:
+        locations = _locations(draft.document)
+        zone = locations[0][2] if locations else str(draft.document.get("timezone") or "UTC")
+        products = _products(draft.document)
+        first = [(products[0][0], "1", "")] if products else []
+        return ReceiptForm(
+            location=locations[0][0] if locations else "",
+            at=moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M"),
+            lines=[*first, *[("", "", "")] * (3 - len(first))],
+        )
+
+    @staticmethod
+    def from_form(form: FormData) -> ReceiptForm:
+        columns = [
+            [value[:200] for value in form.getlist(name) if isinstance(value, str)]
+            for name in ("line_sku", "line_qty", "line_price")
+        ]
+        lines = [
+            (sku, qty, price) for sku, qty, price in itertools.zip_longest(*columns, fillvalue="")
+        ][:MAX_LINES]
+        return ReceiptForm(
+            location=_text(form, "receipt_location", 64), at=_text(form, "receipt_at", 40),
+            member=_text(form, "receipt_member", 200),
+            anonymous=_text(form, "receipt_anonymous", 5) == "1",
+            tier=_text(form, "receipt_tier", 64), segments=_text(form, "receipt_segments", 500),
+            balance=_text(form, "receipt_balance", 40), redeem=_text(form, "receipt_redeem", 40),
+            lines=lines or [("", "", "")],
+        )  # fmt: skip
+
+    def is_empty(self) -> bool:
+        return not any(sku.strip() for sku, _, _ in self.lines)
+
+    def request(self) -> QuoteRequest:
+        lines: list[dict[str, str]] = []
+        for sku, qty, price in self.lines:
+            if not sku.strip():
+                continue
+            line = {"sku": sku.strip(), "qty": _number(qty) or "1"}
+            if price.strip():
+                line["price"] = _number(price)
+            lines.append(line)
+        body: dict[str, Any] = {"lines": lines}
+        if self.location.strip():
+            body["location"] = self.location.strip()
+        if self.at.strip():
+            body["at"] = self.at.strip()
+        if self.redeem.strip():
+            redeem = self.redeem.strip()
+            body["redeem"] = "max" if redeem.lower() == "max" else _number(redeem)
+        if not self.anonymous:
+            body["member"] = self.member.strip() or ANY_MEMBER
+        segments = frozenset(s for s in re.split(r"[,\s]+", self.segments) if s)
+        return QuoteRequest(body, tier=self.tier.strip() or None, segments=segments,
+                            balance=_number(self.balance) or None)  # fmt: skip
+
+
+def _number(text: str) -> str:
+    """A number as a person may type it: spaces between thousands, a decimal comma."""
+    return text.strip().replace(" ", "").replace("\u00a0", "").replace(",", ".")
+
+
+# — answering —
+
+
+@dataclass
+class QuoteView:
+    answer: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+    published: dict[str, Any] | None = None  # the same receipt with the base version
+
+
+async def _quote(draft: Draft, receipt: ReceiptForm) -> QuoteView:
+    if receipt.is_empty():
+        return QuoteView()
+    moment = now()
+    try:
+        request = receipt.request()
+        answer = await run_in_threadpool(rule_drafts.quote_draft, draft.document, request, moment)
+    except InvalidInput as error:
+        return QuoteView(problems=[str(p) for p in error.problems])
+    except KopilkaError as error:  # more points asked than may be redeemed, …
+        return QuoteView(problems=[error.detail])
+    published = None
+    if draft.is_changed:
+        document = draft.with_rules(list(draft.base_rules)).document
+        try:
+            published = await run_in_threadpool(rule_drafts.quote_draft, document, request,
+                                                moment)  # fmt: skip
+        except KopilkaError:
+            published = None  # the published rules refuse this receipt: nothing to compare
+    return QuoteView(answer, published=published)
+
+
+async def _answer(request: Request, operator: Operator, draft: Draft, receipt: ReceiptForm,
+                  status: int = 200, **context: Any) -> Response:  # fmt: skip
+    """After a change: the editor and the calculator's answer (htmx), or the page."""
+    if not _is_htmx(request):
+        return await _page(request, operator, draft, receipt, status, **context)
+    # htmx swaps only 2xx answers; a refused change says so inside the editor
+    return render(request, "rules_update.html",
+                  **_editor_context(operator, draft, **context),
+                  quote=await _quote(draft, receipt), receipt=receipt)  # fmt: skip
+
+
+async def _page(request: Request, operator: Operator, draft: Draft, receipt: ReceiptForm,
+                status: int = 200, **context: Any) -> Response:  # fmt: skip
+    document = draft.document
+    return render(
+        request, "rules.html", status, **_editor_context(operator, draft, **context),
+        quote=await _quote(draft, receipt), receipt=receipt,
+        locations=_locations(document), products=_products(document), tiers=_tiers(document),
+        discounts=_discounts(document),
+    )  # fmt: skip
+
+
+def _editor_context(
+    operator: Operator, draft: Draft, *, notice: str = "", problems: list[str] | None = None,
+    failed: _Failed | None = None, open_index: int | None = None, conflict: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    changes = draft.changes()
+    touched = {*changes["added"], *changes["changed"]}
+    return {
+        "operator": operator, "program": operator.program, "draft": draft,
+        "draft_field": draft.to_field(), "changes": changes, "is_changed": draft.is_changed,
+        "rows": [_row(n, rule, touched) for n, rule in enumerate(draft.rules)],
+        "kinds": KINDS, "can_edit": operator.role in EDITORS, "notice": notice,
+        "problems": problems or [], "failed": failed, "open_index": open_index,
+        "conflict": conflict, "currency": _currency(draft), "base": draft.base,
+    }  # fmt: skip
+
+
+def _row(index: int, rule: dict[str, Any], touched: set[str]) -> dict[str, Any]:
+    priority = rule.get("priority")
+    return {
+        "index": index,
+        "code": str(rule.get("code", "")),
+        "name": str(rule.get("name", "") or ""),
+        "kind": str(rule.get("kind", "")),
+        "priority": "" if priority is None else str(priority),
+        "when": yaml_text(rule.get("when")),
+        "then": yaml_text(rule.get("then")),
+        "changed": rule.get("code") in touched,
+    }
+
+
+def _currency(draft: Draft) -> str:
+    return str(draft.document.get("currency") or "")
+
+
+def _locations(document: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(code, name, time zone) of every location."""
+    found = []
+    zone = str(document.get("timezone") or "UTC")
+    for partner in document.get("partners") or []:
+        for place in partner.get("locations") or []:
+            code = str(place.get("code", ""))
+            found.append((code, str(place.get("name") or code), str(place.get("timezone") or zone)))
+    return found
+
+
+def _products(document: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(sku, name, price) of every product of the catalog."""
+    catalog = document.get("catalog") or {}
+    return [
+        (str(p.get("sku", "")), str(p.get("name") or ""), str(p.get("price") or ""))
+        for p in catalog.get("products") or []
+    ]
+
+
+def _tiers(document: dict[str, Any]) -> list[tuple[str, str]]:
+    tiers = document.get("tiers") or {}
+    return [(str(t.get("code", "")), str(t.get("name") or t.get("code", "")))
+            for t in tiers.get("levels") or []]  # fmt: skip
+
+
+def _discounts(document: dict[str, Any]) -> list[dict[str, str]]:
+    rows = []
+    for item in document.get("discounts") or []:
+        effects = [f"{key}: {_flow(item[key])}" for key in EFFECT_KEYS if key in item]
+        rows.append({
+            "code": str(item.get("code", "")), "name": str(item.get("name") or ""),
+            "when": yaml_text(item.get("when")), "effect": "; ".join(effects),
+            "stacking": str(item.get("stacking") or ""),
+            "priority": "" if item.get("priority") is None else str(item["priority"]),
+        })  # fmt: skip
+    return rows
+
+
+# — YAML as a person reads it —
+
+_PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+/@-]*$")
+
+
+def yaml_text(value: object) -> str:
+    """A rule's `when` or `then` as YAML a marketer edits: one key a line, the values in
+    flow style (`time: {from: 16:00, to: 18:00}`); reads back as the same value."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return "\n".join(f"{_scalar(str(key))}: {_flow(item)}" for key, item in value.items())
+    return _flow(value)
+
+
+def _flow(value: object) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_scalar(str(k))}: {_flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flow(item) for item in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int):
+        return str(value)
+    return _scalar(str(value))
+
+
+def _scalar(text: str) -> str:
+    """A string plain when YAML reads it back as that string, else double-quoted."""
+    if _PLAIN.match(text):
+        try:
+            if parse_text(text, name="", as_json=False) == text:
+                return text
+        except InvalidInput:
+            pass
+    return json.dumps(text, ensure_ascii=False)

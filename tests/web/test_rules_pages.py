@@ -1,0 +1,518 @@
+"""The rules editor and its "try a receipt" calculator (issue 8): through the real app
+(TestClient) on SQLite and PostgreSQL, and end to end in Debian's Chromium.
+
+The receipt used throughout: card 100001 (rule card-5, K1 = 5) buys two cappuccinos
+(cappuccino-double, K2 = 2) at rest-a on Tuesday 2026-03-10 at 16:30 (happy-hours,
+K3 = 3): 360.00 × 1 % × 5 × 2 × 3 = 108.00 points; happy-hours at 4 makes it 144.00.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from kopilka.domain.errors import Conflict
+from kopilka.files import load_document, parse_text
+from kopilka.services import rule_drafts
+from kopilka.services.operators import audit_entries, authenticate
+from kopilka.services.programs import apply_program, read_program, read_program_version, to_json
+from kopilka.store.db import make_engine
+from kopilka.store.migrate import upgrade
+from kopilka.web import rules_pages
+from tests.api.conftest import serving_engine
+from tests.conftest import EXAMPLES, ROOT
+from tests.store.conftest import NOW, at_once
+from tests.web.conftest import PASSWORD, console_app, sign_in, stock
+
+RULES = "/console/zerno/rules"
+RECEIPT = {
+    "receipt_location": "rest-a", "receipt_at": "2026-03-10T16:30",
+    "receipt_member": "card:100001", "receipt_tier": "", "receipt_segments": "",
+    "receipt_balance": "", "receipt_redeem": "",
+    "line_sku": ["CAP-300", ""], "line_qty": ["2", ""], "line_price": ["", ""],
+}  # fmt: skip
+HTMX = {"HX-Request": "true"}
+
+
+def rules_app(engine: Engine) -> FastAPI:
+    app = console_app(engine)
+    rules_pages.register(app, engine)
+    return app
+
+
+@pytest.fixture
+def client(stocked: Engine) -> Iterator[TestClient]:
+    with TestClient(rules_app(serving_engine(stocked)), base_url="http://testserver") as c:
+        yield c
+
+
+def hidden(page: str, name: str) -> str:
+    found = re.search(rf'<input type="hidden" name="{name}" value="([^"]*)">', page)
+    assert found, f"the page has no hidden {name} field"
+    return html.unescape(found.group(1))
+
+
+def state(page: str) -> dict[str, str]:
+    """What every form of the editor carries: the CSRF token and the draft."""
+    return {"csrf": hidden(page, "csrf"), "draft": hidden(page, "draft"),
+            "base": hidden(page, "base")}  # fmt: skip
+
+
+def draft_rules(page: str) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = json.loads(hidden(page, "draft"))
+    return rules
+
+
+def index_of(page: str, code: str) -> int:
+    return [rule["code"] for rule in draft_rules(page)].index(code)
+
+
+def edit(client: TestClient, page: str, code: str, then: str, **more: Any) -> Any:
+    """Save rule `code` of the draft with a new `then` (and the receipt, as htmx sends it)."""
+    rule = draft_rules(page)[index_of(page, code)]
+    form = {**state(page), "action": "save", "index": str(index_of(page, code)),
+            "code": code, "name": "", "kind": rule["kind"], "priority": "",
+            "when": rules_pages.yaml_text(rule.get("when")), "then": then, **RECEIPT}  # fmt: skip
+    return client.post(RULES + "/draft", data=form, **more)
+
+
+def accrued(page: str) -> str:
+    found = re.search(r'id="quote-accrued">([^<]*)<', page)
+    assert found, "the page shows no quote"
+    return found.group(1)
+
+
+# — reading —
+
+
+@pytest.mark.parametrize("role", ["admin", "marketer", "support", "analyst"])
+def test_every_role_reads_the_rules_and_only_editors_get_the_forms(client, role):
+    sign_in(client, role)
+    page = client.get(RULES)
+    assert page.status_code == 200
+    assert 'id="rules"' in page.text
+    assert 'data-code="happy-hours"' in page.text
+    assert "multiplier: 3" in page.text
+    assert "time: {from: 16:00, to: 18:00}" in page.text
+    assert 'id="calculator"' in page.text
+    can_edit = role in ("admin", "marketer")
+    assert ('id="publish"' in page.text) is can_edit
+    assert ('name="action" value="save"' in page.text) is can_edit
+
+
+def test_the_rules_ask_for_sign_in_and_another_program_is_not_found(client):
+    answer = client.get(RULES, follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/login?program=zerno"
+    sign_in(client)
+    assert client.get("/console/other/rules").status_code == 404
+
+
+def test_the_yaml_shown_reads_back_as_the_rule():
+    when = {"members": ["card:100001"], "time": {"from": "16:00", "to": "02:00"},
+            "dates": ["03-08", "2026-12-31"], "skus": ["100", "a b", "true"]}  # fmt: skip
+    then = {"accrue": False, "redeem_percent": 0, "max_points": "50", "multiplier": "1.5"}
+    for value in (when, then):
+        assert to_json(parse_text(rules_pages.yaml_text(value), name="", as_json=False)) == value
+
+
+# — the calculator —
+
+
+def test_the_calculator_quotes_a_typed_receipt_with_each_lines_explanation(client):
+    sign_in(client, "analyst")  # reading roles use the calculator too
+    page = client.get(RULES).text
+    answer = client.post(RULES + "/quote", data={**state(page), **RECEIPT}, headers=HTMX)
+    assert answer.status_code == 200
+    assert answer.text.startswith('<div id="quote"')
+    assert accrued(answer.text) == "108.00"
+    for why in ("rule card-5", "rule cappuccino-double", "rule happy-hours", "K = 3"):
+        assert why in answer.text
+
+
+def test_the_calculator_names_what_is_wrong_with_the_receipt(client):
+    sign_in(client)
+    page = client.get(RULES).text
+    receipt = {**RECEIPT, "receipt_location": "nowhere", "line_qty": ["-2", ""],
+               "receipt_redeem": "100000"}  # fmt: skip
+    answer = client.post(RULES + "/quote", data={**state(page), **receipt}, headers=HTMX)
+    assert answer.status_code == 200
+    assert "&#39;nowhere&#39; is not a location of program zerno" in answer.text
+    assert "qty" in answer.text
+    assert 'role="alert"' in answer.text
+
+
+def test_a_new_receipt_line_is_a_fragment(client):
+    sign_in(client, "support")
+    answer = client.get(RULES + "/line", headers=HTMX)
+    assert answer.status_code == 200
+    assert answer.text.lstrip().startswith("<tr>")
+    assert 'name="line_sku"' in answer.text
+
+
+def test_the_programs_discounts_are_listed_and_ride_in_the_quote(client, stocked):
+    document = load_document(EXAMPLES / "zerno" / "program.yaml")
+    assert isinstance(document, dict)
+    document["discounts"] = [{"code": "coffee-10", "name": "Coffee week", "percent": 10,
+                              "when": {"categories": ["coffee"]}}]  # fmt: skip
+    apply_program(stocked, document, actor="test", now=NOW)
+    sign_in(client, "marketer")
+    page = client.get(RULES).text
+    listed = page[page.index('id="discounts"') :]
+    assert "coffee-10" in listed
+    assert "percent: 10" in listed
+    assert "categories: [coffee]" in listed
+    answer = client.post(RULES + "/quote", data={**state(page), **RECEIPT}, headers=HTMX)
+    assert "discount coffee-10 took" in answer.text
+    assert accrued(answer.text) == "97.20"  # 108.00 on 324.00 paid
+
+
+# — editing the draft —
+
+
+def test_an_edit_changes_the_calculators_answer_before_anything_is_saved(client, stocked):
+    sign_in(client, "marketer")
+    page = client.get(RULES).text
+    answer = edit(client, page, "happy-hours", "multiplier: 4", headers=HTMX)
+    assert answer.status_code == 200
+    assert answer.text.lstrip().startswith('<section class="card" id="editor"')
+    assert 'hx-swap-oob="true"' in answer.text  # the quote, out of band
+    assert accrued(answer.text) == "144.00"
+    assert "accrued 108.00" in answer.text  # the published version, for comparison
+    assert "changed: happy-hours" in answer.text
+    assert draft_rules(answer.text)[index_of(page, "happy-hours")]["then"] == {"multiplier": 4}
+    assert read_program(stocked, "zerno")["version"] == 1  # nothing stored yet
+
+
+@pytest.mark.parametrize(
+    ("then", "message"),
+    [("multiplyer: 4", "then.multiplyer: unknown key; did you mean &#39;multiplier&#39;?"),
+     ("multiplier: -1", "then.multiplier: "),
+     ("{multiplier: 4", "then:1:"),
+     ("multiplier: 2\npercent: 5", "two accrual effects in one rule"),
+     ("", "then: ")],
+)  # fmt: skip
+def test_an_edit_the_parser_refuses_shows_its_messages_in_the_form(client, then, message):
+    sign_in(client)
+    page = client.get(RULES).text
+    answer = edit(client, page, "happy-hours", then)
+    assert answer.status_code == 422
+    assert message in answer.text
+    form = answer.text[answer.text.index('data-code="happy-hours"') :]
+    assert form.index('role="alert"') < form.index("</details>")  # next to its own form
+    assert '<details class="edit" open>' in form
+    assert draft_rules(answer.text) == draft_rules(page)  # the draft keeps its last valid state
+    htmx = edit(client, page, "happy-hours", then, headers=HTMX)
+    assert htmx.status_code == 200  # htmx swaps only 2xx answers
+    assert message in htmx.text
+
+
+def test_adding_and_deleting_rules(client):
+    sign_in(client, "marketer")
+    page = client.get(RULES).text
+    form = {**state(page), "action": "add", "code": "happy-hours", "name": "", "kind": "behaviour",
+            "priority": "", "when": "weekdays: [sun]", "then": "multiplier: 2"}  # fmt: skip
+    duplicate = client.post(RULES + "/draft", data=form)
+    assert duplicate.status_code == 422
+    assert "duplicate rule code &#39;happy-hours&#39;" in duplicate.text
+    added = client.post(
+        RULES + "/draft",
+        data={**form, "code": "sunday-double", "when": "weekdays: [sun]\nlocations: [kiosk]"},
+    )
+    assert added.status_code == 200
+    assert draft_rules(added.text)[-1] == {
+        "code": "sunday-double", "kind": "behaviour",
+        "when": {"weekdays": ["sun"], "locations": ["kiosk"]}, "then": {"multiplier": 2},
+    }  # fmt: skip
+    assert "added: sunday-double" in added.text
+    gone = client.post(
+        RULES + "/draft",
+        data={
+            **state(added.text),
+            "action": "delete",
+            "index": str(index_of(added.text, "monday-20")),
+        },
+    )
+    assert gone.status_code == 200
+    assert "monday-20" not in [rule["code"] for rule in draft_rules(gone.text)]
+    assert "removed: monday-20" in gone.text
+
+
+def test_a_damaged_draft_is_refused_and_only_rules_come_from_the_page(client, stocked):
+    sign_in(client)
+    page = client.get(RULES).text
+    damaged = client.post(RULES + "/draft", data={**state(page), "draft": "[{", "action": "add"})
+    assert damaged.status_code == 400
+    unknown_version = client.post(RULES + "/publish", data={**state(page), "base": "99"})
+    assert unknown_version.status_code == 404
+    # a draft that isn't a list of rules, or names keys the parser doesn't know
+    sneaky = json.dumps([{"code": "x", "kind": "client", "then": {"multiplier": 9},
+                          "partners": []}])  # fmt: skip
+    answer = client.post(RULES + "/publish", data={**state(page), "draft": sneaky})
+    assert answer.status_code == 422
+    assert "rules[0] (x).partners: unknown key" in answer.text
+    assert read_program(stocked, "zerno")["version"] == 1
+
+
+# — publishing —
+
+
+def test_publishing_makes_the_next_version_and_is_audited(client, stocked):
+    sign_in(client, "marketer")
+    edited_page = edit(client, client.get(RULES).text, "happy-hours", "multiplier: 4").text
+    answer = client.post(RULES + "/publish", data=state(edited_page), follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == RULES + "?published=2"
+    stored = read_program(stocked, "zerno")
+    assert stored["version"] == 2
+    assert stored["applied_by"].startswith("operator:")
+    happy = next(r for r in stored["document"]["rules"] if r["code"] == "happy-hours")
+    assert happy["then"] == {"multiplier": 4}
+    first = read_program_version(stocked, "zerno", 1)["document"]
+    assert {k: v for k, v in stored["document"].items() if k != "rules"} == {
+        k: v for k, v in first.items() if k != "rules"
+    }
+    page = client.get(answer.headers["location"]).text
+    assert "Version 2 is published." in page
+    assert "no unpublished changes" in page
+    entry = audit_entries(stocked, "zerno", limit=1)[0]
+    assert entry["action"] == "program.publish"
+    assert entry["operator"] == "marketer@zerno.example"
+    assert entry["target"] == "program:zerno"
+    assert entry["details"] == {"version": 2, "based_on": 1, "changed": "happy-hours"}
+    # the same draft again: nothing new to publish
+    again = client.post(RULES + "/publish", data={**state(page)})
+    assert again.status_code == 200
+    assert "Nothing to publish" in again.text
+    assert read_program(stocked, "zerno")["version"] == 2
+
+
+def test_publishing_with_htmx_keeps_the_receipt_and_answers_the_new_version(client):
+    sign_in(client)
+    edited_page = edit(client, client.get(RULES).text, "happy-hours", "multiplier: 4").text
+    answer = client.post(RULES + "/publish", data={**state(edited_page), **RECEIPT},
+                         headers=HTMX)  # fmt: skip
+    assert answer.status_code == 200
+    assert "Version 2 is published." in answer.text
+    assert hidden(answer.text, "base") == "2"
+    assert accrued(answer.text) == "144.00"
+
+
+def test_a_version_published_meanwhile_is_a_clear_conflict(client, stocked):
+    sign_in(client)
+    page = client.get(RULES).text
+    edited_page = edit(client, page, "happy-hours", "multiplier: 4").text
+    other = load_document(EXAMPLES / "zerno" / "program.yaml")
+    assert isinstance(other, dict)
+    other["name"] = "Зерно, renamed elsewhere"
+    apply_program(stocked, other, actor="test", now=NOW)
+    answer = client.post(RULES + "/publish", data=state(edited_page))
+    assert answer.status_code == 409
+    assert "Version 2 was published while you edited a draft of version 1" in answer.text
+    assert "multiplier: 4" in answer.text  # the draft is kept
+    stored = read_program(stocked, "zerno")
+    assert stored["version"] == 2
+    assert stored["document"]["name"] == "Зерно, renamed elsewhere"
+
+
+def test_two_drafts_published_at_once_from_one_version_make_one_version(stocked):
+    operator = authenticate(stocked, "zerno", "admin@zerno.example", PASSWORD, NOW)
+    assert operator is not None
+    draft = rule_drafts.start_draft(stocked, "zerno")
+    drafts = iter(
+        rule_drafts.edited(draft, 10, {**draft.rules[10], "then": {"multiplier": n}})
+        for n in (4, 5)
+    )
+    lock = threading.Lock()
+
+    def publish_one() -> str:
+        with lock:
+            mine = next(drafts)
+        try:
+            return str(rule_drafts.publish(stocked, operator, mine, NOW).version)
+        except Conflict:
+            return "conflict"
+
+    assert sorted(at_once(publish_one)) == ["2", "conflict"]
+    assert read_program(stocked, "zerno")["version"] == 2
+    published = [e for e in audit_entries(stocked, "zerno") if e["action"] == "program.publish"]
+    assert len(published) == 1
+
+
+def test_names_typed_in_a_rule_are_escaped(client):
+    sign_in(client)
+    page = client.get(RULES).text
+    form = {**state(page), "action": "add", "code": "x-1", "name": "<b>bold</b>",
+            "kind": "client", "priority": "", "when": "", "then": "percent: 2"}  # fmt: skip
+    answer = client.post(RULES + "/draft", data=form)
+    assert answer.status_code == 200
+    assert "&lt;b&gt;bold&lt;/b&gt;" in answer.text
+    assert "<b>bold</b>" not in answer.text
+
+
+# — who may —
+
+
+@pytest.mark.parametrize("role", ["support", "analyst"])
+def test_reading_roles_can_not_change_or_publish(client, stocked, role):
+    sign_in(client, role)
+    page = client.get(RULES).text
+    assert edit(client, page, "happy-hours", "multiplier: 4").status_code == 403
+    assert client.post(RULES + "/publish", data=state(page)).status_code == 403
+    assert read_program(stocked, "zerno")["version"] == 1
+
+
+def test_posts_without_the_sessions_csrf_token_or_from_another_site_are_refused(client, stocked):
+    sign_in(client)
+    page = client.get(RULES).text
+    edited_page = edit(client, page, "happy-hours", "multiplier: 4").text
+    forged = {**state(edited_page), "csrf": "forged"}
+    assert client.post(RULES + "/publish", data=forged).status_code == 403
+    without = {k: v for k, v in state(edited_page).items() if k != "csrf"}
+    assert client.post(RULES + "/publish", data=without).status_code == 403
+    assert client.post(RULES + "/quote", data={**RECEIPT, "csrf": "forged"}).status_code == 403
+    elsewhere = client.post(RULES + "/publish", data=state(edited_page),
+                            headers={"Origin": "https://evil.example"})  # fmt: skip
+    assert elsewhere.status_code == 403
+    assert read_program(stocked, "zerno")["version"] == 1
+    # htmx sends the token in a header instead
+    answer = client.post(RULES + "/quote", data={**RECEIPT},
+                         headers={**HTMX, "X-CSRF-Token": state(page)["csrf"]})  # fmt: skip
+    assert answer.status_code == 200
+
+
+def test_an_oversized_form_is_refused(client):
+    sign_in(client)
+    page = client.get(RULES).text
+    answer = client.post(RULES + "/quote", data={**state(page), "draft": "[" + " " * 600_000 + "]"})
+    assert answer.status_code == 413
+
+
+# — in the browser —
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def browser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app with the rules pages on a free port, served by uvicorn in a thread."""
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('rules') / 'kopilka.sqlite3'}")
+    upgrade(engine)
+    apply_program(engine, load_document(EXAMPLES / "zerno" / "program.yaml"), actor="test",
+                  now=NOW)  # fmt: skip
+    stock(engine)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    config = uvicorn.Config(rules_app(engine), host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="on")  # fmt: skip
+    served = uvicorn.Server(config)
+    thread = threading.Thread(target=served.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not served.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    served.should_exit = True
+    thread.join(10)
+    engine.dispose()
+
+
+@pytest.fixture
+def browser_page(browser_server: str) -> Iterator[Any]:
+    """A page in Debian's Chromium that fails the test on any console error."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true and Chromium is not installed at /usr/bin/chromium")
+        pytest.skip("Chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        context = browser.new_context(base_url=browser_server, locale="en-US",
+                                      viewport={"width": 1440, "height": 900})  # fmt: skip
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("requestfailed", lambda r: errors.append(f"{r.url}: {r.failure}"))
+        yield page
+        context.close()
+        browser.close()
+    assert errors == [], f"the page reported errors: {errors}"
+
+
+def snap(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def shows(page: Any, selector: str, text: str) -> None:
+    page.wait_for_function(
+        "([selector, text]) => document.querySelector(selector)?.textContent.includes(text)",
+        arg=[selector, text], timeout=10_000,
+    )  # fmt: skip
+
+
+def test_a_marketer_edits_a_rule_sees_the_calculator_change_and_publishes(browser_page):
+    page = browser_page
+    page.goto("/console/login")
+    page.fill("input[name=program]", "zerno")
+    page.fill("input[name=email]", "marketer@zerno.example")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/console/zerno/")
+    page.goto("/console/zerno/rules")
+    page.wait_for_selector("#rules")
+    assert "multiplier: 3" in page.text_content("tbody[data-code=happy-hours] .rule-then")
+    snap(page, "rules-01-page")
+
+    page.select_option("select[name=receipt_location]", "rest-a")
+    page.fill("input[name=receipt_at]", "2026-03-10T16:30")
+    page.fill("input[name=receipt_member]", "card:100001")
+    first_line = "#receipt-lines tr:nth-child(1)"
+    page.fill(f"{first_line} input[name=line_sku]", "CAP-300")
+    page.fill(f"{first_line} input[name=line_qty]", "2")
+    shows(page, "#quote-accrued", "108.00")
+    assert "K = 3" in page.text_content("#quote-lines")
+    snap(page, "rules-02-receipt-quoted")
+
+    rule = "tbody[data-code=happy-hours]"
+    page.click(f"{rule} summary")
+    page.fill(f"{rule} textarea[name=then]", "multiplyer: 4")
+    page.click(f"{rule} button[value=save]")
+    shows(page, f"{rule} .problem", "did you mean 'multiplier'?")
+    assert page.text_content("#quote-accrued") == "108.00"  # a refused edit changes nothing
+    snap(page, "rules-03-edit-refused")
+
+    page.fill(f"{rule} textarea[name=then]", "multiplier: 4")
+    page.click(f"{rule} button[value=save]")
+    shows(page, "#quote-accrued", "144.00")
+    shows(page, "#quote-published", "108.00")
+    assert "multiplier: 4" in page.text_content(f"{rule} .rule-then")
+    assert "changed: happy-hours" in page.text_content("#draft-status")
+    snap(page, "rules-04-edited-quote-changed")
+
+    page.click("#publish button")
+    shows(page, "#rules-notice", "Version 2 is published.")
+    shows(page, "#draft-status", "Version 2")
+    assert page.text_content("#quote-accrued") == "144.00"
+    assert page.locator("#quote-published").count() == 0
+    snap(page, "rules-05-published")

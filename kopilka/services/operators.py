@@ -2,10 +2,12 @@
 
 An operator belongs to one program and has one role:
 
-    admin     everything in the console, the audit log included
-    support   members, their history, adjustments; the audit log
-    analyst   the dashboard and members, reading only
-    marketer  the dashboard, the rules: edit a draft, try receipts, publish
+    admin     everything in the console: the audit log, access keys, code exports
+    support   members, their history, adjustments, block/unblock, resending coupons;
+              the audit log
+    analyst   the dashboard, members and coupons, reading only
+    marketer  the dashboard, the rules: edit a draft, try receipts, publish; coupon
+              campaigns: generate batches of codes
 
 Passwords are kept as argon2id hashes (argon2-cffi); signing in costs one argon2
 verification whether or not the email exists, so its timing does not say which emails do.
@@ -26,10 +28,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, Engine, Row, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from kopilka.domain.errors import Duplicate, InvalidInput, Problem
+from kopilka.domain.errors import Duplicate, InvalidInput, NotFound, Problem
 from kopilka.domain.ledger import AccountCode, Reason
+from kopilka.services import coupons as coupon_service
+from kopilka.services import keys as key_service
 from kopilka.services.balances import make_adjustment
-from kopilka.services.members import normalise_phone
+from kopilka.services.members import normalise_phone, read_member, set_member_status
 from kopilka.services.programs import load_program
 from kopilka.store.tables import accounts, member_profiles, members, purchases, transfers
 from kopilka.store.web_tables import audit_log, operators
@@ -212,6 +216,79 @@ def adjust_points(
     with engine.begin() as connection:
         record(connection, operator, "member.adjustment", f"member:{member_ref}",
                {"points": answer["points"], "reason": answer["reason"]}, now)  # fmt: skip
+    return answer
+
+
+def change_member_status(
+    engine: Engine, operator: Operator, member_ref: str, status: str, now: datetime
+) -> dict[str, Any]:
+    """Block a member (`blocked`) or make them active again (`active`), then its audit row."""
+    answer = set_member_status(engine, operator.program, member_ref, status, now=now)
+    action = "member.block" if status == "blocked" else "member.unblock"
+    with engine.begin() as connection:
+        record(connection, operator, action, f"member:{answer['id']}",
+               {"card": answer["card"]}, now)  # fmt: skip
+    return answer
+
+
+def resend_coupon(
+    engine: Engine, operator: Operator, member_ref: str, code: str, channel: str,
+    now: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    """Issue a member's coupon to them again by `channel`, then its audit row. Only a coupon
+    the member already holds is resent: another's, or nobody's, is `NotFound` here."""
+    member = read_member(engine, operator.program, member_ref, now=now)
+    coupon = coupon_service.read_coupon(engine, operator.program, code, now=now)
+    if coupon["owner"] != member["id"]:
+        raise NotFound(f"member {member_ref!r} holds no coupon {code!r}")
+    answer, _ = coupon_service.issue_coupon(engine, operator.program, coupon["code"],
+                                            {"member": member["id"], "channel": channel},
+                                            now=now)  # fmt: skip
+    with engine.begin() as connection:
+        record(connection, operator, "coupon.resend", f"member:{member['id']}",
+               {"code": answer["code"], "channel": channel}, now)  # fmt: skip
+    return dict(answer)
+
+
+def generate_batch(
+    engine: Engine, operator: Operator, campaign: str, count: str, now: datetime
+) -> dict[str, Any]:
+    """A batch of `count` codes for a unique campaign, then its audit row."""
+    number: object = int(count) if count.strip().isdigit() else count
+    answer, _ = coupon_service.create_batch(engine, operator.program, campaign,
+                                            {"count": number}, actor=operator.actor,
+                                            now=now)  # fmt: skip
+    with engine.begin() as connection:
+        record(connection, operator, "coupon.batch", f"campaign:{campaign}",
+               {"count": answer["count"], "batch": answer["id"]}, now)  # fmt: skip
+    return dict(answer)
+
+
+def note_export(engine: Engine, operator: Operator, campaign: str, now: datetime) -> None:
+    """An audit row for an export of a campaign's codes (each code is a bearer secret)."""
+    with engine.begin() as connection:
+        record(connection, operator, "coupon.export", f"campaign:{campaign}", {}, now)
+
+
+def create_key(
+    engine: Engine, operator: Operator, role: str, location: str | None, label: str | None,
+    now: datetime,
+) -> tuple[str, dict[str, Any]]:  # fmt: skip
+    """A new access key of the operator's program (its text, to show once), audited."""
+    key, answer = key_service.create_key(engine, operator.program, role, location=location,
+                                         label=label, now=now)  # fmt: skip
+    with engine.begin() as connection:
+        record(connection, operator, "key.create", f"key:{answer['id']}",
+               {"role": role, "location": location, "label": label,
+                "prefix": answer["prefix"]}, now)  # fmt: skip
+    return key, answer
+
+
+def revoke_key(engine: Engine, operator: Operator, key_id: str, now: datetime) -> dict[str, Any]:
+    answer = key_service.revoke_key(engine, operator.program, key_id, now=now)
+    with engine.begin() as connection:
+        record(connection, operator, "key.revoke", f"key:{answer['id']}",
+               {"prefix": answer["prefix"]}, now)  # fmt: skip
     return answer
 
 

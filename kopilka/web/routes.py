@@ -6,8 +6,12 @@
     /console/{program}/members?q=           search                    admin, support, analyst
     /console/{program}/members/{id}         profile, history          admin, support, analyst
     /console/{program}/members/{id}/adjustments  POST                 admin, support
+    /console/{program}/members/{id}/status  POST: block / unblock     admin, support
+    /console/{program}/members/{id}/resend  POST: a coupon again      admin, support
     /console/{program}/purchases/{id}       a purchase explained      admin, support, analyst
     /console/{program}/audit                the audit log             admin, support
+
+The coupons and keys pages are `kopilka.web.program_pages`, mounted by `register` too.
 
 A program other than the operator's is answered 404, as the API answers a key of
 another program. Every POST passes the CSRF check of `kopilka.web.sessions`.
@@ -27,8 +31,14 @@ from sqlalchemy import Engine
 
 from kopilka.api.common import now, run
 from kopilka.api.limits import FailedAuthLimiter
-from kopilka.domain.errors import InsufficientPoints, InvalidInput, KopilkaError, NotFound
-from kopilka.services import balances, members, operators, purchases
+from kopilka.domain.errors import (
+    Conflict,
+    InsufficientPoints,
+    InvalidInput,
+    KopilkaError,
+    NotFound,
+)
+from kopilka.services import balances, coupons, members, operators, purchases
 from kopilka.services.operators import Operator
 from kopilka.web import charts
 from kopilka.web.pages import STATIC, STATIC_URL, PageError, Redirect, redirect, render, visit_of
@@ -61,6 +71,9 @@ def register(
     _dashboard(app, engine)
     _members(app, engine)
     _audit(app, engine)
+    from kopilka.web import program_pages  # it uses this module's helpers
+
+    program_pages.register(app, engine)
 
 
 async def _error_page(request: Request, error: PageError) -> Response:
@@ -194,6 +207,35 @@ def _members(app: FastAPI, engine: Engine) -> None:
                                        problems=problems, points=points, reason=reason)  # fmt: skip
         return redirect(request, f"/console/{program}/members/{member}?adjusted=1")
 
+    @app.post(base + "/members/{member}/status", include_in_schema=False)
+    async def status(request: Request, program: str, member: str) -> Response:
+        operator = await operator_of(request, engine, program, SUPPORT)
+        fields = await form_of(request)
+        wanted = fields.get("status", "")
+        if wanted not in ("active", "blocked"):
+            raise PageError(422, "The status must be active or blocked.")
+        try:
+            changed = await serve(engine, operators.change_member_status, engine, operator,
+                                  member, wanted, now())  # fmt: skip
+        except KopilkaError as error:  # an erased member
+            return await _profile_page(request, engine, operator, member, status=409,
+                                       problems=[error.detail])  # fmt: skip
+        return redirect(request, f"/console/{program}/members/{changed['id']}?status={wanted}")
+
+    @app.post(base + "/members/{member}/resend", include_in_schema=False)
+    async def resend(request: Request, program: str, member: str) -> Response:
+        operator = await operator_of(request, engine, program, SUPPORT)
+        fields = await form_of(request)
+        code, channel = fields.get("code", "").strip(), fields.get("channel", "")
+        try:
+            await serve(engine, operators.resend_coupon, engine, operator, member, code,
+                        channel, now())  # fmt: skip
+        except (InvalidInput, Conflict) as error:  # a blocked member, a used coupon …
+            problems = [str(p) for p in getattr(error, "problems", ())] or [error.detail]
+            return await _profile_page(request, engine, operator, member, status=409,
+                                       problems=problems)  # fmt: skip
+        return redirect(request, f"/console/{program}/members/{member}?resent=1")
+
     @app.get(base + "/purchases/{purchase}", include_in_schema=False)
     async def purchase(request: Request, program: str, purchase: str) -> Response:
         operator = await operator_of(request, engine, program, READERS)
@@ -214,13 +256,17 @@ async def _profile_page(
         profile = await serve(engine, members.read_member, engine, program, member, now=now())
         balance = await serve(engine, balances.balance, engine, program, member)
         moves = await serve(engine, balances.history, engine, program, member, limit=50)
+        held = await serve(engine, coupons.member_coupons, engine, program, member, now=now())
     except KopilkaError as error:  # a reference no member has, in any spelling
         raise PageError(404, error.detail) from None
     facts = await serve(engine, operators.program_facts, engine, program)
     return render(request, "member.html", status, operator=operator, program=program,
                   member=profile, balance=balance, moves=moves["items"], facts=facts,
+                  coupons=held["items"], channels=coupons.CHANNELS,
                   can_adjust=operator.role in SUPPORT,
                   adjusted=request.query_params.get("adjusted") == "1",
+                  resent=request.query_params.get("resent") == "1",
+                  changed_status=request.query_params.get("status", ""),
                   problems=form.get("problems", []), points=form.get("points", ""),
                   reason=form.get("reason", ""))  # fmt: skip
 

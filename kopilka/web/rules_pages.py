@@ -394,7 +394,7 @@ async def _page(request: Request, operator: Operator, draft: Draft, receipt: Rec
         request, "rules.html", status, **_editor_context(operator, draft, **context),
         quote=await _quote(draft, receipt), receipt=receipt,
         locations=_locations(document), products=_products(document), tiers=_tiers(document),
-        discounts=_discounts(document),
+        discounts=discount_rows(document),
     )  # fmt: skip
 
 
@@ -458,7 +458,7 @@ def _tiers(document: dict[str, Any]) -> list[tuple[str, str]]:
             for t in tiers.get("levels") or []]  # fmt: skip
 
 
-def _discounts(document: dict[str, Any]) -> list[dict[str, str]]:
+def discount_rows(document: dict[str, Any]) -> list[dict[str, str]]:
     rows = []
     for item in document.get("discounts") or []:
         effects = [f"{key}: {_flow(item[key])}" for key in EFFECT_KEYS if key in item]

@@ -20,6 +20,7 @@ import uvicorn
 from sqlalchemy import Engine
 
 from kopilka.files import load_document
+from kopilka.services.coupons import create_campaign
 from kopilka.services.programs import apply_program
 from kopilka.store.db import make_engine
 from kopilka.store.migrate import upgrade
@@ -158,3 +159,50 @@ def test_the_language_switch_turns_the_console_russian(page):
     assert "баллов доступно" in page.text_content("main")
     assert "," in (page.text_content("#available") or "")  # the Russian decimal comma
     snap(page, "07-member-ru")
+
+
+def test_an_admin_blocks_a_member_generates_codes_and_manages_keys(page, database):
+    autumn = {"code": "autumn", "kind": "unique", "name": "Autumn", "effect": {"percent": 5}}
+    create_campaign(database, "zerno", autumn, actor="test", now=NOW)
+    sign_in(page)
+    page.goto("/console/zerno/members/2")
+    page.click("#block")
+    page.wait_for_selector("#blocked")
+    assert page.text_content("#member-status") == "blocked"
+    snap(page, "08-member-blocked")
+    page.click("#unblock")
+    page.wait_for_selector("#unblocked")
+    assert page.text_content("#member-status") == "active"
+    page.click("nav >> text=Coupons")
+    page.wait_for_selector("#campaigns")
+    snap(page, "09-coupons")
+    page.click("#campaigns >> text=autumn")
+    page.wait_for_selector("#generate")
+    page.fill("#generate input[name=count]", "25")
+    page.click("#generate button")
+    page.wait_for_selector("#made")
+    assert page.text_content("#codes-generated") == "25"
+    assert page.locator("#batches tbody tr").count() == 1
+    snap(page, "10-campaign-batch")
+    page.click("nav >> text=Keys")
+    page.wait_for_selector("#create-key")
+    page.select_option("#create-key select[name=role]", "pos")
+    page.fill("#create-key input[name=location]", "kiosk")
+    page.fill("#create-key input[name=label]", "till 1")
+    page.click("#create-key button")
+    page.wait_for_selector("#new-key")
+    key = page.text_content("#new-key") or ""
+    assert key.startswith("kpk_")
+    snap(page, "11-key-created")
+    page.goto("/console/zerno/keys")
+    assert key not in page.content()
+    page.click("#keys tr:has-text('till 1') form.revoke button")
+    page.wait_for_selector("#revoked")
+    assert page.locator("#keys tr:has-text('till 1') form.revoke").count() == 0
+    snap(page, "12-key-revoked")
+    page.click("nav >> text=Audit log")
+    audit = page.text_content("#audit") or ""
+    for action in ("member blocked", "member unblocked", "coupon codes generated",
+                   "access key created", "access key revoked"):  # fmt: skip
+        assert action in audit
+    snap(page, "13-audit-actions")

@@ -33,7 +33,7 @@ from kopilka.domain.ledger import AccountCode, Reason
 from kopilka.services import coupons as coupon_service
 from kopilka.services import keys as key_service
 from kopilka.services.balances import make_adjustment
-from kopilka.services.members import normalise_phone, read_member, set_member_status
+from kopilka.services.members import find_member, normalise_phone, read_member, set_member_status
 from kopilka.services.programs import load_program
 from kopilka.store.tables import accounts, member_profiles, members, purchases, transfers
 from kopilka.store.web_tables import audit_log, operators
@@ -214,7 +214,10 @@ def adjust_points(
     answer, _ = make_adjustment(engine, operator.program, member_ref, body,
                                 actor=operator.actor, now=now)  # fmt: skip
     with engine.begin() as connection:
-        record(connection, operator, "member.adjustment", f"member:{member_ref}",
+        # by id: the reference as typed may be a phone or an email, not for an audit log
+        member = find_member(connection, load_program(connection, operator.program).program_id,
+                             member_ref)  # fmt: skip
+        record(connection, operator, "member.adjustment", f"member:{member.id}",
                {"points": answer["points"], "reason": answer["reason"]}, now)  # fmt: skip
     return answer
 

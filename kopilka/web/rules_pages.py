@@ -224,6 +224,9 @@ async def _draft_of(engine: Engine, program: str, form: FormData, *, required: b
         raise PageError(400, _DAMAGED) from None
 
 
+_ANCHOR = re.compile(r"(?:^|[\s\[\]{},:-])[&*][^\s\[\]{},]")
+
+
 def _rule_of(form: FormData) -> tuple[dict[str, Any], dict[str, str], list[Problem]]:
     """The rule a form describes, what was typed, and the problems of reading its YAML."""
     typed = {key: _text(form, key) for key in ("code", "name", "kind", "priority", "when", "then")}
@@ -236,6 +239,9 @@ def _rule_of(form: FormData) -> tuple[dict[str, Any], dict[str, str], list[Probl
         text = typed[key]
         if len(_text(form, key, MAX_TEXT + 1)) > MAX_TEXT:
             problems.append(Problem(key, f"is longer than {MAX_TEXT} characters"))
+        elif _ANCHOR.search(text):  # `&a [*a]` refers to itself; nested aliases explode
+            problems.append(Problem(key, "YAML anchors and aliases (&name, *name) are not "
+                                         "accepted here: write each value out"))  # fmt: skip
         elif text.strip():
             try:
                 parts[key] = parse_text(text, name=key, as_json=False)

@@ -24,6 +24,9 @@ def test_signing_in_sets_an_httponly_lax_cookie_and_opens_the_dashboard(client):
     page = client.get("/console/zerno/")
     assert page.status_code == 200
     assert 'id="points-chart"' in page.text
+    assert page.text.count('id="top-rules"') + page.text.count("No rule gave points") == 1
+    title = page.text.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert "<" not in title  # plain text: the page's sections stay in its body
 
 
 def test_a_wrong_password_is_refused_and_ten_in_a_row_are_slowed_down(client):

@@ -204,6 +204,7 @@ def test_an_edit_changes_the_calculators_answer_before_anything_is_saved(client,
      ("multiplier: -1", "then.multiplier: "),
      ("{multiplier: 4", "then:1:"),
      ("multiplier: 2\npercent: 5", "two accrual effects in one rule"),
+     ("multiplier: &a [*a]", "YAML anchors and aliases"),
      ("", "then: ")],
 )  # fmt: skip
 def test_an_edit_the_parser_refuses_shows_its_messages_in_the_form(client, then, message):

@@ -20,6 +20,7 @@ another program. Every POST passes the CSRF check of `kopilka.web.sessions`.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -50,6 +51,9 @@ SUPPORT = ("admin", "support")
 EVERYONE = operators.ROLES
 SEARCH_TEXT = Annotated[str, Query(max_length=200)]
 MAX_FORM_TEXT = 1000
+
+
+_POINTS = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?", re.ASCII)
 
 
 def register(
@@ -198,6 +202,11 @@ def _members(app: FastAPI, engine: Engine) -> None:
         operator = await operator_of(request, engine, program, SUPPORT)
         fields = await form_of(request)
         points, reason = fields.get("points", "").strip(), fields.get("reason", "").strip()
+        if points and not _POINTS.fullmatch(points):  # no 1_000, 1e3 or other scripts' digits
+            return await _profile_page(request, engine, operator, member, status=422,
+                                       problems=[f"points: {points!r} is not a number of points "
+                                                 "(digits, a sign, a decimal point or comma)"],
+                                       points=points, reason=reason)  # fmt: skip
         try:
             await serve(engine, operators.adjust_points, engine, operator, member,
                         points.replace(",", "."), reason, now())  # fmt: skip

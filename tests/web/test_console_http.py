@@ -97,6 +97,16 @@ def test_an_adjustment_without_a_reason_shows_the_problem_in_the_form(client):
     assert 'role="alert"' in answer.text
 
 
+@pytest.mark.parametrize("points", ["1_000", "1e3", "\u0663", "5..0"])
+def test_points_written_oddly_are_refused(client, points):
+    sign_in(client)
+    token = csrf_of(client.get("/console/zerno/members/1").text)
+    answer = client.post("/console/zerno/members/1/adjustments",
+                         data={"csrf": token, "points": points, "reason": "a test"})  # fmt: skip
+    assert answer.status_code == 422
+    assert "is not a number of points" in answer.text
+
+
 def test_an_adjustment_is_made_and_shows_in_the_audit_log(client):
     sign_in(client, "support")
     token = csrf_of(client.get("/console/zerno/members/1").text)

@@ -4,11 +4,16 @@ role, and the app with the console mounted (as `create_app` will mount it)."""
 from __future__ import annotations
 
 import re
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -71,3 +76,27 @@ def sign_in(client: TestClient, role: str = "admin", password: str = PASSWORD) -
     return client.post("/console/login", data={"csrf": token, "program": "zerno",
                        "email": f"{role}@zerno.example", "password": password},
                        follow_redirects=False)  # fmt: skip
+
+
+@contextmanager
+def served(app: Any) -> Iterator[str]:
+    """`app` on a free port, served by uvicorn in a thread as `kopilka serve` serves it; its
+    base URL while the block runs (the browser tests' server)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="on")  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

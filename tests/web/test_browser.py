@@ -9,14 +9,10 @@ absence is a failure (`.ci/run` installs it).
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 
 from kopilka.files import load_document
@@ -26,7 +22,7 @@ from kopilka.store.db import make_engine
 from kopilka.store.migrate import upgrade
 from tests.conftest import EXAMPLES, ROOT
 from tests.store.conftest import NOW
-from tests.web.conftest import PASSWORD, console_app, stock
+from tests.web.conftest import PASSWORD, console_app, served, stock
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -37,12 +33,6 @@ if not CHROMIUM.exists() and os.environ.get("CI") != "true":
                 allow_module_level=True)  # fmt: skip
 
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -59,20 +49,8 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 @pytest.fixture(scope="module")
 def server(database: Engine) -> Iterator[str]:
     """The app on a free port, served by uvicorn in a thread, as `kopilka serve` serves it."""
-    port = free_port()
-    config = uvicorn.Config(console_app(database), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on")  # fmt: skip
-    served = uvicorn.Server(config)
-    thread = threading.Thread(target=served.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not served.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    served.should_exit = True
-    thread.join(10)
+    with served(console_app(database)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

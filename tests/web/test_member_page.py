@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import struct
-import threading
-import time
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from babel.messages.extract import extract_from_file
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -55,7 +51,7 @@ from kopilka.web import member_page
 from tests.api.conftest import key_for, serving_engine
 from tests.conftest import EXAMPLES, ROOT
 from tests.store.conftest import NOW
-from tests.web.conftest import SECRET, console_app, stock
+from tests.web.conftest import SECRET, console_app, served, stock
 
 BASE = "https://kopilka.example"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -281,12 +277,6 @@ def test_every_text_of_the_member_page_is_in_russian() -> None:
 # — in the browser —
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     db = make_engine(f"sqlite:///{tmp_path_factory.mktemp('member') / 'kopilka.sqlite3'}")
@@ -301,20 +291,8 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 
 @pytest.fixture(scope="module")
 def server(database: Engine) -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(member_app(database), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on")  # fmt: skip
-    served = uvicorn.Server(config)
-    thread = threading.Thread(target=served.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not served.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    served.should_exit = True
-    thread.join(10)
+    with served(member_app(database)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

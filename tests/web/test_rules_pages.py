@@ -12,15 +12,12 @@ import html
 import json
 import os
 import re
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -36,7 +33,7 @@ from kopilka.web import rules_pages
 from tests.api.conftest import serving_engine
 from tests.conftest import EXAMPLES, ROOT
 from tests.store.conftest import NOW, at_once
-from tests.web.conftest import PASSWORD, console_app, sign_in, stock
+from tests.web.conftest import PASSWORD, console_app, served, sign_in, stock
 
 RULES = "/console/zerno/rules"
 RECEIPT = {
@@ -418,22 +415,8 @@ def browser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     apply_program(engine, load_document(EXAMPLES / "zerno" / "program.yaml"), actor="test",
                   now=NOW)  # fmt: skip
     stock(engine)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    config = uvicorn.Config(rules_app(engine), host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on")  # fmt: skip
-    served = uvicorn.Server(config)
-    thread = threading.Thread(target=served.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not served.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    served.should_exit = True
-    thread.join(10)
+    with served(rules_app(engine)) as url:
+        yield url
     engine.dispose()
 
 

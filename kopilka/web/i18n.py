@@ -1,6 +1,7 @@
 """Languages of the console: Babel message catalogs, chosen per request.
 
-The catalogs are the `.po` files in `locale/<lang>/LC_MESSAGES/`; they are compiled in
+The catalogs are the `.po` files in `locale/<lang>/LC_MESSAGES/` (`messages.po` and
+`messages-<area>.po`, merged); they are compiled in
 memory when this module is imported (Babel's own compiler), so no binary `.mo` file is
 kept in the repository and none can fall behind its `.po`. The language of the request
 being served lives in a context variable: the templates' `_()` and the number and date
@@ -33,9 +34,17 @@ _language: ContextVar[str] = ContextVar("console_language", default=DEFAULT_LANG
 
 @cache
 def translations(language: str) -> gettext.GNUTranslations:
-    """The language's catalog, compiled from its `.po` once per process."""
-    with (LOCALE_DIR / language / "LC_MESSAGES" / "messages.po").open("rb") as po:
+    """The language's catalog, compiled once per process from its `messages.po` and the
+    `messages-<area>.po` files beside it (one per area of the console, so the areas'
+    texts are kept apart; a message is translated once, in one of them)."""
+    folder = LOCALE_DIR / language / "LC_MESSAGES"
+    with (folder / "messages.po").open("rb") as po:
         catalog = read_po(po, locale=language)
+    for path in sorted(folder.glob("messages-*.po")):
+        with path.open("rb") as po:
+            for message in read_po(po, locale=language):
+                if message.id:
+                    catalog[message.id] = message
     compiled = BytesIO()
     write_mo(compiled, catalog)
     compiled.seek(0)

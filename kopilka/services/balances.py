@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, case, func, or_, select
 from kopilka.domain.errors import IdempotencyConflict, InsufficientPoints, InvalidInput, Problem
 from kopilka.domain.ledger import AccountCode, Reason
 from kopilka.domain.money import format_minor, is_within_limits, parse_decimal, to_minor
-from kopilka.services.idempotency import idempotent
+from kopilka.services.idempotency import AfterWrite, followed, idempotent
 from kopilka.services.members import find_member
 from kopilka.services.programs import load_program
 from kopilka.store.ledger import member_balances
@@ -127,9 +127,10 @@ def adjust(
 
 def make_adjustment(
     engine: Engine, program_code: str, member_ref: str, data: object, *, actor: str,
-    now: datetime, idempotency_key: str | None = None,
+    now: datetime, idempotency_key: str | None = None, after: AfterWrite | None = None,
 ) -> tuple[dict[str, Any], bool]:  # fmt: skip
-    """`adjust`, and whether it was made now (False: a replay of its id or key)."""
+    """`adjust`, and whether it was made now (False: a replay of its id or key); `after`
+    writes beside it in its transaction."""
 
     def attempt(connection: Connection) -> tuple[dict[str, Any], bool]:
         program = load_program(connection, program_code)
@@ -160,7 +161,7 @@ def make_adjustment(
 
     request = {"member": member_ref, "body": data}
     return idempotent(engine, program_code, idempotency_key, "member.adjustment", request, now,
-                      attempt)  # fmt: skip
+                      followed(attempt, after))  # fmt: skip
 
 
 def _adjusted(points: int, reason: str, available: int, digits: int) -> dict[str, Any]:

@@ -68,7 +68,7 @@ from kopilka.domain.errors import (
 )
 from kopilka.domain.money import format_minor
 from kopilka.domain.reading import Reader
-from kopilka.services.idempotency import Answer, idempotent, retrying
+from kopilka.services.idempotency import AfterWrite, Answer, followed, idempotent, retrying
 from kopilka.services.members import find_member
 from kopilka.services.programs import (
     CURRENT_VERSION_COLUMNS,
@@ -116,10 +116,11 @@ __all__ = [
 
 def create_campaign(
     engine: Engine, program_code: str, data: object, *, actor: str, now: datetime,
-    idempotency_key: str | None = None,
+    idempotency_key: str | None = None, after: AfterWrite | None = None,
 ) -> Answer:  # fmt: skip
     """A new campaign from its document; a public campaign's code is created with it.
-    A code taken (the campaign's, or the public code) is `409 conflict`."""
+    A code taken (the campaign's, or the public code) is `409 conflict`. `after` writes
+    beside it in its transaction."""
 
     def attempt(connection: Connection) -> Answer:
         program = load_program(connection, program_code)
@@ -142,7 +143,7 @@ def create_campaign(
 
     try:
         return idempotent(engine, program_code, idempotency_key, "coupon.campaign", data, now,
-                          attempt)  # fmt: skip
+                          followed(attempt, after))  # fmt: skip
     except IntegrityError:  # a concurrent request took the code first, every retry
         raise Duplicate("a campaign or coupon with this code exists") from None
 
@@ -278,11 +279,13 @@ def read_campaign_of(
 
 
 def update_campaign(
-    engine: Engine, program_code: str, code: str, data: object, *, now: datetime
-) -> dict[str, Any]:
+    engine: Engine, program_code: str, code: str, data: object, *, now: datetime,
+    after: AfterWrite | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Change a campaign: the keys given replace the stored ones (within `valid`,
     `limits` and `conditions` key by key; null clears one); `code`, `kind` and
-    `public_code` can't change. The result is checked as a new campaign would be."""
+    `public_code` can't change. The result is checked as a new campaign would be.
+    `after` writes beside the change in its transaction."""
     if not isinstance(data, dict):
         raise InvalidInput([Problem("", "must be an object of the campaign's keys to change")])
     fixed = [Problem(key, "can't be changed: create another campaign")
@@ -300,7 +303,10 @@ def update_campaign(
             .values(**_campaign_columns(campaign, program), updated_at=now)
         )
         changed = _campaign_row(connection, program.program_id, code)
-        return _campaign_json(connection, changed, program, now, counted=True)
+        answer = _campaign_json(connection, changed, program, now, counted=True)
+        if after is not None:
+            after(connection, answer)
+        return answer
 
     return retrying(engine, attempt)
 
@@ -321,6 +327,7 @@ def _merged(document: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
 def create_batch(
     engine: Engine, program_code: str, campaign_code: str, data: object, *, actor: str,
     now: datetime, idempotency_key: str | None = None, rng: Random | None = None,
+    after: AfterWrite | None = None,
 ) -> Answer:  # fmt: skip
     """`{count}` new codes for a unique campaign (1 to a million), unique in the program.
     `rng`: where the randomness comes from (default: the operating system's)."""
@@ -350,7 +357,7 @@ def create_batch(
 
     request = {"campaign": campaign_code, "body": data}
     return idempotent(engine, program_code, idempotency_key, "coupon.batch", request, now,
-                      attempt)  # fmt: skip
+                      followed(attempt, after))  # fmt: skip
 
 
 def _insert_codes(
@@ -567,7 +574,7 @@ def read_coupon(engine: Engine, program_code: str, code: str, *, now: datetime) 
 
 def issue_coupon(
     engine: Engine, program_code: str, code: str, data: object, *, now: datetime,
-    idempotency_key: str | None = None,
+    idempotency_key: str | None = None, after: AfterWrite | None = None,
 ) -> Answer:  # fmt: skip
     """Give a unique campaign's coupon to a member `{member, channel}`. Issuing it again to
     its owner (a resend) records the new channel; another member's coupon, a used one or
@@ -604,7 +611,7 @@ def issue_coupon(
 
     request = {"coupon": code, "body": data}
     return idempotent(engine, program_code, idempotency_key, "coupon.issue", request, now,
-                      attempt)  # fmt: skip
+                      followed(attempt, after))  # fmt: skip
 
 
 def _refuse_to_give(row: Any, program: LoadedProgram, now: datetime) -> None:

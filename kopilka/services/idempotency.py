@@ -26,6 +26,9 @@ from kopilka.store.tables import idempotency_keys
 T = TypeVar("T")
 ATTEMPTS = 8
 Answer = tuple[dict[str, Any], bool]  # the answer, and whether it was made now
+# what a caller writes beside a use case's own rows, in its transaction: the console's
+# audit row, so an action and its record are kept or lost together
+AfterWrite = Callable[[Connection, dict[str, Any]], None]
 
 
 def fingerprint(body: object) -> str:
@@ -52,6 +55,22 @@ def _is_retryable(error: DBAPIError) -> bool:
         return True  # the connection died; the pool gives a fresh one
     code = getattr(error.orig, "sqlstate", None)
     return code in ("40001", "40P01")  # serialization failure, deadlock
+
+
+def followed(
+    attempt: Callable[[Connection], Answer], after: AfterWrite | None
+) -> Callable[[Connection], Answer]:
+    """`attempt`, then `after(connection, answer)` in the same transaction. A replay of an
+    `Idempotency-Key` runs neither: it did nothing to record."""
+    if after is None:
+        return attempt
+
+    def both(connection: Connection) -> Answer:
+        answer, made = attempt(connection)
+        after(connection, answer)
+        return answer, made
+
+    return both
 
 
 def remembered(

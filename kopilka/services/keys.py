@@ -25,6 +25,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from kopilka.domain.errors import InvalidInput, NotFound, Problem
 from kopilka.domain.reading import MAX_TEXT, row_id
+from kopilka.services.idempotency import AfterWrite
 from kopilka.store.tables import api_keys
 
 PREFIX = "kpk_"
@@ -47,9 +48,10 @@ def digest(key: str) -> str:
 
 def create_key(
     engine: Engine, program: str, role: str, *, location: str | None = None,
-    label: str | None = None, now: datetime,
+    label: str | None = None, now: datetime, after: AfterWrite | None = None,
 ) -> tuple[str, dict[str, Any]]:  # fmt: skip
-    """A new key — its text, to be shown once — and its public record."""
+    """A new key — its text, to be shown once — and its public record; `after` writes
+    beside it in its transaction."""
     problems = []
     if role not in ROLES:
         problems.append(Problem("role", f"{role!r} is not one of {', '.join(ROLES)}"))
@@ -68,8 +70,10 @@ def create_key(
                     location=location, label=label, created_at=now)
             .returning(api_keys.c.id)
         ).scalar_one()  # fmt: skip
-        row = connection.execute(select(api_keys).where(api_keys.c.id == key_id)).one()
-    return key, key_json(row)
+        answer = key_json(connection.execute(select(api_keys).where(api_keys.c.id == key_id)).one())
+        if after is not None:
+            after(connection, answer)
+    return key, answer
 
 
 def key_json(row: Any) -> dict[str, Any]:
@@ -93,8 +97,11 @@ def list_keys(engine: Engine, program: str) -> list[dict[str, Any]]:
     return [key_json(row) for row in rows]
 
 
-def revoke_key(engine: Engine, program: str, key_id: str, *, now: datetime) -> dict[str, Any]:
-    """Revoke a key of `program`; revoking it again answers the same."""
+def revoke_key(
+    engine: Engine, program: str, key_id: str, *, now: datetime, after: AfterWrite | None = None
+) -> dict[str, Any]:
+    """Revoke a key of `program`; revoking it again answers the same. `after` writes beside
+    the revocation in its transaction (and is not called when it was revoked before)."""
     number = row_id(key_id) or -1
     with engine.begin() as connection:
         row = connection.execute(
@@ -107,6 +114,8 @@ def revoke_key(engine: Engine, program: str, key_id: str, *, now: datetime) -> d
                 update(api_keys).where(api_keys.c.id == number).values(revoked_at=now)
             )
             row = connection.execute(select(api_keys).where(api_keys.c.id == number)).one()
+            if after is not None:
+                after(connection, key_json(row))
     return key_json(row)
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from kopilka.domain.errors import Conflict, Duplicate, InvalidInput, NotFound, Problem
 from kopilka.domain.ledger import AccountCode, luhn_check_digit
 from kopilka.domain.reading import Reader, row_id
-from kopilka.services.idempotency import Answer, idempotent, retrying
+from kopilka.services.idempotency import AfterWrite, Answer, followed, idempotent, retrying
 from kopilka.services.programs import LoadedProgram, load_program
 from kopilka.services.tier_status import tier_fields
 from kopilka.store.ledger import open_accounts
@@ -413,7 +413,7 @@ def update_member(
 
 def set_member_status(
     engine: Engine, program_code: str, ref: str, status: str, *, now: datetime,
-    idempotency_key: str | None = None,
+    idempotency_key: str | None = None, after: AfterWrite | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Block a member (their card earns and pays nothing) or make them active again."""
     assert status in ("active", "blocked")
@@ -428,4 +428,4 @@ def set_member_status(
 
     request = {"member": ref, "status": status}
     return idempotent(engine, program_code, idempotency_key, "member.status", request, now,
-                      attempt)[0]  # fmt: skip
+                      followed(attempt, after))[0]  # fmt: skip

@@ -16,6 +16,7 @@ verification whether or not the email exists, so its timing does not say which e
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -33,6 +34,7 @@ from kopilka.domain.ledger import AccountCode, Reason
 from kopilka.services import coupons as coupon_service
 from kopilka.services import keys as key_service
 from kopilka.services.balances import make_adjustment
+from kopilka.services.idempotency import AfterWrite
 from kopilka.services.members import find_member, normalise_phone, read_member, set_member_status
 from kopilka.services.programs import load_program
 from kopilka.store.tables import accounts, member_profiles, members, purchases, transfers
@@ -204,66 +206,83 @@ def audit_entries(
     ]
 
 
+def audited(
+    operator: Operator, action: str, target: Callable[[Connection, dict[str, Any]], str],
+    details: Callable[[dict[str, Any]], dict[str, Any]], now: datetime,
+) -> AfterWrite:  # fmt: skip
+    """The audit row of an action, for the service to write in the action's own
+    transaction: the action and its record are kept or lost together."""
+
+    def write(connection: Connection, answer: dict[str, Any]) -> None:
+        record(connection, operator, action, target(connection, answer), details(answer), now)
+
+    return write
+
+
 def adjust_points(
     engine: Engine, operator: Operator, member_ref: str, points: str, reason: str,
     now: datetime,
 ) -> dict[str, Any]:  # fmt: skip
-    """A support adjustment, then its audit row. The ledger's transfer names the operator
-    and the reason too, so should the audit write fail the movement is still explained."""
+    """A support adjustment and its audit row (the ledger's transfer names the operator
+    and the reason too)."""
+
+    def member(connection: Connection, _: dict[str, Any]) -> str:
+        # by id: the reference as typed may be a phone or an email, not for an audit log
+        program_id = load_program(connection, operator.program).program_id
+        return f"member:{find_member(connection, program_id, member_ref).id}"
+
+    after = audited(operator, "member.adjustment", member,
+                    lambda answer: {"points": answer["points"], "reason": answer["reason"]},
+                    now)  # fmt: skip
     body = {"points": points, "reason": reason}
     answer, _ = make_adjustment(engine, operator.program, member_ref, body,
-                                actor=operator.actor, now=now)  # fmt: skip
-    with engine.begin() as connection:
-        # by id: the reference as typed may be a phone or an email, not for an audit log
-        member = find_member(connection, load_program(connection, operator.program).program_id,
-                             member_ref)  # fmt: skip
-        record(connection, operator, "member.adjustment", f"member:{member.id}",
-               {"points": answer["points"], "reason": answer["reason"]}, now)  # fmt: skip
+                                actor=operator.actor, now=now, after=after)  # fmt: skip
     return answer
+
+
+def _member_target(_: Connection, answer: dict[str, Any]) -> str:
+    return f"member:{answer['id']}"
 
 
 def change_member_status(
     engine: Engine, operator: Operator, member_ref: str, status: str, now: datetime
 ) -> dict[str, Any]:
-    """Block a member (`blocked`) or make them active again (`active`), then its audit row."""
-    answer = set_member_status(engine, operator.program, member_ref, status, now=now)
+    """Block a member (`blocked`) or make them active again (`active`), audited."""
     action = "member.block" if status == "blocked" else "member.unblock"
-    with engine.begin() as connection:
-        record(connection, operator, action, f"member:{answer['id']}",
-               {"card": answer["card"]}, now)  # fmt: skip
-    return answer
+    after = audited(operator, action, _member_target, lambda answer: {"card": answer["card"]},
+                    now)  # fmt: skip
+    return set_member_status(engine, operator.program, member_ref, status, now=now, after=after)
 
 
 def resend_coupon(
     engine: Engine, operator: Operator, member_ref: str, code: str, channel: str,
     now: datetime,
 ) -> dict[str, Any]:  # fmt: skip
-    """Issue a member's coupon to them again by `channel`, then its audit row. Only a coupon
-    the member already holds is resent: another's, or nobody's, is `NotFound` here."""
+    """Issue a member's coupon to them again by `channel`, audited. Only a coupon the
+    member already holds is resent: another's, or nobody's, is `NotFound` here."""
     member = read_member(engine, operator.program, member_ref, now=now)
     coupon = coupon_service.read_coupon(engine, operator.program, code, now=now)
     if coupon["owner"] != member["id"]:
         raise NotFound(f"member {member_ref!r} holds no coupon {code!r}")
+    after = audited(operator, "coupon.resend", lambda _c, _a: f"member:{member['id']}",
+                    lambda answer: {"code": answer["code"], "channel": channel}, now)  # fmt: skip
     answer, _ = coupon_service.issue_coupon(engine, operator.program, coupon["code"],
                                             {"member": member["id"], "channel": channel},
-                                            now=now)  # fmt: skip
-    with engine.begin() as connection:
-        record(connection, operator, "coupon.resend", f"member:{member['id']}",
-               {"code": answer["code"], "channel": channel}, now)  # fmt: skip
+                                            now=now, after=after)  # fmt: skip
     return dict(answer)
 
 
 def generate_batch(
     engine: Engine, operator: Operator, campaign: str, count: str, now: datetime
 ) -> dict[str, Any]:
-    """A batch of `count` codes for a unique campaign, then its audit row."""
+    """A batch of `count` codes for a unique campaign, audited."""
     number: object = int(count) if count.strip().isdigit() else count
+    after = audited(operator, "coupon.batch", lambda _c, _a: f"campaign:{campaign}",
+                    lambda answer: {"count": answer["count"], "batch": answer["id"]},
+                    now)  # fmt: skip
     answer, _ = coupon_service.create_batch(engine, operator.program, campaign,
                                             {"count": number}, actor=operator.actor,
-                                            now=now)  # fmt: skip
-    with engine.begin() as connection:
-        record(connection, operator, "coupon.batch", f"campaign:{campaign}",
-               {"count": answer["count"], "batch": answer["id"]}, now)  # fmt: skip
+                                            now=now, after=after)  # fmt: skip
     return dict(answer)
 
 
@@ -273,26 +292,36 @@ def note_export(engine: Engine, operator: Operator, campaign: str, now: datetime
         record(connection, operator, "coupon.export", f"campaign:{campaign}", {}, now)
 
 
+def _key_target(_: Connection, answer: dict[str, Any]) -> str:
+    return f"key:{answer['id']}"
+
+
 def create_key(
     engine: Engine, operator: Operator, role: str, location: str | None, label: str | None,
     now: datetime,
 ) -> tuple[str, dict[str, Any]]:  # fmt: skip
-    """A new access key of the operator's program (its text, to show once), audited."""
-    key, answer = key_service.create_key(engine, operator.program, role, location=location,
-                                         label=label, now=now)  # fmt: skip
-    with engine.begin() as connection:
-        record(connection, operator, "key.create", f"key:{answer['id']}",
-               {"role": role, "location": location, "label": label,
-                "prefix": answer["prefix"]}, now)  # fmt: skip
-    return key, answer
+    """A new access key of the operator's program (its text, to show once), audited. A
+    location must be one of the program's (a key for another could sell nothing)."""
+    if location is not None:
+        with engine.connect() as connection:
+            known = load_program(connection, operator.program).calculator.program.locations
+        if location not in known:
+            raise InvalidInput([Problem("location", f"{location!r} is not a location of "
+                                        f"program {operator.program}")])  # fmt: skip
+
+    def details(answer: dict[str, Any]) -> dict[str, Any]:
+        shown = {"role": role, "location": location, "label": label, "prefix": answer["prefix"]}
+        return {name: value for name, value in shown.items() if value is not None}
+
+    after = audited(operator, "key.create", _key_target, details, now)
+    return key_service.create_key(engine, operator.program, role, location=location,
+                                  label=label, now=now, after=after)  # fmt: skip
 
 
 def revoke_key(engine: Engine, operator: Operator, key_id: str, now: datetime) -> dict[str, Any]:
-    answer = key_service.revoke_key(engine, operator.program, key_id, now=now)
-    with engine.begin() as connection:
-        record(connection, operator, "key.revoke", f"key:{answer['id']}",
-               {"prefix": answer["prefix"]}, now)  # fmt: skip
-    return answer
+    after = audited(operator, "key.revoke", _key_target,
+                    lambda answer: {"prefix": answer["prefix"]}, now)  # fmt: skip
+    return key_service.revoke_key(engine, operator.program, key_id, now=now, after=after)
 
 
 # — what the console reads —

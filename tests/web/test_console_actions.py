@@ -292,6 +292,19 @@ def test_a_key_the_service_refuses_shows_the_problem(client):
     assert "kpk_" not in answer.text
     odd = client.post(KEYS, data={"csrf": token(client), "role": "root"})
     assert odd.status_code == 422
+    elsewhere = client.post(KEYS, data={"csrf": token(client), "role": "pos",
+                                        "location": "nowhere"})  # fmt: skip
+    assert elsewhere.status_code == 422
+    assert "&#39;nowhere&#39; is not a location of program zerno" in elsewhere.text
+    assert "kpk_" not in elsewhere.text
+
+
+def test_an_audit_row_names_no_empty_detail(client):
+    sign_in(client, "admin")
+    client.post(KEYS, data={"csrf": token(client), "role": "admin"})
+    audit = client.get("/console/zerno/audit").text
+    assert "key.create" in audit
+    assert "None" not in audit
 
 
 @pytest.mark.parametrize("role", ["support", "analyst", "marketer"])

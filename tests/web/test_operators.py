@@ -6,8 +6,10 @@ import pytest
 from sqlalchemy import select, update
 
 from kopilka.domain.errors import Duplicate, InvalidInput
+from kopilka.services import keys as key_service
 from kopilka.services import operators
 from kopilka.services.balances import balance
+from kopilka.services.members import read_member
 from kopilka.store.web_tables import operators as operator_rows
 from tests.store.conftest import NOW
 from tests.web.conftest import PASSWORD, stock
@@ -99,6 +101,30 @@ def test_an_adjustment_without_a_reason_is_refused_and_not_audited(zerno_engine)
     with pytest.raises(InvalidInput):
         operators.adjust_points(zerno_engine, support, "1", "25", " ", NOW)
     assert len(operators.audit_entries(zerno_engine, "zerno")) == before
+
+
+def test_an_action_and_its_audit_row_are_kept_or_lost_together(zerno_engine, monkeypatch):
+    """The audit row is written in the action's transaction: when it can't be written,
+    the adjustment, the block and the key are not made either."""
+    stock(zerno_engine)
+    admin = operators.authenticate(zerno_engine, "zerno", "admin@zerno.example", PASSWORD, NOW)
+    assert admin is not None
+    before = balance(zerno_engine, "zerno", "1")["available"]
+    keys_before = key_service.list_keys(zerno_engine, "zerno")
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("the audit log is unavailable")
+
+    monkeypatch.setattr(operators, "record", broken)
+    with pytest.raises(RuntimeError):
+        operators.adjust_points(zerno_engine, admin, "1", "25", "a lost receipt", NOW)
+    with pytest.raises(RuntimeError):
+        operators.change_member_status(zerno_engine, admin, "1", "blocked", NOW)
+    with pytest.raises(RuntimeError):
+        operators.create_key(zerno_engine, admin, "admin", None, None, NOW)
+    assert balance(zerno_engine, "zerno", "1")["available"] == before
+    assert read_member(zerno_engine, "zerno", "1", now=NOW)["status"] == "active"
+    assert key_service.list_keys(zerno_engine, "zerno") == keys_before
 
 
 def test_the_dashboard_counts_members_and_the_points_of_each_day(zerno_engine):

@@ -15,7 +15,9 @@ verification whether or not the email exists, so its timing does not say which e
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -38,10 +40,11 @@ from kopilka.services.idempotency import AfterWrite
 from kopilka.services.members import find_member, normalise_phone, read_member, set_member_status
 from kopilka.services.programs import load_program
 from kopilka.store.tables import accounts, member_profiles, members, purchases, transfers
-from kopilka.store.web_tables import audit_log, operators
+from kopilka.store.web_tables import audit_log, operator_sessions, operators
 
 ROLES = ("admin", "support", "analyst", "marketer")
 MIN_PASSWORD = 10
+SESSION_HOURS = 12  # a working day: an operator signs in again the next morning
 MAX_PASSWORD = 1024  # argon2 takes any length; a megabyte "password" would only cost CPU
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _PROGRAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -135,15 +138,52 @@ def _verify(stored: str, password: str) -> bool:
         return False
 
 
-def active_operator(engine: Engine, operator_id: int) -> Operator | None:
-    """The operator with this id, unless disabled: a session ends when its operator does."""
+def start_session(engine: Engine, operator: Operator, now: datetime) -> str:
+    """A new signed-in session of `operator`: the token its cookie carries (only the
+    token's hash is stored)."""
+    token = secrets.token_urlsafe(32)
+    with engine.begin() as connection:
+        connection.execute(insert(operator_sessions).values(
+            token_hash=_token_hash(token), operator_id=operator.id, started_at=now))  # fmt: skip
+    return token
+
+
+def session_operator(engine: Engine, token: str, now: datetime) -> Operator | None:
+    """The operator of a session still going: not signed out, not older than
+    `SESSION_HOURS`, its operator not disabled. Anything else signs nobody in."""
     with engine.connect() as connection:
         row = connection.execute(
-            select(operators).where(
-                operators.c.id == operator_id, operators.c.disabled_at.is_(None)
-            )
-        ).one_or_none()
+            select(operators)
+            .join(operator_sessions, operator_sessions.c.operator_id == operators.c.id)
+            .where(operator_sessions.c.token_hash == _token_hash(token),
+                   operator_sessions.c.ended_at.is_(None),
+                   operator_sessions.c.started_at > now - timedelta(hours=SESSION_HOURS),
+                   operators.c.disabled_at.is_(None))
+        ).one_or_none()  # fmt: skip
     return _operator(row) if row is not None else None
+
+
+def end_session(engine: Engine, token: str, now: datetime) -> None:
+    """Sign out: the session's token signs nobody in from now on, wherever it was copied
+    to. The sign-out is audited in the same transaction."""
+    with engine.begin() as connection:
+        row = connection.execute(
+            select(operators)
+            .join(operator_sessions, operator_sessions.c.operator_id == operators.c.id)
+            .where(operator_sessions.c.token_hash == _token_hash(token),
+                   operator_sessions.c.ended_at.is_(None))
+        ).one_or_none()  # fmt: skip
+        if row is None:  # signed out already, or never signed in
+            return
+        connection.execute(update(operator_sessions)
+                           .where(operator_sessions.c.token_hash == _token_hash(token))
+                           .values(ended_at=now))  # fmt: skip
+        operator = _operator(row)
+        record(connection, operator, "operator.logout", operator.actor, {}, now)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def disable_operator(engine: Engine, operator_id: int, *, by: Operator, now: datetime) -> None:

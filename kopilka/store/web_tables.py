@@ -25,6 +25,19 @@ operators = Table(
     UniqueConstraint("program", "email"),
 )
 
+# Signed-in console sessions. The cookie carries a random token; only its SHA-256 is kept,
+# so reading this table signs nobody in. Signing out ends the row: a copy of the cookie
+# taken before is worth nothing after it.
+operator_sessions = Table(
+    "operator_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("operator_id", Integer, ForeignKey("operators.id"), nullable=False),
+    Column("started_at", Timestamp(), nullable=False),
+    Column("ended_at", Timestamp()),
+    Index("ix_operator_sessions_operator_id", "operator_id"),
+)
+
 # What operators did in the console, newest last; rows are only ever inserted.
 audit_log = Table(
     "audit_log",

@@ -62,7 +62,7 @@ class Visit:
             request.headers.get("accept-language", ""),
         )  # fmt: skip
         if request.query_params.get("lang") in i18n.LANGUAGES:
-            self.replace(Session(self.session.csrf, self.session.operator_id, language))
+            self.replace(Session(self.session.csrf, self.session.token, language))
         i18n.use_language(language)
         self.language = language
 

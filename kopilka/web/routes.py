@@ -95,11 +95,10 @@ async def operator_of(request: Request, engine: Engine, program: str, roles: tup
                       ) -> Operator:  # fmt: skip
     """The signed-in operator, when the path's program is theirs and the role fits;
     otherwise a redirect to the sign-in page, a 404 or a 403."""
-    visit = visit_of(request)
-    operator_id = visit.session.operator_id
+    token = visit_of(request).session.token
     operator = (
-        await run(engine, operators.active_operator, engine, operator_id)
-        if operator_id is not None else None
+        await run(engine, operators.session_operator, engine, token, now())
+        if token is not None else None
     )  # fmt: skip
     if operator is None:
         raise Redirect(f"/console/login?program={program}")
@@ -157,14 +156,17 @@ def _sign_in(app: FastAPI, engine: Engine) -> None:
                 limiter.failed(who)
             return render(request, "login.html", 401, program=program, email=email,
                           failed=True)  # fmt: skip
+        token = await run(engine, operators.start_session, engine, operator, now())
         visit = visit_of(request)
-        visit.replace(visit.session.signed_in(operator.id))
+        visit.replace(visit.session.signed_in(token))
         return redirect(request, f"/console/{operator.program}/")
 
     @app.post("/console/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
         await form_of(request)
         visit = visit_of(request)
+        if visit.session.token is not None:
+            await run(engine, operators.end_session, engine, visit.session.token, now())
         visit.replace(visit.session.signed_out())
         return redirect(request, "/console/login")
 

@@ -1,10 +1,12 @@
 """The console's session: a signed cookie, and the CSRF check every form POST passes.
 
-The cookie holds the operator's id, the CSRF token and the chosen language, signed with
-the server's secret (itsdangerous) and dated: older than `MAX_AGE` it is not accepted.
-It is HttpOnly (no script can read it), SameSite=Lax (another site's form can't post
-with it) and Secure when the console is served over https. The operator is read from
-the database on each request, so disabling an operator ends their sessions at once.
+The cookie holds the CSRF token, the chosen language and, once signed in, a random
+session token, signed with the server's secret (itsdangerous) and dated: older than
+`MAX_AGE` it is not accepted. It is HttpOnly (no script can read it), SameSite=Lax
+(another site's form can't post with it) and Secure when the console is served over
+https. Whom a session token signs in is asked of the database on each request
+(`operators.session_operator`): signing out ends the token there, so a copy of the cookie
+is worth nothing afterwards, and disabling an operator ends their sessions at once.
 
 CSRF: each session has a random token; every form carries it in a hidden field (htmx
 requests in the `X-CSRF-Token` header) and a POST without the session's token is
@@ -23,9 +25,12 @@ from urllib.parse import urlsplit
 from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from kopilka.services.operators import SESSION_HOURS
+
 COOKIE = "kopilka_console"
 COOKIE_PATH = "/console"
-MAX_AGE = 12 * 3600  # a working day: an operator signs in again the next morning
+MAX_AGE = SESSION_HOURS * 3600
+MAX_TOKEN = 100  # ours are 43 characters
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 
@@ -33,17 +38,17 @@ CSRF_HEADER = "x-csrf-token"
 @dataclass(frozen=True)
 class Session:
     csrf: str
-    operator_id: int | None = None
+    token: str | None = None  # the signed-in session's, see `operators.start_session`
     language: str | None = None
 
     @staticmethod
     def fresh(language: str | None = None) -> Session:
         return Session(csrf=secrets.token_urlsafe(32), language=language)
 
-    def signed_in(self, operator_id: int) -> Session:
-        """A new session for the operator: a new CSRF token, so a token seen before the
-        sign-in (a fixation attempt) is worth nothing after it."""
-        return replace(Session.fresh(self.language), operator_id=operator_id)
+    def signed_in(self, token: str) -> Session:
+        """A new session for a signed-in operator: a new CSRF token, so a token seen
+        before the sign-in (a fixation attempt) is worth nothing after it."""
+        return replace(Session.fresh(self.language), token=token)
 
     def signed_out(self) -> Session:
         return Session.fresh(self.language)
@@ -66,7 +71,7 @@ class Sessions:
         return _session_from(data)
 
     def write(self, request: Request, response: Response, session: Session) -> None:
-        data = {"c": session.csrf, "o": session.operator_id, "l": session.language}
+        data = {"c": session.csrf, "s": session.token, "l": session.language}
         response.set_cookie(
             COOKIE, self._signer.dumps(data), max_age=MAX_AGE, path=COOKIE_PATH,
             httponly=True, samesite="lax", secure=request.url.scheme == "https",
@@ -76,11 +81,11 @@ class Sessions:
 def _session_from(data: Any) -> Session | None:
     if not isinstance(data, dict) or not isinstance(data.get("c"), str):
         return None
-    operator_id = data.get("o")
+    token = data.get("s")
     language = data.get("l")
     return Session(
         csrf=data["c"],
-        operator_id=operator_id if isinstance(operator_id, int) else None,
+        token=token if isinstance(token, str) and len(token) <= MAX_TOKEN else None,
         language=language if isinstance(language, str) else None,
     )
 

@@ -141,3 +141,18 @@ def test_signing_out_ends_the_session(client):
     token = csrf_of(client.get("/console/zerno/").text)
     assert client.post("/console/logout", data={"csrf": token}).status_code == 200
     assert client.get("/console/zerno/", follow_redirects=False).status_code == 303
+
+
+def test_a_copy_of_the_cookie_is_worth_nothing_after_signing_out(client):
+    """The cookie is signed, so a copy taken before sign-out (a shared computer, a
+    stolen cookie) would still pass its signature check: the server ends the session."""
+    sign_in(client)
+    copied = client.cookies.get(COOKIE)
+    token = csrf_of(client.get("/console/zerno/").text)
+    client.post("/console/logout", data={"csrf": token})
+    client.cookies.clear()
+    client.cookies.set(COOKIE, copied)
+    assert client.get("/console/zerno/", follow_redirects=False).status_code == 303
+    client.cookies.clear()
+    sign_in(client)  # the same client signed in again does get the page
+    assert client.get("/console/zerno/", follow_redirects=False).status_code == 200

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select, update
 
@@ -10,6 +12,7 @@ from kopilka.services import keys as key_service
 from kopilka.services import operators
 from kopilka.services.balances import balance
 from kopilka.services.members import read_member
+from kopilka.store.web_tables import operator_sessions
 from kopilka.store.web_tables import operators as operator_rows
 from tests.store.conftest import NOW
 from tests.web.conftest import PASSWORD, stock
@@ -57,10 +60,32 @@ def test_a_disabled_operator_can_not_sign_in_and_its_session_ends(zerno_engine):
     admin = operators.create_operator(zerno_engine, "zerno", "a@x.example", PASSWORD, "admin", NOW)
     other = operators.create_operator(zerno_engine, "zerno", "b@x.example", PASSWORD, "support",
                                       NOW)  # fmt: skip
+    admins, others = (operators.start_session(zerno_engine, o, NOW) for o in (admin, other))
+    assert operators.session_operator(zerno_engine, others, NOW) == other
     operators.disable_operator(zerno_engine, other.id, by=admin, now=NOW)
     assert operators.authenticate(zerno_engine, "zerno", other.email, PASSWORD, NOW) is None
-    assert operators.active_operator(zerno_engine, other.id) is None
-    assert operators.active_operator(zerno_engine, admin.id) == admin
+    assert operators.session_operator(zerno_engine, others, NOW) is None
+    assert operators.session_operator(zerno_engine, admins, NOW) == admin
+
+
+def test_a_session_ends_when_signed_out_or_a_working_day_old(zerno_engine):
+    admin = operators.create_operator(zerno_engine, "zerno", "a@x.example", PASSWORD, "admin", NOW)
+    first, second = (operators.start_session(zerno_engine, admin, NOW) for _ in range(2))
+    assert first != second
+    later = NOW + timedelta(hours=operators.SESSION_HOURS) - timedelta(seconds=1)
+    assert operators.session_operator(zerno_engine, first, later) == admin
+    assert operators.session_operator(zerno_engine, first, later + timedelta(seconds=1)) is None
+    operators.end_session(zerno_engine, first, NOW)
+    operators.end_session(zerno_engine, first, NOW)  # again: nothing more happens
+    assert operators.session_operator(zerno_engine, first, NOW) is None
+    assert operators.session_operator(zerno_engine, second, NOW) == admin  # another browser
+    assert operators.session_operator(zerno_engine, "not a token", NOW) is None
+    with zerno_engine.connect() as connection:
+        stored = connection.execute(select(operator_sessions.c.token_hash)).scalars().all()
+    assert not {first, second} & set(stored)  # only hashes are kept
+    logouts = [e for e in operators.audit_entries(zerno_engine, "zerno")
+               if e["action"] == "operator.logout"]  # fmt: skip
+    assert len(logouts) == 1
 
 
 def test_a_hash_with_old_parameters_is_replaced_at_sign_in(zerno_engine):

@@ -1,14 +1,16 @@
-"""Drafts of a program's rules: the console's rules editor and its calculator (issue 8).
+"""Drafts of a program's rules and discounts: the console's rules editor and its
+calculator (issue 8).
 
-A draft is the document of one stored version (`base`) with its `rules` list replaced.
-Only the rules come from the editor: every other part of the document is read again
-from the stored version on each request, so a draft can't change partners, tiers or
-discounts, whatever the browser sends. A draft is always validated whole by
-`parse_program`; publishing applies it with `based_on=base` (another version published
-meanwhile is `Conflict`) and writes an audit row.
+A draft is the document of one stored version (`base`) with its `rules` and `discounts`
+lists replaced. Only those two lists come from the editor: every other part of the
+document is read again from the stored version on each request, so a draft can't change
+partners, tiers or discount limits, whatever the browser sends. A draft is always
+validated whole by `parse_program`; publishing applies it with `based_on=base` (another
+version published meanwhile is `Conflict`) and writes an audit row.
 
-The draft itself is kept by the browser (the page's hidden `draft` field): nothing is
-stored until it is published, and any worker can serve the next request.
+The draft itself is kept by the browser (the page's hidden `draft` and
+`draft_discounts` fields): nothing is stored until it is published, and any worker can
+serve the next request.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from kopilka.domain.calculator import Calculator
+from kopilka.domain.discount_parser import DISCOUNT_KEYS
 from kopilka.domain.errors import Conflict, InvalidInput, Problem
 from kopilka.domain.program_parser import RULE_KEYS, parse_program
 from kopilka.services.operators import Operator, record
@@ -42,6 +45,7 @@ from kopilka.services.quoting import QuoteRequest, quote_receipt
 from kopilka.wire import JSON, quote_json
 
 MAX_RULES = 1000
+MAX_DISCOUNTS = 1000
 MAX_DRAFT_CHARS = 400_000
 _CALCULATORS = 16  # compiled drafts kept per process (most recently used)
 
@@ -54,38 +58,79 @@ class DamagedDraft(ValueError):
 class Draft:
     program: str
     base: int  # the version the draft started from
-    base_rules: tuple[JSON, ...]  # that version's rules, to say what the draft changes
-    document: JSON  # the base version's document with the draft's rules
+    published: JSON  # that version's document, as the draft began
+    document: JSON  # the base version's document with the draft's rules and discounts
 
     @property
     def rules(self) -> list[JSON]:
         rules: list[JSON] = self.document.get("rules") or []
         return rules
 
+    @property
+    def discounts(self) -> list[JSON]:
+        discounts: list[JSON] = self.document.get("discounts") or []
+        return discounts
+
+    @property
+    def base_rules(self) -> list[JSON]:
+        rules: list[JSON] = self.published.get("rules") or []
+        return rules
+
+    @property
+    def base_discounts(self) -> list[JSON]:
+        discounts: list[JSON] = self.published.get("discounts") or []
+        return discounts
+
     def with_rules(self, rules: list[JSON]) -> Draft:
-        return Draft(self.program, self.base, self.base_rules, {**self.document, "rules": rules})
+        return Draft(self.program, self.base, self.published, {**self.document, "rules": rules})
+
+    def with_discounts(self, discounts: list[JSON]) -> Draft:
+        document = {**self.document, "discounts": discounts}
+        if not discounts and "discounts" not in self.published:
+            del document["discounts"]  # no discounts, as the version had none: no change
+        return Draft(self.program, self.base, self.published, document)
+
+    def as_published(self) -> Draft:
+        """The base version as it is, to compare the draft with."""
+        return Draft(self.program, self.base, self.published, self.published)
 
     def to_field(self) -> str:
-        """The draft's rules as the page's hidden field carries them."""
-        return json.dumps(self.rules, ensure_ascii=False, separators=(",", ":"))
+        """The draft's rules as the page's hidden `draft` field carries them."""
+        return _field(self.rules)
+
+    def discounts_field(self) -> str:
+        """The draft's discounts as the page's hidden `draft_discounts` field carries them."""
+        return _field(self.discounts)
 
     def changes(self) -> dict[str, list[str]]:
         """Rule codes added, changed and removed since the base version."""
-        before = {_code(rule): canonical(rule) for rule in self.base_rules}
-        after = {_code(rule): canonical(rule) for rule in self.rules}
-        return {
-            "added": [code for code in after if code not in before],
-            "changed": [code for code in after if code in before and after[code] != before[code]],
-            "removed": [code for code in before if code not in after],
-        }
+        return _changes(self.base_rules, self.rules)
+
+    def discount_changes(self) -> dict[str, list[str]]:
+        """Discount codes added, changed and removed since the base version."""
+        return _changes(self.base_discounts, self.discounts)
 
     @property
     def is_changed(self) -> bool:
-        return any(self.changes().values())
+        return any(self.changes().values()) or any(self.discount_changes().values())
 
 
-def _code(rule: Mapping[str, Any]) -> str:
-    code = rule.get("code") if isinstance(rule, Mapping) else None
+def _field(items: list[JSON]) -> str:
+    return json.dumps(items, ensure_ascii=False, separators=(",", ":"))
+
+
+def _changes(before_items: list[JSON], after_items: list[JSON]) -> dict[str, list[str]]:
+    before = {_code(item): canonical(item) for item in before_items}
+    after = {_code(item): canonical(item) for item in after_items}
+    return {
+        "added": [code for code in after if code not in before],
+        "changed": [code for code in after if code in before and after[code] != before[code]],
+        "removed": [code for code in before if code not in after],
+    }
+
+
+def _code(item: Mapping[str, Any]) -> str:
+    code = item.get("code") if isinstance(item, Mapping) else None
     return str(code) if code is not None else "?"
 
 
@@ -94,34 +139,47 @@ def start_draft(engine: Engine, program: str) -> Draft:
     return _draft(program, read_program(engine, program))
 
 
-def resume_draft(engine: Engine, program: str, base: int, rules_field: str) -> Draft:
-    """The draft a page sent back: its rules on the document of version `base`.
-    `NotFound` when the program has no such version; `DamagedDraft` when the rules are
-    not a list of mappings as this editor writes them."""
+def resume_draft(
+    engine: Engine, program: str, base: int, rules_field: str, discounts_field: str | None = None
+) -> Draft:
+    """The draft a page sent back: its rules (and discounts; None: the version's own) on
+    the document of version `base`. `NotFound` when the program has no such version;
+    `DamagedDraft` when a field is not a list of mappings as this editor writes them."""
     stored = _draft(program, read_program_version(engine, program, base))
-    return stored.with_rules(rules_from_field(rules_field))
+    draft = stored.with_rules(rules_from_field(rules_field))
+    if discounts_field is None:
+        return draft
+    return draft.with_discounts(discounts_from_field(discounts_field))
 
 
 def _draft(program: str, version: Mapping[str, Any]) -> Draft:
     document = version["document"]
     if not isinstance(document, dict):
         document = {}
-    rules = document.get("rules") or []
-    return Draft(program, int(version["version"]), tuple(rules), {**document, "rules": rules})
+    document = {**document, "rules": document.get("rules") or []}
+    return Draft(program, int(version["version"]), document, document)
 
 
 def rules_from_field(text: str) -> list[JSON]:
+    return _records_from_field(text, "rules", MAX_RULES)
+
+
+def discounts_from_field(text: str) -> list[JSON]:
+    return _records_from_field(text, "discounts", MAX_DISCOUNTS)
+
+
+def _records_from_field(text: str, what: str, most: int) -> list[JSON]:
     if len(text) > MAX_DRAFT_CHARS:
-        raise DamagedDraft(f"the draft has more than {MAX_DRAFT_CHARS} characters")
+        raise DamagedDraft(f"the draft's {what} have more than {MAX_DRAFT_CHARS} characters")
     try:
-        rules = json.loads(text, parse_float=Decimal)
+        records = json.loads(text, parse_float=Decimal)
     except (ValueError, RecursionError):
-        raise DamagedDraft("the draft is not JSON") from None
-    if not isinstance(rules, list) or len(rules) > MAX_RULES:
-        raise DamagedDraft(f"the draft is not a list of at most {MAX_RULES} rules")
-    if not all(isinstance(rule, dict) for rule in rules):
-        raise DamagedDraft("the draft's rules are not all mappings")
-    cleaned: list[JSON] = to_json(rules)
+        raise DamagedDraft(f"the draft's {what} are not JSON") from None
+    if not isinstance(records, list) or len(records) > most:
+        raise DamagedDraft(f"the draft's {what} are not a list of at most {most}")
+    if not all(isinstance(record, dict) for record in records):
+        raise DamagedDraft(f"the draft's {what} are not all mappings")
+    cleaned: list[JSON] = to_json(records)
     return cleaned
 
 
@@ -136,40 +194,65 @@ def problems_of(draft: Draft) -> list[Problem]:
 
 def edited(draft: Draft, index: int | None, rule: JSON) -> Draft:
     """The draft with rule `index` replaced by `rule` (None: `rule` added at the end)."""
-    rules = list(draft.rules)
-    if index is None:
-        rules.append(rule)
-    elif 0 <= index < len(rules):
-        rules[index] = rule
-    else:
-        raise DamagedDraft(f"the draft has no rule {index}")
-    return draft.with_rules(rules)
+    return draft.with_rules(_replaced(draft.rules, index, rule, "rule"))
 
 
 def without(draft: Draft, index: int) -> Draft:
-    rules = list(draft.rules)
-    if not 0 <= index < len(rules):
-        raise DamagedDraft(f"the draft has no rule {index}")
-    del rules[index]
-    return draft.with_rules(rules)
+    return draft.with_rules(_removed(draft.rules, index, "rule"))
+
+
+def edited_discount(draft: Draft, index: int | None, discount: JSON) -> Draft:
+    """The draft with discount `index` replaced (None: `discount` added at the end)."""
+    return draft.with_discounts(_replaced(draft.discounts, index, discount, "discount"))
+
+
+def without_discount(draft: Draft, index: int) -> Draft:
+    return draft.with_discounts(_removed(draft.discounts, index, "discount"))
+
+
+def _replaced(items: list[JSON], index: int | None, item: JSON, what: str) -> list[JSON]:
+    changed = list(items)
+    if index is None:
+        changed.append(item)
+    elif 0 <= index < len(changed):
+        changed[index] = item
+    else:
+        raise DamagedDraft(f"the draft has no {what} {index}")
+    return changed
+
+
+def _removed(items: list[JSON], index: int, what: str) -> list[JSON]:
+    if not 0 <= index < len(items):
+        raise DamagedDraft(f"the draft has no {what} {index}")
+    return [item for n, item in enumerate(items) if n != index]
 
 
 def rule_from(fields: Mapping[str, object]) -> JSON:
     """A rule document from the editor's parts, keys in the program file's order and the
     empty ones left out (the parser then says what is missing)."""
-    rule: JSON = {}
-    for key in RULE_KEYS:
+    return _record_from(fields, RULE_KEYS)
+
+
+def discount_from(fields: Mapping[str, object]) -> JSON:
+    """A discount document from the editor's parts, as `rule_from` makes a rule."""
+    return _record_from(fields, DISCOUNT_KEYS)
+
+
+def _record_from(fields: Mapping[str, object], keys: tuple[str, ...]) -> JSON:
+    record: JSON = {}
+    for key in keys:
         value = fields.get(key)
         if value is None or value == "" or value == {}:
             continue
-        rule[key] = value
-    converted: JSON = to_json(rule)
+        record[key] = value
+    converted: JSON = to_json(record)
     return converted
 
 
 def publish(engine: Engine, operator: Operator, draft: Draft, now: datetime) -> AppliedProgram:
     """The draft as the program's next version (`Conflict` when another version came
-    after `draft.base`), audited as `program.publish` with the rules it changes."""
+    after `draft.base`), audited as `program.publish` with the rules and discounts it
+    changes (`discounts_added`, … beside the rules' `added`, …)."""
     try:
         applied = apply_program(engine, draft.document, actor=operator.actor, now=now,
                                 based_on=draft.base)  # fmt: skip
@@ -182,6 +265,8 @@ def publish(engine: Engine, operator: Operator, draft: Draft, now: datetime) -> 
         changes = draft.changes()
         details: dict[str, Any] = {"version": applied.version, "based_on": draft.base}
         details.update({what: ", ".join(codes) for what, codes in changes.items() if codes})
+        details.update({f"discounts_{what}": ", ".join(codes)
+                        for what, codes in draft.discount_changes().items() if codes})  # fmt: skip
         with engine.begin() as connection:
             record(connection, operator, "program.publish", f"program:{applied.code}",
                    details, now)  # fmt: skip

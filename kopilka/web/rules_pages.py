@@ -1,18 +1,20 @@
 """The rules editor and its "try a receipt" calculator (issue 8), mounted by `register`.
 
-    /console/{program}/rules               the rules, their draft, the calculator    every role
-    POST /console/{program}/rules/draft    edit, add or delete a rule of the draft   admin, marketer
-    POST /console/{program}/rules/quote    the calculator's answer for the draft     every role
-    POST /console/{program}/rules/publish  the draft as the next program version     admin, marketer
-    /console/{program}/rules/line          one more empty receipt line (htmx)        every role
+    /console/{program}/rules                 rules and discounts, the calculator  every role
+    POST /console/{program}/rules/draft      edit, add or delete a draft's rule   admin, marketer
+    POST /console/{program}/rules/discounts  … or a draft's discount              admin, marketer
+    POST /console/{program}/rules/quote      the calculator's answer (the draft)  every role
+    POST /console/{program}/rules/publish    the draft as the next version        admin, marketer
+    /console/{program}/rules/line            one more empty receipt line (htmx)   every role
 
-The draft is kept by the page: a hidden `draft` field (the rules, as JSON) and `base`
-(the version it started from) go with every form; the server re-reads the rest of the
-document from version `base` and validates the whole with the program parser on every
-change, so nothing is stored until the draft is published, any worker can serve the next
-request, and a changed field can't reach past the rules. Leaving or reloading the page
-drops the draft. An edit the parser refuses is not taken into the draft: its form comes
-back with what was typed and the parser's messages.
+The draft is kept by the page: hidden `draft` (the rules, as JSON), `draft_discounts`
+(the discounts, as JSON) and `base` (the version it started from) go with every form;
+the server re-reads the rest of the document from version `base` and validates the
+whole with the program parser on every change, so nothing is stored until the draft is
+published, any worker can serve the next request, and a changed field can't reach past
+the rules and discounts (the discount limits and cards stay as published). Leaving or
+reloading the page drops the draft. An edit the parser refuses is not taken into the
+draft: its form comes back with what was typed and the parser's messages.
 
 With htmx, a change answers the editor (`#editor`) and, out of band, the calculator's
 answer (`#quote`) for the receipt typed in the calculator; without it, the whole page.
@@ -24,8 +26,10 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,7 +40,7 @@ from sqlalchemy import Engine
 from starlette.datastructures import FormData
 
 from kopilka.api.common import now, run
-from kopilka.domain.discount_parser import EFFECT_KEYS
+from kopilka.domain.discount_parser import EFFECT_KEYS, Stacking
 from kopilka.domain.errors import Conflict, InvalidInput, KopilkaError, NotFound, Problem
 from kopilka.files import parse_text
 from kopilka.services import rule_drafts
@@ -47,16 +51,17 @@ from kopilka.web.i18n import gettext_ as _
 from kopilka.web.pages import PageError, redirect, render, visit_of
 from kopilka.web.routes import operator_of, serve
 from kopilka.web.sessions import CSRF_FIELD, CSRF_HEADER, is_same_origin, is_valid_csrf
+from kopilka.wire import JSON
 
 EDITORS = ("admin", "marketer")
 EVERYONE = ROLES
 KINDS = ("client", "product", "behaviour")
 MAX_BODY = 512 * 1024  # the draft rides in every form: a thousand rules still fit
 MAX_FIELDS = 400
-MAX_TEXT = 5000  # one rule's `when` or `then`
+MAX_TEXT = 5000  # one rule's `when` or `then`, one discount's `when` or effect
 MAX_LINES = 50  # receipt lines typed in the calculator
 ANY_MEMBER = "member"  # a receipt of some member: accrues, matches no `members` condition
-_LINE_INDEX = re.compile(r"^rules\[(\d+)\]")
+STACKINGS = ("", *(stacking.value for stacking in Stacking))  # "": the parser's default
 
 
 def register(app: FastAPI, engine: Engine) -> None:
@@ -94,42 +99,12 @@ def register(app: FastAPI, engine: Engine) -> None:
                       base=draft.base)  # fmt: skip
 
     @app.post(base + "/draft", include_in_schema=False)
-    async def change(request: Request, program: str) -> Response:
-        operator = await operator_of(request, engine, program, EDITORS)
-        form = await _form(request)
-        draft = await _draft_of(engine, program, form)
-        receipt = ReceiptForm.from_form(form)
-        action = _text(form, "action")
-        try:
-            if action == "delete":
-                gone = _required(_index(form))
-                smaller = rule_drafts.without(draft, gone)
-                code = draft.rules[gone].get("code", "")
-                return await _answer(
-                    request, operator, smaller, receipt,
-                    notice=_("Rule %(code)s is removed from the draft.") % {"code": code},
-                )  # fmt: skip
-            if action not in ("save", "add"):
-                raise PageError(400, "Unknown action.")
-            index = _index(form) if action == "save" else None
-            rule, typed, problems = _rule_of(form)
-            changed = rule_drafts.edited(draft, index, rule)
-        except DamagedDraft:
-            raise PageError(400, _DAMAGED) from None
-        problems = problems or await run_in_threadpool(rule_drafts.problems_of, changed)
-        if problems:
-            failed = _Failed(
-                "new" if index is None else index,
-                typed,
-                _problems_for(problems, len(draft.rules) if index is None else index),
-            )
-            return await _answer(request, operator, draft, receipt, status=422,
-                                 failed=failed)  # fmt: skip
-        notice = _("Rule %(code)s is saved in the draft: publish it to apply it.") % {
-            "code": rule.get("code", "")
-        }
-        return await _answer(request, operator, changed, receipt, notice=notice,
-                             open_index=index)  # fmt: skip
+    async def change_rule(request: Request, program: str) -> Response:
+        return await _change(request, engine, program, RULES)
+
+    @app.post(base + "/discounts", include_in_schema=False)
+    async def change_discount(request: Request, program: str) -> Response:
+        return await _change(request, engine, program, DISCOUNTS)
 
     @app.post(base + "/publish", include_in_schema=False)
     async def publish(request: Request, program: str) -> Response:
@@ -162,6 +137,54 @@ def register(app: FastAPI, engine: Engine) -> None:
         return await _answer(request, operator, fresh, receipt, notice=_(
             "Version %(version)s is published."
         ) % {"version": applied.version})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Part:
+    """A list of the draft the editor changes item by item: the rules or the discounts."""
+
+    key: str  # the document's key, and how the parser's messages name an item
+    read: Callable[[FormData], tuple[JSON, dict[str, str], list[Problem]]]
+    edited: Callable[[Draft, int | None, JSON], Draft]
+    without: Callable[[Draft, int], Draft]
+    saved: Callable[[str], str]  # the notice after saving the item with this code
+    removed: Callable[[str], str]
+
+    def items(self, draft: Draft) -> list[JSON]:
+        return draft.discounts if self.key == "discounts" else draft.rules
+
+
+async def _change(request: Request, engine: Engine, program: str, part: _Part) -> Response:
+    """Edit (`action=save`, `index`), add (`add`) or delete (`delete`, `index`) an item
+    of the draft; a change the parser refuses comes back in its form (422)."""
+    operator = await operator_of(request, engine, program, EDITORS)
+    form = await _form(request)
+    draft = await _draft_of(engine, program, form)
+    receipt = ReceiptForm.from_form(form)
+    action = _text(form, "action")
+    items = part.items(draft)
+    try:
+        if action == "delete":
+            gone = _required(_index(form))
+            smaller = part.without(draft, gone)
+            notice = part.removed(str(items[gone].get("code", "")))
+            return await _answer(request, operator, smaller, receipt, notice=notice)
+        if action not in ("save", "add"):
+            raise PageError(400, "Unknown action.")
+        index = _index(form) if action == "save" else None
+        item, typed, problems = part.read(form)
+        changed = part.edited(draft, index, item)
+    except DamagedDraft:
+        raise PageError(400, _DAMAGED) from None
+    problems = problems or await run_in_threadpool(rule_drafts.problems_of, changed)
+    if problems:
+        position = len(items) if index is None else index
+        failed = _Failed(part.key, "new" if index is None else index, typed,
+                         _problems_for(problems, part.key, position))  # fmt: skip
+        return await _answer(request, operator, draft, receipt, status=422, failed=failed)
+    return await _answer(request, operator, changed, receipt,
+                         notice=part.saved(str(item.get("code", ""))),
+                         opened=(part.key, index))  # fmt: skip
 
 
 _DAMAGED = "The draft could not be read back: open the rules again (its changes are lost)."
@@ -212,12 +235,14 @@ async def _draft_of(engine: Engine, program: str, form: FormData, *, required: b
     """The draft the form carries; without one (a reader's calculator, a form posted
     without htmx) the current version, when `required` is False."""
     base, rules = _text(form, "base", 12), form.get("draft")
+    discounts = form.get("draft_discounts")  # a page from before discounts were edited: none
     if not isinstance(rules, str) or not (base.isascii() and base.isdigit()):
         if required:
             raise PageError(400, _DAMAGED)
         return await serve(engine, rule_drafts.start_draft, engine, program)
     try:
-        return await run(engine, rule_drafts.resume_draft, engine, program, int(base), rules)
+        return await run(engine, rule_drafts.resume_draft, engine, program, int(base), rules,
+                         discounts if isinstance(discounts, str) else None)  # fmt: skip
     except NotFound:
         raise PageError(404, _DAMAGED) from None
     except DamagedDraft:
@@ -227,51 +252,100 @@ async def _draft_of(engine: Engine, program: str, form: FormData, *, required: b
 _ANCHOR = re.compile(r"(?:^|[\s\[\]{},:-])[&*][^\s\[\]{},]")
 
 
-def _rule_of(form: FormData) -> tuple[dict[str, Any], dict[str, str], list[Problem]]:
+def _rule_of(form: FormData) -> tuple[JSON, dict[str, str], list[Problem]]:
     """The rule a form describes, what was typed, and the problems of reading its YAML."""
     typed = {key: _text(form, key) for key in ("code", "name", "kind", "priority", "when", "then")}
-    problems: list[Problem] = []
     parts: dict[str, object] = {
         "code": typed["code"].strip(), "name": typed["name"].strip(),
         "kind": typed["kind"].strip(),
     }  # fmt: skip
-    for key in ("priority", "when", "then"):
-        text = typed[key]
+    problems = _read_yaml(form, typed, ("priority", "when", "then"), parts)
+    return rule_drafts.rule_from(parts), typed, problems
+
+
+_DISCOUNT_FIELDS = ("code", "name", "effect_kind", "effect_value", "when", "stacking", "priority",
+                    "max_amount", "earn_points")  # fmt: skip
+
+
+def _discount_of(form: FormData) -> tuple[JSON, dict[str, str], list[Problem]]:
+    """The discount a form describes, what was typed, and the problems of reading it: the
+    effect is chosen from a list and its value typed in YAML beside it (`10` for
+    percent, `{buy: 2, get: 1}` for buy_get, …)."""
+    typed = {key: _text(form, key) for key in _DISCOUNT_FIELDS}
+    parts: dict[str, object] = {
+        "code": typed["code"].strip(), "name": typed["name"].strip(),
+        "stacking": typed["stacking"].strip(), "earn_points": typed["earn_points"] == "1" or None,
+    }  # fmt: skip
+    problems = _read_yaml(form, typed, ("when", "priority", "max_amount"), parts)
+    effect = typed["effect_kind"].strip()
+    if effect not in EFFECT_KEYS:
+        problems.append(Problem("effect", f"{effect!r} is not one of {'|'.join(EFFECT_KEYS)}"))
+        return rule_drafts.discount_from(parts), typed, problems
+    values: dict[str, object] = {}
+    problems += _read_yaml(form, typed, ("effect_value",), values, name=effect)
+    parts[effect] = values.get("effect_value")
+    return rule_drafts.discount_from(parts), typed, problems
+
+
+_ANCHOR = re.compile(r"(?:^|[\s\[\]{},:-])[&*][^\s\[\]{},]")
+
+
+def _read_yaml(
+    form: FormData, typed: dict[str, str], keys: tuple[str, ...], into: dict[str, object],
+    name: str | None = None,
+) -> list[Problem]:  # fmt: skip
+    """Read each of `keys` typed in YAML into `into` (an empty one left out); the problems
+    name the field (or `name`, the key it becomes in the program file)."""
+    problems: list[Problem] = []
+    for key in keys:
+        text, where = typed[key], name or key
         if len(_text(form, key, MAX_TEXT + 1)) > MAX_TEXT:
-            problems.append(Problem(key, f"is longer than {MAX_TEXT} characters"))
+            problems.append(Problem(where, f"is longer than {MAX_TEXT} characters"))
         elif _ANCHOR.search(text):  # `&a [*a]` refers to itself; nested aliases explode
-            problems.append(Problem(key, "YAML anchors and aliases (&name, *name) are not "
-                                         "accepted here: write each value out"))  # fmt: skip
+            problems.append(Problem(where, "YAML anchors and aliases (&name, *name) are not "
+                                           "accepted here: write each value out"))  # fmt: skip
         elif text.strip():
             try:
-                parts[key] = parse_text(text, name=key, as_json=False)
+                into[key] = parse_text(text, name=where, as_json=False)
             except InvalidInput as error:
                 problems.extend(error.problems)
-    return rule_drafts.rule_from(parts), typed, problems
+    return problems
 
 
 @dataclass
 class _Failed:
-    """A rule form the parser refused: which one, what was typed, what is wrong."""
+    """A form the parser refused: which part and item, what was typed, what is wrong."""
 
-    index: int | str  # "new": the form that adds a rule
+    part: str  # "rules" or "discounts"
+    index: int | str  # "new": the form that adds one
     typed: dict[str, str]
     problems: list[str]
 
 
-def _problems_for(problems: list[Problem], index: int) -> list[str]:
-    """The messages for rule `index`'s form: its own without the `rules[n] (code).`
-    prefix, any other as the parser wrote it."""
+def _problems_for(problems: list[Problem], part: str, index: int) -> list[str]:
+    """The messages for the form of item `index` of `part`: its own without the
+    `rules[n] (code).` prefix, any other as the parser wrote it."""
+    own = re.compile(rf"^{part}\[{index}\](?: \([^)]*\))?\.?")
     shown = []
     for problem in problems:
-        found = _LINE_INDEX.match(problem.loc)
-        if found and int(found[1]) == index:
-            rest = problem.loc[found.end() :]
-            rest = re.sub(r"^ \([^)]*\)", "", rest).lstrip(".")
-            shown.append(str(Problem(rest, problem.message)))
-        else:
-            shown.append(str(problem))
+        found = own.match(problem.loc)
+        shown.append(str(Problem(problem.loc[found.end() :], problem.message)) if found
+                     else str(problem))  # fmt: skip
     return shown
+
+
+RULES = _Part(
+    "rules", _rule_of, rule_drafts.edited, rule_drafts.without,
+    saved=lambda code: _("Rule %(code)s is saved in the draft: publish it to apply it.")
+    % {"code": code},
+    removed=lambda code: _("Rule %(code)s is removed from the draft.") % {"code": code},
+)  # fmt: skip
+DISCOUNTS = _Part(
+    "discounts", _discount_of, rule_drafts.edited_discount, rule_drafts.without_discount,
+    saved=lambda code: _("Discount %(code)s is saved in the draft: publish it to apply it.")
+    % {"code": code},
+    removed=lambda code: _("Discount %(code)s is removed from the draft.") % {"code": code},
+)  # fmt: skip
 
 
 @dataclass
@@ -373,7 +447,7 @@ async def _quote(draft: Draft, receipt: ReceiptForm) -> QuoteView:
         return QuoteView(problems=[error.detail])
     published = None
     if draft.is_changed:
-        document = draft.with_rules(list(draft.base_rules)).document
+        document = draft.as_published().document
         try:
             published = await run_in_threadpool(rule_drafts.quote_draft, document, request,
                                                 moment)  # fmt: skip
@@ -400,22 +474,27 @@ async def _page(request: Request, operator: Operator, draft: Draft, receipt: Rec
         request, "rules.html", status, **_editor_context(operator, draft, **context),
         quote=await _quote(draft, receipt), receipt=receipt,
         locations=_locations(document), products=_products(document), tiers=_tiers(document),
-        discounts=discount_rows(document),
     )  # fmt: skip
 
 
 def _editor_context(
     operator: Operator, draft: Draft, *, notice: str = "", problems: list[str] | None = None,
-    failed: _Failed | None = None, open_index: int | None = None, conflict: bool = False,
+    failed: _Failed | None = None, opened: tuple[str, int | None] | None = None,
+    conflict: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    changes = draft.changes()
+    changes, discount_changes = draft.changes(), draft.discount_changes()
     touched = {*changes["added"], *changes["changed"]}
+    touched_discounts = {*discount_changes["added"], *discount_changes["changed"]}
     return {
         "operator": operator, "program": operator.program, "draft": draft,
-        "draft_field": draft.to_field(), "changes": changes, "is_changed": draft.is_changed,
+        "draft_field": draft.to_field(), "discounts_field": draft.discounts_field(),
+        "changes": changes, "discount_changes": discount_changes, "is_changed": draft.is_changed,
         "rows": [_row(n, rule, touched) for n, rule in enumerate(draft.rules)],
-        "kinds": KINDS, "can_edit": operator.role in EDITORS, "notice": notice,
-        "problems": problems or [], "failed": failed, "open_index": open_index,
+        "discounts": [_discount_row(n, item, touched_discounts)
+                      for n, item in enumerate(draft.discounts)],
+        "limits": _limits(draft.document), "kinds": KINDS, "effects": EFFECT_KEYS,
+        "stackings": STACKINGS, "can_edit": operator.role in EDITORS, "notice": notice,
+        "problems": problems or [], "failed": failed, "opened": opened or ("", None),
         "conflict": conflict, "currency": _currency(draft), "base": draft.base,
     }  # fmt: skip
 
@@ -432,6 +511,25 @@ def _row(index: int, rule: dict[str, Any], touched: set[str]) -> dict[str, Any]:
         "then": yaml_text(rule.get("then")),
         "changed": rule.get("code") in touched,
     }
+
+
+def _discount_row(index: int, item: dict[str, Any], touched: set[str]) -> dict[str, Any]:
+    """A discount as its row shows it and its form edits it (every field a string)."""
+    effect = next((key for key in EFFECT_KEYS if key in item), EFFECT_KEYS[0])
+    return {
+        **_discount_view(item), "index": index, "changed": item.get("code") in touched,
+        "effect_kind": effect, "effect_value": yaml_text(item.get(effect)),
+        "max_amount": yaml_text(item.get("max_amount")),
+        "earn_points": "1" if item.get("earn_points") is True else "",
+    }  # fmt: skip
+
+
+def _limits(document: dict[str, Any]) -> dict[str, str] | None:
+    """The program's discount limits (read-only here), when it sets any."""
+    limits = document.get("discount_limits")
+    if not isinstance(limits, dict):
+        return None
+    return {key: str(limits.get(key, "100")) for key in ("receipt_percent", "line_percent")}
 
 
 def _currency(draft: Draft) -> str:
@@ -465,16 +563,19 @@ def _tiers(document: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def discount_rows(document: dict[str, Any]) -> list[dict[str, str]]:
-    rows = []
-    for item in document.get("discounts") or []:
-        effects = [f"{key}: {_flow(item[key])}" for key in EFFECT_KEYS if key in item]
-        rows.append({
-            "code": str(item.get("code", "")), "name": str(item.get("name") or ""),
-            "when": yaml_text(item.get("when")), "effect": "; ".join(effects),
-            "stacking": str(item.get("stacking") or ""),
-            "priority": "" if item.get("priority") is None else str(item["priority"]),
-        })  # fmt: skip
-    return rows
+    """The document's discounts as `_discounts.html`'s `discount_table` shows them."""
+    return [_discount_view(item) for item in document.get("discounts") or []]
+
+
+def _discount_view(item: dict[str, Any]) -> dict[str, str]:
+    effects = [f"{key}: {_flow(item[key])}" for key in EFFECT_KEYS if key in item]
+    extras = [f"{key}: {_flow(item[key])}" for key in ("max_amount", "earn_points") if key in item]
+    return {
+        "code": str(item.get("code", "")), "name": str(item.get("name") or ""),
+        "when": yaml_text(item.get("when")), "effect": "; ".join(effects),
+        "extras": "; ".join(extras), "stacking": str(item.get("stacking") or ""),
+        "priority": "" if item.get("priority") is None else str(item["priority"]),
+    }  # fmt: skip
 
 
 # — YAML as a person reads it —
@@ -489,6 +590,8 @@ def yaml_text(value: object) -> str:
         return ""
     if isinstance(value, dict):
         return "\n".join(f"{_scalar(str(key))}: {_flow(item)}" for key, item in value.items())
+    if isinstance(value, list) and value:  # a discount's accumulative bands: one a line
+        return "\n".join(f"- {_flow(item)}" for item in value)
     return _flow(value)
 
 
@@ -507,11 +610,13 @@ def _flow(value: object) -> str:
 
 
 def _scalar(text: str) -> str:
-    """A string plain when YAML reads it back as that string, else double-quoted."""
+    """A string plain when YAML reads it back as that string, or as the decimal number it
+    spells (`180.00`: the document keeps decimals as such strings), else double-quoted."""
     if _PLAIN.match(text):
         try:
-            if parse_text(text, name="", as_json=False) == text:
-                return text
+            read = parse_text(text, name="", as_json=False)
         except InvalidInput:
-            pass
+            read = None
+        if read == text or (isinstance(read, Decimal) and str(read) == text):
+            return text
     return json.dumps(text, ensure_ascii=False)

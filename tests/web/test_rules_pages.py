@@ -4,6 +4,8 @@
 The receipt used throughout: card 100001 (rule card-5, K1 = 5) buys two cappuccinos
 (cappuccino-double, K2 = 2) at rest-a on Tuesday 2026-03-10 at 16:30 (happy-hours,
 K3 = 3): 360.00 × 1 % × 5 × 2 × 3 = 108.00 points; happy-hours at 4 makes it 144.00.
+With the discount coffee-10 (10 % off coffee) the receipt pays 324.00 and earns 97.20;
+at 20 % it pays 288.00 and earns 86.40.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from kopilka.domain.discount_parser import EFFECT_KEYS
 from kopilka.domain.errors import Conflict
 from kopilka.files import load_document, parse_text
 from kopilka.services import rule_drafts
+from kopilka.services.discounts import list_discounts
 from kopilka.services.operators import audit_entries, authenticate
 from kopilka.services.programs import apply_program, read_program, read_program_version, to_json
 from kopilka.store.db import make_engine
@@ -66,6 +70,7 @@ def hidden(page: str, name: str) -> str:
 def state(page: str) -> dict[str, str]:
     """What every form of the editor carries: the CSRF token and the draft."""
     return {"csrf": hidden(page, "csrf"), "draft": hidden(page, "draft"),
+            "draft_discounts": hidden(page, "draft_discounts"),
             "base": hidden(page, "base")}  # fmt: skip
 
 
@@ -88,9 +93,57 @@ def edit(client: TestClient, page: str, code: str, then: str, **more: Any) -> An
 
 
 def accrued(page: str) -> str:
-    found = re.search(r'id="quote-accrued">([^<]*)<', page)
+    return figure(page, "accrued")
+
+
+def figure(page: str, name: str) -> str:
+    """A figure of the calculator's answer: total, discount, paid, accrued, …"""
+    found = re.search(rf'id="quote-{name}">([^<]*)<', page)
     assert found, "the page shows no quote"
-    return found.group(1)
+    return html.unescape(found.group(1))
+
+
+COFFEE_10 = {"code": "coffee-10", "name": "Coffee week", "percent": 10,
+             "when": {"categories": ["coffee"]}}  # fmt: skip
+
+
+@pytest.fixture
+def with_discount(stocked: Engine) -> Engine:
+    """Version 2 of zerno: version 1 with the discount coffee-10."""
+    document = load_document(EXAMPLES / "zerno" / "program.yaml")
+    assert isinstance(document, dict)
+    document["discounts"] = [COFFEE_10]
+    apply_program(stocked, document, actor="test", now=NOW)
+    return stocked
+
+
+def draft_discounts(page: str) -> list[dict[str, Any]]:
+    discounts: list[dict[str, Any]] = json.loads(hidden(page, "draft_discounts"))
+    return discounts
+
+
+DISCOUNT_FORM = {"code": "", "name": "", "effect_kind": "percent", "effect_value": "",
+                 "when": "", "stacking": "", "priority": "", "max_amount": ""}  # fmt: skip
+
+
+def edit_discount(client: TestClient, page: str, code: str,
+                  headers: dict[str, str] | None = None, **fields: str) -> Any:  # fmt: skip
+    """Save discount `code` of the draft with `fields` changed (and the receipt, as the
+    page sends it)."""
+    codes = [item["code"] for item in draft_discounts(page)]
+    item = draft_discounts(page)[codes.index(code)]
+    effect = next(key for key in EFFECT_KEYS if key in item)
+    form = {**state(page), **DISCOUNT_FORM, "action": "save", "index": str(codes.index(code)),
+            "code": code, "name": item.get("name", ""), "effect_kind": effect,
+            "effect_value": rules_pages.yaml_text(item[effect]),
+            "when": rules_pages.yaml_text(item.get("when")), **RECEIPT, **fields}  # fmt: skip
+    return client.post(RULES + "/discounts", data=form, headers=headers)
+
+
+def add_discount(client: TestClient, page: str, headers: dict[str, str] | None = None,
+                 **fields: str) -> Any:  # fmt: skip
+    form = {**state(page), **DISCOUNT_FORM, "action": "add", **RECEIPT, **fields}
+    return client.post(RULES + "/discounts", data=form, headers=headers)
 
 
 # — reading —
@@ -186,7 +239,7 @@ def test_an_edit_changes_the_calculators_answer_before_anything_is_saved(client,
     page = client.get(RULES).text
     answer = edit(client, page, "happy-hours", "multiplier: 4", headers=HTMX)
     assert answer.status_code == 200
-    assert answer.text.lstrip().startswith('<section class="card" id="editor"')
+    assert answer.text.lstrip().startswith('<div id="editor">')
     assert 'hx-swap-oob="true"' in answer.text  # the quote, out of band
     assert accrued(answer.text) == "144.00"
     assert "accrued 108.00" in answer.text  # the published version, for comparison
@@ -360,6 +413,192 @@ def test_names_typed_in_a_rule_are_escaped(client):
     assert answer.status_code == 200
     assert "&lt;b&gt;bold&lt;/b&gt;" in answer.text
     assert "<b>bold</b>" not in answer.text
+
+
+# — the draft's discounts —
+
+
+def test_editing_a_discount_changes_the_calculators_answer_before_anything_is_saved(
+    client, with_discount
+):
+    sign_in(client, "marketer")
+    page = client.get(RULES).text
+    answer = edit_discount(client, page, "coffee-10", effect_value="20", headers=HTMX)
+    assert answer.status_code == 200
+    assert answer.text.lstrip().startswith('<div id="editor">')
+    assert 'hx-swap-oob="true"' in answer.text
+    assert "72.00" in figure(answer.text, "discount")
+    assert "288.00" in figure(answer.text, "paid")
+    assert accrued(answer.text) == "86.40"
+    compared = html.unescape(answer.text[answer.text.index('id="quote-published"') :])
+    assert "discount RUB36.00" in compared.replace("\xa0", "")
+    assert "accrued 97.20" in compared
+    assert "discounts changed: coffee-10" in answer.text
+    assert draft_discounts(answer.text) == [{**COFFEE_10, "percent": 20}]
+    assert "discount coffee-10 took" in answer.text
+    assert read_program(with_discount, "zerno")["version"] == 2  # nothing stored yet
+
+
+@pytest.mark.usefixtures("with_discount")
+def test_adding_and_deleting_discounts(client):
+    sign_in(client, "marketer")
+    page = client.get(RULES).text
+    added = add_discount(client, page, code="two-for-one", name="2 for 1", effect_kind="buy_get",
+                         effect_value="buy: 1\nget: 1", when="skus: [CAP-300]",
+                         stacking="exclusive", priority="5", max_amount="150.00",
+                         earn_points="1")  # fmt: skip
+    assert added.status_code == 200
+    assert draft_discounts(added.text)[-1] == {
+        "code": "two-for-one", "name": "2 for 1", "when": {"skus": ["CAP-300"]},
+        "buy_get": {"buy": 1, "get": 1}, "stacking": "exclusive", "priority": 5,
+        "max_amount": "150.00", "earn_points": True,
+    }  # fmt: skip
+    assert "discounts added: two-for-one" in added.text
+    assert "Discount two-for-one is saved in the draft" in added.text
+    # alone, the exclusive one gives more (one cappuccino free, 180.00, cut to its
+    # max_amount 150.00) than coffee-10 (36.00)
+    assert "150.00" in figure(added.text, "discount")
+    gone = client.post(RULES + "/discounts", data={**state(added.text), **RECEIPT,
+                                                   "action": "delete", "index": "0"})  # fmt: skip
+    assert gone.status_code == 200
+    assert [item["code"] for item in draft_discounts(gone.text)] == ["two-for-one"]
+    assert "discounts removed: coffee-10" in gone.text
+    assert "Discount coffee-10 is removed from the draft." in gone.text
+
+
+def test_the_last_discount_deleted_leaves_a_program_without_discounts(client):
+    sign_in(client)
+    page = client.get(RULES).text
+    assert draft_discounts(page) == []
+    added = add_discount(client, page, code="minus-50", effect_kind="amount",
+                         effect_value="50.00")  # fmt: skip
+    assert added.status_code == 200
+    assert draft_discounts(added.text) == [{"code": "minus-50", "amount": "50.00"}]
+    gone = client.post(RULES + "/discounts", data={**state(added.text), "action": "delete",
+                                                   "index": "0"})  # fmt: skip
+    assert "no unpublished changes" in gone.text  # as version 1: nothing to publish
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [({"effect_value": "200"}, "percent: 200 is more than 100"),
+     ({"effect_kind": "buy_get", "effect_value": "{buy: 0}"}, "buy_get.buy: 0 is less than 1"),
+     ({"effect_kind": "code", "effect_value": "x"}, "effect: &#39;code&#39; is not one of"),
+     ({"effect_value": ""}, "give exactly one effect"),
+     ({"when": "skus: [NOPE]"}, "when.skus: unknown sku &#39;NOPE&#39;"),
+     ({"when": "first_purchase: maybe"}, "when.first_purchase: &#39;maybe&#39; is not true"),
+     ({"stacking": "sometimes"}, "stacking: &#39;sometimes&#39; is not one of"),
+     ({"max_amount": "-5"}, "max_amount: "),
+     ({"when": "skus: &a [*a]"}, "YAML anchors and aliases"),
+     ({"effect_value": "{n: 2"}, "percent:1:")],
+)  # fmt: skip
+@pytest.mark.usefixtures("with_discount")
+def test_a_discount_the_parser_refuses_shows_its_messages_in_the_form(client, fields, message):
+    sign_in(client, "marketer")
+    page = client.get(RULES).text
+    answer = edit_discount(client, page, "coffee-10", **fields)
+    assert answer.status_code == 422
+    assert message in answer.text
+    form = answer.text[answer.text.index('id="discount-0"') :]
+    assert form.index('role="alert"') < form.index("</details>")  # next to its own form
+    assert '<details class="edit" open>' in form
+    for typed in fields.values():
+        assert html.escape(typed, quote=True) in form or typed in html.unescape(form)
+    assert draft_discounts(answer.text) == draft_discounts(page)  # the draft is unchanged
+    htmx = edit_discount(client, page, "coffee-10", **fields, headers=HTMX)
+    assert htmx.status_code == 200  # htmx swaps only 2xx answers
+    assert message in htmx.text
+
+
+@pytest.mark.usefixtures("with_discount")
+def test_a_discount_added_with_a_code_taken_is_refused_in_the_add_form(client):
+    sign_in(client)
+    page = client.get(RULES).text
+    answer = add_discount(client, page, code="coffee-10", effect_value="5")
+    assert answer.status_code == 422
+    assert "code: duplicate discount code &#39;coffee-10&#39;" in answer.text
+    form = answer.text[answer.text.index('id="add-discount"') :]
+    assert '<details class="edit" id="add-discount" open>' in answer.text
+    assert 'role="alert"' in form
+    assert draft_discounts(answer.text) == [COFFEE_10]
+
+
+def test_publishing_makes_a_version_with_the_drafts_rules_and_discounts(client, with_discount):
+    sign_in(client, "marketer")
+    page = edit(client, client.get(RULES).text, "happy-hours", "multiplier: 4").text
+    page = edit_discount(client, page, "coffee-10", effect_value="20").text
+    page = add_discount(client, page, code="second-half", effect_kind="nth_item",
+                        effect_value="{n: 2, percent: 50}").text  # fmt: skip
+    answer = client.post(RULES + "/publish", data=state(page), follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == RULES + "?published=3"
+    stored = list_discounts(with_discount, "zerno")
+    assert stored["version"] == 3
+    assert stored["items"] == [
+        {**COFFEE_10, "percent": 20},
+        {"code": "second-half", "nth_item": {"n": 2, "percent": 50}},
+    ]
+    document = read_program(with_discount, "zerno")["document"]
+    happy = next(r for r in document["rules"] if r["code"] == "happy-hours")
+    assert happy["then"] == {"multiplier": 4}
+    entry = audit_entries(with_discount, "zerno", limit=1)[0]
+    assert entry["details"] == {"version": 3, "based_on": 2, "changed": "happy-hours",
+                                "discounts_changed": "coffee-10",
+                                "discounts_added": "second-half"}  # fmt: skip
+    published = client.get(answer.headers["location"]).text
+    assert "no unpublished changes" in published
+    assert "second-half" in published[published.index('id="discounts"') :]
+
+
+def test_only_the_rules_and_discounts_come_from_the_page(client, with_discount):
+    """The limits stay as published (shown, not edited); a damaged discounts field is
+    refused; a form sent without one keeps the version's discounts."""
+    document = read_program(with_discount, "zerno")["document"]
+    apply_program(with_discount, {**document, "discount_limits": {"receipt_percent": 30}},
+                  actor="test", now=NOW)  # fmt: skip
+    sign_in(client)
+    page = client.get(RULES).text
+    assert "a receipt at most 30%, a line at most 100%" in page
+    sneaky = json.dumps([{**COFFEE_10, "percent": 90}])
+    answer = edit_discount(client, page, "coffee-10", effect_value="90",
+                           draft_discounts=sneaky)  # fmt: skip
+    assert answer.status_code == 200
+    assert "108.00" in figure(answer.text, "discount")  # 90 % of 360.00, cut to 30 %
+    damaged = client.post(RULES + "/discounts", data={**state(page), "draft_discounts": "{",
+                                                      "action": "add"})  # fmt: skip
+    assert damaged.status_code == 400
+    unknown = json.dumps([{**COFFEE_10, "discount_limits": {"receipt_percent": 100}}])
+    refused = client.post(RULES + "/publish", data={**state(page), "draft_discounts": unknown})
+    assert refused.status_code == 422
+    assert "discounts[0] (coffee-10).discount_limits: unknown key" in refused.text
+    without = {k: v for k, v in state(page).items() if k != "draft_discounts"}
+    rules_only = client.post(RULES + "/quote", data={**without, **RECEIPT}, headers=HTMX)
+    assert "36.00" in figure(rules_only.text, "discount")
+    assert read_program(with_discount, "zerno")["version"] == 3
+
+
+@pytest.mark.parametrize("role", ["support", "analyst"])
+def test_reading_roles_see_the_discounts_but_can_not_change_them(client, with_discount, role):
+    sign_in(client, role)
+    page = client.get(RULES).text
+    assert 'data-code="coffee-10"' in page
+    assert 'id="add-discount"' not in page
+    assert 'action="/console/zerno/rules/discounts"' not in page
+    assert edit_discount(client, page, "coffee-10", effect_value="20").status_code == 403
+    assert add_discount(client, page, code="x", effect_value="5").status_code == 403
+    assert read_program(with_discount, "zerno")["version"] == 2
+
+
+@pytest.mark.usefixtures("with_discount")
+def test_a_discount_change_without_the_csrf_token_or_from_another_site_is_refused(client):
+    sign_in(client, "marketer")
+    page = client.get(RULES).text
+    forged = edit_discount(client, page, "coffee-10", effect_value="20", csrf="forged")
+    assert forged.status_code == 403
+    elsewhere = edit_discount(client, page, "coffee-10", effect_value="20",
+                              headers={"Origin": "https://evil.example"})  # fmt: skip
+    assert elsewhere.status_code == 403
+    assert edit_discount(client, page, "coffee-10", effect_value="20").status_code == 200
 
 
 # — who may —

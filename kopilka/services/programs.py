@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -44,10 +45,12 @@ _calculators: dict[str, Calculator] = {}
 
 
 def apply_program(
-    engine: Engine, document: object, *, actor: str, now: datetime, based_on: int | None = None
-) -> AppliedProgram:
+    engine: Engine, document: object, *, actor: str, now: datetime, based_on: int | None = None,
+    after: Callable[[Connection, AppliedProgram], None] | None = None,
+) -> AppliedProgram:  # fmt: skip
     """Validate and store a program document as the program's next version. `based_on`:
-    the version the document was made from — another version since is `Conflict`."""
+    the version the document was made from — another version since is `Conflict`.
+    `after` writes beside a new version in its transaction (the console's audit row)."""
     program = parse_program(document)
     stored = to_json(document)
     digest = hashlib.sha256(canonical(stored).encode()).hexdigest()
@@ -90,7 +93,10 @@ def apply_program(
                 created_at=now,
             )
         )
-    return AppliedProgram(program.code, version, created=True)
+        applied = AppliedProgram(program.code, version, created=True)
+        if after is not None:
+            after(connection, applied)
+    return applied
 
 
 def load_program(connection: Connection, code: str) -> LoadedProgram:

@@ -345,7 +345,8 @@ def test_the_nav_links_follow_the_role(client):
 # — languages —
 
 ACTIONS = ("member.block", "member.unblock", "coupon.resend", "coupon.batch", "coupon.export",
-           "key.create", "key.revoke")  # fmt: skip
+           "key.create", "key.revoke", "operator.login", "operator.logout",
+           "member.adjustment", "program.publish")  # fmt: skip
 STATUSES = tuple(f"campaign.{s}" for s in ("unique", "public", "active", "scheduled", "paused",
                                            "ended"))  # fmt: skip
 

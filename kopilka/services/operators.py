@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -435,7 +436,7 @@ def dashboard(engine: Engine, program: str, now: datetime, days: int = 30) -> Da
         moved = _points_by_day(connection, loaded.program_id, start, zone)
         active = _active_members(connection, loaded.program_id, start)
         liability = _liability(connection, loaded.program_id)
-        top = _top_rules(connection, loaded.program_id, start)
+        top = _top_rules(connection, loaded.program_id, start, settings.points.precision)
     series = [
         DayPoints(day, *moved.get(day, (0, 0, 0)))
         for day in (first_day + timedelta(days=n) for n in range(days))
@@ -465,28 +466,56 @@ def _liability(connection: Connection, program_id: int) -> int:
     ).scalar_one())  # fmt: skip
 
 
-def _top_rules(connection: Connection, program_id: int, start: datetime) -> list[tuple[str, int]]:
-    """Rules by the points of the lines they took part in (the newest purchases of the
-    window, at most TOP_RULES_SAMPLE): which rules the program's points come from."""
+BASE_RATE = ""  # the share of the points the program's base rate gave, beside the rules'
+
+
+def _top_rules(
+    connection: Connection, program_id: int, start: datetime, digits: int
+) -> list[tuple[str, int]]:
+    """Points given by each rule (and by the base rate, `BASE_RATE`) in the newest
+    purchases of the window (at most TOP_RULES_SAMPLE): the shares add up to the points
+    those purchases accrued, so no point is counted twice."""
     answers = connection.execute(
         select(purchases.c.answer)
         .where(purchases.c.program_id == program_id, purchases.c.created_at >= start,
                purchases.c.status.in_(STANDING))
         .order_by(purchases.c.id.desc()).limit(TOP_RULES_SAMPLE)
     ).scalars()  # fmt: skip
-    points: dict[str, int] = {}
+    points: dict[str, Fraction] = {}
     for answer in answers:
         for line in answer.get("lines") or []:
-            accrued = int(Decimal(line.get("accrued") or "0").scaleb(_decimals(line)))
-            for entry in line.get("explain") or []:
-                rule = entry.get("rule")
-                if rule and accrued and ("coefficient" in entry or "points_per_unit" in entry):
-                    points[rule] = points.get(rule, 0) + accrued
-    return sorted(points.items(), key=lambda item: -item[1])[:8]
+            accrued = Fraction(Decimal(line.get("accrued") or "0"))
+            for rule, share in line_shares(accrued, line.get("explain") or []).items():
+                points[rule] = points.get(rule, Fraction(0)) + share
+    given = [(rule, round(amount * 10**digits)) for rule, amount in points.items()]
+    return sorted((item for item in given if item[1] > 0), key=lambda item: -item[1])[:8]
 
 
-def _decimals(line: dict[str, Any]) -> int:
-    return len(str(line.get("accrued") or "0").partition(".")[2])
+def line_shares(accrued: Fraction, explain: list[dict[str, Any]]) -> dict[str, Fraction]:
+    """A line's points split between the base rate and the rules that decided them, in
+    the model's order: the base rate gives B = accrued / (K1·K2·K3), then each rule what
+    its coefficient added to what was there before it — B·(K1 − 1), B·K1·(K2 − 1), … —
+    so the shares add up to the line's points exactly (a cap on the line shrinks them
+    alike). A rule that lowers the points has
+    a negative share; a points-per-unit rule gives the whole line."""
+    if not accrued:
+        return {}
+    per_unit = [e["rule"] for e in explain if "points_per_unit" in e and e.get("rule")]
+    if per_unit:
+        return {per_unit[0]: accrued}
+    coefficients = [(e["rule"], Fraction(e["coefficient"])) for e in explain
+                    if "coefficient" in e and e.get("rule")]  # fmt: skip
+    product = Fraction(1)
+    for _, coefficient in coefficients:
+        product *= coefficient
+    if not product:
+        return {}
+    so_far = accrued / product  # what the base rate gave
+    shares: dict[str, Fraction] = {BASE_RATE: so_far}
+    for rule, coefficient in coefficients:
+        shares[rule] = shares.get(rule, Fraction(0)) + so_far * (coefficient - 1)
+        so_far *= coefficient
+    return shares
 
 
 def _points_by_day(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from fractions import Fraction
 
 import pytest
 from sqlalchemy import select, update
@@ -163,8 +164,30 @@ def test_the_dashboard_counts_members_and_the_points_of_each_day(zerno_engine):
     assert sum(day.accrued for day in board.days[:-1]) == 0
     assert board.active_members == 1  # one of the two bought
     assert board.liability == 1450  # the points members hold
-    assert [rule for rule, _ in board.top_rules] == ["card-5"]  # the rule behind them
+    # K = 5 from card-5: the base rate gave 2.90, the rule's coefficient the other 11.60
+    assert board.top_rules == [("card-5", 1160), (operators.BASE_RATE, 290)]
+    assert sum(points for _, points in board.top_rules) == board.days[-1].accrued
     assert board.rule_bars[0][2] == 100
+    assert board.rule_bars[1][2] == 25
+
+
+def test_a_lines_points_are_split_between_the_base_rate_and_its_rules_exactly():
+    explain = [{"rule": "gold", "kind": "client", "coefficient": "2"},
+               {"rule": "tea", "kind": "product", "coefficient": "1.5"},
+               {"rule": "limit", "kind": "product", "redeem_percent": "50"},
+               {"rule": "rain", "kind": "behaviour", "coefficient": "0.5"}]  # fmt: skip
+    shares = operators.line_shares(Fraction("15.00"), explain)
+    # base 10 → ×2 (gold +10) → ×1.5 (tea +10) → ×0.5 (rain −15) = 15
+    assert shares == {operators.BASE_RATE: 10, "gold": 10, "tea": 10, "rain": -15}
+    assert sum(shares.values()) == 15
+    thirds = operators.line_shares(Fraction(1), [{"rule": "a", "coefficient": "3"},
+                                                 {"rule": "b", "coefficient": "7"}])  # fmt: skip
+    assert sum(thirds.values()) == 1  # exact, whatever the coefficients
+    fixed = [{"rule": "cup", "kind": "product", "points_per_unit": "5.00"},
+             {"rule": "gold", "kind": "client", "coefficient": "2"}]  # fmt: skip
+    assert operators.line_shares(Fraction(10), fixed) == {"cup": 10}
+    assert operators.line_shares(Fraction(0), explain) == {}
+    assert operators.line_shares(Fraction(4), []) == {operators.BASE_RATE: 4}
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,7 @@ from kopilka.web.rules_pages import discount_rows
 
 GENERATORS = ("admin", "marketer")
 EDITORS = ("admin", "marketer")  # who creates and changes campaigns
+NEW = "new"  # /coupons/new is the form of a new campaign, not a campaign's page
 ADMIN = ("admin",)
 EXPORT_PAGE = 10_000  # codes read per query while the CSV streams
 
@@ -73,7 +74,7 @@ def _coupons(app: FastAPI, engine: Engine) -> None:
                       campaigns=listed["items"], can_create=operator.role in EDITORS,
                       discounts=discount_rows({"discounts": offered["items"]}))  # fmt: skip
 
-    @app.get(base + "/new", include_in_schema=False)
+    @app.get(f"{base}/{NEW}", include_in_schema=False)
     async def new_campaign_form(request: Request, program: str) -> Response:
         operator = await operator_of(request, engine, program, EDITORS)
         fresh = CampaignForm.typed({"kind": "unique", "effect.kind": "percent"})
@@ -84,6 +85,8 @@ def _coupons(app: FastAPI, engine: Engine) -> None:
         operator = await operator_of(request, engine, program, EDITORS)
         form = CampaignForm.typed(await _campaign_fields(request))
         document, unread = campaign_document(form)
+        if form.values["code"] == NEW:  # its page's address would be this form's
+            unread.append(Problem("code", f"{NEW!r} names the new campaign form: choose another"))
         if unread:
             return await _form_page(request, engine, operator, form.refused(unread), 422)
         try:

@@ -213,6 +213,7 @@ def test_an_unknown_campaign_is_not_found(client):
         ({"conditions.categories": "coffee, juice"}, "conditions-categories",
          "&#39;juice&#39; is not a category of the program"),
         ({"code": "no spaces"}, "code", "code: "),
+        ({"code": "new"}, "code", "names the new campaign form"),
         ({"public_code": "SPRING10"}, "public_code", "leave public_code out"),
     ],
 )  # fmt: skip

@@ -16,15 +16,19 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 import kopilka.store.web_tables  # noqa: F401 - the console's tables on the shared metadata
 from kopilka.api.app import create_app
+from kopilka.files import load_document
 from kopilka.services.members import register_member
 from kopilka.services.operators import create_operator
+from kopilka.services.programs import apply_program
 from kopilka.services.purchases import process_purchase
+from kopilka.store.tables import members, programs, purchases
 from kopilka.web import routes
 from tests.api.conftest import serving_engine
+from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW, engine, zerno_engine
 
 __all__ = ["engine", "zerno_engine"]
@@ -39,8 +43,12 @@ def console_app(engine: Engine) -> FastAPI:
     return app
 
 
+OTHER = "north"  # another program on the same database, with a member and a purchase
+
+
 def stock(engine: Engine) -> None:
-    """Анна with a purchase (card-5 gives her K = 5) and an operator of each role."""
+    """Анна with a purchase (card-5 gives her K = 5) and an operator of each role; and
+    another program, `OTHER`, with its own member (Olga) and purchase and an admin."""
     register_member(engine, "zerno", {"card": "100001", "phone": "+79123456789",
                                       "email": "anna@example.com", "name": "Анна Петрова"},
                     now=NOW)  # fmt: skip
@@ -51,6 +59,33 @@ def stock(engine: Engine) -> None:
     process_purchase(engine, "zerno", receipt, now=datetime.now(UTC), actor="pos:test")
     for role in ("admin", "support", "analyst", "marketer"):
         create_operator(engine, "zerno", f"{role}@zerno.example", PASSWORD, role, NOW)
+    stock_other(engine)
+
+
+def stock_other(engine: Engine) -> None:
+    document = {**load_document(EXAMPLES / "zerno" / "program.yaml"), "code": OTHER}
+    apply_program(engine, document, actor="test", now=NOW)
+    register_member(engine, OTHER, {"card": "900001", "name": "Olga"}, now=NOW)
+    receipt = {"receipt_id": "N-1", "location": "kiosk", "member": "card:900001",
+               "at": "2026-03-10T11:00:00+03:00",
+               "lines": [{"sku": "TEA-400", "qty": 1}]}  # fmt: skip
+    process_purchase(engine, OTHER, receipt, now=datetime.now(UTC), actor="pos:test")
+    create_operator(engine, OTHER, "admin@north.example", PASSWORD, "admin", NOW)
+
+
+def other_ids(engine: Engine) -> tuple[int, int]:
+    """The other program's member and purchase ids: numbers the zerno pages must not show."""
+    with engine.connect() as connection:
+        program_id = connection.execute(
+            select(programs.c.id).where(programs.c.code == OTHER)
+        ).scalar_one()
+        member = connection.execute(
+            select(members.c.id).where(members.c.program_id == program_id)
+        ).scalar_one()
+        purchase = connection.execute(
+            select(purchases.c.id).where(purchases.c.program_id == program_id)
+        ).scalar_one()
+    return member, purchase
 
 
 @pytest.fixture

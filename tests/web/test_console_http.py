@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from kopilka.services.members import read_member
 from kopilka.web.sessions import COOKIE
-from tests.web.conftest import csrf_of, sign_in
+from tests.store.conftest import NOW
+from tests.web.conftest import OTHER, PASSWORD, csrf_of, other_ids, sign_in
 
 
 def test_a_page_asks_for_sign_in_first(client):
@@ -61,10 +63,47 @@ def test_a_tampered_cookie_is_no_session(client):
 
 def test_another_programs_pages_are_not_found_and_roles_are_kept(client):
     sign_in(client, "marketer")
-    assert client.get("/console/other/").status_code == 404
+    assert client.get(f"/console/{OTHER}/").status_code == 404  # a program that exists
     assert client.get("/console/zerno/").status_code == 200
     assert client.get("/console/zerno/members?q=1").status_code == 403
     assert client.get("/console/zerno/audit").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "page", ["/", "/members?q=Olga", "/members/{member}", "/purchases/{purchase}", "/audit",
+             "/rules", "/coupons", "/keys"])  # fmt: skip
+def test_no_page_of_another_program_opens_for_an_admin(client, stocked, page):
+    member, purchase = other_ids(stocked)
+    sign_in(client, "admin")
+    path = page.format(member=member, purchase=purchase)
+    assert client.get(f"/console/{OTHER}{path}").status_code == 404
+
+
+def test_another_programs_members_and_purchases_are_not_found_by_their_ids(client, stocked):
+    member, purchase = other_ids(stocked)
+    sign_in(client, "admin")
+    assert client.get(f"/console/{OTHER}/members/{member}").status_code == 404
+    assert client.get(f"/console/zerno/members/{member}").status_code == 404
+    assert client.get(f"/console/zerno/purchases/{purchase}").status_code == 404
+    found = client.get("/console/zerno/members?q=Olga").text
+    assert "Nobody found" in found
+    assert "900001" not in found
+    token = csrf_of(client.get("/console/zerno/members/1").text)
+    adjusted = client.post(f"/console/zerno/members/{member}/adjustments",
+                           data={"csrf": token, "points": "5", "reason": "x"})  # fmt: skip
+    assert adjusted.status_code == 404
+    blocked = client.post(f"/console/zerno/members/{member}/status",
+                          data={"csrf": token, "status": "blocked"})  # fmt: skip
+    assert blocked.status_code == 404
+    assert read_member(stocked, OTHER, str(member), now=NOW)["status"] == "active"
+    # the other program's own admin does see them
+    client.cookies.clear()
+    login = csrf_of(client.get("/console/login").text)
+    client.post("/console/login", data={"csrf": login, "program": OTHER, "password": PASSWORD,
+                                        "email": "admin@north.example"})  # fmt: skip
+    assert "Olga" in client.get(f"/console/{OTHER}/members/{member}").text
+    assert client.get(f"/console/{OTHER}/purchases/{purchase}").status_code == 200
+    assert client.get("/console/zerno/members/1").status_code == 404
 
 
 def test_an_analyst_reads_a_member_but_can_not_adjust(client):

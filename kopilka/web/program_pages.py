@@ -83,7 +83,7 @@ def _coupons(app: FastAPI, engine: Engine) -> None:
     @app.post(base, include_in_schema=False)
     async def create_campaign(request: Request, program: str) -> Response:
         operator = await operator_of(request, engine, program, EDITORS)
-        form = CampaignForm.typed(await _campaign_fields(request))
+        form = CampaignForm.typed(await form_of(request, MAX_FIELDS))
         document, unread = campaign_document(form)
         if form.values["code"] == NEW:  # its page's address would be this form's
             unread.append(Problem("code", f"{NEW!r} names the new campaign form: choose another"))
@@ -112,7 +112,7 @@ def _coupons(app: FastAPI, engine: Engine) -> None:
     @app.post(base + "/{campaign}", include_in_schema=False)
     async def update_campaign(request: Request, program: str, campaign: str) -> Response:
         operator = await operator_of(request, engine, program, EDITORS)
-        fields = await _campaign_fields(request)
+        fields = await form_of(request, MAX_FIELDS)
         found = await serve(engine, coupons.read_campaign_of, engine, program, campaign, now=now())
         # the identity is shown as stored, whatever a crafted form says of it
         form = CampaignForm.typed({**fields, **{key: found.get(key) or ""
@@ -195,14 +195,6 @@ async def _campaign_page(
                   can_export=operator.role in ADMIN and found["kind"] == "unique",
                   made=made if made.isdigit() else "", problems=form.get("problems", []),
                   count=form.get("count", ""))  # fmt: skip
-
-
-async def _campaign_fields(request: Request) -> dict[str, str]:
-    """The campaign form's fields, after `form_of`'s origin and CSRF checks. The form has
-    more fields than `form_of` parses at most, so it is parsed here first with room for
-    them (and no more): Starlette keeps the parsed form, and `form_of` checks that one."""
-    await request.form(max_files=0, max_fields=MAX_FIELDS)
-    return await form_of(request)
 
 
 async def _taken_field(engine: Engine, program: str, code: str) -> str:

@@ -109,11 +109,12 @@ async def operator_of(request: Request, engine: Engine, program: str, roles: tup
     return operator
 
 
-async def form_of(request: Request) -> dict[str, str]:
-    """The POSTed form, after the origin and CSRF checks; short text fields only."""
+async def form_of(request: Request, max_fields: int = 20) -> dict[str, str]:
+    """The POSTed form, after the origin and CSRF checks; short text fields only, at most
+    `max_fields` of them (more is Starlette's 400)."""
     if not is_same_origin(request):
         raise PageError(403, "The request came from another site.")
-    form = await request.form(max_files=0, max_fields=20)
+    form = await request.form(max_files=0, max_fields=max_fields)
     fields = {k: v[:MAX_FORM_TEXT] for k, v in form.items() if isinstance(v, str)}
     sent = fields.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
     if not is_valid_csrf(visit_of(request).session, sent):

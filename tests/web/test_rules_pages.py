@@ -464,6 +464,9 @@ def test_adding_and_deleting_discounts(client):
     assert [item["code"] for item in draft_discounts(gone.text)] == ["two-for-one"]
     assert "discounts removed: coffee-10" in gone.text
     assert "Discount coffee-10 is removed from the draft." in gone.text
+    russian = client.get(RULES + "?lang=ru").text
+    assert "Добавить скидку" in russian
+    assert "процент с каждой позиции" in russian
 
 
 def test_the_last_discount_deleted_leaves_a_program_without_discounts(client):
@@ -581,6 +584,9 @@ def test_only_the_rules_and_discounts_come_from_the_page(client, with_discount):
 def test_reading_roles_see_the_discounts_but_can_not_change_them(client, with_discount, role):
     sign_in(client, role)
     page = client.get(RULES).text
+    russian = client.get(RULES + "?lang=ru").text
+    assert "Скидки" in russian
+    assert "Добавить скидку" not in russian
     assert 'data-code="coffee-10"' in page
     assert 'id="add-discount"' not in page
     assert 'action="/console/zerno/rules/discounts"' not in page
@@ -739,3 +745,62 @@ def test_a_marketer_edits_a_rule_sees_the_calculator_change_and_publishes(browse
     assert page.text_content("#quote-accrued") == "144.00"
     assert page.locator("#quote-published").count() == 0
     snap(page, "rules-05-published")
+
+
+def test_a_marketer_adds_and_edits_a_discount_sees_the_calculator_change_and_publishes(
+    browser_page,
+):
+    page = browser_page
+    page.goto("/console/login")
+    page.fill("input[name=program]", "zerno")
+    page.fill("input[name=email]", "marketer@zerno.example")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/console/zerno/")
+    page.goto("/console/zerno/rules")
+    page.wait_for_selector("#discounts")
+    page.select_option("select[name=receipt_location]", "rest-a")
+    page.fill("input[name=receipt_at]", "2026-03-10T16:30")
+    page.fill("input[name=receipt_member]", "card:100001")
+    first_line = "#receipt-lines tr:nth-child(1)"
+    page.fill(f"{first_line} input[name=line_sku]", "CAP-300")
+    page.fill(f"{first_line} input[name=line_qty]", "2")
+    shows(page, "#quote-total", "360.00")
+    assert "0.00" in page.text_content("#quote-discount")
+
+    adding = "#add-discount"
+    page.click(f"{adding} summary")
+    page.fill(f"{adding} input[name=code]", "coffee-10")
+    page.fill(f"{adding} input[name=name]", "Coffee week")
+    page.select_option(f"{adding} select[name=effect_kind]", "percent")
+    page.fill(f"{adding} textarea[name=effect_value]", "10")
+    page.fill(f"{adding} textarea[name=when]", "categories: [coffee]")
+    snap(page, "rules-06-discount-typed")
+    page.click(f"{adding} button[value=add]")
+    shows(page, "#quote-discount", "36.00")
+    shows(page, "#quote-paid", "324.00")
+    assert "discount coffee-10 took" in page.text_content("#quote-lines")
+    assert "discounts added: coffee-10" in page.text_content("#draft-status")
+    snap(page, "rules-07-discount-added")
+
+    discount = "tbody[data-code=coffee-10]"
+    page.click(f"{discount} summary")
+    page.fill(f"{discount} textarea[name=effect_value]", "200")
+    page.click(f"{discount} button[value=save]")
+    shows(page, f"{discount} .problem", "percent: 200 is more than 100")
+    assert "36.00" in page.text_content("#quote-discount")  # a refused edit changes nothing
+    snap(page, "rules-08-discount-refused")
+
+    page.fill(f"{discount} textarea[name=effect_value]", "20")
+    page.click(f"{discount} button[value=save]")
+    shows(page, "#quote-discount", "72.00")
+    shows(page, "#quote-paid", "288.00")
+    assert "percent: 20" in page.text_content(f"{discount} .discount-effect")
+    snap(page, "rules-09-discount-edited")
+
+    page.click("#publish button")
+    shows(page, "#rules-notice", "is published.")
+    shows(page, "#draft-status", "no unpublished changes")
+    assert "72.00" in page.text_content("#quote-discount")
+    assert "percent: 20" in page.text_content(f"{discount} .discount-effect")
+    snap(page, "rules-10-discount-published")

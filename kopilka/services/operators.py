@@ -220,9 +220,11 @@ def record(
 
 
 def audit_entries(
-    engine: Engine, program: str, *, before: int | None = None, limit: int = 50
-) -> list[dict[str, Any]]:
-    """The program's audit log, newest first, with each operator's email."""
+    engine: Engine, program: str, *, before: int | None = None, limit: int = 50,
+    target: str | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The program's audit log, newest first, with each operator's email; older than entry
+    `before`, and only about `target` (`member:12`) when given."""
     query = (
         select(audit_log, operators.c.email)
         .outerjoin(operators, operators.c.id == audit_log.c.operator_id)
@@ -232,6 +234,8 @@ def audit_entries(
     )
     if before is not None:
         query = query.where(audit_log.c.id < before)
+    if target is not None:
+        query = query.where(audit_log.c.target == target)
     with engine.connect() as connection:
         rows = connection.execute(query).all()
     return [

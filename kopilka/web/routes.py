@@ -23,9 +23,9 @@ import os
 import re
 import secrets
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
@@ -49,8 +49,10 @@ T = TypeVar("T")
 READERS = ("admin", "support", "analyst")
 SUPPORT = ("admin", "support")
 EVERYONE = operators.ROLES
-SEARCH_TEXT = Annotated[str, Query(max_length=200)]
+MAX_QUERY = 200  # a search longer than this is no card, phone, email or name
 MAX_FORM_TEXT = 1000
+AUDIT_PAGE = 100
+HISTORY_PAGE = 50
 
 
 _POINTS = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?", re.ASCII)
@@ -139,8 +141,9 @@ def client_of(request: Request) -> str:
 
 def _sign_in(app: FastAPI, engine: Engine) -> None:
     @app.get("/console/login", include_in_schema=False)
-    async def login_page(request: Request, program: SEARCH_TEXT = "") -> Response:
-        return render(request, "login.html", program=program, email="", failed=False)
+    async def login_page(request: Request, program: str = "") -> Response:
+        return render(request, "login.html", program=program[:MAX_QUERY], email="",
+                      failed=False)  # fmt: skip
 
     @app.post("/console/login", include_in_schema=False)
     async def login(request: Request) -> Response:
@@ -189,8 +192,11 @@ def _members(app: FastAPI, engine: Engine) -> None:
     base = "/console/{program}"
 
     @app.get(base + "/members", include_in_schema=False)
-    async def search(request: Request, program: str, q: SEARCH_TEXT = "") -> Response:
+    async def search(request: Request, program: str, q: str = "") -> Response:
         operator = await operator_of(request, engine, program, READERS)
+        if len(q) > MAX_QUERY:
+            return render(request, "members.html", 422, operator=operator, program=program,
+                          q=q[:MAX_QUERY], found=[], too_long=MAX_QUERY)  # fmt: skip
         found = await serve(engine, operators.search_members, engine, program, q)
         return render(request, "members.html", operator=operator, program=program, q=q,
                       found=found)  # fmt: skip
@@ -267,13 +273,15 @@ async def _profile_page(
     try:
         profile = await serve(engine, members.read_member, engine, program, member, now=now())
         balance = await serve(engine, balances.balance, engine, program, member)
-        moves = await serve(engine, balances.history, engine, program, member, limit=50)
+        moves = await serve(engine, balances.history, engine, program, member,
+                            before=cursor_of(request), limit=HISTORY_PAGE)  # fmt: skip
         held = await serve(engine, coupons.member_coupons, engine, program, member, now=now())
     except KopilkaError as error:  # a reference no member has, in any spelling
         raise PageError(404, error.detail) from None
     facts = await serve(engine, operators.program_facts, engine, program)
     return render(request, "member.html", status, operator=operator, program=program,
                   member=profile, balance=balance, moves=moves["items"], facts=facts,
+                  older=moves["next"], paged=cursor_of(request) is not None,
                   coupons=held["items"], channels=coupons.CHANNELS,
                   can_adjust=operator.role in SUPPORT,
                   adjusted=request.query_params.get("adjusted") == "1",
@@ -285,9 +293,19 @@ async def _profile_page(
 
 def _audit(app: FastAPI, engine: Engine) -> None:
     @app.get("/console/{program}/audit", include_in_schema=False)
-    async def audit(request: Request, program: str) -> Response:
+    async def audit(request: Request, program: str, target: str = "") -> Response:
         operator = await operator_of(request, engine, program, SUPPORT)
         facts = await serve(engine, operators.program_facts, engine, program)
-        entries = await serve(engine, operators.audit_entries, engine, program, limit=100)
+        before = cursor_of(request)
+        entries = await serve(engine, operators.audit_entries, engine, program, before=before,
+                              limit=AUDIT_PAGE + 1, target=target[:MAX_QUERY] or None)  # fmt: skip
+        older = entries[AUDIT_PAGE - 1]["id"] if len(entries) > AUDIT_PAGE else None
         return render(request, "audit.html", operator=operator, program=program,
-                      entries=entries, facts=facts)  # fmt: skip
+                      entries=entries[:AUDIT_PAGE], facts=facts, older=older,
+                      paged=before is not None, target=target[:MAX_QUERY])  # fmt: skip
+
+
+def cursor_of(request: Request) -> int | None:
+    """A page's `before` cursor (an id: older than it); anything else is the first page."""
+    before = request.query_params.get("before", "")
+    return int(before) if before.isascii() and before.isdigit() and len(before) < 19 else None

@@ -63,7 +63,9 @@ def stock(engine: Engine) -> None:
 
 
 def stock_other(engine: Engine) -> None:
-    document = {**load_document(EXAMPLES / "zerno" / "program.yaml"), "code": OTHER}
+    document = load_document(EXAMPLES / "zerno" / "program.yaml")
+    assert isinstance(document, dict)
+    document["code"] = OTHER
     apply_program(engine, document, actor="test", now=NOW)
     register_member(engine, OTHER, {"card": "900001", "name": "Olga"}, now=NOW)
     receipt = {"receipt_id": "N-1", "location": "kiosk", "member": "card:900001",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from kopilka.services.members import read_member
+from kopilka.services.operators import adjust_points, authenticate
 from kopilka.web.sessions import COOKIE
 from tests.store.conftest import NOW
 from tests.web.conftest import OTHER, PASSWORD, csrf_of, other_ids, sign_in
@@ -195,3 +198,64 @@ def test_a_copy_of_the_cookie_is_worth_nothing_after_signing_out(client):
     client.cookies.clear()
     sign_in(client)  # the same client signed in again does get the page
     assert client.get("/console/zerno/", follow_redirects=False).status_code == 200
+
+
+def test_the_next_tier_says_what_is_missing_in_money(client):
+    sign_in(client, "support")
+    page = client.get("/console/zerno/members/1").text
+    found = re.search(r'<dd id="next-tier">([^<]*)</dd>', page)
+    assert found
+    # Анна's purchase was a tea and a croissant: VIP needs 150,000.00 of spend in all
+    assert found.group(1) == "VIP · RUB149,710.00 more to spend"  # money, not points
+    russian = client.get("/console/zerno/members/1?lang=ru").text
+    assert "потратить ещё 149\xa0710,00\xa0₽" in russian
+
+
+def test_a_search_too_long_is_a_page_naming_the_limit(client):
+    sign_in(client, "support")
+    answer = client.get("/console/zerno/members", params={"q": "7" * 201})
+    assert answer.status_code == 422
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "at most 200 characters" in answer.text
+    login = client.get("/console/login", params={"program": "x" * 5000})
+    assert login.status_code == 200
+
+
+def test_the_audit_log_pages_and_filters_by_target(client, stocked):
+    sign_in(client, "admin")  # audited first: the adjustments are the newest 105 entries
+    admin = authenticate(stocked, "zerno", "admin@zerno.example", PASSWORD, NOW)
+    assert admin is not None
+    for n in range(1, 106):  # 105 adjustments, each audited: over a page of 100
+        adjust_points(stocked, admin, "card:100002" if n % 2 else "1", "1", f"gift {n}", NOW)
+    first = client.get("/console/zerno/audit").text
+    assert first.count('data-action="member.adjustment"') == 100
+    assert "gift 105" in first
+    assert "gift 5<" not in first
+    older = re.search(r'href="([^"]+)" id="audit-older"', first)
+    assert older
+    second = client.get(older.group(1).replace("&amp;", "&")).text
+    assert "gift 5<" in second
+    assert "gift 105" not in second
+    assert 'id="audit-newest"' in second
+    boris = client.get("/console/zerno/audit", params={"target": "member:2"}).text
+    assert boris.count('data-action="member.adjustment"') == 53
+    assert "gift 2<" not in boris  # Анна's
+    assert 'id="audit-older"' not in boris
+
+
+def test_a_members_history_pages(client, stocked):
+    admin = authenticate(stocked, "zerno", "admin@zerno.example", PASSWORD, NOW)
+    assert admin is not None
+    for n in range(1, 56):
+        adjust_points(stocked, admin, "1", "1", f"gift {n}", NOW)
+    sign_in(client, "support")
+    first = client.get("/console/zerno/members/1").text
+    assert "gift 55" in first
+    assert "gift 5<" not in first
+    older = re.search(r'href="([^"]+)" id="history-older"', first)
+    assert older
+    second = client.get(older.group(1).split("#")[0]).text
+    assert "gift 5<" in second
+    assert "gift 55" not in second
+    assert 'id="history-newest"' in second
+    assert client.get("/console/zerno/members/1?before=abc").status_code == 200  # first page

@@ -1,34 +1,49 @@
-"""The member page's personal link, and what the page shows (issue 8).
+"""The member page's personal links, and what the page shows (issue 8).
 
-A link is `{base_url}/m/{token}`: the token names the program and the member's id and,
-unless made with `days=None`, when it expires; it is signed with the server's secret
+A link is `{base_url}/m/{token}`. Each link is a row of `member_links`, made by
+`create_link`: the token carries the row's random `link_id`, the program, the member's
+id and — unless made with `days=None` — when it expires, signed with the server's secret
 (itsdangerous, HMAC-SHA256, a salt of its own, so neither a console session cookie nor
-any other signed value of Kopilka is accepted as one). Whoever holds the link may look
-at the member's page — no password — so a link is given to the member only, and a
-shorter `days` is the way to limit a link that may be passed around. Changing the
-secret (`KOPILKA_SECRET`) ends every link at once.
+any other signed value of Kopilka is accepted as one). Opening a link checks the
+signature and then the row: a link whose row is gone, names another member or was
+revoked opens nothing, so one leaked link is ended by `revoke_link` (or all of a
+member's by `revoke_links`) without touching anyone else's. Changing the secret
+(`KOPILKA_SECRET`) still ends every link at once.
+
+The token is never stored — not in `member_links`, not in an `Idempotency-Key`'s
+remembered answer: signing is deterministic, so a replay signs the same token again
+from the row, and a copy of the database opens no member's page.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from kopilka.domain.errors import Conflict, InvalidInput, KopilkaError, NotFound, Problem
+from kopilka.domain.reading import MAX_TEXT
 from kopilka.services import balances, coupons, members
+from kopilka.services.idempotency import AfterWrite, Answer, idempotent, retrying
 from kopilka.services.members import find_member
 from kopilka.services.programs import load_program
+from kopilka.store.link_tables import member_links
+from kopilka.store.tables import members as member_rows
+from kopilka.store.tables import programs
 
 SALT = "kopilka.member.link"
 DEFAULT_DAYS = 365
 MAX_DAYS = 3660  # ten years: longer is a link that never ends — say so with days=None
 MAX_TOKEN = 1000  # a longer "token" is not one of ours: refused before it is looked at
+LINK_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")  # what `new_link_id` makes, and no more
+LINKS_PAGE = 50
 HISTORY = 20  # movements shown
 COUPONS = 50
 # coupons a member can use first, then those that may yet become usable, then the rest
@@ -36,7 +51,7 @@ COUPON_ORDER = {"issued": 0, "available": 0, "paused": 1, "expired": 2, "used": 
 
 
 class BadLink(NotFound):
-    """A token not signed by this server, altered, or naming no member."""
+    """A token not signed by this server, altered, or naming no link or member."""
 
 
 class ExpiredLink(KopilkaError):
@@ -44,10 +59,16 @@ class ExpiredLink(KopilkaError):
     status = 410
 
 
+class RevokedLink(KopilkaError):
+    code = "link_revoked"
+    status = 410
+
+
 @dataclass(frozen=True)
 class LinkTarget:
     program: str
     member_id: int
+    link_id: str
     expires_at: datetime | None
 
 
@@ -55,6 +76,12 @@ def _signer(secret: str) -> URLSafeSerializer:
     if not secret:
         raise ValueError("a secret is required to sign member links")
     return URLSafeSerializer(secret, salt=SALT, signer_kwargs={"digest_method": hashlib.sha256})
+
+
+def new_link_id() -> str:
+    """A link's random id: 128 bits, so ids reveal nothing (not how many links there
+    are) and can't be guessed — though a token needs the signature as well."""
+    return secrets.token_urlsafe(16)
 
 
 def expiry_of(now: datetime, days: int | None) -> datetime | None:
@@ -68,13 +95,39 @@ def expiry_of(now: datetime, days: int | None) -> datetime | None:
     return (now + timedelta(days=days)).astimezone(UTC).replace(microsecond=0)
 
 
+def link_request(body: Any) -> tuple[int | None, str | None]:
+    """`days` and `label` of a request for a link (`{"days": 30, "label": "sms"}`, either
+    optional; `days: null` for no end date); each problem named."""
+    if not isinstance(body, dict):
+        raise InvalidInput([Problem("", 'must be an object like {"days": 30}')])
+    unknown = sorted(set(body) - {"days", "label"}, key=str)
+    if unknown:
+        raise InvalidInput([Problem(str(key), "unknown key") for key in unknown])
+    days = body.get("days", DEFAULT_DAYS)
+    expiry_of(datetime.now(UTC), days)  # names bad days
+    label = body.get("label")
+    if label is not None and (not isinstance(label, str) or not 1 <= len(label) <= MAX_TEXT):
+        raise InvalidInput([Problem("label", f"must be text of 1 to {MAX_TEXT} characters")])
+    return days, label
+
+
+# — tokens —
+
+
 def make_token(secret: str, target: LinkTarget) -> str:
     expires = int(target.expires_at.timestamp()) if target.expires_at is not None else None
-    return _signer(secret).dumps({"p": target.program, "m": target.member_id, "e": expires})
+    return _signer(secret).dumps(
+        {"l": target.link_id, "p": target.program, "m": target.member_id, "e": expires}
+    )
 
 
-def read_token(token: str, *, secret: str, now: datetime) -> LinkTarget:
-    """Whom the token names; `BadLink` (404) if it is not ours, `ExpiredLink` (410)."""
+def link_url(base_url: str, secret: str, target: LinkTarget) -> str:
+    return f"{base_url.rstrip('/')}/m/{make_token(secret, target)}"
+
+
+def signed_target(token: str, *, secret: str) -> LinkTarget:
+    """What a token says, if this server signed it; `BadLink` otherwise. Says nothing of
+    whether the link still works: `read_token` asks the database."""
     if len(token) > MAX_TOKEN:
         raise BadLink("this link is not valid")
     try:
@@ -83,33 +136,218 @@ def read_token(token: str, *, secret: str, now: datetime) -> LinkTarget:
         raise BadLink("this link is not valid") from None
     if not isinstance(data, dict):
         raise BadLink("this link is not valid")
-    program, member_id, expires = data.get("p"), data.get("m"), data.get("e")
-    if (not isinstance(program, str) or isinstance(member_id, bool)
-            or not isinstance(member_id, int)
-            or not (expires is None or (isinstance(expires, int)
-                                        and not isinstance(expires, bool)))):  # fmt: skip
+    link_id, program = data.get("l"), data.get("p")
+    member_id: Any = data.get("m")
+    expires: Any = data.get("e")
+    if not (isinstance(link_id, str) and LINK_ID.fullmatch(link_id)
+            and isinstance(program, str) and _is_int(member_id)
+            and (expires is None or _is_int(expires))):  # fmt: skip
         raise BadLink("this link is not valid")
-    expires_at = datetime.fromtimestamp(expires, UTC) if expires is not None else None
-    if expires_at is not None and now >= expires_at:
-        raise ExpiredLink(f"this link expired at {expires_at.isoformat()}")
-    return LinkTarget(program, member_id, expires_at)
+    return LinkTarget(program, int(member_id), link_id, _moment(expires))
+
+
+def _moment(seconds: int | None) -> datetime | None:
+    """The expiry a token holds; one no clock can show is not one we signed."""
+    if seconds is None:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise BadLink("this link is not valid") from None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def read_token(engine: Engine, token: str, *, secret: str, now: datetime) -> LinkTarget:
+    """Whom the token names, if its link still works: `BadLink` (404) if it is not ours or
+    its row is gone or says otherwise, `RevokedLink` (410), `ExpiredLink` (410)."""
+    target = signed_target(token, secret=secret)
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(member_links.c.member_id, member_links.c.expires_at,
+                   member_links.c.revoked_at, programs.c.code)
+            .join(member_rows, member_rows.c.id == member_links.c.member_id)
+            .join(programs, programs.c.id == member_rows.c.program_id)
+            .where(member_links.c.link_id == target.link_id)
+        ).one_or_none()  # fmt: skip
+    if row is None or (row.code, row.member_id) != (target.program, target.member_id):
+        raise BadLink("this link is not valid")
+    if _seconds(row.expires_at) != _seconds(target.expires_at):
+        raise BadLink("this link is not valid")  # signed by us, but not for this row
+    if row.revoked_at is not None:
+        raise RevokedLink(f"this link was revoked at {row.revoked_at.isoformat()}")
+    if target.expires_at is not None and now >= target.expires_at:
+        raise ExpiredLink(f"this link expired at {target.expires_at.isoformat()}")
+    return target
+
+
+def _seconds(moment: datetime | None) -> int | None:
+    return int(moment.timestamp()) if moment is not None else None
+
+
+# — making, listing and revoking links —
+
+
+def link_json(row: Any) -> dict[str, Any]:
+    """A link as the API lists it: never its token."""
+    return {
+        "id": row.link_id,
+        "created_at": row.created_at.isoformat(),
+        "expires_at": _iso(row.expires_at),
+        "revoked_at": _iso(row.revoked_at),
+        "created_by": row.created_by,
+        "label": row.label,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def create_link(
+    engine: Engine, program: str, member_ref: str, *, now: datetime, days: int | None,
+    actor: str, label: str | None = None, idempotency_key: str | None = None,
+    after: AfterWrite | None = None,
+) -> Answer:  # fmt: skip
+    """A new link of the member: `({"link": …, "member_id": n}, made now)` — the row as
+    `link_json` has it and the member's id, all `link_url` needs to sign its token. An
+    unknown member is `NotFound`, an erased one `Conflict`. With an `Idempotency-Key`,
+    a repeat answers the same link (made now: False). `after` writes beside the new row
+    in its transaction (the console's audit row)."""
+    expires_at = expiry_of(now, days)
+
+    def attempt(connection: Connection) -> Answer:
+        member = _member(connection, program, member_ref)
+        if member.status == "erased":
+            raise Conflict(f"member {member_ref!r} was erased")
+        link_id = new_link_id()  # a fresh one if a retry follows a clash of ids
+        connection.execute(insert(member_links).values(
+            link_id=link_id, member_id=member.id, created_at=now, expires_at=expires_at,
+            created_by=actor, label=label,
+        ))  # fmt: skip
+        link = _link(connection, link_id)
+        if after is not None:
+            after(connection, link)
+        return {"link": link, "member_id": int(member.id)}, True
+
+    request = {"member": member_ref, "days": days, "label": label}
+    return idempotent(engine, program, idempotency_key, "member.link", request, now, attempt)
+
+
+def target_of(program: str, made: dict[str, Any]) -> LinkTarget:
+    """What the token of a link `create_link` answered holds."""
+    link = made["link"]
+    expires_at = link["expires_at"]
+    return LinkTarget(program, int(made["member_id"]), link["id"],
+                      datetime.fromisoformat(expires_at) if expires_at else None)  # fmt: skip
 
 
 def member_link(
     engine: Engine, program: str, member_ref: str, *, base_url: str, secret: str,
-    now: datetime, days: int | None = DEFAULT_DAYS,
+    now: datetime, days: int | None = DEFAULT_DAYS, actor: str = "cli",
+    label: str | None = None,
 ) -> str:  # fmt: skip
-    """The member's personal link to their page, `{base_url}/m/{token}`, valid for `days`
-    days from `now` (None: with no end). An unknown member is `NotFound`, an erased one
-    `Conflict`; bad `days` are `InvalidInput`."""
-    expires_at = expiry_of(now, days)
+    """The member's new personal link to their page, `{base_url}/m/{token}`, valid for
+    `days` days from `now` (None: with no end). An unknown member is `NotFound`, an erased
+    one `Conflict`; bad `days` are `InvalidInput`. `actor` is who made it (the command
+    line, unless told)."""
+    made, _ = create_link(engine, program, member_ref, now=now, days=days, actor=actor,
+                          label=label)  # fmt: skip
+    return link_url(base_url, secret, target_of(program, made))
+
+
+def list_links(
+    engine: Engine, program: str, member_ref: str, *, before: str | None = None,
+    limit: int = LINKS_PAGE,
+) -> dict[str, Any]:  # fmt: skip
+    """The member's links, newest first, revoked and expired ones too (never a token);
+    `next` is the `before` of the next page: a link id."""
     with engine.connect() as connection:
-        loaded = load_program(connection, program)
-        member = find_member(connection, loaded.program_id, member_ref)
-    if member.status == "erased":
-        raise Conflict(f"member {member_ref!r} was erased")
-    token = make_token(secret, LinkTarget(program, int(member.id), expires_at))
-    return f"{base_url.rstrip('/')}/m/{token}"
+        member = _member(connection, program, member_ref)
+        query = select(member_links).where(member_links.c.member_id == member.id)
+        if before is not None:
+            query = query.where(member_links.c.id < _position(connection, member.id, before))
+        rows = connection.execute(query.order_by(member_links.c.id.desc()).limit(limit + 1)).all()
+    items = [link_json(row) for row in rows[:limit]]
+    return {"items": items, "next": items[-1]["id"] if len(rows) > limit else None}
+
+
+def _position(connection: Connection, member_id: int, link_id: str) -> int:
+    """Where a page that starts after `link_id` starts; a link not the member's is named."""
+    found = _link_row(connection, member_id, link_id)
+    if found is None:
+        raise InvalidInput([Problem("before", "must be the id of one of the member's links")])
+    return int(found.id)
+
+
+def revoke_link(
+    engine: Engine, program: str, member_ref: str, link_id: str, *, now: datetime,
+    after: AfterWrite | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """End one of the member's links; revoking it again answers the same. A link not the
+    member's (or of another program) is `NotFound`. `after` writes beside the revocation
+    in its transaction, and is not called when it was revoked before."""
+
+    def attempt(connection: Connection) -> dict[str, Any]:
+        member = _member(connection, program, member_ref)
+        row = _link_row(connection, member.id, link_id)
+        if row is None:
+            raise NotFound(f"link {link_id!r} of member {member_ref!r} does not exist")
+        if row.revoked_at is not None:
+            return link_json(row)
+        connection.execute(
+            update(member_links).where(member_links.c.id == row.id).values(revoked_at=now)
+        )
+        revoked = _link(connection, row.link_id)
+        if after is not None:
+            after(connection, revoked)
+        return revoked
+
+    return retrying(engine, attempt)
+
+
+def revoke_links(
+    engine: Engine, program: str, member_ref: str, *, now: datetime,
+    idempotency_key: str | None = None, after: AfterWrite | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """End every link of the member that still works (a member whose link leaked):
+    `{member, revoked, revoked_at}`, `revoked` how many this call ended."""
+
+    def attempt(connection: Connection) -> Answer:
+        member = _member(connection, program, member_ref)
+        ended = connection.execute(
+            update(member_links)
+            .where(member_links.c.member_id == member.id, member_links.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        ).rowcount
+        answer = {"member": str(member.id), "revoked": ended, "revoked_at": now.isoformat()}
+        if after is not None:
+            after(connection, answer)
+        return answer, True
+
+    request = {"member": member_ref}
+    answer, _ = idempotent(engine, program, idempotency_key, "member.links.revoke", request,
+                           now, attempt)  # fmt: skip
+    return answer
+
+
+def _member(connection: Connection, program: str, member_ref: str) -> Any:
+    return find_member(connection, load_program(connection, program).program_id, member_ref)
+
+
+def _link_row(connection: Connection, member_id: int, link_id: str) -> Any:
+    """The member's link `link_id`, or None; an id we could not have made is not looked up."""
+    if not LINK_ID.fullmatch(link_id):
+        return None
+    mine = (member_links.c.link_id == link_id, member_links.c.member_id == member_id)
+    return connection.execute(select(member_links).where(*mine)).one_or_none()
+
+
+def _link(connection: Connection, link_id: str) -> dict[str, Any]:
+    row = connection.execute(select(member_links).where(member_links.c.link_id == link_id)).one()
+    return link_json(row)
 
 
 # — what the page shows —

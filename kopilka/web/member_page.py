@@ -1,14 +1,18 @@
 """The member page (issue 8): a member's balance, tier, history, coupons and card, reached
 by a personal link — no password. Mounted by `register(app, engine)`:
 
-    GET  /m/{token}                                the page (?lang=ru|en)
-    POST /v1/programs/{program}/members/{member}/link   a new personal link
-         (admin, support and pos keys; body `{"days": 30}` or `{"days": null}`, optional)
+    GET    /m/{token}                                      the page (?lang=ru|en)
+    POST   /v1/programs/{program}/members/{member}/link    a new personal link
+           (body `{"days": 30, "label": "sms"}`, `{"days": null}` or none)
+    GET    /v1/programs/{program}/members/{member}/links   the member's links (no tokens)
+    DELETE /v1/programs/{program}/members/{member}/links/{link}   revoke one link
+    POST   /v1/programs/{program}/members/{member}/links/revoke   revoke all of them
 
-The token is made and checked by `kopilka.services.member_links`; a token that is not
-ours is answered by a friendly 404 page, an expired one by a 410 page. The card is drawn
-on the server as inline SVG — a QR code (segno) and a Code 128 barcode (python-barcode),
-both holding the card number — so the page needs no script and nothing from elsewhere.
+The links are made, kept and checked by `kopilka.services.member_links`; a token that
+is not ours (or whose link is gone) is answered by a friendly 404 page, an expired or a
+revoked one by a 410 page. The card is drawn on the server as inline SVG — a QR code
+(segno) and a Code 128 barcode (python-barcode), both holding the card number — so the
+page needs no script and nothing from elsewhere.
 
 Texts: the `member` catalog (`locale/<lang>/LC_MESSAGES/member.po`), compiled in memory
 like the console's; a message it lacks is looked up in the console's `messages` catalog
@@ -23,36 +27,53 @@ import os
 import secrets
 from functools import cache
 from io import BytesIO
-from typing import Any
+from typing import Annotated, Any
 
 import barcode  # type: ignore[import-untyped]  # python-barcode ships no type hints
 import segno
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 from sqlalchemy import Engine
 
-from kopilka.api.common import MEMBER_WRITERS, caller, json_body, now, run
+from kopilka.api.common import (
+    ANY_ROLE,
+    MEMBER_WRITERS,
+    IdempotencyKey,
+    caller,
+    created,
+    json_body,
+    now,
+    run,
+)
 from kopilka.api.schemas import problems
-from kopilka.domain.errors import InvalidInput, NotFound, Problem
-from kopilka.services import keys
+from kopilka.domain.errors import NotFound
+from kopilka.services import keys, member_links
 from kopilka.services.member_links import (
     DEFAULT_DAYS,
+    LINKS_PAGE,
     MAX_DAYS,
     ExpiredLink,
-    expiry_of,
-    member_link,
+    RevokedLink,
     member_view,
     read_token,
 )
 from kopilka.web import i18n
 from kopilka.web.pages import HERE
 
-LINK_MAKERS = ("admin", "support", "pos")
+# Who may hand out a link — a bearer credential that reads the member's account for as
+# long as it lives: the program's admin, its support team (a member asks for their page)
+# and a partner's site (showing a signed-in member their page). Not a pos key: a till at
+# one location has no business handing out lasting access to anybody's account. Whoever
+# may make links may also revoke them; who may read the program's data (analysts too)
+# may list them — a listing holds no token.
+LINK_MAKERS = ("admin", "support", "partner")
+LINK_READERS = (*LINK_MAKERS, "analyst")
 assert set(LINK_MAKERS) <= set(MEMBER_WRITERS)
+assert set(LINK_READERS) <= set(ANY_ROLE)
 DOMAIN = "member"
 # the token is a bearer credential in the address: no cache keeps the page, no referrer
 # carries the address on, no search engine lists it
@@ -71,15 +92,25 @@ LINK_BODY = {
             "type": ["integer", "null"], "minimum": 1, "maximum": MAX_DAYS,
             "description": f"how long the link works (default {DEFAULT_DAYS}); null: no end",
         },
+        "label": {"type": "string", "minLength": 1, "maxLength": 200,
+                  "description": "where the link goes (sms, email, a partner's site…)"},
     },
     "additionalProperties": False,
 }  # fmt: skip
-LINK_EXAMPLE = {"url": "https://loyalty.example/m/eyJwIjoiemVybm8iLCJtIjoxLCJlIjoxODA0NjY1NjAwfQ.x",
+LINK_ID = "q8Zk2vN0bXo4TgJ1sW9yHA"
+LINK_EXAMPLE = {"id": LINK_ID,
+                "url": "https://loyalty.example/m/eyJsIjoicThaazJ2TjBiWG80VGdKMXNXOXlIQSJ9.x",
                 "expires_at": "2027-03-10T09:00:00+00:00"}  # fmt: skip
+LINK_RECORD = {"id": LINK_ID, "created_at": "2026-03-10T09:00:00+00:00",
+               "expires_at": "2027-03-10T09:00:00+00:00", "revoked_at": None,
+               "created_by": "key:2", "label": "sms"}  # fmt: skip
+LINKS_EXAMPLE = {"items": [LINK_RECORD], "next": None}
+REVOKED_EXAMPLE = {**LINK_RECORD, "revoked_at": "2026-04-01T12:00:00+00:00"}
+REVOKED_ALL_EXAMPLE = {"member": "1", "revoked": 2, "revoked_at": "2026-04-01T12:00:00+00:00"}
 LINK_OPENAPI = {
     "requestBody": {"required": False, "content": {"application/json": {
-        "schema": LINK_BODY, "example": {"days": 30}}}},
-    **problems(answer=(201, LINK_EXAMPLE)),
+        "schema": LINK_BODY, "example": {"days": 30, "label": "sms"}}}},
+    **problems(replays=True, answer=(201, LINK_EXAMPLE)),
 }  # fmt: skip
 
 
@@ -157,7 +188,7 @@ def barcode_svg(card: str, *, module: int = 3, height: int = 72, quiet: int = 10
 
 
 def register(app: FastAPI, engine: Engine, *, secret: str | None = None) -> None:
-    """Mount the member page and the link route on `app`. `secret` signs the links
+    """Mount the member page and the link routes on `app`. `secret` signs the links
     (default: `KOPILKA_SECRET`, as the console's sessions; without it a random one, and
     links end when the process does)."""
     app.state.member_link_secret = (
@@ -169,50 +200,85 @@ def register(app: FastAPI, engine: Engine, *, secret: str | None = None) -> None
         language = i18n.choose_language(request.query_params.get("lang"), None,
                                         request.headers.get("accept-language", ""))  # fmt: skip
         try:
-            target = read_token(token, secret=app.state.member_link_secret, now=now())
+            target = await run(engine, read_token, engine, token,
+                               secret=app.state.member_link_secret, now=now())  # fmt: skip
             view = await run(engine, member_view, engine, target.program, target.member_id,
                              now=now())  # fmt: skip
         except ExpiredLink:
-            return _page(request, language, "member_page_error.html", 410, expired=True)
-        except NotFound:  # a token not ours, the program or the member gone
-            return _page(request, language, "member_page_error.html", 404, expired=False)
+            return _page(request, language, "member_page_error.html", 410, ended="expired")
+        except RevokedLink:
+            return _page(request, language, "member_page_error.html", 410, ended="revoked")
+        except NotFound:  # a token not ours, its link, the program or the member gone
+            return _page(request, language, "member_page_error.html", 404, ended=None)
         return _page(request, language, "member_page.html", 200, view=view,
                      expires_at=target.expires_at, qr=qr_svg(view.member["card"]),
                      bar=barcode_svg(view.member["card"]))  # fmt: skip
 
-    @app.post("/v1/programs/{program}/members/{member}/link", status_code=201,
-              tags=["members"], summary="A personal link to the member's page",
+    _link_routes(app, engine)
+
+
+def _link_routes(app: FastAPI, engine: Engine) -> None:
+    """The API's routes that make, list and revoke a member's links."""
+    prefix = "/v1/programs/{program}/members/{member}"
+
+    @app.post(prefix + "/link", status_code=201, tags=["members"],
+              summary="A personal link to the member's page",
               openapi_extra=LINK_OPENAPI)  # fmt: skip
     async def make_link(
         request: Request, program: str, member: str,
-        _principal: keys.Principal = Depends(caller(*LINK_MAKERS)),  # noqa: B008
+        who: Annotated[keys.Principal, Depends(caller(*LINK_MAKERS))],
+        idempotency_key: IdempotencyKey = None,
     ) -> JSONResponse:  # fmt: skip
         """A signed link to the member's page, which shows it without a password: valid
-        for `days` days (default 365; `null`: no end). The address is `KOPILKA_PUBLIC_URL`
-        when set, else the one this request came to."""
+        for `days` days (default 365; `null`: no end) until revoked; `label` notes where
+        it went. The address is `KOPILKA_PUBLIC_URL` when set, else the one this request
+        came to. Admin, support and partner keys; not pos."""
         body = await json_body(request) if (await request.body()).strip() else {}
-        days = _days_of(body)
-        moment = now()
+        days, label = member_links.link_request(body)
+        made, is_new = await run(
+            engine, member_links.create_link, engine, program, member, now=now(), days=days,
+            actor=f"key:{who.key_id}", label=label, idempotency_key=idempotency_key,
+        )  # fmt: skip
+        target = member_links.target_of(program, made)
         base_url = os.environ.get("KOPILKA_PUBLIC_URL") or str(request.base_url)
-        url = await run(engine, member_link, engine, program, member, base_url=base_url,
-                        secret=app.state.member_link_secret, now=moment, days=days)  # fmt: skip
-        expires_at = expiry_of(moment, days)
-        return JSONResponse(
-            {"url": url, "expires_at": expires_at.isoformat() if expires_at else None},
-            status_code=201,
-        )
+        url = member_links.link_url(base_url, app.state.member_link_secret, target)
+        answer = {"id": target.link_id, "url": url, "expires_at": made["link"]["expires_at"]}
+        return created(answer, is_new)
 
+    @app.get(prefix + "/links", tags=["members"], summary="The member's personal links",
+             openapi_extra=problems(answer=(200, LINKS_EXAMPLE)))  # fmt: skip
+    async def list_links(
+        program: str, member: str, _who: Annotated[Any, Depends(caller(*LINK_READERS))],
+        before: Annotated[str | None, Query(max_length=32)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = LINKS_PAGE,
+    ) -> Any:  # fmt: skip
+        """The member's links, newest first, revoked and expired ones too — never their
+        tokens; `next` is the next page's `before`."""
+        return await run(engine, member_links.list_links, engine, program, member,
+                         before=before, limit=limit)  # fmt: skip
 
-def _days_of(body: Any) -> int | None:
-    if not isinstance(body, dict):
-        raise InvalidInput([Problem("", 'must be an object like {"days": 30}')])
-    unknown = sorted(set(body) - {"days"}, key=str)
-    if unknown:
-        raise InvalidInput([Problem(str(key), "unknown key") for key in unknown])
-    days = body.get("days", DEFAULT_DAYS)
-    expiry_of(now(), days)  # names bad days as the service does
-    assert days is None or isinstance(days, int)
-    return days
+    @app.delete(prefix + "/links/{link}", tags=["members"], summary="Revoke a personal link",
+                openapi_extra=problems(answer=(200, REVOKED_EXAMPLE)))  # fmt: skip
+    async def revoke_link(
+        program: str, member: str, link: str,
+        _who: Annotated[Any, Depends(caller(*LINK_MAKERS))],
+    ) -> Any:  # fmt: skip
+        """Revoke one of the member's links: its page answers 410 at once, the member's
+        other links keep working. Revoking it again answers the same."""
+        return await run(engine, member_links.revoke_link, engine, program, member, link,
+                         now=now())  # fmt: skip
+
+    @app.post(prefix + "/links/revoke", tags=["members"],
+              summary="Revoke all of the member's personal links",
+              openapi_extra=problems(answer=(200, REVOKED_ALL_EXAMPLE)))  # fmt: skip
+    async def revoke_links(
+        program: str, member: str, _who: Annotated[Any, Depends(caller(*LINK_MAKERS))],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Any:  # fmt: skip
+        """Revoke every link of the member that still works (say, one leaked and the member
+        can't tell which): `revoked` is how many this call ended."""
+        return await run(engine, member_links.revoke_links, engine, program, member,
+                         now=now(), idempotency_key=idempotency_key)  # fmt: skip
 
 
 def _page(request: Request, language: str, template: str, status: int,

@@ -24,6 +24,7 @@ from kopilka.services.idempotency import AfterWrite, Answer, followed, idempoten
 from kopilka.services.programs import LoadedProgram, load_program
 from kopilka.services.tier_status import tier_fields
 from kopilka.store.ledger import open_accounts
+from kopilka.store.link_tables import member_links
 from kopilka.store.tables import member_consents, member_profiles, members
 from kopilka.store.wallet import Wallet
 
@@ -348,6 +349,11 @@ def erase_member(
             update(members)
             .where(members.c.id == member.id)
             .values(status="erased", external_id=None, erased_at=now)
+        )
+        connection.execute(  # their personal page's links end with them
+            update(member_links)
+            .where(member_links.c.member_id == member.id, member_links.c.revoked_at.is_(None))
+            .values(revoked_at=now)
         )
         return member_json(find_member(connection, program.program_id, str(member.id)))
 

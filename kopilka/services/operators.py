@@ -48,6 +48,7 @@ MIN_PASSWORD = 10
 SESSION_HOURS = 12  # a working day: an operator signs in again the next morning
 MAX_PASSWORD = 1024  # argon2 takes any length; a megabyte "password" would only cost CPU
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+_WHOLE = re.compile(r"[0-9]{1,9}", re.ASCII)
 _PROGRAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _hasher = PasswordHasher()
 
@@ -321,7 +322,8 @@ def generate_batch(
     engine: Engine, operator: Operator, campaign: str, count: str, now: datetime
 ) -> dict[str, Any]:
     """A batch of `count` codes for a unique campaign, audited."""
-    number: object = int(count) if count.strip().isdigit() else count
+    # ASCII digits only: "²".isdigit() holds and int() refuses it; "١٢" would be read as 12
+    number: object = int(count) if _WHOLE.fullmatch(count.strip()) else count
     after = audited(operator, "coupon.batch", lambda _c, _a: f"campaign:{campaign}",
                     lambda answer: {"count": answer["count"], "batch": answer["id"]},
                     now)  # fmt: skip
@@ -399,10 +401,16 @@ class Dashboard:
     active_members: int = 0  # bought in the window
     liability: int = 0  # points members hold (available, pending, held), minor units
     top_rules: list[tuple[str, int]] = field(default_factory=list)  # (rule, points), most first
+    rules_read: int = 0  # purchases the rules' figures come from (the newest of the window)
+    rules_since: datetime | None = None  # the oldest of them
 
     @property
     def liability_points(self) -> Decimal:
         return Decimal(self.liability).scaleb(-self.program.points_digits)
+
+    @property
+    def rules_limit(self) -> int:
+        return TOP_RULES_SAMPLE
 
     @property
     def rule_bars(self) -> list[tuple[str, Decimal, int]]:
@@ -440,12 +448,13 @@ def dashboard(engine: Engine, program: str, now: datetime, days: int = 30) -> Da
         moved = _points_by_day(connection, loaded.program_id, start, zone)
         active = _active_members(connection, loaded.program_id, start)
         liability = _liability(connection, loaded.program_id)
-        top = _top_rules(connection, loaded.program_id, start, settings.points.precision)
+        top, read, since = _top_rules(connection, loaded.program_id, start,
+                                      settings.points.precision)  # fmt: skip
     series = [
         DayPoints(day, *moved.get(day, (0, 0, 0)))
         for day in (first_day + timedelta(days=n) for n in range(days))
     ]
-    return Dashboard(_facts(settings), int(count), series, active, liability, top)
+    return Dashboard(_facts(settings), int(count), series, active, liability, top, read, since)
 
 
 STANDING = ("completed", "partially_refunded")  # purchases that happened and still stand
@@ -475,24 +484,26 @@ BASE_RATE = ""  # the share of the points the program's base rate gave, beside t
 
 def _top_rules(
     connection: Connection, program_id: int, start: datetime, digits: int
-) -> list[tuple[str, int]]:
+) -> tuple[list[tuple[str, int]], int, datetime | None]:
     """Points given by each rule (and by the base rate, `BASE_RATE`) in the newest
-    purchases of the window (at most TOP_RULES_SAMPLE): the shares add up to the points
-    those purchases accrued, so no point is counted twice."""
-    answers = connection.execute(
-        select(purchases.c.answer)
+    purchases of the window (at most TOP_RULES_SAMPLE: a figure read from each answer),
+    the most first; how many purchases were read and the oldest's time. The shares of all
+    rules add up to the points those purchases accrued, so no point is counted twice."""
+    rows = connection.execute(
+        select(purchases.c.answer, purchases.c.created_at)
         .where(purchases.c.program_id == program_id, purchases.c.created_at >= start,
                purchases.c.status.in_(STANDING))
         .order_by(purchases.c.id.desc()).limit(TOP_RULES_SAMPLE)
-    ).scalars()  # fmt: skip
+    ).all()  # fmt: skip
     points: dict[str, Fraction] = {}
-    for answer in answers:
+    for answer, _ in rows:
         for line in answer.get("lines") or []:
             accrued = Fraction(Decimal(line.get("accrued") or "0"))
             for rule, share in line_shares(accrued, line.get("explain") or []).items():
                 points[rule] = points.get(rule, Fraction(0)) + share
     given = [(rule, round(amount * 10**digits)) for rule, amount in points.items()]
-    return sorted((item for item in given if item[1] > 0), key=lambda item: -item[1])[:8]
+    top = sorted((item for item in given if item[1] > 0), key=lambda item: -item[1])[:8]
+    return top, len(rows), min((at for _, at in rows), default=None)
 
 
 def line_shares(accrued: Fraction, explain: list[dict[str, Any]]) -> dict[str, Fraction]:

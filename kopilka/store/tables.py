@@ -347,5 +347,6 @@ from kopilka.store import (  # noqa: E402
     cashback_tables,  # noqa: F401
     coupon_tables,  # noqa: F401
     discount_tables,  # noqa: F401
+    link_tables,  # noqa: F401
     web_tables,  # noqa: F401
 )

@@ -205,7 +205,10 @@ def test_a_marketer_generates_a_batch_and_it_is_audited(client):
 
 
 @pytest.mark.usefixtures("codes")
-@pytest.mark.parametrize(("count", "status"), [("abc", 422), ("0", 422), ("2000000", 422)])
+@pytest.mark.parametrize(
+    ("count", "status"),
+    [("abc", 422), ("0", 422), ("2000000", 422), ("²", 422), ("١٢", 422), ("9" * 40, 422)],
+)
 def test_a_bad_count_shows_the_problem(client, count, status):
     sign_in(client, "admin")
     answer = client.post(COUPONS + "/spring/batches", data={"csrf": token(client),

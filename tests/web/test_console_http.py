@@ -46,7 +46,7 @@ def test_a_post_without_the_session_csrf_token_is_refused(client):
     answer = client.post("/console/zerno/members/1/adjustments",
                          data={"csrf": "forged", "points": "5", "reason": "x"})  # fmt: skip
     assert answer.status_code == 403
-    assert "39.50" not in client.get("/console/zerno/members/1").text
+    assert 'id="available">14.50<' in client.get("/console/zerno/members/1").text  # as before
 
 
 def test_a_post_from_another_site_is_refused(client):
@@ -259,3 +259,14 @@ def test_a_members_history_pages(client, stocked):
     assert "gift 55" not in second
     assert 'id="history-newest"' in second
     assert client.get("/console/zerno/members/1?before=abc").status_code == 200  # first page
+
+
+def test_the_dashboard_says_which_purchases_the_rules_figures_come_from(client, monkeypatch):
+    sign_in(client, "analyst")
+    page = client.get("/console/zerno/").text
+    assert re.search(r'id="rules-sample">From the 1 purchase of these days\.', page)
+    from kopilka.services import operators
+
+    monkeypatch.setattr(operators, "TOP_RULES_SAMPLE", 1)  # a busy program: a sample
+    page = client.get("/console/zerno/?lang=ru").text
+    assert re.search(r'id="rules-sample">По 1 последним покупкам, начиная с ', page)

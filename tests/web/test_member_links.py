@@ -115,13 +115,15 @@ def test_a_link_whose_row_is_gone_opens_nothing(stocked: Engine) -> None:
         read_token(stocked, token_of(url), secret=SECRET, now=NOW)
 
 
-def test_an_erased_members_links_open_nothing_but_stay_listed(stocked: Engine) -> None:
+def test_an_erased_members_links_are_revoked_with_the_erasure_and_stay_listed(
+    stocked: Engine,
+) -> None:
     url = link(stocked, "card:100002", days=None)
     erase_member(stocked, "zerno", "card:100002", actor="test", now=NOW)
     with TestClient(member_app(serving_engine(stocked))) as client:
-        assert page_of(client, url).status_code == 404
+        assert page_of(client, url).status_code == 410
     [kept] = list_links(stocked, "zerno", "card:100002")["items"]
-    assert kept["revoked_at"] is None  # refused by the page's own check of the member
+    assert kept["revoked_at"] == NOW.isoformat()
 
 
 def test_the_listing_pages_newest_first_and_names_bad_input(stocked: Engine) -> None:

@@ -43,6 +43,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from kopilka.domain import coupon_codes
@@ -84,7 +85,7 @@ from kopilka.store.coupon_tables import (
     coupons,
 )
 from kopilka.store.pages import newest_first
-from kopilka.store.tables import members, program_versions, programs
+from kopilka.store.tables import events, members, program_versions, programs
 
 CHANNELS = ("sms", "email", "push", "partner_site", "pos")
 MAX_BATCH = 1_000_000
@@ -606,12 +607,33 @@ def issue_coupon(
         ).rowcount  # fmt: skip
         if not changed:  # issued to someone else meanwhile
             raise Conflict(f"coupon {code} was issued to another member")
-        return _coupon_json(_find_coupon(connection, program.program_id, row.code), program,
-                            now), row.owner_member_id is None  # fmt: skip
+        answer = _coupon_json(_find_coupon(connection, program.program_id, row.code), program,
+                              now)  # fmt: skip
+        _note_sending(connection, program.program_id, member.id, row.coupon_id, answer,
+                      resend=row.owner_member_id is not None, now=now)  # fmt: skip
+        return answer, row.owner_member_id is None
 
     request = {"coupon": code, "body": data}
     return idempotent(engine, program_code, idempotency_key, "coupon.issue", request, now,
                       followed(attempt, after))  # fmt: skip
+
+
+def _note_sending(
+    connection: Connection, program_id: int, member_id: int, coupon_id: int,
+    coupon: dict[str, Any], *, resend: bool, now: datetime,
+) -> None:  # fmt: skip
+    """A `coupon.issued` event in the member's events: what a messaging integration reads
+    to send the code by its channel (Kopilka sends no SMS or mail itself). Issuing the
+    same coupon twice at one moment (a retried request) notes it once."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    connection.execute(
+        dialect.insert(events)
+        .values(program_id=program_id, member_id=member_id, kind="coupon.issued",
+                occasion=f"{coupon_id}:{now.isoformat()}", occurred_at=now,
+                data={"coupon": coupon["code"], "campaign": coupon["campaign"],
+                      "channel": coupon.get("channel"), "resend": resend})
+        .on_conflict_do_nothing(index_elements=["member_id", "kind", "occasion"])
+    )  # fmt: skip
 
 
 def _refuse_to_give(row: Any, program: LoadedProgram, now: datetime) -> None:

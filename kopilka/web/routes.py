@@ -252,7 +252,7 @@ def _members(app: FastAPI, engine: Engine) -> None:
             problems = [str(p) for p in getattr(error, "problems", ())] or [error.detail]
             return await _profile_page(request, engine, operator, member, status=409,
                                        problems=problems)  # fmt: skip
-        return redirect(request, f"/console/{program}/members/{member}?resent=1")
+        return redirect(request, f"/console/{program}/members/{member}?resent={channel}")
 
     @app.get(base + "/purchases/{purchase}", include_in_schema=False)
     async def purchase(request: Request, program: str, purchase: str) -> Response:
@@ -285,7 +285,7 @@ async def _profile_page(
                   coupons=held["items"], channels=coupons.CHANNELS,
                   can_adjust=operator.role in SUPPORT,
                   adjusted=request.query_params.get("adjusted") == "1",
-                  resent=request.query_params.get("resent") == "1",
+                  resent=_known(request.query_params.get("resent"), coupons.CHANNELS),
                   changed_status=request.query_params.get("status", ""),
                   problems=form.get("problems", []), points=form.get("points", ""),
                   reason=form.get("reason", ""))  # fmt: skip
@@ -303,6 +303,11 @@ def _audit(app: FastAPI, engine: Engine) -> None:
         return render(request, "audit.html", operator=operator, program=program,
                       entries=entries[:AUDIT_PAGE], facts=facts, older=older,
                       paged=before is not None, target=target[:MAX_QUERY])  # fmt: skip
+
+
+def _known(value: str | None, choices: tuple[str, ...]) -> str:
+    """`value` when it is one of `choices` (a query parameter shown on a page), else ""."""
+    return value if value in choices else ""
 
 
 def cursor_of(request: Request) -> int | None:

@@ -21,6 +21,7 @@ from kopilka.services.coupons import (
     issue_coupon,
     read_coupon,
 )
+from kopilka.services.events import member_events
 from kopilka.services.programs import apply_program
 from kopilka.web import i18n
 from tests.conftest import EXAMPLES, ROOT
@@ -116,9 +117,14 @@ def test_support_resends_a_members_coupon_by_another_channel_audited(client, sto
     answer = client.post(MEMBER + "/resend", data={"csrf": csrf_of(profile), "code": codes[0],
                                                    "channel": "email"})  # fmt: skip
     assert answer.status_code == 200
-    assert 'id="resent"' in answer.text
+    assert "queued to be sent again by email" in answer.text
     coupon = read_coupon(stocked, "zerno", codes[0], now=NOW)
     assert (coupon["owner"], coupon["channel"]) == ("1", "email")
+    # what a messaging integration reads: the first issue by SMS, then this resend by email
+    sent = [e for e in member_events(stocked, "zerno", "1")["items"]
+            if e["kind"] == "coupon.issued"]  # fmt: skip
+    assert [(e["coupon"], e["channel"], e["resend"]) for e in sent] == [
+        (codes[0], "email", True), (codes[0], "sms", False)]  # fmt: skip
     audit = audit_rows(client)
     assert "coupon.resend" in audit
     assert "channel: email" in audit

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -89,11 +90,45 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     i18n.use_language(visit.language)  # this may run in another context than the visit began
     html = templates.get_template(template).render(
         request=request, language=visit.language, csrf=visit.session.csrf,
-        path=request.url.path, **context,
+        path=request.url.path, switch=language_links(request), **context,
     )  # fmt: skip
-    return visit.finish(HTMLResponse(html, status_code=status))
+    return visit.finish(HTMLResponse(html, status_code=status, headers=PAGE_HEADERS))
+
+
+def language_links(request: Request) -> dict[str, str]:
+    """Where each language's switch leads: this page again in that language. A page that
+    answers a form POST has no address of its own to GET, so its switch leads back to
+    the console page the form was on (the Referer, when it is this site's)."""
+    if request.method == "GET":
+        path, query = request.url.path, request.url.query
+    else:
+        path, query = _console_referer(request)
+    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "lang"]
+    return {code: f"{path}?{urlencode([*kept, ('lang', code)])}" for code in i18n.LANGUAGES}
+
+
+def _console_referer(request: Request) -> tuple[str, str]:
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc == request.headers.get("host") and referer.path.startswith("/console/"):
+        return referer.path, referer.query
+    return "/console/login", ""
 
 
 def redirect(request: Request, location: str) -> Response:
     """303: after a form POST the browser GETs the next page (a reload doesn't repost)."""
-    return visit_of(request).finish(RedirectResponse(location, status_code=303))
+    return visit_of(request).finish(RedirectResponse(location, status_code=303,
+                                                     headers=PAGE_HEADERS))  # fmt: skip
+
+
+# Every console answer: no script but our own files, no framing, no sniffing, and nothing
+# kept by caches (pages show members' phones and emails). Inline style attributes stay
+# allowed: the charts' bars are sized by them, and htmx adds its indicator style.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' "
+    "'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}

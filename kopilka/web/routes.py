@@ -51,6 +51,7 @@ SUPPORT = ("admin", "support")
 EVERYONE = operators.ROLES
 MAX_QUERY = 200  # a search longer than this is no card, phone, email or name
 MAX_FORM_TEXT = 1000
+TOO_LONG = "A field is longer than 1,000 characters: nothing was saved. Go back and shorten it."
 AUDIT_PAGE = 100
 HISTORY_PAGE = 50
 
@@ -112,15 +113,18 @@ async def operator_of(request: Request, engine: Engine, program: str, roles: tup
 
 
 async def form_of(request: Request, max_fields: int = 20) -> dict[str, str]:
-    """The POSTed form, after the origin and CSRF checks; short text fields only, at most
-    `max_fields` of them (more is Starlette's 400)."""
+    """The POSTed form, after the origin and CSRF checks; text fields of at most
+    MAX_FORM_TEXT characters (a longer one refuses the form: cutting a reason short would
+    store what nobody typed), at most `max_fields` of them (more is Starlette's 400)."""
     if not is_same_origin(request):
         raise PageError(403, "The request came from another site.")
     form = await request.form(max_files=0, max_fields=max_fields)
-    fields = {k: v[:MAX_FORM_TEXT] for k, v in form.items() if isinstance(v, str)}
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
     sent = fields.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
     if not is_valid_csrf(visit_of(request).session, sent):
         raise PageError(403, "The form has expired: reload the page and try again.")
+    if any(len(value) > MAX_FORM_TEXT for value in fields.values()):
+        raise PageError(422, TOO_LONG)
     return fields
 
 

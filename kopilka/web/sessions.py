@@ -17,6 +17,7 @@ as well, before the token is even looked at.
 from __future__ import annotations
 
 import hmac
+import os
 import secrets
 from dataclasses import dataclass, replace
 from typing import Any
@@ -91,14 +92,17 @@ def _session_from(data: Any) -> Session | None:
 
 
 def is_same_origin(request: Request) -> bool:
-    """False when the browser says another site made this request."""
+    """False when the browser says another site made this request. The site is the
+    request's `Host`, or — behind a reverse proxy that passes its own upstream address as
+    `Host` — the public address `KOPILKA_PUBLIC_URL` names."""
     fetch_site = request.headers.get("sec-fetch-site")
     if fetch_site is not None and fetch_site not in ("same-origin", "none"):
         return False
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
         return origin is None
-    return urlsplit(origin).netloc == request.headers.get("host", "")
+    public = urlsplit(os.environ.get("KOPILKA_PUBLIC_URL", "")).netloc
+    return urlsplit(origin).netloc in {request.headers.get("host", ""), public} - {""}
 
 
 def is_valid_csrf(session: Session | None, sent: str | None) -> bool:

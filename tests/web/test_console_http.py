@@ -270,3 +270,56 @@ def test_the_dashboard_says_which_purchases_the_rules_figures_come_from(client, 
     monkeypatch.setattr(operators, "TOP_RULES_SAMPLE", 1)  # a busy program: a sample
     page = client.get("/console/zerno/?lang=ru").text
     assert re.search(r'id="rules-sample">По 1 последним покупкам, начиная с ', page)
+
+
+def test_the_language_switch_after_a_refused_form_leads_back_to_its_page(client):
+    sign_in(client, "support")
+    profile = "/console/zerno/members/1"
+    token = csrf_of(client.get(profile).text)
+    empty = {"csrf": token, "points": "5", "reason": ""}
+    refused = client.post(profile + "/adjustments", data=empty,
+                          headers={"Referer": "http://testserver" + profile})  # fmt: skip
+    assert refused.status_code == 422
+    switch = re.search(r'<a href="([^"]+)" hreflang="ru"', refused.text)
+    assert switch
+    assert switch.group(1) == profile + "?lang=ru"
+    assert "Корректировка баланса" in client.get(switch.group(1)).text
+    # a GET page keeps its query; a foreign Referer leads to the sign-in page, not away
+    found = client.get("/console/zerno/members?q=Анна&lang=en").text
+    assert 'href="/console/zerno/members?q=%D0%90%D0%BD%D0%BD%D0%B0&amp;lang=ru"' in found
+    elsewhere = client.post(profile + "/adjustments", data=empty,
+                            headers={"Referer": "https://evil.example/console/x"})  # fmt: skip
+    assert 'href="/console/login?lang=ru"' in elsewhere.text
+
+
+def test_console_pages_carry_the_security_headers(client):
+    for answer in (client.get("/console/login"), sign_in(client),
+                   client.get("/console/zerno/members/1")):  # fmt: skip
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+        assert "script-src 'self'" in answer.headers["content-security-policy"]
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["cache-control"] == "no-store"
+
+
+def test_behind_a_proxy_the_public_address_is_this_site(client, monkeypatch):
+    sign_in(client)
+    token = csrf_of(client.get("/console/zerno/members/1").text)
+    form = {"csrf": token, "points": "5", "reason": "through the proxy"}
+    public = {"Origin": "https://loyalty.example"}
+    path = "/console/zerno/members/1/adjustments"
+    assert client.post(path, data=form, headers=public).status_code == 403
+    monkeypatch.setenv("KOPILKA_PUBLIC_URL", "https://loyalty.example")
+    assert client.post(path, data=form, headers=public).status_code == 200
+    assert client.post(path, data=form, headers={"Origin": "https://evil.example"}
+                       ).status_code == 403  # fmt: skip
+
+
+def test_a_field_too_long_refuses_the_form_and_saves_nothing(client):
+    sign_in(client, "support")
+    token = csrf_of(client.get("/console/zerno/members/1").text)
+    answer = client.post("/console/zerno/members/1/adjustments",
+                         data={"csrf": token, "points": "5", "reason": "x" * 1001})  # fmt: skip
+    assert answer.status_code == 422
+    assert "longer than 1,000 characters" in answer.text
+    assert 'id="available">14.50<' in client.get("/console/zerno/members/1").text

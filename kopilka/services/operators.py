@@ -36,6 +36,7 @@ from kopilka.domain.errors import Duplicate, InvalidInput, NotFound, Problem
 from kopilka.domain.ledger import AccountCode, Reason
 from kopilka.services import coupons as coupon_service
 from kopilka.services import keys as key_service
+from kopilka.services import member_links
 from kopilka.services.balances import make_adjustment
 from kopilka.services.idempotency import AfterWrite
 from kopilka.services.members import find_member, normalise_phone, read_member, set_member_status
@@ -272,12 +273,8 @@ def adjust_points(
     """A support adjustment and its audit row (the ledger's transfer names the operator
     and the reason too)."""
 
-    def member(connection: Connection, _: dict[str, Any]) -> str:
-        # by id: the reference as typed may be a phone or an email, not for an audit log
-        program_id = load_program(connection, operator.program).program_id
-        return f"member:{find_member(connection, program_id, member_ref).id}"
-
-    after = audited(operator, "member.adjustment", member,
+    # by id: the reference as typed may be a phone or an email, not for an audit log
+    after = audited(operator, "member.adjustment", _member_of(operator, member_ref),
                     lambda answer: {"points": answer["points"], "reason": answer["reason"]},
                     now)  # fmt: skip
     body = {"points": points, "reason": reason}
@@ -316,6 +313,35 @@ def resend_coupon(
                                             {"member": member["id"], "channel": channel},
                                             now=now, after=after)  # fmt: skip
     return dict(answer)
+
+
+def revoke_member_link(
+    engine: Engine, operator: Operator, member_ref: str, link_id: str, now: datetime
+) -> dict[str, Any]:
+    """End one of the member's personal page links, audited (`member.link.revoke`)."""
+    after = audited(operator, "member.link.revoke", _member_of(operator, member_ref),
+                    lambda answer: {"link": answer["id"]}, now)  # fmt: skip
+    return member_links.revoke_link(engine, operator.program, member_ref, link_id, now=now,
+                                    after=after)  # fmt: skip
+
+
+def revoke_member_links(
+    engine: Engine, operator: Operator, member_ref: str, now: datetime
+) -> dict[str, Any]:
+    """End every link of the member that still works, audited (`member.links.revoke`)."""
+    after = audited(operator, "member.links.revoke", lambda _c, a: f"member:{a['member']}",
+                    lambda answer: {"revoked": answer["revoked"]}, now)  # fmt: skip
+    return member_links.revoke_links(engine, operator.program, member_ref, now=now, after=after)
+
+
+def _member_of(operator: Operator, member_ref: str) -> Callable[[Connection, dict[str, Any]], str]:
+    """The audit target `member:<id>` of a member named by any reference."""
+
+    def target(connection: Connection, _: dict[str, Any]) -> str:
+        program_id = load_program(connection, operator.program).program_id
+        return f"member:{find_member(connection, program_id, member_ref).id}"
+
+    return target
 
 
 def generate_batch(

@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
@@ -39,7 +40,7 @@ from kopilka.domain.errors import (
     KopilkaError,
     NotFound,
 )
-from kopilka.services import balances, coupons, members, operators, purchases
+from kopilka.services import balances, coupons, member_links, members, operators, purchases
 from kopilka.services.operators import Operator
 from kopilka.web import charts
 from kopilka.web.pages import STATIC, STATIC_URL, PageError, Redirect, redirect, render, visit_of
@@ -54,6 +55,7 @@ MAX_FORM_TEXT = 1000
 TOO_LONG = "A field is longer than 1,000 characters: nothing was saved. Go back and shorten it."
 AUDIT_PAGE = 100
 HISTORY_PAGE = 50
+LINKS_SHOWN = 20  # a member's newest personal links on their profile
 
 
 _POINTS = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?", re.ASCII)
@@ -258,6 +260,20 @@ def _members(app: FastAPI, engine: Engine) -> None:
                                        problems=problems)  # fmt: skip
         return redirect(request, f"/console/{program}/members/{member}?resent={channel}")
 
+    @app.post(base + "/members/{member}/links/{link}/revoke", include_in_schema=False)
+    async def revoke_link(request: Request, program: str, member: str, link: str) -> Response:
+        operator = await operator_of(request, engine, program, SUPPORT)
+        await form_of(request)
+        await serve(engine, operators.revoke_member_link, engine, operator, member, link, now())
+        return redirect(request, f"/console/{program}/members/{member}?links=revoked#links")
+
+    @app.post(base + "/members/{member}/links/revoke", include_in_schema=False)
+    async def revoke_links(request: Request, program: str, member: str) -> Response:
+        operator = await operator_of(request, engine, program, SUPPORT)
+        await form_of(request)
+        await serve(engine, operators.revoke_member_links, engine, operator, member, now())
+        return redirect(request, f"/console/{program}/members/{member}?links=revoked#links")
+
     @app.get(base + "/purchases/{purchase}", include_in_schema=False)
     async def purchase(request: Request, program: str, purchase: str) -> Response:
         operator = await operator_of(request, engine, program, READERS)
@@ -280,6 +296,8 @@ async def _profile_page(
         moves = await serve(engine, balances.history, engine, program, member,
                             before=cursor_of(request), limit=HISTORY_PAGE)  # fmt: skip
         held = await serve(engine, coupons.member_coupons, engine, program, member, now=now())
+        links = await serve(engine, member_links.list_links, engine, program, member,
+                            limit=LINKS_SHOWN)  # fmt: skip
     except KopilkaError as error:  # a reference no member has, in any spelling
         raise PageError(404, error.detail) from None
     facts = await serve(engine, operators.program_facts, engine, program)
@@ -287,6 +305,8 @@ async def _profile_page(
                   member=profile, balance=balance, moves=moves["items"], facts=facts,
                   older=moves["next"], paged=cursor_of(request) is not None,
                   coupons=held["items"], channels=coupons.CHANNELS,
+                  links=[_link_row(link, now()) for link in links["items"]],
+                  links_revoked=request.query_params.get("links") == "revoked",
                   can_adjust=operator.role in SUPPORT,
                   adjusted=request.query_params.get("adjusted") == "1",
                   resent=_known(request.query_params.get("resent"), coupons.CHANNELS),
@@ -307,6 +327,15 @@ def _audit(app: FastAPI, engine: Engine) -> None:
         return render(request, "audit.html", operator=operator, program=program,
                       entries=entries[:AUDIT_PAGE], facts=facts, older=older,
                       paged=before is not None, target=target[:MAX_QUERY])  # fmt: skip
+
+
+def _link_row(link: dict[str, Any], at: datetime) -> dict[str, Any]:
+    """A personal link as the profile lists it, with its state: active, expired, revoked."""
+    expires = datetime.fromisoformat(link["expires_at"]) if link["expires_at"] else None
+    state = ("revoked" if link["revoked_at"] else
+             "expired" if expires is not None and expires <= at else "active")  # fmt: skip
+    return {**link, "created_at": datetime.fromisoformat(link["created_at"]),
+            "expires_at": expires, "state": f"link.{state}"}  # fmt: skip
 
 
 def _known(value: str | None, choices: tuple[str, ...]) -> str:

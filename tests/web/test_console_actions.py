@@ -22,6 +22,7 @@ from kopilka.services.coupons import (
     read_coupon,
 )
 from kopilka.services.events import member_events
+from kopilka.services.member_links import list_links, member_link
 from kopilka.services.programs import apply_program
 from kopilka.web import i18n, routes
 from tests.conftest import EXAMPLES, ROOT
@@ -104,6 +105,60 @@ def test_blocking_needs_the_csrf_token_and_a_known_status(client):
     nobody = client.post("/console/zerno/members/999/status",
                          data={"csrf": token(client), "status": "blocked"})  # fmt: skip
     assert nobody.status_code == 404
+
+
+# — a member's personal page links —
+
+
+def test_support_revokes_a_members_link_and_then_every_link_audited(client, stocked):
+    made = [member_link(stocked, "zerno", "1", base_url="http://testserver", secret="s",
+                        now=NOW, days=days) for days in (None, 30, 1)]  # fmt: skip
+    assert len(made) == 3
+    later = member_link(stocked, "zerno", "card:100002", base_url="http://testserver",
+                        secret="s", now=NOW, days=None)  # fmt: skip
+    assert later
+    sign_in(client, "support")
+    profile = client.get(MEMBER).text
+    rows = re.findall(r'<tr data-link="([^"]+)">', profile)
+    assert len(rows) == 3
+    assert "no end date" in profile
+    first = rows[0]
+    answer = client.post(f"{MEMBER}/links/{first}/revoke", data={"csrf": csrf_of(profile)})
+    assert answer.status_code == 200
+    assert 'id="links-revoked"' in answer.text
+    states = {link["id"]: link["revoked_at"] for link in list_links(stocked, "zerno", "1")["items"]}
+    assert states[first] is not None
+    assert sum(at is None for at in states.values()) == 2
+    every = client.post(f"{MEMBER}/links/revoke", data={"csrf": csrf_of(answer.text)})
+    assert every.status_code == 200
+    assert 'id="revoke-all-links"' not in every.text  # none left to revoke
+    assert all(link["revoked_at"] for link in list_links(stocked, "zerno", "1")["items"])
+    boris = list_links(stocked, "zerno", "card:100002")["items"]
+    assert boris[0]["revoked_at"] is None  # another member's link stays
+    audit = audit_rows(client)
+    assert "member.link.revoke" in audit
+    assert "member.links.revoke" in audit
+    assert "revoked: 2" in audit
+
+
+def test_only_support_and_admin_revoke_links_and_another_members_link_is_not_found(client, stocked):
+    member_link(stocked, "zerno", "card:100002", base_url="http://testserver", secret="s",
+                now=NOW, days=None)  # fmt: skip
+    [boris] = list_links(stocked, "zerno", "card:100002")["items"]
+    sign_in(client, "analyst")
+    page = client.get("/console/zerno/members/2").text
+    assert boris["id"] in page
+    assert 'id="revoke-all-links"' not in page
+    assert client.post(f"/console/zerno/members/2/links/{boris['id']}/revoke",
+                       data={"csrf": csrf_of(page)}).status_code == 403  # fmt: skip
+    sign_in(client, "support")
+    token = csrf_of(client.get(MEMBER).text)
+    wrong = client.post(f"{MEMBER}/links/{boris['id']}/revoke", data={"csrf": token})
+    assert wrong.status_code == 404  # Анна's profile, Boris's link
+    forged = client.post(f"/console/zerno/members/2/links/{boris['id']}/revoke",
+                         data={"csrf": "forged"})  # fmt: skip
+    assert forged.status_code == 403
+    assert list_links(stocked, "zerno", "card:100002")["items"][0]["revoked_at"] is None
 
 
 # — resending a coupon —
@@ -355,7 +410,8 @@ def test_the_nav_links_follow_the_role(client):
 
 ACTIONS = ("member.block", "member.unblock", "coupon.resend", "coupon.batch", "coupon.export",
            "key.create", "key.revoke", "operator.login", "operator.logout",
-           "member.adjustment", "program.publish")  # fmt: skip
+           "member.adjustment", "program.publish", "member.link.revoke", "member.links.revoke",
+           "link.active", "link.expired", "link.revoked")  # fmt: skip
 STATUSES = tuple(f"campaign.{s}" for s in ("unique", "public", "active", "scheduled", "paused",
                                            "ended"))  # fmt: skip
 

@@ -25,7 +25,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from kopilka.domain.calculator import Calculator
@@ -253,24 +253,23 @@ def publish(engine: Engine, operator: Operator, draft: Draft, now: datetime) -> 
     """The draft as the program's next version (`Conflict` when another version came
     after `draft.base`), audited as `program.publish` with the rules and discounts it
     changes (`discounts_added`, … beside the rules' `added`, …)."""
-    try:
-        applied = apply_program(engine, draft.document, actor=operator.actor, now=now,
-                                based_on=draft.base)  # fmt: skip
+
+    def audit(connection: Connection, applied: AppliedProgram) -> None:
+        details: dict[str, Any] = {"version": applied.version, "based_on": draft.base}
+        details.update({what: ", ".join(codes) for what, codes in draft.changes().items()
+                        if codes})  # fmt: skip
+        details.update({f"discounts_{what}": ", ".join(codes)
+                        for what, codes in draft.discount_changes().items() if codes})  # fmt: skip
+        record(connection, operator, "program.publish", f"program:{applied.code}", details, now)
+
+    try:  # the version and its audit row are written in one transaction
+        return apply_program(engine, draft.document, actor=operator.actor, now=now,
+                             based_on=draft.base, after=audit)  # fmt: skip
     except IntegrityError:  # another publish took the same next version number at once
         raise Conflict(
             f"program {draft.program} changed meanwhile: another version was "
             f"published from version {draft.base}"
         ) from None
-    if applied.created:
-        changes = draft.changes()
-        details: dict[str, Any] = {"version": applied.version, "based_on": draft.base}
-        details.update({what: ", ".join(codes) for what, codes in changes.items() if codes})
-        details.update({f"discounts_{what}": ", ".join(codes)
-                        for what, codes in draft.discount_changes().items() if codes})  # fmt: skip
-        with engine.begin() as connection:
-            record(connection, operator, "program.publish", f"program:{applied.code}",
-                   details, now)  # fmt: skip
-    return applied
 
 
 def quote_draft(document: JSON, request: QuoteRequest, now: datetime) -> JSON:

@@ -10,9 +10,10 @@ from sqlalchemy import select, update
 
 from kopilka.domain.errors import Duplicate, InvalidInput
 from kopilka.services import keys as key_service
-from kopilka.services import operators
+from kopilka.services import operators, rule_drafts
 from kopilka.services.balances import balance
 from kopilka.services.members import read_member
+from kopilka.services.programs import read_program
 from kopilka.store.web_tables import operator_sessions
 from kopilka.store.web_tables import operators as operator_rows
 from tests.store.conftest import NOW
@@ -151,6 +152,30 @@ def test_an_action_and_its_audit_row_are_kept_or_lost_together(zerno_engine, mon
     assert balance(zerno_engine, "zerno", "1")["available"] == before
     assert read_member(zerno_engine, "zerno", "1", now=NOW)["status"] == "active"
     assert key_service.list_keys(zerno_engine, "zerno") == keys_before
+
+
+def test_a_published_version_and_its_audit_row_are_kept_or_lost_together(zerno_engine, monkeypatch):
+    stock(zerno_engine)
+    marketer = operators.authenticate(zerno_engine, "zerno", "marketer@zerno.example",
+                                      PASSWORD, NOW)  # fmt: skip
+    assert marketer is not None
+    draft = rule_drafts.start_draft(zerno_engine, "zerno")
+    changed = draft.with_rules([{**rule, "priority": 7} if n == 0 else rule
+                                for n, rule in enumerate(draft.rules)])  # fmt: skip
+    assert changed.is_changed
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("the audit log is unavailable")
+
+    monkeypatch.setattr(rule_drafts, "record", broken)
+    with pytest.raises(RuntimeError):
+        rule_drafts.publish(zerno_engine, marketer, changed, NOW)
+    assert read_program(zerno_engine, "zerno")["version"] == draft.base  # nothing published
+    monkeypatch.undo()
+    applied = rule_drafts.publish(zerno_engine, marketer, changed, NOW)
+    assert applied.version == draft.base + 1
+    latest = operators.audit_entries(zerno_engine, "zerno", limit=1)[0]
+    assert (latest["action"], latest["details"]["version"]) == ("program.publish", applied.version)
 
 
 def test_the_dashboard_counts_members_and_the_points_of_each_day(zerno_engine):

@@ -171,7 +171,7 @@ async def _change(request: Request, engine: Engine, program: str, part: _Part) -
             return await _answer(request, operator, smaller, receipt, notice=notice)
         if action not in ("save", "add"):
             raise PageError(400, "Unknown action.")
-        index = _index(form) if action == "save" else None
+        index = _required(_index(form)) if action == "save" else None  # save: never an add
         item, typed, problems = part.read(form)
         changed = part.edited(draft, index, item)
     except DamagedDraft:

@@ -568,6 +568,9 @@ def test_only_the_rules_and_discounts_come_from_the_page(client, with_discount):
     damaged = client.post(RULES + "/discounts", data={**state(page), "draft_discounts": "{",
                                                       "action": "add"})  # fmt: skip
     assert damaged.status_code == 400
+    no_index = edit_discount(client, page, "coffee-10", index="")
+    assert no_index.status_code == 400
+    assert draft_discounts(page) == [COFFEE_10]
     unknown = json.dumps([{**COFFEE_10, "discount_limits": {"receipt_percent": 100}}])
     refused = client.post(RULES + "/publish", data={**state(page), "draft_discounts": unknown})
     assert refused.status_code == 422

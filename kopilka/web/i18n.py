@@ -129,6 +129,17 @@ def format_points(value: object) -> str:
     return format_decimal(number, format=pattern, locale=_locale())
 
 
+def plural_n(value: object) -> int:
+    """The number to choose a plural form by for an amount of points: itself when whole,
+    and 2 when it has a fraction — a fraction takes the genitive singular in Russian
+    ("21,30 балла"), the same form as 2, and the plural in English, as 2 does."""
+    number = as_decimal(value)
+    if number is None or not number.is_finite():
+        return 2
+    whole = int(number)
+    return abs(whole) if number == whole else 2
+
+
 def format_number(value: object) -> str:
     number = as_decimal(value)
     return str(value) if number is None else format_decimal(number, locale=_locale())

@@ -147,7 +147,7 @@ templates.install_gettext_callables(  # type: ignore[attr-defined]  # added by t
 )
 templates.filters.update(
     points=i18n.format_points, number=i18n.format_number, money=i18n.format_money,
-    moment=i18n.format_moment, day=i18n.format_day,
+    moment=i18n.format_moment, day=i18n.format_day, plural_n=i18n.plural_n,
 )  # fmt: skip
 templates.globals.update(languages=i18n.LANGUAGES)
 

@@ -36,11 +36,12 @@ templates.globals.update(static=STATIC_URL, languages=i18n.LANGUAGES, csrf_field
 
 
 class PageError(Exception):
-    """Ends a request with an error page: `status` and a message for the operator."""
+    """Ends a request with an error page: `status`, a message for the operator (one of
+    the catalog's, so it is translated) and, optionally, the service's own words."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, detail: str = "") -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.detail = status, message, detail
 
 
 class Redirect(Exception):

@@ -52,6 +52,7 @@ SUPPORT = ("admin", "support")
 EVERYONE = operators.ROLES
 MAX_QUERY = 200  # a search longer than this is no card, phone, email or name
 MAX_FORM_TEXT = 1000
+NOT_FOUND = "There is no such page, or it is not this program's."
 TOO_LONG = "A field is longer than 1,000 characters: nothing was saved. Go back and shorten it."
 AUDIT_PAGE = 100
 HISTORY_PAGE = 50
@@ -86,7 +87,8 @@ def register(
 
 
 async def _error_page(request: Request, error: PageError) -> Response:
-    return render(request, "error.html", error.status, message=error.message)
+    return render(request, "error.html", error.status, message=error.message,
+                  detail=error.detail)  # fmt: skip
 
 
 async def _redirect(request: Request, target: Redirect) -> Response:
@@ -108,7 +110,7 @@ async def operator_of(request: Request, engine: Engine, program: str, roles: tup
     if operator is None:
         raise Redirect(f"/console/login?program={program}")
     if operator.program != program:
-        raise PageError(404, "Not found.")
+        raise PageError(404, NOT_FOUND)
     if operator.role not in roles:
         raise PageError(403, "Your role may not open this page.")
     return operator
@@ -135,7 +137,7 @@ async def serve(engine: Engine, service: Callable[..., T], *args: Any, **kwargs:
     try:
         return await run(engine, service, *args, **kwargs)
     except NotFound as error:
-        raise PageError(404, error.detail) from None
+        raise PageError(404, NOT_FOUND, error.detail) from None
 
 
 def client_of(request: Request) -> str:
@@ -299,7 +301,7 @@ async def _profile_page(
         links = await serve(engine, member_links.list_links, engine, program, member,
                             limit=LINKS_SHOWN)  # fmt: skip
     except KopilkaError as error:  # a reference no member has, in any spelling
-        raise PageError(404, error.detail) from None
+        raise PageError(404, NOT_FOUND, error.detail) from None
     facts = await serve(engine, operators.program_facts, engine, program)
     return render(request, "member.html", status, operator=operator, program=program,
                   member=profile, balance=balance, moves=moves["items"], facts=facts,

@@ -134,7 +134,7 @@ def test_the_language_switch_turns_the_console_russian(page):
     assert page.text_content("nav") is not None
     assert "Сводка" in page.text_content("nav")
     page.goto("/console/zerno/members/1")
-    assert "баллов доступно" in page.text_content("main")
+    assert "доступно баллов" in page.text_content("main")
     assert "," in (page.text_content("#available") or "")  # the Russian decimal comma
     snap(page, "07-member-ru")
 

@@ -422,7 +422,8 @@ def test_every_text_of_the_console_is_in_russian() -> None:
     folder = ROOT / "kopilka" / "web" / "templates"
     wanted = {*ACTIONS, *STATUSES, *CHANNELS, *keys.ROLES,
               *(f"coupon.{s}" for s in ("issued", "available", "paused", "expired", "used")),
-              "The status must be active or blocked.", routes.TOO_LONG}  # fmt: skip
+              "The status must be active or blocked.", routes.TOO_LONG,
+              routes.NOT_FOUND}  # fmt: skip
     for path in folder.glob("*.html"):
         if path.name.startswith("member_"):  # the member page has its own catalog
             continue

@@ -323,3 +323,22 @@ def test_a_field_too_long_refuses_the_form_and_saves_nothing(client):
     assert answer.status_code == 422
     assert "longer than 1,000 characters" in answer.text
     assert 'id="available">14.50<' in client.get("/console/zerno/members/1").text
+
+
+def test_a_missing_member_is_a_translated_404_page_with_the_services_words(client):
+    sign_in(client, "support")
+    page = client.get("/console/zerno/members/99999?lang=ru")
+    assert page.status_code == 404
+    assert "Такой страницы нет, или она не этой программы." in page.text
+    assert "99999" in page.text  # the service's own words, under it
+
+
+@pytest.mark.parametrize(("points", "n", "russian"), [
+    ("1", 1, "балл"), ("21", 21, "балл"), ("2", 2, "балла"), ("11", 11, "баллов"),
+    ("5.00", 5, "баллов"), ("21.30", 2, "балла"), ("0.50", 2, "балла"), ("1.5", 2, "балла"),
+])  # fmt: skip
+def test_points_take_the_plural_form_their_number_asks_for(points, n, russian):
+    from kopilka.web import i18n, member_page
+
+    assert i18n.plural_n(points) == n
+    assert member_page.translations("ru").ngettext("point", "points", n) == russian

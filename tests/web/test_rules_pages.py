@@ -37,7 +37,7 @@ from kopilka.web import rules_pages
 from tests.api.conftest import serving_engine
 from tests.conftest import EXAMPLES, ROOT
 from tests.store.conftest import NOW, at_once
-from tests.web.conftest import PASSWORD, console_app, served, sign_in, stock
+from tests.web.conftest import OTHER, PASSWORD, console_app, served, sign_in, stock
 
 RULES = "/console/zerno/rules"
 RECEIPT = {
@@ -169,7 +169,7 @@ def test_the_rules_ask_for_sign_in_and_another_program_is_not_found(client):
     assert answer.status_code == 303
     assert answer.headers["location"] == "/console/login?program=zerno"
     sign_in(client)
-    assert client.get("/console/other/rules").status_code == 404
+    assert client.get(f"/console/{OTHER}/rules").status_code == 404
 
 
 def test_the_yaml_shown_reads_back_as_the_rule():

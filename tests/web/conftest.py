@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
@@ -21,12 +22,13 @@ from sqlalchemy import Engine, select
 import kopilka.store.web_tables  # noqa: F401 - the console's tables on the shared metadata
 from kopilka.api.app import create_app
 from kopilka.files import load_document
+from kopilka.services import operators
 from kopilka.services.members import register_member
 from kopilka.services.operators import create_operator
 from kopilka.services.programs import apply_program
 from kopilka.services.purchases import process_purchase
 from kopilka.store.tables import members, programs, purchases
-from kopilka.web import routes
+from kopilka.web.sessions import Sessions
 from tests.api.conftest import serving_engine
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW, engine, zerno_engine
@@ -34,12 +36,27 @@ from tests.store.conftest import NOW, engine, zerno_engine
 __all__ = ["engine", "zerno_engine"]
 
 PASSWORD = "correct horse battery"
+# Operators' passwords are hashed with argon2id's cheapest parameters in these tests: the
+# real ones (test_operators checks them) cost ~0.14 s a hash, and nearly every console test
+# makes five operators and signs in
+CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+SERVERS_HASHER = operators._hasher  # as the module made it, before any test patches it
+
+
+@pytest.fixture(autouse=True)
+def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(operators, "_hasher", CHEAP)
+
+
 SECRET = "a test secret, not a real one"
 
 
 def console_app(engine: Engine) -> FastAPI:
+    """The app as `create_app` makes it (console and member page mounted), its sessions
+    and member links signed with the tests' secret."""
     app = create_app(engine)
-    routes.register(app, engine, secret=SECRET)
+    app.state.console_sessions = Sessions(SECRET)
+    app.state.member_link_secret = SECRET
     return app
 
 

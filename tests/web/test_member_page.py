@@ -65,10 +65,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 
 
 def member_app(engine: Engine) -> FastAPI:
-    """The app with the console and the member page, as `create_app` will mount them."""
-    app = console_app(engine)
-    member_page.register(app, engine, secret=SECRET)
-    return app
+    """The app with the console and the member page, as `create_app` mounts them."""
+    return console_app(engine)
 
 
 def link(engine: Engine, ref: str = "card:100001", **kw: Any) -> str:

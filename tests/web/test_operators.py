@@ -6,6 +6,7 @@ from datetime import timedelta
 from fractions import Fraction
 
 import pytest
+from argon2 import Type
 from sqlalchemy import select, update
 
 from kopilka.domain.errors import Duplicate, InvalidInput
@@ -17,7 +18,7 @@ from kopilka.services.programs import read_program
 from kopilka.store.web_tables import operator_sessions
 from kopilka.store.web_tables import operators as operator_rows
 from tests.store.conftest import NOW
-from tests.web.conftest import PASSWORD, stock
+from tests.web.conftest import CHEAP, PASSWORD, SERVERS_HASHER, stock
 
 
 def test_an_operator_signs_in_with_the_password_and_not_with_another(zerno_engine):
@@ -88,6 +89,15 @@ def test_a_session_ends_when_signed_out_or_a_working_day_old(zerno_engine):
     logouts = [e for e in operators.audit_entries(zerno_engine, "zerno")
                if e["action"] == "operator.logout"]  # fmt: skip
     assert len(logouts) == 1
+
+
+def test_the_servers_passwords_are_hashed_with_argon2id_at_full_strength():
+    """The tests hash with cheap parameters (conftest); the server's own are argon2-cffi's
+    defaults, RFC 9106's second recommendation: 3 passes over 64 MiB."""
+    assert SERVERS_HASHER is not CHEAP
+    assert SERVERS_HASHER.time_cost >= 3
+    assert SERVERS_HASHER.memory_cost >= 65536  # KiB
+    assert SERVERS_HASHER.type is Type.ID
 
 
 def test_a_hash_with_old_parameters_is_replaced_at_sign_in(zerno_engine):

@@ -50,9 +50,7 @@ HTMX = {"HX-Request": "true"}
 
 
 def rules_app(engine: Engine) -> FastAPI:
-    app = console_app(engine)
-    rules_pages.register(app, engine)
-    return app
+    return console_app(engine)  # create_app mounts the rules pages with the console
 
 
 @pytest.fixture

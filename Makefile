@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: quote demo test lint bench bench-purchase bench-http bench-expiry bench-discounts clean
+.PHONY: quote demo test lint bench bench-purchase bench-http bench-expiry bench-discounts bench-console clean
 
 $(BIN)/kopilka: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench-expiry: $(BIN)/kopilka  ## expire 1,000,000 lots on PostgreSQL
 
 bench-discounts: $(BIN)/kopilka  ## what 20 discounts cost a quote; a million coupon codes on PostgreSQL
 	$(BIN)/python bench/discount_bench.py
+
+bench-console: $(BIN)/kopilka  ## how long each console page takes on the demo's 20,000 receipts
+	$(BIN)/python bench/console_bench.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -521,42 +521,66 @@ def _top_rules(
                purchases.c.status.in_(STANDING))
         .order_by(purchases.c.id.desc()).limit(TOP_RULES_SAMPLE)
     ).all()  # fmt: skip
-    points: dict[str, Fraction] = {}
+    # lines decided alike (the same rules, the same coefficients) split alike: their points
+    # are summed per kind of line first, and split once per kind (Fractions are slow)
+    accrued: dict[Signature, int] = {}
     for answer, _ in rows:
         for line in answer.get("lines") or []:
-            accrued = Fraction(Decimal(line.get("accrued") or "0"))
-            for rule, share in line_shares(accrued, line.get("explain") or []).items():
-                points[rule] = points.get(rule, Fraction(0)) + share
-    given = [(rule, round(amount * 10**digits)) for rule, amount in points.items()]
+            amount = line.get("accrued")
+            if amount and amount.strip("0.") != "":
+                kind = signature(line.get("explain") or [])
+                accrued[kind] = accrued.get(kind, 0) + int(Decimal(amount).scaleb(digits))
+    points: dict[str, Fraction] = {}
+    for kind, amount in accrued.items():
+        for rule, weight in weights(kind).items():
+            points[rule] = points.get(rule, Fraction(0)) + amount * weight
+    given = [(rule, round(amount)) for rule, amount in points.items()]
     top = sorted((item for item in given if item[1] > 0), key=lambda item: -item[1])[:8]
     return top, len(rows), min((at for _, at in rows), default=None)
 
 
-def line_shares(accrued: Fraction, explain: list[dict[str, Any]]) -> dict[str, Fraction]:
-    """A line's points split between the base rate and the rules that decided them, in
-    the model's order: the base rate gives B = accrued / (K1·K2·K3), then each rule what
-    its coefficient added to what was there before it — B·(K1 − 1), B·K1·(K2 − 1), … —
-    so the shares add up to the line's points exactly (a cap on the line shrinks them
-    alike). A rule that lowers the points has
-    a negative share; a points-per-unit rule gives the whole line."""
-    if not accrued:
-        return {}
+# what decides how a line's points split: its points-per-unit rule, or its rules'
+# coefficients in the model's order — ("", rule, "") or ("k", rule, coefficient) entries
+Signature = tuple[tuple[str, str, str], ...]
+
+
+def signature(explain: list[dict[str, Any]]) -> Signature:
     per_unit = [e["rule"] for e in explain if "points_per_unit" in e and e.get("rule")]
     if per_unit:
-        return {per_unit[0]: accrued}
-    coefficients = [(e["rule"], Fraction(e["coefficient"])) for e in explain
-                    if "coefficient" in e and e.get("rule")]  # fmt: skip
+        return (("", per_unit[0], ""),)
+    return tuple(("k", e["rule"], str(e["coefficient"])) for e in explain
+                 if "coefficient" in e and e.get("rule"))  # fmt: skip
+
+
+@lru_cache(maxsize=4096)  # kinds of lines are few: a program's combinations of rules
+def weights(kind: Signature) -> dict[str, Fraction]:
+    """The share of a line's points each rule (and the base rate, `BASE_RATE`) gave, for
+    lines of this kind, in the model's order: the base rate gives B = 1 / (K1·K2·K3) of
+    the points, then each rule what its coefficient added to what was there before it —
+    B·(K1 − 1), B·K1·(K2 − 1), … — so the shares add up to 1 exactly (a cap on the line
+    shrinks them alike). A rule that lowers the points has a negative share; a
+    points-per-unit rule gives the whole line; a line excluded (K = 0) gives nobody any."""
+    if kind and kind[0][0] == "":
+        return {kind[0][1]: Fraction(1)}
     product = Fraction(1)
-    for _, coefficient in coefficients:
-        product *= coefficient
+    for _, _, coefficient in kind:
+        product *= Fraction(coefficient)
     if not product:
         return {}
-    so_far = accrued / product  # what the base rate gave
+    so_far = 1 / product  # what the base rate gave
     shares: dict[str, Fraction] = {BASE_RATE: so_far}
-    for rule, coefficient in coefficients:
-        shares[rule] = shares.get(rule, Fraction(0)) + so_far * (coefficient - 1)
-        so_far *= coefficient
+    for _, rule, coefficient in kind:
+        shares[rule] = shares.get(rule, Fraction(0)) + so_far * (Fraction(coefficient) - 1)
+        so_far *= Fraction(coefficient)
     return shares
+
+
+def line_shares(accrued: Fraction, explain: list[dict[str, Any]]) -> dict[str, Fraction]:
+    """A line's points split between the base rate and the rules that decided them (see
+    `weights`)."""
+    if not accrued:
+        return {}
+    return {rule: accrued * weight for rule, weight in weights(signature(explain)).items()}
 
 
 def _points_by_day(

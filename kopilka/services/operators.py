@@ -515,8 +515,8 @@ def _top_rules(
     purchases of the window (at most TOP_RULES_SAMPLE: a figure read from each answer),
     the most first; how many purchases were read and the oldest's time. The shares of all
     rules add up to the points those purchases accrued, so no point is counted twice."""
-    rows = connection.execute(
-        select(purchases.c.answer, purchases.c.created_at)
+    rows = connection.execute(  # only the answers' lines: less JSON to decode
+        select(purchases.c.answer["lines"], purchases.c.created_at)
         .where(purchases.c.program_id == program_id, purchases.c.created_at >= start,
                purchases.c.status.in_(STANDING))
         .order_by(purchases.c.id.desc()).limit(TOP_RULES_SAMPLE)
@@ -524,8 +524,8 @@ def _top_rules(
     # lines decided alike (the same rules, the same coefficients) split alike: their points
     # are summed per kind of line first, and split once per kind (Fractions are slow)
     accrued: dict[Signature, int] = {}
-    for answer, _ in rows:
-        for line in answer.get("lines") or []:
+    for lines, _ in rows:
+        for line in lines or []:
             amount = line.get("accrued")
             if amount and amount.strip("0.") != "":
                 kind = signature(line.get("explain") or [])

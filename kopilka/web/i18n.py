@@ -11,6 +11,7 @@ filters read it, so one shared Jinja2 environment serves every language at once.
 from __future__ import annotations
 
 import gettext
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -24,6 +25,7 @@ from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 LANGUAGES = ("ru", "en")
 DEFAULT_LANGUAGE = "en"
@@ -161,3 +163,27 @@ def format_moment(value: datetime | str | None, timezone: str) -> str:
 def format_day(value: date | str, style: str = "medium") -> str:
     day = date.fromisoformat(value) if isinstance(value, str) else value
     return format_date(day, style, locale=_locale())
+
+
+def environment(
+    gettext: Callable[[str], str], ngettext: Callable[[str, str, int], str]
+) -> Environment:
+    """The Jinja2 environment of the web pages (`templates/`, autoescaped), speaking
+    through `gettext`/`ngettext` (a catalog of its own: the member page's) and writing
+    numbers, money and moments with this module's filters."""
+    templates = Environment(
+        loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+        autoescape=select_autoescape(["html"], default_for_string=True, default=True),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    templates.install_gettext_callables(  # type: ignore[attr-defined]  # added by i18n
+        gettext=gettext, ngettext=ngettext, newstyle=True
+    )
+    templates.filters.update(
+        points=format_points, number=format_number, money=format_money,
+        moment=format_moment, day=format_day, plural_n=plural_n,
+    )  # fmt: skip
+    templates.globals.update(languages=LANGUAGES)
+    return templates

@@ -35,7 +35,6 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 from sqlalchemy import Engine
 
@@ -62,7 +61,6 @@ from kopilka.services.member_links import (
     read_token,
 )
 from kopilka.web import i18n
-from kopilka.web.pages import HERE
 
 # Who may hand out a link — a bearer credential that reads the member's account for as
 # long as it lives: the program's admin, its support team (a member asks for their page)
@@ -135,21 +133,7 @@ def ngettext_(singular: str, plural: str, n: int) -> str:
     return translations(i18n.current_language()).ngettext(singular, plural, n)
 
 
-templates = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
-    autoescape=select_autoescape(["html"], default_for_string=True, default=True),
-    extensions=["jinja2.ext.i18n"],
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-templates.install_gettext_callables(  # type: ignore[attr-defined]  # added by the extension
-    gettext=gettext_, ngettext=ngettext_, newstyle=True
-)
-templates.filters.update(
-    points=i18n.format_points, number=i18n.format_number, money=i18n.format_money,
-    moment=i18n.format_moment, day=i18n.format_day, plural_n=i18n.plural_n,
-)  # fmt: skip
-templates.globals.update(languages=i18n.LANGUAGES)
+templates = i18n.environment(gettext_, ngettext_)
 
 
 # — the card, drawn —

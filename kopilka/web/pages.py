@@ -9,7 +9,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from kopilka.web import i18n
 from kopilka.web.sessions import CSRF_FIELD, Session, Sessions
@@ -18,21 +17,8 @@ HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 STATIC_URL = "/console/static"
 
-templates = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
-    autoescape=select_autoescape(["html"], default_for_string=True, default=True),
-    extensions=["jinja2.ext.i18n"],
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-templates.install_gettext_callables(  # type: ignore[attr-defined]  # added by the extension
-    gettext=i18n.gettext_, ngettext=i18n.ngettext_, newstyle=True
-)
-templates.filters.update(
-    points=i18n.format_points, number=i18n.format_number, money=i18n.format_money,
-    moment=i18n.format_moment, day=i18n.format_day,
-)  # fmt: skip
-templates.globals.update(static=STATIC_URL, languages=i18n.LANGUAGES, csrf_field=CSRF_FIELD)
+templates = i18n.environment(i18n.gettext_, i18n.ngettext_)
+templates.globals.update(static=STATIC_URL, csrf_field=CSRF_FIELD)
 
 
 class PageError(Exception):

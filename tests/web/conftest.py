@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,8 @@ from kopilka.services.members import register_member
 from kopilka.services.operators import create_operator
 from kopilka.services.programs import apply_program
 from kopilka.services.purchases import process_purchase
+from kopilka.store.db import make_engine
+from kopilka.store.migrate import upgrade
 from kopilka.store.tables import members, programs, purchases
 from kopilka.web.sessions import Sessions
 from tests.api.conftest import serving_engine
@@ -105,6 +108,17 @@ def other_ids(engine: Engine) -> tuple[int, int]:
             select(purchases.c.id).where(purchases.c.program_id == program_id)
         ).scalar_one()
     return member, purchase
+
+
+def stocked_sqlite(path: Path) -> Engine:
+    """A fresh SQLite database at `path` holding the café chain and `stock`'s members,
+    purchase and operators: what the browser tests serve."""
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    apply_program(engine, load_document(EXAMPLES / "zerno" / "program.yaml"), actor="test",
+                  now=NOW)  # fmt: skip
+    stock(engine)
+    return engine
 
 
 @pytest.fixture

@@ -15,14 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from kopilka.files import load_document
 from kopilka.services.coupons import create_campaign
-from kopilka.services.programs import apply_program
-from kopilka.store.db import make_engine
-from kopilka.store.migrate import upgrade
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import ROOT
 from tests.store.conftest import NOW
-from tests.web.conftest import PASSWORD, console_app, served, stock
+from tests.web.conftest import PASSWORD, console_app, served, stocked_sqlite
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -37,11 +33,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('web') / 'kopilka.sqlite3'}")
-    upgrade(engine)
-    apply_program(engine, load_document(EXAMPLES / "zerno" / "program.yaml"), actor="test",
-                  now=NOW)  # fmt: skip
-    stock(engine)
+    engine = stocked_sqlite(tmp_path_factory.mktemp("web") / "kopilka.sqlite3")
     yield engine
     engine.dispose()
 

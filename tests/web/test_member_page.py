@@ -29,7 +29,6 @@ from itsdangerous import URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import Engine
 
 from kopilka.domain.errors import Conflict, InvalidInput, NotFound
-from kopilka.files import load_document
 from kopilka.services import balances
 from kopilka.services.coupons import (
     code_page,
@@ -49,14 +48,11 @@ from kopilka.services.member_links import (
     signed_target,
 )
 from kopilka.services.members import erase_member, set_member_status
-from kopilka.services.programs import apply_program
-from kopilka.store.db import make_engine
-from kopilka.store.migrate import upgrade
 from kopilka.web import member_page
 from tests.api.conftest import key_for, serving_engine
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import ROOT
 from tests.store.conftest import NOW
-from tests.web.conftest import SECRET, console_app, served, stock
+from tests.web.conftest import SECRET, console_app, served, stocked_sqlite
 
 BASE = "https://kopilka.example"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -297,11 +293,7 @@ def test_every_text_of_the_member_page_is_in_russian() -> None:
 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    db = make_engine(f"sqlite:///{tmp_path_factory.mktemp('member') / 'kopilka.sqlite3'}")
-    upgrade(db)
-    apply_program(db, load_document(EXAMPLES / "zerno" / "program.yaml"), actor="test",
-                  now=NOW)  # fmt: skip
-    stock(db)
+    db = stocked_sqlite(tmp_path_factory.mktemp("member") / "kopilka.sqlite3")
     with_coupons(db)
     yield db
     db.dispose()

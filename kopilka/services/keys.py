@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from kopilka.domain.errors import InvalidInput, NotFound, Problem
 from kopilka.domain.reading import MAX_TEXT, row_id
 from kopilka.services.idempotency import AfterWrite
+from kopilka.services.programs import load_program
 from kopilka.store.tables import api_keys
 
 PREFIX = "kpk_"
@@ -64,6 +65,8 @@ def create_key(
         raise InvalidInput(problems)
     key = PREFIX + secrets.token_urlsafe(24)
     with engine.begin() as connection:
+        if location is not None:  # a key bound to a place the program lacks could sell nothing
+            _refuse_unknown_location(connection, program, location)
         key_id = connection.execute(
             insert(api_keys)
             .values(program=program, key_hash=digest(key), prefix=key[:10], role=role,
@@ -74,6 +77,14 @@ def create_key(
         if after is not None:
             after(connection, answer)
     return key, answer
+
+
+def _refuse_unknown_location(connection: Connection, program: str, location: str) -> None:
+    known = load_program(connection, program).calculator.program.locations
+    if location not in known:
+        places = ", ".join(sorted(known)) or "none"
+        raise InvalidInput([Problem("location", f"{location!r} is not a location of program "
+                                    f"{program} (its locations: {places})")])  # fmt: skip
 
 
 def key_json(row: Any) -> dict[str, Any]:

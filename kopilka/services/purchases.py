@@ -163,7 +163,7 @@ def _process(
         raise InvalidInput([Problem("receipt_id", "is required to process a purchase")])
     if receipt.member is not None and member is None:  # a reference no member answers to
         find_member(connection, program.program_id, receipt.member)
-    location = receipt.location or ""
+    location = _sold_at(receipt, program)
     try:
         priced = _quote(connection, program, receipt, member, wallet, now)
         priced.refuse_invalid()
@@ -606,6 +606,16 @@ def read_purchase(engine: Engine, program_code: str, purchase_ref: str) -> dict[
     if row is None:
         raise NotFound(f"purchase {purchase_ref!r} does not exist")
     return {"purchase_id": str(row.id), **row.answer, "status": row.status}
+
+
+def _sold_at(receipt: Receipt, program: LoadedProgram) -> str:
+    """Where the purchase was made: a quote may leave it out, a stored purchase may not —
+    its location decides its replays, its refunds and which keys may touch it."""
+    if receipt.location is None:
+        places = ", ".join(sorted(program.calculator.program.locations))
+        raise InvalidInput([Problem("location", f"is required to process a purchase "
+                                    f"(one of: {places})")])  # fmt: skip
+    return receipt.location
 
 
 def location_of(engine: Engine, program_code: str, purchase_ref: str) -> str:

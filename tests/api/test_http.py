@@ -124,6 +124,43 @@ def test_roles_and_locations_limit_what_a_key_does(admin: Api, client: TestClien
     problem(analyst.post("/purchases", RECEIPT), 403, "forbidden")
 
 
+def test_a_pos_key_acts_at_its_own_location_whatever_the_body_says(
+    admin: Api, client: TestClient, zerno_engine: Engine
+) -> None:
+    """A null or absent location is the key's own: rest-a's 50 % redemption cap holds,
+    the purchase is stored at rest-a, and rest-a's key can refund it."""
+    admin.post("/members", {"card": "100009"})
+    admin.post("/members/card:100009/adjustments", {"points": "1000", "reason": "t"})
+    pos = Api(client, key_for(zerno_engine, "pos", location="rest-a"))
+    lunch = {**RECEIPT, "location": None, "lines": [{"sku": "LUNCH-1", "qty": 1,
+                                                    "price": "450.00"}], "redeem": "max"}  # fmt: skip
+    for body in (lunch, {key: value for key, value in lunch.items() if key != "location"}):
+        quoted = pos.post("/purchases/quote", body).json()
+        assert (quoted["redeemed"], quoted["paid"]) == ("225.00", "225.00"), quoted
+    bought = pos.post("/purchases", lunch)
+    assert bought.status_code == 201, bought.text
+    assert bought.json()["redeemed"] == "225.00"
+    refunded = pos.post(f"/purchases/{bought.json()['purchase_id']}/refunds", {"refund_id": "RF"})
+    assert refunded.status_code == 201, refunded.text
+
+
+def test_a_purchase_is_never_stored_without_a_location_of_the_program(admin: Api) -> None:
+    admin.post("/members", {"card": "100009"})
+    for location in (None, "nowhere"):
+        body = {**RECEIPT, "receipt_id": f"NL-{location}", "location": location}
+        refused = problem(admin.post("/purchases", body), 422, "validation_error")
+        assert [error["loc"] for error in refused["errors"]] == ["location"]
+    assert admin.get("/members/card:100009/history").json()["items"] == []
+
+
+def test_a_key_is_bound_only_to_a_location_the_program_has(admin: Api) -> None:
+    refused = problem(admin.post("/keys", {"role": "pos", "location": "nowhere"}), 422,
+                      "validation_error")  # fmt: skip
+    assert "kiosk" in refused["errors"][0]["message"]
+    assert all(key["location"] != "nowhere" for key in admin.get("/keys").json()["items"])
+    assert admin.post("/keys", {"role": "pos", "location": "rest-a"}).status_code == 201
+
+
 def test_keys_are_made_shown_once_listed_and_revoked(admin: Api, client: TestClient) -> None:
     made = admin.post("/keys", {"role": "support", "label": "help desk"})
     assert made.status_code == 201, made.text

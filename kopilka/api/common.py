@@ -119,13 +119,14 @@ MEMBER_WRITERS = ("admin", "pos", "partner", "support")
 
 
 def at_own_location(principal: keys.Principal, body: Any) -> None:
-    """A pos key acts at its own location only."""
+    """A key bound to a location acts there only: a body naming no location (absent or
+    null) is at the key's own, one naming another is refused."""
     if principal.location is None or not isinstance(body, dict):
         return
     location = body.get("location")
     if location is not None and location != principal.location:
         raise Forbidden(f"this key acts at location {principal.location!r}, not {location!r}")
-    body.setdefault("location", principal.location)
+    body["location"] = principal.location
 
 
 def made_here(engine: Engine, principal: keys.Principal, program: str, purchase_id: str) -> None:

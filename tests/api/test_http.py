@@ -132,8 +132,8 @@ def test_a_pos_key_acts_at_its_own_location_whatever_the_body_says(
     admin.post("/members", {"card": "100009"})
     admin.post("/members/card:100009/adjustments", {"points": "1000", "reason": "t"})
     pos = Api(client, key_for(zerno_engine, "pos", location="rest-a"))
-    lunch = {**RECEIPT, "location": None, "lines": [{"sku": "LUNCH-1", "qty": 1,
-                                                    "price": "450.00"}], "redeem": "max"}  # fmt: skip
+    lines = [{"sku": "LUNCH-1", "qty": 1, "price": "450.00"}]
+    lunch = {**RECEIPT, "location": None, "lines": lines, "redeem": "max"}
     for body in (lunch, {key: value for key, value in lunch.items() if key != "location"}):
         quoted = pos.post("/purchases/quote", body).json()
         assert (quoted["redeemed"], quoted["paid"]) == ("225.00", "225.00"), quoted

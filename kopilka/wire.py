@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from kopilka.domain.calculator import ExplainEntry, Quote, QuoteLine
+from kopilka.domain.calculator import CapEntry, ExplainEntry, Quote, QuoteLine
 from kopilka.domain.discounts import AppliedDiscount
 from kopilka.domain.errors import CouponInvalid, InvalidInput, KopilkaError
 from kopilka.domain.money import format_minor, format_ratio
@@ -94,6 +94,7 @@ def _line_json(line: QuoteLine, money: int, points: int) -> JSON:
                 for share in line.discounts
             ),
             *(_explain_json(entry, points) for entry in line.explain),
+            *(_cap_json(entry, points) for entry in line.capped),
         ],
     }
 
@@ -116,6 +117,17 @@ def _explain_json(entry: ExplainEntry, points: int) -> JSON:
         item["max_points"] = format_minor(entry.max_points, points)
     if entry.redeem_percent is not None:
         item["redeem_percent"] = _plain(entry.redeem_percent)
+    return item
+
+
+def _cap_json(entry: CapEntry, points: int) -> JSON:
+    """A program cap's entry: its key, its setting, and the line's points before it."""
+    item: JSON = {"cap": entry.cap}
+    if entry.max_percent is not None:
+        item["max_percent"] = _plain(entry.max_percent)
+    if entry.max_points is not None:
+        item["max_points_per_receipt"] = format_minor(entry.max_points, points)
+    item["uncapped"] = format_minor(entry.uncapped, points)
     return item
 
 

@@ -217,6 +217,10 @@ class AccrualSettings:
     base_percent: Decimal = Decimal(1)
     on: AccrueOn = AccrueOn.PAID
     pending_days: int = 0
+    # Program-level caps, after every rule (None: no cap). Coefficients multiply, so a
+    # stack of generous rules could otherwise give a line more points than it cost.
+    max_percent: Decimal | None = None  # of a line's accrual base (what `on` counts)
+    max_points_per_receipt: int | None = None  # point minor units
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,7 @@ PROGRAM_KEYS = (
     "discount_cards",
     "cashback",
 )
+ACCRUAL_KEYS = ("base_percent", "on", "pending_days", "max_percent", "max_points_per_receipt")
 RULE_KEYS = ("code", "name", "kind", "when", "then", "priority")
 WHEN_KEYS = (
     "weekdays",
@@ -105,7 +106,7 @@ def parse_program(data: object) -> Program:
     money_digits = currency_digits(currency or "")
     timezone = _timezone(top, "timezone") or "UTC"
     points = _points(top)
-    accrual = _accrual(top)
+    accrual = _accrual(top, points.precision)
     partners, locations = _partners(top, timezone)
     categories, products = _catalog(top, money_digits)
     tiers = parse_tiers(top, money_digits)
@@ -183,16 +184,16 @@ def _points(top: Reader) -> PointsSettings:
     )
 
 
-def _positive(section: Reader, key: str) -> Decimal | None:
-    value = section.decimal(key, minimum=Decimal(0))
+def _positive(section: Reader, key: str, maximum: Decimal | None = None) -> Decimal | None:
+    value = section.decimal(key, minimum=Decimal(0), maximum=maximum)
     if value is not None and value == 0:
         section.report(section.at(key), "must be more than 0")
         return None
     return value
 
 
-def _accrual(top: Reader) -> AccrualSettings:
-    section = top.mapping("accrual", ("base_percent", "on", "pending_days"))
+def _accrual(top: Reader, point_digits: int) -> AccrualSettings:
+    section = top.mapping("accrual", ACCRUAL_KEYS)
     default = AccrualSettings()
     if section is None:
         return default
@@ -200,7 +201,10 @@ def _accrual(top: Reader) -> AccrualSettings:
         base_percent=_or(section.decimal("base_percent", minimum=Decimal(0)), default.base_percent),
         on=_or(section.choice("on", AccrueOn), default.on),
         pending_days=_or(section.integer("pending_days", minimum=0), default.pending_days),
-    )
+        max_percent=_positive(section, "max_percent", maximum=Decimal(100)),
+        max_points_per_receipt=section.minor("max_points_per_receipt", point_digits,
+                                             unit="points"),
+    )  # fmt: skip
 
 
 def _redemption(top: Reader, money_digits: int) -> RedemptionSettings:

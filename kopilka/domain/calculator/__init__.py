@@ -1,6 +1,12 @@
 """Bonus processing (seed 002): K1·K2·K3 accrual, P1–P3 redemption limits, explained."""
 
 from kopilka.domain.calculator.quote import Calculator
-from kopilka.domain.calculator.results import ExplainEntry, Quote, QuoteLine, RedeemCaps
+from kopilka.domain.calculator.results import (
+    CapEntry,
+    ExplainEntry,
+    Quote,
+    QuoteLine,
+    RedeemCaps,
+)
 
-__all__ = ["Calculator", "ExplainEntry", "Quote", "QuoteLine", "RedeemCaps"]
+__all__ = ["Calculator", "CapEntry", "ExplainEntry", "Quote", "QuoteLine", "RedeemCaps"]

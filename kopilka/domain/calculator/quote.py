@@ -10,9 +10,10 @@ Order of work for one receipt:
 3. the redemption spread over the lines in proportion to their redeemable
    points, by largest remainder;
 4. each line's exact accrual — on the part paid with money, or on the whole
-   line (program setting) — capped by `max_points`; the receipt's sum rounded
-   once (program rounding), then spread back over the lines by largest remainder,
-   so the lines always add up to the receipt.
+   line (program setting) — capped by its rules' `max_points`, then by the program's
+   `accrual.max_percent` of that base; the receipt's exact sum capped by
+   `accrual.max_points_per_receipt`, rounded once (program rounding), then spread back
+   over the lines by largest remainder, so the lines always add up to the receipt.
 All arithmetic is on integers of minor units; nothing is rounded twice.
 """
 
@@ -25,7 +26,7 @@ from math import lcm
 
 from kopilka.domain.calculator.index import CompiledProgram
 from kopilka.domain.calculator.memo import remember
-from kopilka.domain.calculator.results import Quote, QuoteLine, RedeemCaps
+from kopilka.domain.calculator.results import CapEntry, Quote, QuoteLine, RedeemCaps
 from kopilka.domain.calculator.selection import LinePlan, Selector
 from kopilka.domain.discounts import DiscountSettings, Offer, Pricing, price
 from kopilka.domain.errors import InsufficientPoints
@@ -33,6 +34,8 @@ from kopilka.domain.money import apportion, divide_rounded, format_minor
 from kopilka.domain.program import AccrueOn, Program
 from kopilka.domain.receipt import Line, MemberContext, Receipt
 
+MAX_PERCENT = "accrual.max_percent"
+MAX_PER_RECEIPT = "accrual.max_points_per_receipt"
 NO_MEMBER_NOTE = "no_member: a receipt without a member accrues and redeems nothing"
 _CAP_NAMES = {
     "balance": "the member's available points",
@@ -55,6 +58,11 @@ class Calculator:
         self._to_points = (money_to_points.numerator, money_to_points.denominator)
         self._accrue_on_paid = program.accrual.on is AccrueOn.PAID
         self._rounding = program.points.rounding
+        max_percent = program.accrual.max_percent
+        # a line's most points per money minor unit of its accrual base (None: no cap)
+        self._line_cap = (
+            None if max_percent is None else Fraction(max_percent) / 100 * money_to_points
+        )
 
     def forget(self) -> None:
         """Drop every memo (line plans, masks); the next quotes rebuild them."""
@@ -101,7 +109,10 @@ class Calculator:
             )
         else:
             redeemed = paid_with_points = [0] * len(lines)
-        accrued = self._accrue(lines, plans, paid_with_points) if member else [0] * len(lines)
+        if member:
+            accrued, capped = self._accrue(lines, plans, paid_with_points)
+        else:
+            accrued, capped = [0] * len(lines), [()] * len(lines)
         shares = pricing.shares if pricing else ((),) * len(lines)
         return Quote(
             receipt_id=receipt.receipt_id,
@@ -122,6 +133,7 @@ class Calculator:
                     accrued,
                     [p.explain for p in plans],
                     shares,
+                    capped,
                 )
             ),
             notes=(*(pricing.notes if pricing else ()), *(() if member else (NO_MEMBER_NOTE,))),
@@ -180,12 +192,16 @@ class Calculator:
 
     def _accrue(
         self, lines: tuple[Line, ...], plans: list[LinePlan], paid_with_points: list[int]
-    ) -> list[int]:
-        """Exact accrual per line over one common denominator; rounded once, then apportioned."""
+    ) -> tuple[list[int], list[tuple[CapEntry, ...]]]:
+        """Exact accrual per line over one common denominator, capped per line; the
+        receipt's sum capped, rounded once, then apportioned. Also each line's cap entries."""
         numerators: list[int] = []
         denominators: list[int] = []
+        capped: list[tuple[CapEntry, ...]] = []
         on_paid = self._accrue_on_paid
+        line_cap = self._line_cap
         for line, plan, by_points in zip(lines, plans, paid_with_points, strict=True):
+            base = line.amount + line.earning - (by_points if on_paid else 0)
             if plan.points_per_unit is not None:
                 qty_numerator, denominator = line.qty.as_integer_ratio()
                 numerator = plan.points_per_unit * qty_numerator
@@ -194,18 +210,44 @@ class Calculator:
                     numerator *= paid
                     denominator *= paid + line.reward
             else:
-                base = line.amount + line.earning - (by_points if on_paid else 0)
                 numerator, denominator = base * plan.rate_numerator, plan.rate_denominator
             if plan.cap is not None and numerator > plan.cap * denominator:
                 numerator = plan.cap * denominator
+            entries: tuple[CapEntry, ...] = ()
+            if (
+                line_cap is not None
+                and numerator * line_cap.denominator
+                > (limit := max(0, base) * line_cap.numerator) * denominator
+            ):
+                entries = (self._cap_entry(MAX_PERCENT, numerator, denominator),)
+                numerator, denominator = limit, line_cap.denominator
             numerators.append(numerator)
             denominators.append(denominator)
+            capped.append(entries)
         common = denominators[0]
         if denominators.count(common) != len(denominators):
             common = lcm(*denominators)
             numerators = [n * (common // d) for n, d in zip(numerators, denominators, strict=True)]
-        return apportion(
-            numerators, common, divide_rounded(sum(numerators), common, self._rounding)
+        exact = sum(numerators)
+        receipt_cap = self.program.accrual.max_points_per_receipt
+        if receipt_cap is not None and exact > receipt_cap * common:
+            # the exact sum is cut to the cap before rounding (a whole cap stays whole),
+            # and the cap is spread over the lines in proportion to their exact points
+            capped = [
+                (*entries, self._cap_entry(MAX_PER_RECEIPT, n, common)) if n else entries
+                for n, entries in zip(numerators, capped, strict=True)
+            ]
+            return apportion([n * receipt_cap for n in numerators], exact, receipt_cap), capped
+        return apportion(numerators, common, divide_rounded(exact, common, self._rounding)), capped
+
+    def _cap_entry(self, cap: str, numerator: int, denominator: int) -> CapEntry:
+        """How `cap` lowered a line that had numerator / denominator points before it."""
+        accrual = self.program.accrual
+        return CapEntry(
+            cap,
+            uncapped=divide_rounded(numerator, denominator, self._rounding),
+            max_percent=accrual.max_percent if cap == MAX_PERCENT else None,
+            max_points=accrual.max_points_per_receipt if cap == MAX_PER_RECEIPT else None,
         )
 
 

@@ -27,6 +27,15 @@ class ExplainEntry(NamedTuple):
     redeem_percent: Decimal | None = None  # the redemption limit this rule set
 
 
+class CapEntry(NamedTuple):
+    """A program-level cap that lowered a line's accrual, and what the line had before it."""
+
+    cap: str  # the program-file key: "accrual.max_percent" or "accrual.max_points_per_receipt"
+    uncapped: int  # point minor units: the line's points before this cap, rounded as the program
+    max_percent: Decimal | None = None  # accrual.max_percent, for its entry
+    max_points: int | None = None  # accrual.max_points_per_receipt (point minor units)
+
+
 class QuoteLine(NamedTuple):
     line: Line  # the receipt's line: n, sku, amount (qty × price − discount), discount
     redeemable: int  # points: the most of this line payable with points
@@ -34,6 +43,7 @@ class QuoteLine(NamedTuple):
     accrued: int  # points
     explain: tuple[ExplainEntry, ...]
     discounts: tuple[DiscountShare, ...] = ()  # which discount took what off this line
+    capped: tuple[CapEntry, ...] = ()  # the program's caps that lowered `accrued`
 
     @property
     def n(self) -> int:

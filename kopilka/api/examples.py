@@ -125,6 +125,7 @@ REFUND: dict[str, Any] = {
     "purchase_id": "1",
     "purchase_status": "partially_refunded",
     "accrued_back": "1.40",
+    "accrued_burnt": "0.00",
     "redeemed_back": "10.00",
     "lines": [{"n": 0, "qty": "1", "accrued_back": "1.40", "redeemed_back": "10.00"}],
     "balance": {"available": "82.80", "pending": "0.00", "held": "0.00"},

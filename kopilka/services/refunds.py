@@ -14,7 +14,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from kopilka.domain.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound, Problem
 from kopilka.domain.ledger import AccountCode, AccountRef, Reason
@@ -29,7 +29,7 @@ from kopilka.services.idempotency import idempotent
 from kopilka.services.pricing import coupon_points_of
 from kopilka.services.programs import canonical, load_program, to_json
 from kopilka.services.purchases import balance_json
-from kopilka.store.tables import lots, purchases, refunds
+from kopilka.store.tables import lots, purchases, refunds, transfers
 from kopilka.store.wallet import Wallet
 
 REFUND_KEYS = ("refund_id", "lines")
@@ -117,11 +117,14 @@ def _refund(
     coupon_points = (
         coupon_points_of(purchase.answer, settings.points.precision) if all_returned else 0
     )
-    if wallet is not None:
+    burnt = (
         _plan(connection, wallet, purchase, earlier_refunds, redeemed_back,
-              accrued_back + coupon_points)  # fmt: skip
+              accrued_back + coupon_points)
+        if wallet is not None else 0
+    )  # fmt: skip
     status = "refunded" if all_returned else "partially_refunded"
     answer = _answer(purchase, refund_id, lines, status, wallet, settings.points.precision)
+    answer["accrued_burnt"] = format_minor(burnt, settings.points.precision)
     if all_returned:  # the receipt is undone: its coupons may be used again
         answer["coupons_returned"] = give_back_coupons(connection, program.program_id,
                                                        purchase.id, now)  # fmt: skip
@@ -172,8 +175,9 @@ def _money_back(program: Program, lines: list[RefundLine]) -> int:
 def _plan(
     connection: Connection, wallet: Wallet, purchase: Any, earlier: list[Any],
     redeemed_back: int, accrued_back: int,
-) -> None:  # fmt: skip
-    """Redeemed points go back to the lots they came from; then accrued points come off."""
+) -> int:  # fmt: skip
+    """Redeemed points go back to the lots they came from; then accrued points come off,
+    but for those that already burnt (how many: the answer's `accrued_burnt`)."""
     key = f"{wallet.program.code}:refund:{{refund}}"
     digits = wallet.program.points.precision
     returned_before = sum(_minor(refund.answer["redeemed_back"], digits) for refund in earlier)
@@ -185,6 +189,8 @@ def _plan(
         reason=Reason.REFUND_REDEMPTION,
         uses=slice_of_uses(uses, returned_before, returned_before + redeemed_back),
     )
+    burnt = _burnt_already(connection, purchase.id, accrued_back)
+    accrued_back -= burnt
     if accrued_back:
         still_pending = connection.execute(
             select(lots.c.id).where(
@@ -196,6 +202,36 @@ def _plan(
         ).first()
         wallet.clawback(f"{key}:clawback", accrued_back, purchase_id=purchase.id,
                         from_pending=still_pending is not None)  # fmt: skip
+    return burnt
+
+
+# What a purchase's points did, by the transfers that refer to it: earned (the rules' and a
+# coupon's), burnt (the expiry of its lots) and taken back by its refunds.
+_EARNED = (Reason.PURCHASE_ACCRUAL.value, Reason.COUPON.value)
+_TAKEN_BACK = (Reason.REFUND_ACCRUAL.value, Reason.DEBT.value)
+
+
+def _burnt_already(connection: Connection, purchase_id: int, accrued_back: int) -> int:
+    """The part of `accrued_back` that burnt before this refund: a purchase's points leave
+    the member once, so what the worker burnt of its lots is not taken back a second time
+    (from the member's other points). Points of the purchase that were spent, or that
+    paid a debt, are taken back in full — what is left to take is what it earned less
+    what burnt and what earlier refunds took."""
+    moved = dict(
+        connection.execute(
+            select(transfers.c.reason, func.sum(transfers.c.amount))
+            .where(transfers.c.purchase_id == purchase_id,
+                   transfers.c.reason.in_((*_EARNED, *_TAKEN_BACK, Reason.EXPIRY.value)))
+            .group_by(transfers.c.reason)
+        ).tuples().all()
+    )  # fmt: skip
+    burnt = int(moved.get(Reason.EXPIRY.value, 0))
+    if not burnt:
+        return 0
+    earned = sum(int(moved.get(reason, 0)) for reason in _EARNED)
+    taken = sum(int(moved.get(reason, 0)) for reason in _TAKEN_BACK)
+    left = max(0, earned - burnt - taken)
+    return accrued_back - min(accrued_back, left)
 
 
 def _purchase(connection: Connection, program_id: int, ref: str) -> Any:

@@ -24,10 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, Connection, Engine, ScalarSelect, func, select, text
+from sqlalchemy import ColumnElement, Connection, Engine, ScalarSelect, case, func, select, text
 
 from kopilka.domain.ledger import Reason
-from kopilka.store.tables import purchases, transfers
+from kopilka.store.tables import purchases, refunds, transfers
 
 # What indexes cashback's balances (see the module's docstring), as lots index points'.
 CASHBACK_INDEXES = """
@@ -145,7 +145,7 @@ CHECKS: list[tuple[str, str]] = [
                  group by purchase_id, reason) t on t.purchase_id = p.id
            where p.member_id is null
               or t.reason not in ('purchase.accrual', 'purchase.redemption', 'debt.repayment',
-                                  'coupon',
+                                  'coupon', 'expiry',
                                   'hold.reserve', 'hold.cancel', 'hold.timeout',
                                   'cashback.accrual', 'cashback.activation',
                                   'cashback.debt_repayment', 'cashback.clawback',
@@ -179,6 +179,23 @@ CHECKS: list[tuple[str, str]] = [
                                     else reason end) p
              on p.purchase_id = r.purchase_id and p.reason = r.reason
            where r.total > coalesce(p.total, 0)""",
+    ),
+    (
+        # an expiry transfer refers to the purchase that earned the lot it burns
+        "a purchase's points leave the member once: burnt or taken back",
+        """select purchase_id, 'purchase ' || purchase_id || ': earned ' || earned
+                || ', burnt ' || burnt || ', taken back by refunds ' || taken
+           from (select purchase_id,
+                        sum(case when refund_id is null
+                                  and reason in ('purchase.accrual', 'coupon')
+                                 then amount else 0 end) earned,
+                        sum(case when reason = 'expiry' then amount else 0 end) burnt,
+                        sum(case when refund_id is not null
+                                  and reason in ('refund.accrual', 'refund.debt')
+                                 then amount else 0 end) taken
+                 from transfers where purchase_id is not null
+                 group by purchase_id) t
+           where burnt > 0 and burnt + taken > earned""",
     ),
     (
         "lots add up to the balances they index",
@@ -232,10 +249,12 @@ def verify(engine: Engine) -> tuple[list[str], list[Discrepancy]]:
             for row in connection.execute(text(query)):
                 found.append(Discrepancy(name, row[1]))
         found += _answers_against_transfers(connection)
-    return [name for name, _ in CHECKS] + [ANSWERS_CHECK], found
+        found += _refunds_against_transfers(connection)
+    return [name for name, _ in CHECKS] + [ANSWERS_CHECK, REFUNDS_CHECK], found
 
 
 ANSWERS_CHECK = "purchase answers equal their transfers"
+REFUNDS_CHECK = "refund answers equal their transfers"
 
 
 def _moved(purchase_id: ColumnElement[int], reason: Reason) -> ScalarSelect[int]:
@@ -284,3 +303,36 @@ def _minor(amount: str) -> int:
     """ "16.80" → 1680: an answer's figure in the minor units it was written with."""
     digits = len(amount.partition(".")[2])
     return int(Decimal(amount).scaleb(digits))
+
+
+def _refunds_against_transfers(connection: Connection) -> list[Discrepancy]:
+    """Each refund's points back against its transfers: `redeemed_back` returned, and
+    `accrued_back` less `accrued_burnt` (what had burnt already) taken."""
+    moved = (
+        select(
+            transfers.c.refund_id,
+            func.sum(case((transfers.c.reason == Reason.REFUND_REDEMPTION.value,
+                           transfers.c.amount), else_=0)).label("returned"),
+            func.sum(case((transfers.c.reason.in_((Reason.REFUND_ACCRUAL.value,
+                                                    Reason.DEBT.value)),
+                           transfers.c.amount), else_=0)).label("taken"),
+        )
+        .where(transfers.c.refund_id.is_not(None))
+        .group_by(transfers.c.refund_id)
+        .subquery()
+    )  # fmt: skip
+    query = (
+        select(refunds.c.id, refunds.c.answer, moved.c.returned, moved.c.taken)
+        .join(purchases, purchases.c.id == refunds.c.purchase_id)
+        .outerjoin(moved, moved.c.refund_id == refunds.c.id)
+        .where(purchases.c.member_id.is_not(None))
+    )  # fmt: skip
+    found = []
+    for refund_id, answer, returned, taken in connection.execute(query):
+        burnt = _minor(answer["accrued_burnt"]) if "accrued_burnt" in answer else 0
+        said = (_minor(answer["redeemed_back"]), _minor(answer["accrued_back"]) - burnt)
+        did = (int(returned or 0), int(taken or 0))
+        if said != did:
+            detail = f"refund {refund_id}: answer says {said} back and taken, transfers {did}"
+            found.append(Discrepancy(REFUNDS_CHECK, detail))
+    return found

@@ -56,7 +56,7 @@ def failed_checks(engine: Engine) -> set[str]:
 
 def test_sound_books_pass_every_check(books):
     checks, found = verify(books)
-    assert len(checks) == 9
+    assert len(checks) == 11
     assert found == []
 
 
@@ -87,6 +87,14 @@ def test_sound_books_pass_every_check(books):
          " t.created_at from transfers t join accounts r on r.owner = 'program'"
          " and r.code = 'redeemed' where t.reason = 'hold.cancel'",
          "no hold is both paid and given back"),
+        ("update transfers set amount = amount + 1 where reason = 'refund.accrual'",
+         "refund answers equal their transfers"),
+        ("insert into transfers (program_id, transfer_key, debit_account_id, credit_account_id,"
+         " amount, reason, actor, purchase_id, created_at) select t.program_id, 'burnt ' || t.id,"
+         " t.credit_account_id, x.id, t.amount * 2, 'expiry', 'x', t.purchase_id, t.created_at"
+         " from transfers t join accounts x on x.owner = 'program' and x.code = 'expired'"
+         " where t.reason = 'purchase.accrual'",
+         "a purchase's points leave the member once: burnt or taken back"),
     ],
 )  # fmt: skip
 def test_each_corruption_is_caught(books, corruption, caught_by):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.concurrency import run_in_threadpool
@@ -81,18 +81,12 @@ def caller(*roles: str) -> Callable[..., Any]:
         program: str,
         authorization: Annotated[str | None, Header()] = None,
     ) -> keys.Principal:
-        limiter: FailedAuthLimiter = request.app.state.failed_auth
-        client = request.client.host if request.client else "unknown"
-        wait = limiter.retry_after(client)
-        if wait:
-            raise TooManyRequests(f"too many failed authentications: retry in {wait:.0f} s")
         scheme, _, token = (authorization or "").partition(" ")
         principal = (
             await _principal(request.app, token.strip()) if scheme.lower() == "bearer" else None
         )
         if principal is None:
-            limiter.failed(client)
-            raise Unauthorized("send `Authorization: Bearer <key>` with a valid key")
+            _refuse_failed_authentication(request)
         if principal.program != program:
             raise NotFound(f"program {program!r} does not exist")
         if principal.role not in roles:
@@ -102,13 +96,29 @@ def caller(*roles: str) -> Callable[..., Any]:
     return check
 
 
+def _refuse_failed_authentication(request: Request) -> NoReturn:
+    """A failed authentication: `401`, or `429` once the client (its address: behind a
+    proxy, the one `KOPILKA_TRUSTED_PROXIES` vouches for) has failed too often in the
+    window. Only failures are limited — a valid key is never refused, so a till polling
+    with a revoked key does not lock out the other tills behind the same address."""
+    limiter: FailedAuthLimiter = request.app.state.failed_auth
+    client = request.client.host if request.client else "unknown"
+    wait = limiter.retry_after(client)
+    limiter.failed(client)
+    if wait:
+        raise TooManyRequests(f"too many failed authentications: retry in {wait:.0f} s")
+    raise Unauthorized("send `Authorization: Bearer <key>` with a valid key")
+
+
 async def _principal(app: FastAPI, key: str) -> keys.Principal | None:
     """The key's caller: from the cache of known keys, else from the database."""
     known: KeyCache = app.state.known_keys
     principal = known.get(key)
-    if principal is None:
+    if principal is None and not known.was_refused(key):
         principal = await run(app.state.engine, keys.authenticate, app.state.engine, key)
-        if principal is not None:
+        if principal is None:
+            known.refuse(key)
+        else:
             known.put(key, principal)
     return principal
 

@@ -43,6 +43,18 @@ def app_from_environment() -> FastAPI:
     return app
 
 
+def proxy_options() -> dict[str, Any]:
+    """Whose word to take for the client's address: `X-Forwarded-For` and `-Proto` are read
+    only from the proxies `KOPILKA_TRUSTED_PROXIES` lists (addresses or networks, separated
+    by commas), and from nobody when it is unset. uvicorn's own default believes any caller
+    on 127.0.0.1, so a client on the same host could name a new address with every request
+    and never meet the failed-authentication limit."""
+    trusted = os.environ.get("KOPILKA_TRUSTED_PROXIES", "").strip()
+    if not trusted:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": trusted}
+
+
 class _Config(uvicorn.Config):
     def bind_socket(self) -> socket.socket:
         bound = super().bind_socket()
@@ -64,6 +76,7 @@ def serve(
     # it (a sign-in answered by one worker is read by another); set KOPILKA_SECRET to keep
     # sessions across restarts
     os.environ.setdefault("KOPILKA_SECRET", secrets.token_urlsafe(32))
+    options = {**proxy_options(), **options}
     config = _Config(factory, factory=True, host=host, port=port, workers=workers,
                      log_level="warning", access_log=False, **options)  # fmt: skip
     if workers > 1:

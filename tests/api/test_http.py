@@ -194,17 +194,41 @@ def test_the_service_says_it_is_up_and_ready_and_describes_itself(client: TestCl
     assert "/v1/programs/{program}/purchases" in spec["paths"]
 
 
-def test_guessing_keys_is_refused_after_too_many_failures(zerno_engine: Engine) -> None:
+def test_guessing_keys_is_refused_after_too_many_failures_but_valid_keys_still_work(
+    zerno_engine: Engine,
+) -> None:
+    """Every till behind one address keeps working while one of them polls with a revoked
+    key: the limit refuses failures, never a valid key."""
     limiter = FailedAuthLimiter(failures=3, window=60)
     with TestClient(create_app(zerno_engine, failed_auth=limiter)) as client:
-        good = key_for(zerno_engine, "admin")
+        good, revoked = key_for(zerno_engine, "admin"), key_for(zerno_engine, "pos",
+                                                                 location="kiosk")  # fmt: skip
+        client.delete(f"/v1/programs/zerno/keys/{_key_id(client, good, revoked)}",
+                      headers={"Authorization": f"Bearer {good}"})  # fmt: skip
+        members = "/v1/programs/zerno/members/card:100009"
         for n in range(3):
-            guess = {"Authorization": f"Bearer kpk_guess{n}"}
-            problem(client.get("/v1/programs/zerno/members/1", headers=guess), 401, "unauthorized")
-        refused = client.get("/v1/programs/zerno/members/1",
-                             headers={"Authorization": f"Bearer {good}"})  # fmt: skip
+            guess = {"Authorization": f"Bearer {revoked if n else 'kpk_guess'}"}
+            problem(client.get(members, headers=guess), 401, "unauthorized")
+        refused = client.get(members, headers={"Authorization": f"Bearer {revoked}"})
         problem(refused, 429, "too_many_requests")
         assert refused.headers["retry-after"]
+        for _ in range(3):  # a valid key, from the same address, is answered
+            answered = client.get(members, headers={"Authorization": f"Bearer {good}"})
+            problem(answered, 404, "not_found")  # no such member: authenticated, not refused
+        other = key_for(zerno_engine, "admin", program="zerno")
+        assert (
+            client.get(
+                "/v1/programs/zerno/keys", headers={"Authorization": f"Bearer {other}"}
+            ).status_code
+            == 200
+        )
+
+
+def _key_id(client: TestClient, admin_key: str, key: str) -> str:
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    listed = client.get("/v1/programs/zerno/keys", headers=headers).json()["items"]
+    [record] = [item for item in listed if key.startswith(item["prefix"])]
+    return str(record["id"])
 
 
 def test_the_limiter_forgets_failures_after_its_window() -> None:

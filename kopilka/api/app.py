@@ -8,8 +8,8 @@ answered `404 not_found`, exactly as a program that does not exist.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Annotated, Any
 
@@ -403,9 +403,9 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
     ) -> Any:
         """The answer a purchase would get, with no side effects."""
         at_own_location(who, body)
-        with coupon_guesses(app, who, body):
+        async with coupon_guesses(app, who, program, body):
             answer = await run(engine, purchases.quote_purchase, engine, program, body, now=now())
-            unknown_coupons(app, who, body, answer)
+            unknown_coupons(app, who, answer)
         return answer
 
     @app.post(
@@ -422,7 +422,7 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
     ) -> JSONResponse:  # fmt: skip
         """Process a purchase: `201` the first time, `200` with the same answer on a replay."""
         at_own_location(who, body)
-        with coupon_guesses(app, who, body):
+        async with coupon_guesses(app, who, program, body):
             result = await run(
                 engine, purchases.process_purchase, engine, program, body, now=now(),
                 actor=f"key:{who.key_id}", idempotency_key=idempotency_key,
@@ -467,16 +467,23 @@ def _purchases(app: FastAPI, engine: Engine) -> None:
         return created(answer, is_new)
 
 
-@contextmanager
-def coupon_guesses(app: FastAPI, who: keys.Principal, body: Any) -> Iterator[None]:
+@asynccontextmanager
+async def coupon_guesses(
+    app: FastAPI, who: keys.Principal, program: str, body: Any
+) -> AsyncIterator[None]:
     """Refuse a key (or a member) that sent too many unknown coupon codes lately; count a
-    purchase refused for an unknown code as a guess."""
+    purchase refused for an unknown code as a guess. The member is counted by their id,
+    so naming them by card, phone, email or id in turn buys no more guesses."""
     codes = body.get("coupons") if isinstance(body, dict) else None
     if not codes:
         yield
         return
     limiter: CouponGuessLimiter = app.state.coupon_guesses
-    member = body.get("member") if isinstance(body.get("member"), str) else None
+    ref = body.get("member")
+    member = (
+        await run(app.state.engine, members.member_id_of, app.state.engine, program, ref)
+        if isinstance(ref, str) else None
+    )  # fmt: skip
     wait = limiter.retry_after(who.key_id, member)
     if wait:
         raise TooManyRequests(f"too many unknown coupon codes: retry in {wait:.0f} s")
@@ -488,9 +495,9 @@ def coupon_guesses(app: FastAPI, who: keys.Principal, body: Any) -> Iterator[Non
         raise
 
 
-def unknown_coupons(app: FastAPI, who: keys.Principal, body: Any, answer: Any) -> None:
-    """Count each unknown code a quote was asked about as a guess."""
-    member = body.get("member") if isinstance(body.get("member"), str) else None
+def unknown_coupons(app: FastAPI, who: keys.Principal, answer: Any) -> None:
+    """Count each unknown code a quote was asked about as a guess (for its member's id)."""
+    member = int(answer["member"]) if answer.get("member") else None
     for coupon in answer.get("coupons") or []:
         if coupon.get("reason") == "not_found":
             app.state.coupon_guesses.failed(who.key_id, member)

@@ -5,7 +5,9 @@ this limit keeps anyone from even starting: after `per_key` unknown codes (`not_
 from one key within `window` seconds — 10 a minute by default — that key's coupon
 look-ups are refused (`429 too_many_requests`) until the window has passed; and after
 `per_member` unknown codes sent for one member (5 a minute), every key is refused for
-that member, so a member's app can't be used to guess through many terminals. Counts
+that member, so a member's app can't be used to guess through many terminals — counted by
+the member's id, whichever of their references (id, card, phone, email, external id)
+each request names them by. Counts
 live in the process (as `FailedAuthLimiter`'s do): each server process limits its own.
 """
 
@@ -32,16 +34,16 @@ class CouponGuessLimiter:
         self._keys = FailedAuthLimiter(per_key, window, clock)
         self._members = FailedAuthLimiter(per_member, window, clock)
 
-    def retry_after(self, key_id: int, member: str | None) -> float:
+    def retry_after(self, key_id: int, member: int | None) -> float:
         """Seconds until this key (and member, if one is named) may try a code again; 0
-        when it may now. `member`: the member as the request names them."""
+        when it may now. `member`: the member's id, however the request named them."""
         wait = self._keys.retry_after(str(key_id))
         if member is not None:
-            wait = max(wait, self._members.retry_after(member))
+            wait = max(wait, self._members.retry_after(str(member)))
         return wait
 
-    def failed(self, key_id: int, member: str | None) -> None:
+    def failed(self, key_id: int, member: int | None) -> None:
         """An unknown code was sent by this key (for this member)."""
         self._keys.failed(str(key_id))
         if member is not None:
-            self._members.failed(member)
+            self._members.failed(str(member))

@@ -25,7 +25,7 @@ from kopilka.services.programs import LoadedProgram, load_program
 from kopilka.services.tier_status import tier_fields
 from kopilka.store.ledger import open_accounts
 from kopilka.store.link_tables import member_links
-from kopilka.store.tables import member_consents, member_profiles, members
+from kopilka.store.tables import member_consents, member_profiles, members, programs
 from kopilka.store.wallet import Wallet
 
 MEMBER_KEYS = ("card", "phone", "email", "external_id", "name", "birthday", "referrer", "consents")
@@ -276,6 +276,17 @@ def _lookup(connection: Connection, program_id: int, ref: str) -> Row[Any] | Non
         .where(members.c.program_id == program_id, condition)
     )
     return connection.execute(query).one_or_none()
+
+
+def member_id_of(engine: Engine, program_code: str, ref: str) -> int | None:
+    """The id of the member `ref` names — whichever of their references it is — or None:
+    so that what is counted per member is counted once, however the member is named."""
+    with engine.connect() as connection:
+        program_id = connection.execute(
+            select(programs.c.id).where(programs.c.code == program_code)
+        ).scalar_one_or_none()
+        row = _lookup(connection, program_id, ref) if program_id is not None else None
+    return int(row.id) if row is not None else None
 
 
 def find_member(connection: Connection, program_id: int, ref: str) -> Row[Any]:

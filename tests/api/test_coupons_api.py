@@ -142,14 +142,37 @@ def test_the_guess_limiter_counts_per_key_and_per_member() -> None:
     now = [0.0]
     limiter = CouponGuessLimiter(clock=lambda: now[0])
     for _ in range(5):
-        limiter.failed(1, "42")
+        limiter.failed(1, 42)
     assert limiter.retry_after(1, None) == 0
-    assert limiter.retry_after(2, "42") == 60  # the member is refused whatever the key
+    assert limiter.retry_after(2, 42) == 60  # the member is refused whatever the key
     for _ in range(5):
         limiter.failed(1, None)
     assert limiter.retry_after(1, None) == 60
     now[0] = 61
-    assert limiter.retry_after(1, "42") == 0
+    assert limiter.retry_after(1, 42) == 0
+
+
+def test_a_member_is_counted_once_whatever_reference_names_them(
+    client: TestClient, zerno_engine: Engine, admin: Api
+) -> None:
+    """Five unknown codes a minute for a member, whether named by id, card, phone (in two
+    spellings), email (in two cases) or external id, through any number of keys."""
+    with_codes(admin)
+    made = admin.post("/members", {"card": "100077", "phone": "+79123456700",
+                                   "email": "guess@example.ru", "external_id": "G-77"})  # fmt: skip
+    refs = [made.json()["id"], "card:100077", "phone:+79123456700", "phone:8 912 345-67-00",
+            "email:guess@example.ru", "email:GUESS@example.ru", "ext:G-77"]  # fmt: skip
+    tills = [Api(client, key_for(zerno_engine, "pos", location="kiosk")) for _ in refs]
+    receipt = {"location": "kiosk", "lines": [{"sku": "TEA-400", "qty": 1}]}
+    for n, (till, ref) in enumerate(zip(tills[:5], refs, strict=False)):
+        quoted = till.post("/purchases/quote", {**receipt, "member": ref,
+                                                "coupons": [f"GUESS-{n:04d}"]})  # fmt: skip
+        assert quoted.json()["coupons"][0]["reason"] == "not_found", quoted.text
+    for till, ref in zip(tills[5:], refs[5:], strict=True):
+        body = {**receipt, "member": ref, "coupons": ["GUESS-9999"]}
+        problem(till.post("/purchases/quote", body), 429, "too_many_requests")
+    body = {**receipt, "member": "card:100077", "coupons": ["GUESS-9999"]}
+    problem(tills[0].post("/purchases/quote", body), 429, "too_many_requests")
 
 
 def test_another_programs_key_sees_no_coupon(client: TestClient, zerno_engine: Engine,

@@ -19,7 +19,6 @@ ones take the caller's connection so they ride in the purchase's or refund's own
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from collections.abc import Sequence
@@ -42,6 +41,7 @@ from kopilka.domain.ledger import AccountCode, AccountRef, Posting, Reason, is_l
 from kopilka.domain.money import format_minor
 from kopilka.domain.program import Program
 from kopilka.domain.reading import Reader, row_id
+from kopilka.services.csv_export import csv_writer
 from kopilka.services.idempotency import idempotent
 from kopilka.services.members import find_member
 from kopilka.services.pending import member_by_member
@@ -592,7 +592,7 @@ def export_payouts(engine: Engine, program_code: str, *, status: str = "approved
             .order_by(cashback_payouts.c.id)
         ).all()  # fmt: skip
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv_writer(out, lineterminator="\r\n")
     writer.writerow(EXPORT_COLUMNS)
     for row in rows:
         item = _payout_json(row, program.calculator.program)

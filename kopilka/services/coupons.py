@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import secrets
@@ -69,6 +68,7 @@ from kopilka.domain.errors import (
 )
 from kopilka.domain.money import format_minor
 from kopilka.domain.reading import Reader
+from kopilka.services.csv_export import csv_writer
 from kopilka.services.idempotency import AfterWrite, Answer, followed, idempotent, retrying
 from kopilka.services.members import find_member
 from kopilka.services.programs import (
@@ -476,11 +476,11 @@ def _code_item(row: Any, kind: CampaignKind, per_code: int | None) -> dict[str, 
 def csv_text(items: Sequence[dict[str, Any]], *, header: bool) -> str:
     """Export items as CSV lines (`CSV_COLUMNS`), the header first when asked."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_writer(out, lineterminator="\n")
     if header:
         writer.writerow(CSV_COLUMNS)
     for item in items:
-        writer.writerow(["" if item[key] is None else item[key] for key in CSV_COLUMNS])
+        writer.writerow([item[key] for key in CSV_COLUMNS])
     return out.getvalue()
 
 

@@ -39,6 +39,16 @@ def ask(api: Api, member_ref: str, amount: str, **kw: Any) -> Any:
                     {"amount": amount, "destination": TO_CARD}, **kw)  # fmt: skip
 
 
+def test_a_payout_export_writes_a_formula_like_card_as_text(admin_api, zerno_engine):
+    member(zerno_engine, "-A1-B1")
+    buy(zerno_engine, "-A1-B1", "R-1", "20000.00")
+    activate_due_cashback(zerno_engine, now=NOW + timedelta(days=14))
+    payout = ask(admin_api, "card:-A1-B1", "600.00").json()
+    admin_api.post(f"/cashback/payouts/{payout['id']}/approve")
+    lines = admin_api.get("/cashback/payouts/export").text.strip().splitlines()
+    assert lines[1].startswith(f"{payout['id']},{payout['member']},'-A1-B1,600.00,RUB,")
+
+
 def test_a_payout_from_request_to_paid(admin_api, rich, client, zerno_engine):
     assert admin_api.get(f"/members/{rich}/cashback").json()["available"] == "1000.00"
     first = ask(admin_api, rich, "600.00", headers={"Idempotency-Key": "p-1"})

@@ -95,6 +95,15 @@ def test_codes_are_exported_as_csv(admin: Api) -> None:
     assert (len(page.json()["items"]), page.json()["next"] is not None) == (2, True)
 
 
+def test_a_card_a_spreadsheet_would_compute_is_exported_as_text(admin: Api) -> None:
+    codes = with_codes(admin, 1)
+    assert admin.post("/members", {"card": "-A1-B1"}).status_code == 201
+    issued = admin.post(f"/coupons/{codes[0]}/issue", {"member": "card:-A1-B1", "channel": "sms"})
+    assert issued.status_code == 201, issued.text
+    [row] = list(csv.DictReader(io.StringIO(admin.get("/coupon-campaigns/spring/codes").text)))
+    assert (row["card"], row["status"]) == ("'-A1-B1", "issued")
+
+
 def test_a_coupon_is_issued_resent_gifted_and_looked_up(
     client: TestClient, zerno_engine: Engine, admin: Api
 ) -> None:

@@ -40,6 +40,7 @@ from kopilka.services.quoting import QuoteRequest, quote_receipt
 from kopilka.services.worker import run_due_work
 from kopilka.store.db import make_engine
 from kopilka.store.migrate import upgrade
+from kopilka.store.secret import shared_secret
 from kopilka.store.verify import verify as verify_ledger
 from kopilka.wire import problem_json, quote_json
 
@@ -221,7 +222,16 @@ def serve(
     console.print(f"[green]serving[/green] http://{host}:{port}/docs "
                   f"on {engine.url.render_as_string(hide_password=True)}")  # fmt: skip
     engine.dispose()
+    _share_secret(db)
     serve_api(db, host=host, port=port, workers=workers)
+
+
+def _share_secret(db: str | None) -> None:
+    """Give the server the secret the command line signs with (`kopilka.store.secret`):
+    its worker processes read it from the environment."""
+    secret = shared_secret(db)
+    if secret is not None:
+        os.environ["KOPILKA_SECRET"] = secret
 
 
 @app.command()
@@ -238,7 +248,7 @@ def demo(
     """The seed-002 café chain with members and three months of receipts, then the server."""
     from rich.progress import Progress
 
-    from kopilka.demo import build_demo
+    from kopilka.demo import PROGRAM, build_demo
 
     engine = make_engine(db)
     upgrade(engine)
@@ -249,7 +259,7 @@ def demo(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
     state = "created" if built.created else "found in place"
-    console.print(f"demo {state}: program zerno, {built.members} members, "
+    console.print(f"demo {state}: program {PROGRAM}, {built.members} members, "
                   f"{built.receipts} purchases")  # fmt: skip
     console.print(f"API docs:   http://{host}:{port}/docs")
     console.print(f"admin key:  {built.admin_key}")
@@ -257,12 +267,14 @@ def demo(
     console_url = f"http://{host}:{port}/console/login"
     if built.operator is not None:
         email, password = built.operator
-        console.print(f"console:    {console_url}  {email} / {password}  (shown once)",
-                      soft_wrap=True)  # fmt: skip
+        console.print(f"console:    {console_url}  {email} / {password}  (shown once)  "
+                      f"program {PROGRAM}", soft_wrap=True)  # fmt: skip
     else:
-        console.print(f"console:    {console_url}  (the sign-in printed on the first run, "
-                      "or `kopilka operators create`)", soft_wrap=True)  # fmt: skip
-    balance_url = f"http://{host}:{port}/v1/programs/zerno/members/{built.sample_member}/balance"
+        console.print(f"console:    {console_url}  program {PROGRAM}  (the sign-in printed on "
+                      "the first run, or `kopilka operators create`)", soft_wrap=True)  # fmt: skip
+    balance_url = (
+        f"http://{host}:{port}/v1/programs/{PROGRAM}/members/{built.sample_member}/balance"
+    )
     console.print(f"try:        curl -H 'Authorization: Bearer {built.admin_key}' {balance_url}",
                   soft_wrap=True)  # fmt: skip
     if serve_it:
@@ -270,6 +282,7 @@ def demo(
 
         console.print("worker:     running beside the server, every minute")
         threading.Thread(target=_work_every, args=(engine, 60), daemon=True).start()
+        _share_secret(db)
         serve_api(db, host=host, port=port)
 
 
@@ -318,10 +331,14 @@ def members_link(
     no_expiry: Annotated[bool, typer.Option("--no-expiry", help="A link for good.")] = False,
     db: DbOption = None,
 ) -> None:
-    """Print the member's personal link to their page (balance, card QR code, coupons)."""
-    secret = os.environ.get("KOPILKA_SECRET")
+    """Print the member's personal link to their page (balance, card QR code, coupons).
+
+    It is signed with `KOPILKA_SECRET`, or on SQLite with the secret kept beside the
+    database, as the server signs and checks it."""
+    secret = shared_secret(db)
     if not secret:
-        sys.stderr.write("kopilka: set KOPILKA_SECRET as the server has it\n")
+        sys.stderr.write("kopilka: set KOPILKA_SECRET as the server has it (a PostgreSQL "
+                         "database keeps no secret of its own)\n")  # fmt: skip
         raise typer.Exit(2)
     engine = make_engine(db)
     upgrade(engine)

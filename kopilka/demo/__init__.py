@@ -2,8 +2,11 @@
 
 Everything is generated from a fixed seed, so two demos are alike; the receipts go
 through the same purchase service as real ones (in time order, each at its own moment),
-so balances, lots and the ledger are what a real quarter would leave. A second run finds
-the demo in place and only adds fresh keys.
+so balances, lots and the ledger are what a real quarter would leave. The figures are a
+café's: the program caps what a line and a receipt may earn (zerno.yaml's `accrual`), and
+guests come as often as guests do — most now and then, a few regulars most days (the
+five who come most are VIPs for a season) — so the points issued are a few percent of
+the turnover. A second run finds the demo in place and only adds fresh keys.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
+from itertools import accumulate
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -28,20 +32,29 @@ from kopilka.services.members import register_member
 from kopilka.services.operators import create_operator
 from kopilka.services.programs import apply_program
 from kopilka.services.purchases import process_purchase
+from kopilka.services.tiers import set_tier
 from kopilka.store.tables import members, programs, purchases
 
 PROGRAM = "zerno"
-FIRST_NAMES = ["Анна", "Мария", "Елена", "Ольга", "Дарья", "Иван", "Пётр", "Алексей",
-               "Дмитрий", "Сергей", "Наталья", "Михаил", "Юлия", "Андрей", "Ксения"]  # fmt: skip
-LAST_NAMES = ["Иванова", "Смирнова", "Кузнецова", "Попова", "Соколова", "Лебедева",
-              "Козлова", "Новикова", "Морозова", "Волкова"]  # fmt: skip
-# what a café sells together: (sku, weight)
+# first names by gender, and surnames in their male form (the female one is derived)
+MALE_NAMES = ["Иван", "Пётр", "Алексей", "Дмитрий", "Сергей", "Михаил", "Андрей", "Николай",
+              "Артём", "Максим"]  # fmt: skip
+FEMALE_NAMES = ["Анна", "Мария", "Елена", "Ольга", "Дарья", "Наталья", "Юлия", "Ксения",
+                "Татьяна", "Екатерина"]  # fmt: skip
+SURNAMES = ["Иванов", "Смирнов", "Кузнецов", "Попов", "Соколов", "Лебедев", "Козлов",
+            "Новиков", "Морозов", "Волков", "Ильин", "Никитин", "Вишневский",
+            "Савицкий"]  # fmt: skip
+# what a café sells together: (how often, [(sku, qty), …]); now and then an office's lunch
 BASKETS = [
-    [("CAP-300", 1)], [("CAP-300", 1), ("CRS-1", 1)], [("ESP-60", 1)], [("TEA-400", 1)],
-    [("LUNCH-1", 1)], [("LUNCH-1", 1), ("SOUP-1", 1)], [("CAP-300", 2), ("CRS-1", 2)],
-    [("TEA-400", 1), ("CRS-1", 1)], [("CIG-1", 1), ("ESP-60", 1)], [("SOUP-1", 1)],
+    (6, [("CAP-300", 1)]), (5, [("CAP-300", 1), ("CRS-1", 1)]), (4, [("ESP-60", 1)]),
+    (3, [("TEA-400", 1)]), (4, [("LUNCH-1", 1)]), (4, [("LUNCH-1", 1), ("SOUP-1", 1)]),
+    (2, [("CAP-300", 2), ("CRS-1", 2)]), (3, [("TEA-400", 1), ("CRS-1", 1)]),
+    (2, [("CIG-1", 1), ("ESP-60", 1)]), (2, [("SOUP-1", 1)]),
+    (1, [("LUNCH-1", 3), ("SOUP-1", 3), ("CAP-300", 3)]),
 ]  # fmt: skip
 LOCATIONS = ["rest-a", "rest-b", "kiosk", "kiosk"]
+VIP_MEMBERS = 5  # the seed's temporary VIP status, given by hand to a few members
+MOST_VISITS = 8  # the cap of a member's visit weight: ~5 × the mean, some 90 visits in 90 days
 DEMO_OPERATOR = "admin@zerno.example"
 
 
@@ -73,7 +86,9 @@ def build_demo(
         rng = random.Random(seed)
         start = now - timedelta(days=days)
         refs = _members(engine, rng, members_count, start)
-        _receipts(engine, rng, refs, receipts_count, start, now, progress)
+        visits = _visit_weights(rng, len(refs))
+        _vips(engine, refs, visits, start, now)
+        _receipts(engine, rng, refs, visits, receipts_count, start, now, progress)
         password = secrets.token_urlsafe(12)  # shown once, like a key
         create_operator(engine, PROGRAM, DEMO_OPERATOR, password, "admin", now)
         operator = (DEMO_OPERATOR, password)
@@ -122,7 +137,7 @@ def _members(engine: Engine, rng: random.Random, count: int, start: datetime) ->
         body = f"7{n:010d}"
         data: dict[str, Any] = {
             "card": body + luhn_check_digit(body),
-            "name": f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+            "name": _name(rng),
             "phone": f"+7916{rng.randrange(10**7):07d}",
             "birthday": f"{rng.randrange(1960, 2006)}-{rng.randrange(1, 13):02d}-"
             f"{rng.randrange(1, 29):02d}",
@@ -141,26 +156,63 @@ def _members(engine: Engine, rng: random.Random, count: int, start: datetime) ->
     return refs
 
 
+def _name(rng: random.Random) -> str:
+    """A first name and a surname of one gender: Андрей Иванов, Анна Иванова."""
+    surname = rng.choice(SURNAMES)
+    if rng.random() < 0.5:
+        return f"{rng.choice(MALE_NAMES)} {surname}"
+    return f"{rng.choice(FEMALE_NAMES)} {female_surname(surname)}"
+
+
+def female_surname(male: str) -> str:
+    """Вишневский → Вишневская, Савицкий → Савицкая; Иванов → Иванова, Ильин → Ильина."""
+    if male.endswith("кий"):
+        return male[:-2] + "ая"
+    return male + "а"
+
+
+def _vips(
+    engine: Engine, refs: list[str], visits: list[float], start: datetime, now: datetime
+) -> None:
+    """The seed's temporary VIP status (50 % until a date), set by hand for the regulars
+    who come most."""
+    until = (now + timedelta(days=30)).date().isoformat()
+    regulars = sorted(range(len(refs)), key=visits.__getitem__, reverse=True)[:VIP_MEMBERS]
+    for n in regulars:
+        set_tier(engine, PROGRAM, refs[n], {"tier": "vip", "until": until,
+                                            "reason": "VIP for a season: a regular"},
+                 actor="demo", now=start)  # fmt: skip
+
+
 def _receipts(
-    engine: Engine, rng: random.Random, refs: list[str], count: int, start: datetime,
-    now: datetime, progress: Callable[[int, int], None] | None,
+    engine: Engine, rng: random.Random, refs: list[str], visits: list[float], count: int,
+    start: datetime, now: datetime, progress: Callable[[int, int], None] | None,
 ) -> None:  # fmt: skip
     span = (now - start).total_seconds()
     moments = sorted(start + timedelta(seconds=rng.random() * span) for _ in range(count))
+    members_weights = list(accumulate(visits))
+    basket_weights = list(accumulate(weight for weight, _ in BASKETS))
     for n, moment in enumerate(moments):
         opening = moment.replace(hour=5 + rng.randrange(15), minute=rng.randrange(60))  # UTC
         at = min(max(opening, start), now)
+        _, basket = rng.choices(BASKETS, cum_weights=basket_weights)[0]
         body: dict[str, Any] = {
             "receipt_id": f"DEMO-{n:06d}",
             "location": rng.choice(LOCATIONS),
             "at": at.isoformat(),
-            "lines": [{"sku": sku, "qty": qty} for sku, qty in rng.choice(BASKETS)],
+            "lines": [{"sku": sku, "qty": qty} for sku, qty in basket],
         }
         if rng.random() < 0.85:  # most guests show their card
-            body["member"] = refs[int(rng.paretovariate(1.2) * 7) % len(refs)]
+            body["member"] = rng.choices(refs, cum_weights=members_weights)[0]
             if rng.random() < 0.12:
                 body["redeem"] = "max"
         with suppress(KopilkaError):  # a receipt the rules refuse: a demo can do without it
             process_purchase(engine, PROGRAM, body, now=at, actor="demo")
         if progress is not None and (n % 200 == 0 or n == count - 1):
             progress(n + 1, count)
+
+
+def _visit_weights(rng: random.Random, count: int) -> list[float]:
+    """How often each member comes, relatively: most now and then, a few most days (a
+    log-normal spread, as visits are; capped, so nobody is at the till all day)."""
+    return [min(rng.lognormvariate(0, 1), MOST_VISITS) for _ in range(count)]

@@ -174,6 +174,14 @@ def _version_json(row: Any) -> dict[str, Any]:
     }
 
 
+def sole_program(engine: Engine) -> str | None:
+    """The code of the only program the database holds; None for none or several (what
+    the console's sign-in page fills in for the operator)."""
+    with engine.connect() as connection:
+        codes = connection.execute(select(programs.c.code).limit(2)).scalars().all()
+    return codes[0] if len(codes) == 1 else None
+
+
 def list_versions(engine: Engine, code: str) -> dict[str, Any]:
     """Every version of a program, newest first, without their documents (one version's
     document: `read_program_version`)."""

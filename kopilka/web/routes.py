@@ -40,7 +40,15 @@ from kopilka.domain.errors import (
     KopilkaError,
     NotFound,
 )
-from kopilka.services import balances, coupons, member_links, members, operators, purchases
+from kopilka.services import (
+    balances,
+    coupons,
+    member_links,
+    members,
+    operators,
+    programs,
+    purchases,
+)
 from kopilka.services.operators import Operator
 from kopilka.web import charts
 from kopilka.web.pages import STATIC, STATIC_URL, PageError, Redirect, redirect, render, visit_of
@@ -150,6 +158,9 @@ def client_of(request: Request) -> str:
 def _sign_in(app: FastAPI, engine: Engine) -> None:
     @app.get("/console/login", include_in_schema=False)
     async def login_page(request: Request, program: str = "") -> Response:
+        if not program:  # a server of one program (the demo's, a café's) fills it in
+            sole: str | None = await run(engine, programs.sole_program, engine)
+            program = sole or ""
         return render(request, "login.html", program=program[:MAX_QUERY], email="",
                       failed=False)  # fmt: skip
 

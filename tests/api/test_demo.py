@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from kopilka.api.app import create_app
-from kopilka.demo import build_demo
+from kopilka.demo import FEMALE_NAMES, MALE_NAMES, build_demo, female_surname, program_document
+from kopilka.domain.program_parser import parse_program
+from kopilka.store.db import make_engine
+from kopilka.store.migrate import upgrade
+from kopilka.store.tables import member_profiles, purchases
 from kopilka.store.verify import verify
 from tests.store.conftest import NOW
 
@@ -38,3 +43,52 @@ def test_the_demo_command_prints_its_keys(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "admin key:  kpk_" in done.stdout
     assert "demo created" in done.stdout
+    console_line = next(line for line in done.stdout.splitlines() if line.startswith("console:"))
+    assert "/console/login" in console_line
+    assert "program zerno" in console_line  # what the sign-in page asks for
+
+
+# what the demo's program file promises (kopilka/demo/zerno.yaml, `accrual`)
+CAPS = parse_program(program_document()).accrual
+LINE_CAP = Decimal(CAPS.max_percent or 0) / 100
+RECEIPT_CAP = Decimal(CAPS.max_points_per_receipt or 0).scaleb(-2)
+
+
+def test_the_demos_figures_are_a_cafes(tmp_path: Path) -> None:
+    """Points issued a few percent of the turnover, no line or receipt above the caps —
+    not the 161 % of a K1 × K2 × K3 stack left unbounded."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'demo.sqlite3'}")
+    upgrade(engine)
+    build_demo(engine, now=NOW, members_count=100, receipts_count=1500)
+    with engine.connect() as connection:
+        answers = connection.execute(select(purchases.c.answer)).scalars().all()
+    turnover = sum(Decimal(answer["total"]) for answer in answers)
+    issued = sum(Decimal(answer["accrued"]) for answer in answers)
+    assert Decimal("0.01") < issued / turnover < Decimal("0.08"), (issued, turnover)
+    assert max(Decimal(answer["accrued"]) for answer in answers) == RECEIPT_CAP  # it bites
+    for answer in answers:
+        assert Decimal(answer["accrued"]) <= RECEIPT_CAP
+        for line in answer["lines"]:
+            paid = Decimal(line["amount"]) - Decimal(line["redeemed"])
+            # the cap bounds the exact points; the receipt's one rounding, spread over its
+            # lines by largest remainder, may give a line the unit its share rounds up to
+            assert Decimal(line["accrued"]) < paid * LINE_CAP + Decimal("0.01"), line
+    capped = [entry["cap"] for answer in answers for line in answer["lines"]
+              for entry in line["explain"] if "cap" in entry]  # fmt: skip
+    assert set(capped) == {"accrual.max_percent", "accrual.max_points_per_receipt"}
+
+
+def test_the_demos_names_agree_in_gender(engine: Engine) -> None:
+    build_demo(engine, now=NOW, members_count=60, receipts_count=0)
+    with engine.connect() as connection:
+        names = connection.execute(select(member_profiles.c.name)).scalars().all()
+    assert len(names) == 60
+    for name in names:
+        first, surname = name.split()
+        if first in FEMALE_NAMES:
+            assert surname.endswith(("ова", "ева", "ина", "ая")), name
+        else:
+            assert first in MALE_NAMES, name
+            assert surname.endswith(("ов", "ев", "ин", "ий")), name
+    assert female_surname("Вишневский") == "Вишневская"
+    assert female_surname("Ильин") == "Ильина"

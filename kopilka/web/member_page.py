@@ -17,7 +17,14 @@ page needs no script and nothing from elsewhere.
 Texts: the `member` catalog (`locale/<lang>/LC_MESSAGES/member.po`), compiled in memory
 like the console's; a message it lacks is looked up in the console's `messages` catalog
 (the reasons of movements, "points available"…), so the two never have to be edited
-together.
+together. The page speaks `?lang=`, else the first of the browser's languages we have,
+else the program's own (`program_language`: the language of the country its time zone
+is in).
+
+On a phone (issue 15): a figure's font shrinks with its length (`figure_size`), so a
+balance of nine digits fits a 360 px screen; only the figures that are not zero are
+shown (`figures_shown`); the points expiring are the nearest few days and one line
+summing the rest (`expiring_soon`), not a row for each of a year's days.
 """
 
 from __future__ import annotations
@@ -25,12 +32,18 @@ from __future__ import annotations
 import gettext
 import os
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from functools import cache
 from io import BytesIO
 from typing import Annotated, Any
 
 import barcode  # type: ignore[import-untyped]  # python-barcode ships no type hints
 import segno
+from babel.core import get_global
+from babel.languages import get_official_languages
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from fastapi import Depends, FastAPI, Query, Request
@@ -56,10 +69,13 @@ from kopilka.services.member_links import (
     LINKS_PAGE,
     MAX_DAYS,
     ExpiredLink,
+    MemberView,
     RevokedLink,
     member_view,
     read_token,
+    signed_target,
 )
+from kopilka.services.programs import load_program
 from kopilka.web import i18n
 
 # Who may hand out a link — a bearer credential that reads the member's account for as
@@ -133,7 +149,81 @@ def ngettext_(singular: str, plural: str, n: int) -> str:
     return translations(i18n.current_language()).ngettext(singular, plural, n)
 
 
+# — on a phone —
+
+EXPIRING_SHOWN = 3  # the nearest days points expire on, listed; the rest summed on one line
+# A figure's font shrinks so its text fits its box (the CSS: `calc(140cqi / var(--chars))`,
+# a digit being at most .7 of the font's size); the classes step at these lengths
+FIGURE_LENGTHS = (8, 10, 12, 14, 17, 20, 24, 28)
+SECONDARY_FIGURES = ("pending", "held", "debt")  # shown only when not zero
+
+
+def figure_size(text: str) -> str:
+    """The class that sizes a figure's font for `text`: `chars-N`, N the first step of
+    `FIGURE_LENGTHS` that holds it ("1,234,567.89", 12 characters: `chars-12`)."""
+    steps = (length for length in FIGURE_LENGTHS if len(text) <= length)
+    return f"chars-{next(steps, FIGURE_LENGTHS[-1])}"
+
+
+def unbroken(text: str) -> str:
+    """`text` with no-break spaces: a date ("8 марта 2028 г.") is never split over lines."""
+    return text.replace(" ", "\u00a0")
+
+
+def figures_shown(balance: dict[str, Any]) -> list[str]:
+    """The balance's figures worth a box: what is available, always; what is pending,
+    held or owed only when there is some — a row of 0.00s tells a member nothing."""
+    secondary = (name for name in SECONDARY_FIGURES if _is_some(balance.get(name)))
+    return ["available", *secondary]
+
+
+def _is_some(value: object) -> bool:
+    number = i18n.as_decimal(value)  # None for a figure the balance does not have
+    return number is not None and number != 0
+
+
+@dataclass(frozen=True)
+class ExpiringSoon:
+    """The points expiring, as the page lists them: the nearest days, then the rest."""
+
+    nearest: list[dict[str, str]]  # {"date", "points"}, as `balances.balance` has them
+    later_days: int  # how many days after those have points expiring
+    later_points: Decimal  # how many points expire on them, all told
+    last_day: str | None  # the last of those days (ISO), None if there are none
+
+
+def expiring_soon(expiring: Sequence[dict[str, str]], shown: int = EXPIRING_SHOWN) -> ExpiringSoon:
+    """The nearest `shown` days of `expiring` (a day each, as the balance lists them) and
+    the sum of the rest: a year of points earned daily is four lines, not 365."""
+    by_day = sorted(expiring, key=lambda item: item["date"])
+    nearest, later = by_day[:shown], by_day[shown:]
+    total = sum((Decimal(item["points"]) for item in later), Decimal(0))
+    return ExpiringSoon(nearest, len(later), total, later[-1]["date"] if later else None)
+
+
+def program_language(timezone: str) -> str:
+    """The language a program speaks, as far as we know it: one of the official
+    languages of the country its time zone is in (Europe/Moscow: Russian), if we have
+    it; else the default. The program file has no language of its own."""
+    territory = get_global("zone_territories").get(timezone)
+    if territory is None:
+        return i18n.DEFAULT_LANGUAGE
+    # de jure official first; a country with none (the US) by its de facto one
+    spoken = get_official_languages(territory) or get_official_languages(territory, de_facto=True)
+    return next((code for code in spoken if code in i18n.LANGUAGES), i18n.DEFAULT_LANGUAGE)
+
+
+def page_language(asked: str | None, accept_language: str, program: str) -> str:
+    """`?lang=` (the switch) first, then the first of the browser's languages we have,
+    then the program's language `program` — for a browser that asks for none of ours,
+    or for nothing at all."""
+    # `program` goes in as the browser's least wish (q=0.001, the least HTTP writes):
+    # any language of ours the browser names outweighs it
+    return i18n.choose_language(asked, None, f"{program};q=0.001, {accept_language}")
+
+
 templates = i18n.environment(gettext_, ngettext_)
+templates.filters.update(figure_size=figure_size, unbroken=unbroken)
 
 
 # — the card, drawn —
@@ -181,22 +271,26 @@ def register(app: FastAPI, engine: Engine, *, secret: str | None = None) -> None
 
     @app.get("/m/{token}", include_in_schema=False)
     async def member_page(request: Request, token: str) -> Response:
-        language = i18n.choose_language(request.query_params.get("lang"), None,
-                                        request.headers.get("accept-language", ""))  # fmt: skip
+        secret = app.state.member_link_secret
+
+        def language(timezone: str | None) -> str:
+            program = program_language(timezone) if timezone else i18n.DEFAULT_LANGUAGE
+            return page_language(request.query_params.get("lang"),
+                                 request.headers.get("accept-language", ""), program)  # fmt: skip
+
         try:
-            target = await run(engine, read_token, engine, token,
-                               secret=app.state.member_link_secret, now=now())  # fmt: skip
+            target = await run(engine, read_token, engine, token, secret=secret, now=now())
             view = await run(engine, member_view, engine, target.program, target.member_id,
                              now=now())  # fmt: skip
-        except ExpiredLink:
-            return _page(request, language, "member_page_error.html", 410, ended="expired")
-        except RevokedLink:
-            return _page(request, language, "member_page_error.html", 410, ended="revoked")
+        except (ExpiredLink, RevokedLink) as problem:
+            ended = "expired" if isinstance(problem, ExpiredLink) else "revoked"
+            # the link is ours, only no longer good: its program still says the language
+            timezone = await run(engine, _timezone_of, engine, token, secret)
+            return _page(request, language(timezone), "member_page_error.html", 410, ended=ended)
         except NotFound:  # a token not ours, its link, the program or the member gone
-            return _page(request, language, "member_page_error.html", 404, ended=None)
-        return _page(request, language, "member_page.html", 200, view=view,
-                     expires_at=target.expires_at, qr=qr_svg(view.member["card"]),
-                     bar=barcode_svg(view.member["card"]))  # fmt: skip
+            return _page(request, language(None), "member_page_error.html", 404, ended=None)
+        return _page(request, language(view.timezone), "member_page.html", 200,
+                     **page_context(view, target.expires_at))  # fmt: skip
 
     _link_routes(app, engine)
 
@@ -263,6 +357,24 @@ def _link_routes(app: FastAPI, engine: Engine) -> None:
         can't tell which): `revoked` is how many this call ended."""
         return await run(engine, member_links.revoke_links, engine, program, member,
                          now=now(), idempotency_key=idempotency_key)  # fmt: skip
+
+
+def page_context(view: MemberView, expires_at: datetime | None) -> dict[str, Any]:
+    """What `member_page.html` is rendered with, for `view` by a link ending `expires_at`."""
+    card = view.member["card"]
+    return {"view": view, "figures": figures_shown(view.balance),
+            "expiring": expiring_soon(view.balance["expiring"]), "expires_at": expires_at,
+            "qr": qr_svg(card), "bar": barcode_svg(card)}  # fmt: skip
+
+
+def _timezone_of(engine: Engine, token: str, secret: str) -> str | None:
+    """The time zone of the program a link (one we signed) names; None if it is gone."""
+    program = signed_target(token, secret=secret).program
+    try:
+        with engine.connect() as connection:
+            return load_program(connection, program).calculator.program.timezone
+    except NotFound:
+        return None
 
 
 def _page(request: Request, language: str, template: str, status: int,

@@ -10,12 +10,15 @@ Revoking links, their listing and the API's roles: `tests/web/test_member_links.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import importlib
 import os
 import struct
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +33,7 @@ from sqlalchemy import Engine
 
 from kopilka.domain.errors import Conflict, InvalidInput, NotFound
 from kopilka.services import balances
+from kopilka.services.balances import adjust
 from kopilka.services.coupons import (
     code_page,
     create_batch,
@@ -47,8 +51,8 @@ from kopilka.services.member_links import (
     read_token,
     signed_target,
 )
-from kopilka.services.members import erase_member, set_member_status
-from kopilka.web import member_page
+from kopilka.services.members import erase_member, register_member, set_member_status
+from kopilka.web import i18n, member_page
 from tests.api.conftest import key_for, serving_engine
 from tests.conftest import ROOT
 from tests.store.conftest import NOW
@@ -88,6 +92,25 @@ def with_coupons(engine: Engine) -> list[str]:
         codes.append(code)
     update_campaign(engine, "zerno", "winter", {"paused": True}, now=NOW)
     return codes
+
+
+SEVEN_DIGITS, NINE_DIGITS = "card:100007", "card:100009"  # see with_big_balances
+
+
+def with_big_balances(engine: Engine) -> None:
+    """Two members with long balances: Вера's 1,234,567.89 points were earned a day at a
+    time for a year (so points expire on 365 days), Глеб's 123,456,789.12 at once."""
+    register_member(engine, "zerno", {"card": "100007", "name": "Вера"}, now=NOW)
+    register_member(engine, "zerno", {"card": "100009", "name": "Глеб"}, now=NOW)
+    daily = Decimal("12.50")
+    first = Decimal("1234567.89") - daily * 364
+    for day in range(365):
+        points = first if day == 0 else daily
+        adjust(engine, "zerno", SEVEN_DIGITS, {"points": str(points), "reason": "test",
+                                               "adjustment_id": f"day-{day}"},
+               actor="test", now=NOW + timedelta(days=day))  # fmt: skip
+    adjust(engine, "zerno", NINE_DIGITS, {"points": "123456789.12", "reason": "test"},
+           actor="test", now=NOW)  # fmt: skip
 
 
 # — links —
@@ -288,6 +311,94 @@ def test_every_text_of_the_member_page_is_in_russian() -> None:
     assert untranslated == []
 
 
+# — on a phone: what the page keeps short (issue 15) —
+
+
+def test_a_figure_is_sized_by_its_length() -> None:
+    assert member_page.figure_size("14.50") == "chars-8"
+    assert member_page.figure_size("1,234,567.89") == "chars-12"
+    assert member_page.figure_size("1\u202f234\u202f567,89") == "chars-12"
+    assert member_page.figure_size("123,456,789.12") == "chars-14"
+    assert member_page.figure_size("9" * 40) == "chars-28"  # the longest step, at least
+
+
+def test_only_figures_that_are_not_zero_are_shown() -> None:
+    zeros = {"available": "0.00", "pending": "0.00", "held": "0.00"}
+    assert member_page.figures_shown(zeros) == ["available"]  # the balance, even at 0
+    some = {**zeros, "held": "3.00", "debt": "12.50"}
+    assert member_page.figures_shown(some) == ["available", "held", "debt"]
+
+
+def test_expiring_points_are_the_nearest_days_and_a_sum_of_the_rest() -> None:
+    daily = [{"date": f"2027-03-{day:02}", "points": "12.50"} for day in range(31, 0, -1)]
+    soon = member_page.expiring_soon(daily)
+    assert [item["date"] for item in soon.nearest] == ["2027-03-01", "2027-03-02", "2027-03-03"]
+    assert (soon.later_days, soon.later_points, soon.last_day) == (28, Decimal("350.00"),
+                                                                   "2027-03-31")  # fmt: skip
+    few = member_page.expiring_soon(daily[-2:])
+    assert (len(few.nearest), few.later_days, few.last_day) == (2, 0, None)
+
+
+def test_a_program_speaks_the_language_of_its_time_zone() -> None:
+    language = member_page.program_language
+    assert language("Europe/Moscow") == language("Asia/Yekaterinburg") == "ru"
+    assert language("Asia/Almaty") == "ru"  # Kazakhstan: Russian is official too
+    assert language("Europe/London") == language("America/New_York") == "en"
+    for elsewhere in ("Europe/Berlin", "Europe/Kyiv", "UTC", "Nowhere/Atlantis"):
+        assert language(elsewhere) == "en", elsewhere  # none we have: the default
+
+
+def test_the_browser_language_wins_over_the_programs() -> None:
+    choose = member_page.page_language
+    assert choose(None, "", "ru") == "ru"
+    assert choose(None, "de-DE,de;q=0.9,*;q=0.5", "ru") == "ru"  # nothing of ours
+    assert choose(None, "en-US,en;q=0.9", "ru") == "en"
+    assert choose(None, "de, en;q=0.1", "ru") == "en"  # however little it is wanted
+    assert choose(None, "de, ru;q=0.5, en;q=0.8", "ru") == "en"
+    assert choose("en", "ru", "ru") == "en"  # the switch first
+    assert choose("xx", "", "ru") == "ru"
+
+
+def test_the_page_is_in_the_programs_language_unless_the_browser_asks(
+    client: TestClient, stocked: Engine
+) -> None:
+    url = f"/m/{token_of(link(stocked, days=None))}"
+    bare = client.get(url)  # no Accept-Language at all
+    assert bare.status_code == 200
+    assert '<html lang="ru">' in bare.text
+    assert "доступно баллов" in bare.text
+    assert '<html lang="ru">' in client.get(url, headers={"Accept-Language": "de-DE"}).text
+    english = client.get(url, headers={"Accept-Language": "en"})
+    assert '<html lang="en">' in english.text
+    assert "points available" in english.text
+    switched = client.get(url + "?lang=en", headers={"Accept-Language": "ru"})
+    assert '<html lang="en">' in switched.text
+    expired = client.get(f"/m/{token_of(link(stocked, now=NOW - timedelta(days=400)))}")
+    assert expired.status_code == 410
+    assert "Срок действия ссылки истёк" in expired.text  # the program's language too
+    assert '<html lang="en">' in client.get("/m/not-a-token").text  # no program: the default
+
+
+def test_the_page_lists_a_year_of_expiring_points_in_four_lines(database: Engine) -> None:
+    """On the browser tests' SQLite database (its members made once): how many lines the
+    page has is no matter of the database."""
+    with TestClient(member_app(database), base_url="http://testserver") as client:
+        url = f"/m/{token_of(link(database, SEVEN_DIGITS, days=None))}"
+        russian = client.get(url).text
+        english = client.get(url, headers={"Accept-Language": "en"}).text
+    assert 'id="available">1\u00a0234\u00a0567,89<' in russian
+    assert 'id="pending"' not in russian  # zero: no box
+    assert 'id="held"' not in russian
+    expiring = russian[russian.index('id="expiring"') : russian.index('id="tier"')]
+    assert expiring.count("<tr") == 1 + 3 + 1  # the heads, the nearest three days, the rest
+    later = russian[russian.index('id="expiring-later"') : russian.index('id="tier"')]
+    # the date in no-break spaces: it is never split over two lines
+    assert "позже: ещё 362 дня, до 8\u00a0марта\u00a02028\u202fг." in later
+    assert "4\u00a0525,00" in later
+    assert "later: 362 more days, until March\u00a08,\u00a02028" in english
+    assert "4,525.00" in english
+
+
 # — in the browser —
 
 
@@ -295,6 +406,7 @@ def test_every_text_of_the_member_page_is_in_russian() -> None:
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     db = stocked_sqlite(tmp_path_factory.mktemp("member") / "kopilka.sqlite3")
     with_coupons(db)
+    with_big_balances(db)
     yield db
     db.dispose()
 
@@ -434,3 +546,106 @@ def test_an_expired_link_is_a_friendly_page_in_the_browser(page: Any, database: 
     snap(page, "22-member-link-expired")
     # Chromium logs the document's own 410 as a console error: that one is expected
     errors[:] = [e for e in errors if "status of 410" not in e]
+
+
+# — on a phone (issue 15) —
+
+# Widths the page is looked at: a small phone, the phone the outside check used, a desktop
+SMALL_PHONE, PHONE, DESKTOP = 360, 420, 1280
+HISTORY_BELOW = 1500  # px: how far down the history may start, a year of expiry or not
+
+
+@contextmanager
+def viewed(browser: Any, server: str, width: int, locale: str = "en-US") -> Iterator[Any]:
+    """A page `width` px wide in a browser asking for `locale`; it must report no error
+    (a style the content policy refused, say)."""
+    context = browser.new_context(base_url=server, locale=locale, device_scale_factor=1,
+                                  viewport={"width": width, "height": 800})  # fmt: skip
+    opened, errors = context.new_page(), []
+    opened.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield opened
+    finally:
+        context.close()
+    assert errors == [], f"the page reported errors: {errors}"
+
+
+def assert_fits(page: Any, selector: str) -> None:
+    """The figure's text is whole in its box (nothing scrolled off, no text outside its
+    card) and the page does not scroll sideways."""
+    box = page.eval_on_selector(
+        selector,
+        """element => {
+        const range = document.createRange();
+        range.selectNodeContents(element);
+        const text = range.getBoundingClientRect(), card = element.closest('.figure')
+            .getBoundingClientRect();
+        return {scroll: element.scrollWidth, client: element.clientWidth,
+                text: [text.left, text.right, text.top, text.bottom],
+                card: [card.left, card.right, card.top, card.bottom],
+                viewport: document.documentElement.clientWidth,
+                page: document.documentElement.scrollWidth};
+    }""",
+    )
+    assert box["scroll"] <= box["client"], (selector, box)
+    left, right, top, bottom = box["text"]
+    card_left, card_right, card_top, card_bottom = box["card"]
+    assert card_left <= left < right <= card_right, (selector, box)
+    assert card_top <= top < bottom <= card_bottom, (selector, box)
+    assert 0 <= left < right <= box["viewport"], (selector, box)
+    assert box["page"] <= box["viewport"], f"the page scrolls sideways: {box}"
+
+
+@pytest.mark.parametrize("width", [SMALL_PHONE, PHONE, DESKTOP])
+def test_a_balance_of_any_length_fits_its_box(browser: Any, server: str, database: Engine,
+                                              width: int) -> None:  # fmt: skip
+    with viewed(browser, server, width) as page:
+        for who in ("card:100001", SEVEN_DIGITS, NINE_DIGITS):
+            page.goto(member_link(database, "zerno", who, base_url="", secret=SECRET, now=NOW,
+                                  days=None))  # fmt: skip
+            snap(page, f"23-member-{who[-1]}-at-{width}")  # before the checks: to look at
+            assert_fits(page, "#available")
+            assert page.locator(".figure").count() == 1  # nothing pending, held or owed
+
+
+@pytest.mark.parametrize(("width", "locale"), [(PHONE, "de-DE"), (DESKTOP, "en-US")])
+def test_a_year_of_expiring_points_is_a_few_lines(browser: Any, server: str, database: Engine,
+                                                  width: int, locale: str) -> None:  # fmt: skip
+    url = member_link(database, "zerno", SEVEN_DIGITS, base_url="", secret=SECRET, now=NOW,
+                      days=None)  # fmt: skip
+    with viewed(browser, server, width, locale) as page:
+        page.goto(url)
+        snap(page, f"24-member-expiring-{width}")
+        # a browser asking for German gets the program's language, not the default
+        assert page.get_attribute("html", "lang") == ("ru" if locale == "de-DE" else "en")
+        # the nearest days and one line summing the rest
+        assert page.locator("#expiring tbody tr").count() == member_page.EXPIRING_SHOWN + 1
+        history_top = page.eval_on_selector("#history", "e => e.getBoundingClientRect().top")
+        assert history_top < HISTORY_BELOW, f"the history starts {history_top} px down"
+
+
+@pytest.mark.parametrize("width", [SMALL_PHONE, DESKTOP])
+def test_every_figure_fits(browser: Any, server: str, database: Engine, width: int) -> None:
+    """Long figures pending, held and owed beside the balance, in Russian (a wider
+    figure), on a small phone and a desktop — rendered from Вера's page with the figures
+    swapped in, as no member here can hold points or owe them."""
+    url = member_link(database, "zerno", SEVEN_DIGITS, base_url="", secret=SECRET, now=NOW)
+    view = member_view(database, "zerno", signed_target(token_of(url), secret=SECRET).member_id,
+                       now=NOW)  # fmt: skip
+    figures = {"pending": "98765432.10", "held": "1234.50", "debt": "12.00"}
+    swapped = replace(view, balance={**view.balance, **figures})
+
+    def render() -> str:
+        i18n.use_language("ru")  # in a copy of the context: no other test hears it
+        return member_page.templates.get_template("member_page.html").render(
+            language="ru", path="/m/x", **member_page.page_context(swapped, None)
+        )
+
+    html = contextvars.copy_context().run(render)
+    with viewed(browser, server, width) as page:
+        page.set_content(html)
+        snap(page, f"25-member-figures-{width}-ru")
+        for name in ("available", *figures):
+            assert_fits(page, f"#{name}")
+        assert "долг в баллах" in (page.text_content(".figures") or "")

@@ -18,6 +18,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import ScalarNode
 
 from kopilka.domain.errors import InvalidInput, Problem
+from kopilka.domain.reading import MAX_DEPTH, document_problems
 
 
 class _DecimalConstructor(SafeConstructor):
@@ -49,21 +50,33 @@ def _yaml() -> YAML:
 
 
 def parse_text(text: str, *, name: str, as_json: bool) -> object:
-    """A JSON or YAML document's data; syntax errors become `InvalidInput` at name:line:col."""
-    if as_json:
-        try:
-            return json.loads(text, parse_float=Decimal)
-        except json.JSONDecodeError as error:
-            where = f"{name}:{error.lineno}:{error.colno}"
-            raise InvalidInput([Problem(where, f"not valid JSON: {error.msg}")]) from None
-        except ValueError as error:  # e.g. an integer of more than 4,300 digits
-            raise InvalidInput([Problem(name, f"not readable: {error}")]) from None
+    """A JSON or YAML document's data; syntax errors become `InvalidInput` at name:line:col,
+    and so does a document nested deeper than MAX_DEPTH or holding text no field may store
+    (control characters, halves of surrogate pairs), each named by its place."""
+    document = _parsed(text, name=name, as_json=as_json)
+    problems = document_problems(document, max_depth=MAX_DEPTH)
+    if problems:
+        raise InvalidInput([Problem(f"{name}: {p.loc}" if p.loc else name, p.message)
+                            for p in problems])  # fmt: skip
+    return document
+
+
+def _parsed(text: str, *, name: str, as_json: bool) -> object:
     try:
+        if as_json:
+            return json.loads(text, parse_float=Decimal)
         return _yaml().load(text)
+    except json.JSONDecodeError as error:
+        where = f"{name}:{error.lineno}:{error.colno}"
+        raise InvalidInput([Problem(where, f"not valid JSON: {error.msg}")]) from None
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
         raise InvalidInput([Problem(where, f"not valid YAML: {error.problem or error}")]) from None
+    except RecursionError:  # the parsers recurse per level: far deeper than MAX_DEPTH
+        raise InvalidInput(
+            [Problem(name, f"is nested more than {MAX_DEPTH} levels deep")]
+        ) from None
     except ValueError as error:  # e.g. an integer of more than 4,300 digits
         raise InvalidInput([Problem(name, f"not readable: {error}")]) from None
 

@@ -22,8 +22,10 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException
 
 from kopilka.api import cashback_routes, coupon_routes, discount_routes, examples, schemas
+from kopilka.api.allow import with_whole_allow
 from kopilka.api.common import (
     ANY_ROLE,
     MEMBER_WRITERS,
@@ -50,6 +52,7 @@ from kopilka.domain.errors import (
     TooManyRequests,
     Unavailable,
 )
+from kopilka.domain.reading import text_problem
 from kopilka.services import (
     balances,
     events,
@@ -91,6 +94,8 @@ def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) 
     app.state.engine = engine
     app.state.failed_auth = failed_auth or FailedAuthLimiter()
     app.state.known_keys = KeyCache()
+
+    app.add_exception_handler(HTTPException, with_whole_allow)  # type: ignore[arg-type]
 
     @app.exception_handler(KopilkaError)
     async def kopilka_error(_request: Request, error: KopilkaError) -> JSONResponse:
@@ -541,6 +546,9 @@ def _keys(app: FastAPI, engine: Engine) -> None:
         wrong = [Problem(key, "unknown key") for key in sorted(set(body) - KEY_FIELDS)]
         wrong += [Problem(key, "must be text") for key in ("role", "location", "label")
                   if body.get(key) is not None and not isinstance(body[key], str)]  # fmt: skip
+        texts = {k: v for k, v in body.items() if k in ("location", "label") and isinstance(v, str)}
+        wrong += [Problem(key, problem) for key, text in texts.items()
+                  if (problem := text_problem(text))]  # fmt: skip
         if wrong:
             raise InvalidInput(wrong)
         key, record = await run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any, NoReturn, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Request
@@ -24,6 +25,8 @@ from kopilka.domain.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from kopilka.domain.money import is_within_limits
+from kopilka.domain.reading import MAX_DEPTH, MAX_TEXT, document_problems
 from kopilka.services import keys, purchases
 
 T = TypeVar("T")
@@ -48,7 +51,8 @@ async def run(engine: Engine, service: Callable[..., T], *args: Any, **kwargs: A
 
 
 async def json_body(request: Request) -> Any:
-    """The request's JSON document; malformed or oversized bodies are refused by name."""
+    """The request's JSON document; malformed or oversized bodies are refused by name, and
+    so is a document nested too deep or holding text no field may store (`read_json`)."""
     declared = request.headers.get("content-length")
     if declared and declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
         raise PayloadTooLarge(f"the body has {declared} bytes; at most {MAX_BODY} are accepted")
@@ -57,10 +61,39 @@ async def json_body(request: Request) -> Any:
         raise PayloadTooLarge(f"the body has {len(raw)} bytes; at most {MAX_BODY} are accepted")
     if not raw.strip():
         raise InvalidInput([Problem("", "a JSON body is required")])
+    return read_json(raw)
+
+
+def read_json(raw: bytes) -> Any:
+    """A JSON document the services can take: at most MAX_DEPTH levels deep, every string
+    (key or value) real Unicode text without control characters but tab and line breaks,
+    every number with a fraction or exponent as plain decimal text (`"1e2"` → `"100"`)."""
     try:
-        return json.loads(raw, parse_float=str, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as error:
+        document = json.loads(raw, parse_float=_plain_number, parse_constant=_no_constant)
+    except RecursionError:  # deeper than the parser goes: far past MAX_DEPTH
+        raise InvalidInput([Problem("", f"is nested more than {MAX_DEPTH} levels deep")]) from None
+    except _NumberOutOfRange as error:
+        raise InvalidInput([Problem("", str(error))]) from None
+    except ValueError as error:
         raise InvalidInput([Problem("", f"the body is not valid JSON: {error}")]) from None
+    problems = document_problems(document, max_depth=MAX_DEPTH)
+    if problems:
+        raise InvalidInput(problems)
+    return document
+
+
+class _NumberOutOfRange(Exception):
+    pass
+
+
+def _plain_number(text: str) -> str:
+    """A JSON number with a fraction or exponent as decimal text, never a binary float:
+    the readers take `"0.1"` exactly, and `1E+2` as `"100"`."""
+    number = Decimal(text)  # the JSON grammar already holds: always a finite number
+    if not is_within_limits(number):
+        raise _NumberOutOfRange(f"the number {text} is out of range (at most 15 digits "
+                                "before the point and 18 after)")  # fmt: skip
+    return format(number, "f")
 
 
 def _no_constant(name: str) -> Any:
@@ -70,7 +103,11 @@ def _no_constant(name: str) -> Any:
 Body = Annotated[Any, Depends(json_body)]
 # on every POST that changes something: a repeat with the same key and request answers
 # the first answer (200) with no second effect; with another request, 409
-IdempotencyKey = Annotated[str | None, Header()]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(min_length=1, max_length=MAX_TEXT, pattern=r"\S",
+           description="1 to 200 characters, not only spaces"),
+]  # fmt: skip
 
 
 def caller(*roles: str) -> Callable[..., Any]:

@@ -8,7 +8,8 @@ minor units become text through `format_minor`; nothing in between is a float.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 from enum import Enum
 from fractions import Fraction
 
@@ -90,6 +91,20 @@ MAGNITUDE_LIMIT = Decimal(10) ** 15
 _SMALLEST_EXPONENT = -18
 
 
+# The ledger keeps amounts as signed 64-bit integers of minor units (at most about
+# 9.2 × 10^18). One receipt may come to at most 10^13 currency units (ten trillion): with
+# four decimals (CLF) that is 10^17 minor units, some 90 times below the ceiling, so the
+# sums of receipts and the points derived from them still fit. No single amount read —
+# a price, a payout, an adjustment — may be more than 10^17 minor units either.
+RECEIPT_LIMIT = 10**13
+MINOR_LIMIT = 10**17
+
+
+def receipt_limit_minor(digits: int) -> int:
+    """The most one receipt (or one of its lines) may come to, in minor units."""
+    return int(RECEIPT_LIMIT * 10**digits)
+
+
 def is_within_limits(value: Decimal) -> bool:
     """True for a number Kopilka can take as an amount, quantity or setting."""
     if value == 0:
@@ -97,11 +112,19 @@ def is_within_limits(value: Decimal) -> bool:
     return abs(value) < MAGNITUDE_LIMIT and value.adjusted() >= _SMALLEST_EXPONENT
 
 
+# What a number written as text may look like: ASCII digits, one optional sign, one optional
+# decimal point with digits on both sides. Decimal() alone would also take "١٢٣" (any
+# script's digits), "１２", " 12 ", "1_000", "1e5", "NaN" and "Infinity" — none of which a
+# till or an operator means as an amount.
+_DECIMAL_TEXT = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+
+
 def parse_decimal(raw: object) -> Decimal | None:
     """A finite Decimal from a JSON/YAML scalar (string, int, Decimal), or None if it is not one.
 
     Booleans are not numbers here; a float is only accepted through its shortest
-    repr, so `0.1` reads as Decimal("0.1"), never as the binary approximation.
+    repr, so `0.1` reads as Decimal("0.1"), never as the binary approximation. Text must
+    be plain decimal notation in ASCII digits (`_DECIMAL_TEXT`), with no spaces.
     """
     if isinstance(raw, bool):
         return None
@@ -112,10 +135,9 @@ def parse_decimal(raw: object) -> Decimal | None:
     elif isinstance(raw, float):
         value = Decimal(repr(raw))
     elif isinstance(raw, str):
-        try:
-            value = Decimal(raw.strip())
-        except InvalidOperation:
+        if not _DECIMAL_TEXT.fullmatch(raw):
             return None
+        value = Decimal(raw)
     else:
         return None
     return value if value.is_finite() else None

@@ -16,7 +16,13 @@ from enum import Enum
 from typing import TypeVar
 
 from kopilka.domain.errors import Problem
-from kopilka.domain.money import is_within_limits, parse_decimal, to_minor
+from kopilka.domain.money import (
+    MINOR_LIMIT,
+    format_minor,
+    is_within_limits,
+    parse_decimal,
+    to_minor,
+)
 
 E = TypeVar("E", bound=Enum)
 D = TypeVar("D", int, Decimal)
@@ -25,6 +31,16 @@ CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _MISSING = object()
 
 MAX_TEXT = 200  # the longest free text a request may carry (ids, names, labels)
+MAX_NOTE = 1000  # the longest multi-line text (a note on a payout)
+MAX_DEPTH = 32  # the deepest nesting of lists and mappings a document may have
+MAX_VALUES = 1_000_000  # more than a 1 MiB JSON body can hold; only aliases repeat more
+
+# Characters no text of Kopilka may hold: the C0 and C1 control characters (NUL among
+# them: PostgreSQL can't store it, and it cuts strings short in C tools) and the halves
+# of UTF-16 surrogate pairs, which are not characters at all (a lone "\ud800" in JSON
+# can't be written back out as UTF-8). Multi-line text may hold tab and line breaks.
+_REFUSED_IN_LINE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_REFUSED_IN_NOTE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def show(value: object) -> str:
@@ -53,6 +69,65 @@ def item_loc(loc: str, index: int, raw: object, code_key: str = "code") -> str:
     code = raw.get(code_key) if isinstance(raw, Mapping) else None
     suffix = f" ({code})" if isinstance(code, str) and code else ""
     return f"{loc}[{index}]{suffix}"
+
+
+def text_problem(value: str, *, max_length: int = MAX_TEXT, multiline: bool = False) -> str | None:
+    """Why `value` can't be taken as text, or None: too long, or a character it may not
+    hold (any control character — in multi-line text all but tab, CR and LF — or half
+    of a surrogate pair)."""
+    if len(value) > max_length:
+        return f"is {len(value)} characters long; at most {max_length}"
+    refused = (_REFUSED_IN_NOTE if multiline else _REFUSED_IN_LINE).search(value)
+    if refused is None:
+        return None
+    return f"{_character_name(refused[0])} at position {refused.start() + 1} is not allowed in text"
+
+
+def _character_name(char: str) -> str:
+    code = f"U+{ord(char):04X}"
+    if "\ud800" <= char <= "\udfff":
+        return f"{code} (half of a UTF-16 surrogate pair, no character by itself)"
+    return f"the control character {code}"
+
+
+def document_problems(document: object, *, max_depth: int = MAX_DEPTH) -> list[Problem]:
+    """What no part of an input document may have, wherever it is: nesting deeper than
+    `max_depth`, or a key or string value with a character no text may hold (multi-line
+    text's rule: single-line fields refuse line breaks when they are read). Walked with a
+    stack, not recursion, so a deep document can't exhaust Python's; a YAML alias that
+    refers to its own ancestor ends at the depth limit, and aliases repeating one part
+    into more than MAX_VALUES values end at that limit."""
+    problems: list[Problem] = []
+    stack: list[tuple[str, object, int]] = [("", document, 1)]
+    for _ in range(MAX_VALUES + 1):
+        if not stack:
+            return problems
+        loc, value, depth = stack.pop()
+        if isinstance(value, str):
+            _check_string(value, loc, problems)
+            continue
+        if isinstance(value, (Mapping, list)) and depth > max_depth:
+            return [Problem(loc, f"is nested more than {max_depth} levels deep")]
+        children = _children(value, loc, problems)
+        stack.extend((child_loc, child, depth + 1) for child_loc, child in reversed(children))
+    return [Problem("", f"has more than {MAX_VALUES:,} values")]
+
+
+def _children(value: object, loc: str, problems: list[Problem]) -> list[tuple[str, object]]:
+    if isinstance(value, Mapping):
+        for key in value:
+            if isinstance(key, str):
+                _check_string(key, loc, problems, is_key=True)
+        return [(join(loc, str(key)), item) for key, item in value.items()]
+    if isinstance(value, list):
+        return [(f"{loc}[{index}]", item) for index, item in enumerate(value)]
+    return []
+
+
+def _check_string(value: str, loc: str, problems: list[Problem], *, is_key: bool = False) -> None:
+    problem = text_problem(value, max_length=len(value), multiline=True)
+    if problem is not None:
+        problems.append(Problem(loc, f"the key {value!r}: {problem}" if is_key else problem))
 
 
 class Reader:
@@ -103,18 +178,22 @@ class Reader:
         pattern: re.Pattern[str] | None = None,
         what: str = "a string",
         max_length: int = MAX_TEXT,
+        multiline: bool = False,
     ) -> str | None:
+        """Text of at most `max_length` characters, not blank, without control characters
+        (`multiline`: but tab and line breaks), matching `pattern` when one is given."""
         value = self.raw(key, required=required)
         if value is None:
             return None
         if not isinstance(value, str) or not value.strip():
             self.report(self.at(key), f"{show(value)} is not {what}")
             return None
-        if len(value) > max_length:
-            self.report(self.at(key), f"is {len(value)} characters long; at most {max_length}")
-            return None
-        if pattern is not None and not pattern.fullmatch(value):  # `$` alone lets "x\n" in
-            self.report(self.at(key), f"{show(value)} is not {what}")
+        problem = text_problem(value, max_length=max_length, multiline=multiline)
+        fits = len(value) <= max_length
+        if fits and pattern is not None and not pattern.fullmatch(value):  # `$` lets "x\n" in
+            problem = f"{show(value)} is not {what}"  # the pattern's words say more
+        if problem is not None:
+            self.report(self.at(key), problem)
             return None
         return value
 
@@ -191,6 +270,10 @@ class Reader:
         minor = to_minor(number, digits)
         if minor is None:
             self.report(self.at(key), f"{number} has more than {digits} decimals ({unit})")
+        elif minor > MINOR_LIMIT:
+            self.report(self.at(key), f"{number} is more than any amount Kopilka keeps "
+                                      f"({format_minor(MINOR_LIMIT, digits)} {unit})")  # fmt: skip
+            return None
         return minor
 
     def boolean(self, key: str) -> bool | None:
@@ -265,7 +348,7 @@ class Reader:
             yield Reader(item, item_loc(self.at(key), index, item, code_key), self.problems, known)
 
 
-_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+_DATE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$")  # ASCII digits only, as numbers
 
 
 def parse_date(value: object) -> date | None:

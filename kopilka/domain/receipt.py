@@ -17,9 +17,9 @@ from decimal import Decimal
 from typing import Literal
 
 from kopilka.domain.errors import InvalidInput, Problem
-from kopilka.domain.money import format_minor, to_minor
+from kopilka.domain.money import format_minor, receipt_limit_minor, to_minor
 from kopilka.domain.program import Program
-from kopilka.domain.reading import Reader, show
+from kopilka.domain.reading import Reader, show, text_problem
 
 RECEIPT_KEYS = (
     "receipt_id",
@@ -150,7 +150,19 @@ def _lines(body: Reader, program: Program) -> list[Line]:
         line = _line(item, n, program)
         if line is not None:
             lines.append(line)
+    total = sum(line.amount + line.discount for line in lines)
+    if total > receipt_limit_minor(program.money_digits):
+        body.report("lines", f"add up to {_money(total, program)}; {_at_most(program)}")
     return lines
+
+
+def _at_most(program: Program) -> str:
+    most = receipt_limit_minor(program.money_digits)
+    return f"a receipt may come to at most {_money(most, program)}"
+
+
+def _money(minor: int, program: Program) -> str:
+    return f"{format_minor(minor, program.money_digits)} {program.currency}"
 
 
 def _line(item: Reader, n: int, program: Program) -> Line | None:
@@ -178,6 +190,9 @@ def _line(item: Reader, n: int, program: Program) -> Line | None:
         return None
     qty_numerator, qty_denominator = qty.as_integer_ratio()
     gross = (2 * qty_numerator * price + qty_denominator) // (2 * qty_denominator)  # half-up
+    if gross > receipt_limit_minor(digits):
+        item.report(item.loc, f"qty × price is {_money(gross, program)}; {_at_most(program)}")
+        return None
     if discount > gross:
         item.report(
             item.at("discount"),
@@ -212,14 +227,17 @@ def _coupons(body: Reader) -> tuple[str, ...]:
         return ()
     codes: list[str] = []
     for loc, value in items:
-        if isinstance(value, str) and value.strip():
-            codes.append(value.strip())
-        else:
+        problem = text_problem(value) if isinstance(value, str) else None
+        if not isinstance(value, str) or not value.strip():
             body.report(loc, f"{show(value)} is not a coupon code")
+        elif problem is not None:
+            body.report(loc, problem)
+        else:
+            codes.append(value.strip())
     return tuple(codes)
 
 
-_BIN = re.compile(r"^\d{6,8}$")
+_BIN = re.compile(r"^[0-9]{6,8}$")  # ASCII digits: "٤٢٧٦٠٠" is no BIN
 
 
 def _payment(body: Reader) -> tuple[str | None, str | None]:

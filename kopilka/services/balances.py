@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, case, func, or_, select
 from kopilka.domain.errors import IdempotencyConflict, InsufficientPoints, InvalidInput, Problem
 from kopilka.domain.ledger import AccountCode, Reason
 from kopilka.domain.money import format_minor, is_within_limits, parse_decimal, to_minor
+from kopilka.domain.reading import text_problem
 from kopilka.services.idempotency import AfterWrite, followed, idempotent
 from kopilka.services.members import find_member
 from kopilka.services.programs import load_program
@@ -186,9 +187,23 @@ def _adjustment(data: object, digits: int) -> tuple[int, str, str]:
     reason = data.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         problems.append(Problem("reason", "is required: say why the points move"))
+    problems += _text_problems(data, ("reason", "adjustment_id"))
     if problems:
         raise InvalidInput(problems)
     key = str(data.get("adjustment_id") or uuid.uuid4())
     assert minor is not None
     assert isinstance(reason, str)
     return minor, reason.strip(), key
+
+
+def _text_problems(data: dict[Any, Any], keys: tuple[str, ...]) -> list[Problem]:
+    """The text rule every field follows (`text_problem`): at most MAX_TEXT characters, no
+    control characters; an id that isn't text is refused, not turned into some text."""
+    problems = []
+    for key in keys:
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            problems.append(Problem(key, "must be text"))
+        elif isinstance(value, str) and (problem := text_problem(value)) is not None:
+            problems.append(Problem(key, problem))
+    return problems

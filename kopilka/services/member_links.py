@@ -29,7 +29,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from kopilka.domain.errors import Conflict, InvalidInput, KopilkaError, NotFound, Problem
-from kopilka.domain.reading import MAX_TEXT
+from kopilka.domain.reading import MAX_TEXT, text_problem
 from kopilka.services import balances, coupons, members
 from kopilka.services.idempotency import AfterWrite, Answer, idempotent, retrying
 from kopilka.services.members import find_member
@@ -108,6 +108,8 @@ def link_request(body: Any) -> tuple[int | None, str | None]:
     label = body.get("label")
     if label is not None and (not isinstance(label, str) or not 1 <= len(label) <= MAX_TEXT):
         raise InvalidInput([Problem("label", f"must be text of 1 to {MAX_TEXT} characters")])
+    if label is not None and (problem := text_problem(label)) is not None:
+        raise InvalidInput([Problem("label", problem)])
     return days, label
 
 

@@ -3,6 +3,7 @@ session and language, and the two ways a page ends early (an error page, a redir
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -10,12 +11,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from kopilka.domain.reading import text_problem
 from kopilka.web import i18n
 from kopilka.web.sessions import CSRF_FIELD, Session, Sessions
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 STATIC_URL = "/console/static"
+UNSTORABLE = ("A field holds a control character or half of a surrogate pair: nothing was "
+              "saved. Go back and remove it.")  # fmt: skip
 
 templates = i18n.environment(i18n.gettext_, i18n.ngettext_)
 templates.globals.update(static=STATIC_URL, csrf_field=CSRF_FIELD)
@@ -28,6 +32,18 @@ class PageError(Exception):
     def __init__(self, status: int, message: str, detail: str = "") -> None:
         super().__init__(message)
         self.status, self.message, self.detail = status, message, detail
+
+
+def refuse_unstorable(fields: Iterable[tuple[str, object]]) -> None:
+    """Refuse a form with a field no text may hold: a control character (a textarea's tab
+    and line breaks aside) or half of a surrogate pair — the API's rule for text
+    (`kopilka.domain.reading.text_problem`), so nothing of it is stored."""
+    for name, value in fields:
+        if not isinstance(value, str):  # an uploaded file: the forms take none
+            continue
+        problem = text_problem(value, max_length=len(value), multiline=True)
+        if problem is not None:
+            raise PageError(422, UNSTORABLE, f"{name}: {problem}")
 
 
 class Redirect(Exception):

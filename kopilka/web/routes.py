@@ -51,7 +51,16 @@ from kopilka.services import (
 )
 from kopilka.services.operators import Operator
 from kopilka.web import charts
-from kopilka.web.pages import STATIC, STATIC_URL, PageError, Redirect, redirect, render, visit_of
+from kopilka.web.pages import (
+    STATIC,
+    STATIC_URL,
+    PageError,
+    Redirect,
+    redirect,
+    refuse_unstorable,
+    render,
+    visit_of,
+)
 from kopilka.web.sessions import CSRF_FIELD, CSRF_HEADER, Sessions, is_same_origin, is_valid_csrf
 
 T = TypeVar("T")
@@ -137,6 +146,7 @@ async def form_of(request: Request, max_fields: int = 20) -> dict[str, str]:
         raise PageError(403, "The form has expired: reload the page and try again.")
     if any(len(value) > MAX_FORM_TEXT for value in fields.values()):
         raise PageError(422, TOO_LONG)
+    refuse_unstorable(fields.items())
     return fields
 
 

@@ -48,7 +48,7 @@ from kopilka.services.operators import ROLES, Operator
 from kopilka.services.quoting import QuoteRequest
 from kopilka.services.rule_drafts import DamagedDraft, Draft
 from kopilka.web.i18n import gettext_ as _
-from kopilka.web.pages import PageError, redirect, render, visit_of
+from kopilka.web.pages import PageError, redirect, refuse_unstorable, render, visit_of
 from kopilka.web.routes import operator_of, serve
 from kopilka.web.sessions import CSRF_FIELD, CSRF_HEADER, is_same_origin, is_valid_csrf
 from kopilka.wire import JSON
@@ -217,6 +217,7 @@ async def _form(request: Request) -> FormData:
     sent = _text(form, CSRF_FIELD) or request.headers.get(CSRF_HEADER)
     if not is_valid_csrf(visit_of(request).session, sent):
         raise PageError(403, "The form has expired: reload the page and try again.")
+    refuse_unstorable(form.multi_items())
     return form
 
 

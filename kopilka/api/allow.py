@@ -1,0 +1,34 @@
+"""`405 Method Not Allowed` with an `Allow` header naming every method of the path.
+
+Starlette answers a method a path lacks from the first route whose path matches, so a path
+served by two routes (`GET` and `PATCH /members/{member}`) named only one of them in
+`Allow`; clients and the OpenAPI document's checkers read it as the path's whole list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+from fastapi import Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match, Route
+
+
+async def with_whole_allow(request: Request, error: HTTPException) -> Response:
+    """FastAPI's own answer to an HTTP error; a 405's `Allow` lists the path's methods."""
+    if error.status_code != 405:
+        return await http_exception_handler(request, error)
+    allow = ", ".join(sorted(path_methods(request.app.routes, request.scope)))
+    return JSONResponse({"detail": error.detail}, status_code=405, headers={"Allow": allow})
+
+
+def path_methods(routes: Iterable[BaseRoute], scope: MutableMapping[str, Any]) -> set[str]:
+    """Every method some route serves at the scope's path."""
+    methods: set[str] = set()
+    for route in routes:
+        if isinstance(route, Route) and route.methods and route.matches(scope)[0] != Match.NONE:
+            methods |= route.methods
+    return methods

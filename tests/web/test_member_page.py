@@ -339,6 +339,15 @@ def test_expiring_points_are_the_nearest_days_and_a_sum_of_the_rest() -> None:
     assert (len(few.nearest), few.later_days, few.last_day) == (2, 0, None)
 
 
+def test_the_later_line_takes_the_plural_its_days_ask_for() -> None:
+    later = ("later: %(num)s more day, until %(date)s", "later: %(num)s more days, until %(date)s")
+    russian, english = member_page.translations("ru"), member_page.translations("en")
+    said = [russian.ngettext(*later, n) % {"num": n, "date": "D"} for n in (1, 3, 5, 21, 362)]
+    assert said == ["позже: ещё 1 день, до D", "позже: ещё 3 дня, до D", "позже: ещё 5 дней, до D",
+                    "позже: ещё 21 день, до D", "позже: ещё 362 дня, до D"]  # fmt: skip
+    assert english.ngettext(*later, 1) % {"num": 1, "date": "D"} == "later: 1 more day, until D"
+
+
 def test_a_program_speaks_the_language_of_its_time_zone() -> None:
     language = member_page.program_language
     assert language("Europe/Moscow") == language("Asia/Yekaterinburg") == "ru"

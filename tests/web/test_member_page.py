@@ -273,7 +273,7 @@ def test_the_page_speaks_russian_and_shows_a_blocked_card(client: TestClient,
                                                           stocked: Engine) -> None:  # fmt: skip
     with_coupons(stocked)
     set_member_status(stocked, "zerno", "card:100001", "blocked", now=NOW)
-    page = client.get(f"/m/{token_of(link(stocked))}?lang=ru")
+    page = client.get(f"/m/{token_of(link(stocked, days=None))}?lang=ru")
     assert page.status_code == 200
     assert '<html lang="ru">' in page.text
     assert 'id="available">14,50<' in page.text  # Babel: the Russian decimal comma
@@ -283,7 +283,9 @@ def test_the_page_speaks_russian_and_shows_a_blocked_card(client: TestClient,
     assert "можно использовать" in page.text
     assert "приостановлен" in page.text
     assert 'id="blocked"' in page.text
-    english = client.get(f"/m/{token_of(link(stocked))}", headers={"Accept-Language": "en"})
+    english = client.get(
+        f"/m/{token_of(link(stocked, days=None))}", headers={"Accept-Language": "en"}
+    )
     assert "points available" in english.text
     assert "My coupons" in english.text
 
@@ -606,16 +608,21 @@ def assert_fits(page: Any, selector: str) -> None:
     assert box["page"] <= box["viewport"], f"the page scrolls sideways: {box}"
 
 
-@pytest.mark.parametrize("width", [SMALL_PHONE, PHONE, DESKTOP])
+# the smallest phone in Russian: its words and figures are the longest
+@pytest.mark.parametrize(("width", "locale"), [(SMALL_PHONE, "ru-RU"), (PHONE, "en-US"),
+                                               (DESKTOP, "en-US")])  # fmt: skip
 def test_a_balance_of_any_length_fits_its_box(browser: Any, server: str, database: Engine,
-                                              width: int) -> None:  # fmt: skip
-    with viewed(browser, server, width) as page:
+                                              width: int, locale: str) -> None:  # fmt: skip
+    with viewed(browser, server, width, locale) as page:
         for who in ("card:100001", SEVEN_DIGITS, NINE_DIGITS):
             page.goto(member_link(database, "zerno", who, base_url="", secret=SECRET, now=NOW,
                                   days=None))  # fmt: skip
             snap(page, f"23-member-{who[-1]}-at-{width}")  # before the checks: to look at
             assert_fits(page, "#available")
             assert page.locator(".figure").count() == 1  # nothing pending, held or owed
+            # the coupons and the history fit their cards (they would scroll inside them)
+            for table in page.locator(".scroll").all():
+                assert table.evaluate("e => e.scrollWidth <= e.clientWidth"), (who, width)
 
 
 @pytest.mark.parametrize(("width", "locale"), [(PHONE, "de-DE"), (DESKTOP, "en-US")])

@@ -26,9 +26,12 @@ async def with_whole_allow(request: Request, error: HTTPException) -> Response:
 
 
 def path_methods(routes: Iterable[BaseRoute], scope: MutableMapping[str, Any]) -> set[str]:
-    """Every method some route serves at the scope's path."""
-    methods: set[str] = set()
-    for route in routes:
-        if isinstance(route, Route) and route.methods and route.matches(scope)[0] != Match.NONE:
-            methods |= route.methods
-    return methods
+    """Every method of the path the URL names: of the route paths that match it, the one
+    with the fewest parameters (`/links/revoke`, not `/links/{link}`), as the OpenAPI
+    document lists them."""
+    served = [route for route in routes if isinstance(route, Route) and route.methods]
+    matching = [r.path for r in served if r.matches(scope)[0] != Match.NONE]
+    if not matching:
+        return set()
+    chosen = min(matching, key=lambda path: path.count("{"))
+    return {method for r in served if r.path == chosen for method in r.methods or ()}

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 
 from kopilka.api.common import ANY_ROLE, Body, IdempotencyKey, caller, created, json_body, now, run
-from kopilka.api.schemas import AMOUNT, body, problems
+from kopilka.api.schemas import AMOUNT, body, note, nullable_optionals, problems, text
 from kopilka.services import cashback, keys
 
 PAYOUT_REQUEST = {
@@ -28,7 +28,7 @@ PAYOUT_REQUEST = {
             "required": ["type", "number"],
             "properties": {
                 "type": {"enum": ["card", "account"]},
-                "number": {"type": "string", "description": "a card (Luhn-checked) or account"},
+                "number": text(64, "a card (Luhn-checked) or account"),
             },
             "additionalProperties": False,
         },
@@ -206,8 +206,9 @@ def _decision(app: FastAPI, engine: Engine, action: str) -> None:
         f"Mark the payout {meaning}. Body (optional unless said): `{{{field}}}`. The same "
         "decision again answers the payout as it stands; a step out of order is `409`."
     )
-    schema = {"type": "object", "properties": {field: {"type": "string"}},
-              "additionalProperties": False}  # fmt: skip
+    schema = nullable_optionals({"type": "object", "properties": {field: note()},
+                                 "required": [field] if action == "reject" else [],
+                                 "additionalProperties": False})  # fmt: skip
     extra = problems(answer=(200, PAYOUT_EXAMPLE))
     extra["requestBody"] = {"required": action == "reject",
                             "content": {"application/json": {"schema": schema}}}  # fmt: skip

@@ -86,13 +86,16 @@ class _NumberOutOfRange(Exception):
     pass
 
 
-def _plain_number(text: str) -> str:
-    """A JSON number with a fraction or exponent as decimal text, never a binary float:
-    the readers take `"0.1"` exactly, and `1E+2` as `"100"`."""
+def _plain_number(text: str) -> int | str:
+    """A JSON number with a fraction or exponent exactly, never as a binary float: a whole
+    one as an integer (`2.0`, `1E+2` are 2 and 100, as JSON Schema counts them), any other
+    as its decimal text (`0.1` → `"0.1"`), which the readers take as written."""
     number = Decimal(text)  # the JSON grammar already holds: always a finite number
     if not is_within_limits(number):
         raise _NumberOutOfRange(f"the number {text} is out of range (at most 15 digits "
                                 "before the point and 18 after)")  # fmt: skip
+    if number == number.to_integral_value():
+        return int(number)
     return format(number, "f")
 
 
@@ -105,8 +108,10 @@ Body = Annotated[Any, Depends(json_body)]
 # the first answer (200) with no second effect; with another request, 409
 IdempotencyKey = Annotated[
     str | None,
-    Header(min_length=1, max_length=MAX_TEXT, pattern=r"\S",
-           description="1 to 200 characters, not only spaces"),
+    # said in the document, checked by the service (`idempotency.remembered`): its problem
+    # names the header as `Idempotency-Key`
+    Header(description="1 to 200 characters, not only spaces",
+           json_schema_extra={"minLength": 1, "maxLength": MAX_TEXT, "pattern": r"\S"}),
 ]  # fmt: skip
 
 

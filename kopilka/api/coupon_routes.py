@@ -30,7 +30,7 @@ from kopilka.api.common import (
     run,
 )
 from kopilka.api.coupon_limits import CouponGuessLimiter
-from kopilka.api.schemas import AMOUNT, MEMBER_REF, body, problems
+from kopilka.api.schemas import AMOUNT, MEMBER_REF, body, problems, text
 from kopilka.domain.errors import NotFound, TooManyRequests
 from kopilka.services import coupons
 from kopilka.services.keys import Principal
@@ -40,12 +40,13 @@ GUESSERS = ("pos", "partner")  # keys that face the public: their unknown codes 
 EXPORT_PAGE = 10_000
 
 CODES = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
+NAME = text()
 CAMPAIGN = {
     "type": "object",
     "required": ["code", "kind", "effect"],
     "properties": {
         "code": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"},
-        "name": {"type": "string"},
+        "name": NAME,
         "kind": {"enum": ["unique", "public"]},
         "public_code": {"type": "string", "description": "a public campaign's one code"},
         "valid": {"type": "object", "properties": {
@@ -110,7 +111,7 @@ ISSUE = {
     "type": "object",
     "required": ["member", "channel"],
     "properties": {
-        "member": {"type": "string", "description": MEMBER_REF},
+        "member": text(description=MEMBER_REF),
         "channel": {"enum": list(coupons.CHANNELS)},
     },
     "additionalProperties": False,
@@ -119,8 +120,8 @@ GIFT = {
     "type": "object",
     "required": ["from", "to"],
     "properties": {
-        "from": {"type": "string", "description": "the owner: " + MEMBER_REF},
-        "to": {"type": "string", "description": "the friend: " + MEMBER_REF},
+        "from": text(description="the owner: " + MEMBER_REF),
+        "to": text(description="the friend: " + MEMBER_REF),
     },
     "additionalProperties": False,
 }

@@ -18,7 +18,7 @@ from kopilka.api.common import (
     now,
     run,
 )
-from kopilka.api.schemas import body, problems
+from kopilka.api.schemas import body, problems, text
 from kopilka.services import discounts, keys
 
 DISCOUNT = {
@@ -38,7 +38,7 @@ CARD_PURCHASE = {
     "required": ["card"],
     "properties": {
         "card": {"type": "string", "description": "a card under `discount_cards:`"},
-        "payment_ref": {"type": "string", "maxLength": 200},
+        "payment_ref": text(),
     },
     "additionalProperties": False,
 }

@@ -10,16 +10,54 @@ from __future__ import annotations
 from typing import Any
 
 from kopilka.api import examples
+from kopilka.domain.reading import MAX_NOTE, MAX_TEXT
+from kopilka.domain.receipt import MAX_COUPONS, MAX_LINES
 
-AMOUNT = {"oneOf": [{"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}, {"type": "number"}]}
-QTY = {"oneOf": [{"type": "string", "pattern": r"^\d+(\.\d+)?$"}, {"type": "number"}]}
+# Numbers as the services read them (kopilka.domain.money.parse_decimal): text in ASCII
+# digits with one optional sign and decimal point, or a JSON number; at most 15 digits
+# before the point and 18 after. A program's currency may allow fewer decimals.
+AMOUNT = {"oneOf": [
+    {"type": "string", "pattern": r"^[+-]?[0-9]{1,15}(\.[0-9]{1,18})?$"},
+    {"type": "number", "exclusiveMinimum": -1e15, "exclusiveMaximum": 1e15},
+]}  # fmt: skip
+QTY = {"oneOf": [
+    {"type": "string", "pattern": r"^\+?[0-9]{1,15}(\.[0-9]{1,6})?$"},
+    {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1e15},
+]}  # fmt: skip
+
+# Text as the services read it (kopilka.domain.reading.text_problem): not blank, no control
+# character (C0, DEL, C1), at most MAX_TEXT characters unless a field says otherwise. A
+# lone UTF-16 surrogate (`"\ud800"`) is refused anywhere in a body.
+_NOT_CONTROL = r"[^\x00-\x1f\x7f-\x9f]"
+LABEL_PATTERN = rf"^{_NOT_CONTROL}*$"  # a label may be blank
+TEXT_PATTERN = rf"^{_NOT_CONTROL}*[^\s\x00-\x1f\x7f-\x9f]{_NOT_CONTROL}*$"
+_NOT_NOTE_CONTROL = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+NOTE_PATTERN = rf"^{_NOT_NOTE_CONTROL}*[^\s\x00-\x1f\x7f-\x9f]{_NOT_NOTE_CONTROL}*$"
+CODE = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"}
+
+
+NULLS = "x-null-is-absent"  # False on an object whose properties take no null
+
+
+def text(max_length: int = MAX_TEXT, description: str | None = None) -> dict[str, Any]:
+    """A one-line text field of at most `max_length` characters."""
+    schema: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": max_length,
+                              "pattern": TEXT_PATTERN}  # fmt: skip
+    return {**schema, "description": description} if description else schema
+
+
+def note(max_length: int = MAX_NOTE) -> dict[str, Any]:
+    """A multi-line text field (tab and line breaks allowed)."""
+    return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": NOTE_PATTERN}
+
 
 LINE = {
     "type": "object",
-    "required": ["sku", "qty"],
+    "required": ["sku"],
     "properties": {
-        "sku": {"type": "string", "minLength": 1},
-        "category": {"type": "string"},
+        "sku": text(),
+        "name": text(),
+        "category": CODE,
         "qty": QTY,
         "price": AMOUNT,
         "discount": AMOUNT,
@@ -32,21 +70,21 @@ RECEIPT = {
     "type": "object",
     "required": ["lines"],
     "properties": {
-        "receipt_id": {"type": "string", "minLength": 1, "maxLength": 200},
-        "location": {"type": "string"},
-        "member": {
-            "type": "string",
-            "description": "`{id}`, `card:…`, `phone:…`, `email:…`, `ext:…`",
-        },
+        "receipt_id": text(),
+        "location": {**CODE, "description": "a location of the program; a key bound to a "
+                     "location acts there: absent or null is the key's own"},
+        "member": text(description=MEMBER_REF),
         "at": {"type": "string", "format": "date-time"},
-        "lines": {"type": "array", "items": LINE, "minItems": 1},
+        "lines": {"type": "array", "items": LINE, "minItems": 1, "maxItems": MAX_LINES},
         "redeem": {"oneOf": [AMOUNT, {"const": "max"}]},
-        "coupons": {"type": "array", "items": {"type": "string"}},
-        "payment": {"type": "object"},
+        "coupons": {"type": "array", "items": text(), "maxItems": MAX_COUPONS},
+        "payment": {"type": "object", "properties": {
+            "method": text(), "bin": {"type": "string", "pattern": "^[0-9]{6,8}$"},
+        }, "additionalProperties": False},
         "hold": {"type": "boolean"},
     },
     "additionalProperties": False,
-}
+}  # fmt: skip
 RECEIPT_EXAMPLE = {
     "receipt_id": "R-1001",
     "location": "rest-a",
@@ -58,6 +96,7 @@ RECEIPT_EXAMPLE = {
 
 CONSENTS = {
     "type": "object",
+    NULLS: False,  # a channel's consent is true or false: null is no answer
     "description": "consent given (true) or withdrawn (false) per channel; each change is "
     "kept with its time",
     "properties": {
@@ -66,27 +105,33 @@ CONSENTS = {
     },
     "additionalProperties": False,
 }
+EMAIL = {
+    **text(320),
+    "pattern": r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+\.[^@\s\x00-\x1f\x7f-\x9f]+$",
+}
+PHONE = {**text(), "description": "a phone number, e.g. +7 912 345-67-89"}
 MEMBER = {
     "type": "object",
     "properties": {
-        "card": {"type": "string"},
-        "phone": {"type": "string"},
-        "email": {"type": "string"},
-        "external_id": {"type": "string"},
-        "name": {"type": "string"},
+        "card": {"type": "string", "pattern": "^[0-9A-Za-z-]{4,32}$"},
+        "phone": PHONE,
+        "email": EMAIL,
+        "external_id": text(),
+        "name": text(),
         "birthday": {"type": "string", "format": "date"},
-        "referrer": {"type": "string"},
+        "referrer": text(description=MEMBER_REF),
         "consents": CONSENTS,
     },
     "additionalProperties": False,
 }
 PROFILE = {
     "type": "object",
+    "description": "null clears a field",
     "properties": {
-        "phone": {"type": ["string", "null"]},
-        "email": {"type": ["string", "null"]},
-        "name": {"type": ["string", "null"]},
-        "birthday": {"type": ["string", "null"], "format": "date"},
+        "phone": PHONE,
+        "email": EMAIL,
+        "name": text(),
+        "birthday": {"type": "string", "format": "date"},
         "consents": CONSENTS,
     },
     "additionalProperties": False,
@@ -95,9 +140,9 @@ ADJUSTMENT = {
     "type": "object",
     "required": ["points", "reason"],
     "properties": {
-        "points": AMOUNT,
-        "reason": {"type": "string", "minLength": 1},
-        "adjustment_id": {"type": "string"},
+        "points": {**AMOUNT, "description": "not zero; negative takes points away"},
+        "reason": text(),
+        "adjustment_id": text(),
     },
     "additionalProperties": False,
 }
@@ -105,7 +150,7 @@ REFUND = {
     "type": "object",
     "required": ["refund_id"],
     "properties": {
-        "refund_id": {"type": "string", "minLength": 1},
+        "refund_id": text(),
         "lines": {
             "type": "array",
             "items": {
@@ -122,13 +167,13 @@ TIER = {
     "type": "object",
     "required": ["tier", "reason"],
     "properties": {
-        "tier": {"type": "string", "minLength": 1, "maxLength": 64},
+        "tier": CODE,
         "until": {
             "type": "string",
             "description": "a date (the tier holds through that day in the program's time "
-            "zone) or a time with its offset; none: until changed by hand",
+            "zone) or a time with its offset; none (or null): until changed by hand",
         },
-        "reason": {"type": "string", "minLength": 1, "maxLength": 200},
+        "reason": text(),
     },
     "additionalProperties": False,
 }
@@ -137,12 +182,17 @@ KEY = {
     "required": ["role"],
     "properties": {
         "role": {"enum": ["admin", "pos", "partner", "support", "analyst"]},
-        "location": {"type": "string"},
-        "label": {"type": "string"},
+        "location": {**text(64), "description": "a location of the program; a pos key "
+                     "needs one"},
+        "label": {"type": "string", "maxLength": MAX_TEXT, "pattern": LABEL_PATTERN},
     },
     "additionalProperties": False,
+}  # fmt: skip
+PROGRAM = {
+    "type": "object",
+    "description": "A program file (docs/program-file.md), as JSON.",
+    "required": ["currency", "timezone", "partners"],
 }
-PROGRAM = {"type": "object", "description": "A program file (docs/program-file.md), as JSON."}
 
 PROBLEM_SCHEMA = {
     "type": "object",
@@ -181,13 +231,31 @@ def body(
 ) -> dict[str, Any]:  # fmt: skip
     """`openapi_extra` for a route: its JSON body, and the answers it may give (`replays`:
     `201` the first time and `200` with the first answer on a replay)."""
-    content: dict[str, Any] = {"schema": schema}
+    content: dict[str, Any] = {"schema": nullable_optionals(schema)}
     if example is not None:
         content["example"] = example
     return {
         "requestBody": {"required": True, "content": {"application/json": content}},
         **problems(replays=replays, answer=answer),
     }
+
+
+def nullable_optionals(schema: Any) -> Any:
+    """`schema` with every property an object does not require also taking null: the
+    services read a null as the property left out (`Reader.raw`), and PATCH bodies use it
+    to clear a field."""
+    if isinstance(schema, list):
+        return [nullable_optionals(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    copy = {key: nullable_optionals(value) for key, value in schema.items() if key != NULLS}
+    if isinstance(schema.get("properties"), dict) and schema.get(NULLS, True):
+        required = set(schema.get("required", ()))
+        copy["properties"] = {
+            name: item if name in required else {"anyOf": [item, {"type": "null"}]}
+            for name, item in copy["properties"].items()
+        }
+    return copy
 
 
 def problems(*, replays: bool = False, answer: Answer | None = None) -> dict[str, Any]:

@@ -88,8 +88,8 @@ ACCRUAL_EFFECT_KEYS = ("multiplier", "percent", "points_per_unit", "accrue")
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CURRENCY = re.compile(r"^[A-Z]{3}$")
-_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
-_MONTH_DAY = re.compile(r"^(\d{2})-(\d{2})$")
+_TIME = re.compile(r"^([0-9]{1,2}):([0-9]{2})$")  # ASCII digits: "١٦:٠٠" is no time
+_MONTH_DAY = re.compile(r"^([0-9]{2})-([0-9]{2})$")
 T = TypeVar("T")
 
 

@@ -40,7 +40,7 @@ from kopilka.domain.errors import Conflict, InvalidInput, NotFound, Problem
 from kopilka.domain.ledger import AccountCode, AccountRef, Posting, Reason, is_luhn_valid
 from kopilka.domain.money import format_minor
 from kopilka.domain.program import Program
-from kopilka.domain.reading import Reader, row_id
+from kopilka.domain.reading import MAX_NOTE, Reader, row_id
 from kopilka.services.csv_export import csv_writer
 from kopilka.services.idempotency import idempotent
 from kopilka.services.members import find_member
@@ -492,7 +492,7 @@ def _decision_note(action: str, body: object) -> str | None:
     key = {"approve": "note", "reject": "reason", "paid": "reference"}[action]
     problems: list[Problem] = []
     reader = Reader(body if body is not None else {}, "", problems, (key,))
-    note = reader.text(key, required=action == "reject", max_length=1000)
+    note = reader.text(key, required=action == "reject", max_length=MAX_NOTE, multiline=True)
     if problems:
         raise InvalidInput(problems)
     return note

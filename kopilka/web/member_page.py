@@ -61,8 +61,9 @@ from kopilka.api.common import (
     now,
     run,
 )
-from kopilka.api.schemas import problems
+from kopilka.api.schemas import LABEL_PATTERN, problems
 from kopilka.domain.errors import NotFound
+from kopilka.domain.reading import MAX_TEXT
 from kopilka.services import keys, member_links
 from kopilka.services.member_links import (
     DEFAULT_DAYS,
@@ -106,7 +107,8 @@ LINK_BODY = {
             "type": ["integer", "null"], "minimum": 1, "maximum": MAX_DAYS,
             "description": f"how long the link works (default {DEFAULT_DAYS}); null: no end",
         },
-        "label": {"type": "string", "minLength": 1, "maxLength": 200,
+        "label": {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_TEXT,
+                  "pattern": LABEL_PATTERN,
                   "description": "where the link goes (sms, email, a partner's site…)"},
     },
     "additionalProperties": False,

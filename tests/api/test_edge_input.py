@@ -69,7 +69,7 @@ def send(api: Api, method: str, path: str, body: Any) -> Any:
 
 def poisoned(body: dict[str, Any], loc: str, text: str) -> dict[str, Any]:
     """A copy of `body` with `text` at `loc` (`lines[0].sku`)."""
-    copy = json.loads(json.dumps(body))
+    copy: dict[str, Any] = json.loads(json.dumps(body))
     *parents, last = loc.replace("[", ".").replace("]", "").split(".")
     target: Any = copy
     for part in parents:

@@ -3,7 +3,7 @@
 Everything is generated from a fixed seed, so two demos are alike; the receipts go
 through the same purchase service as real ones (in time order, each at its own moment),
 so balances, lots and the ledger are what a real quarter would leave. The figures are a
-café's: the program caps what a line and a receipt may earn (zerno.yaml's `accrual`), and
+café's: the program caps what a line and a receipt may earn (`CAFE_CAPS`), and
 guests come as often as guests do — most now and then, a few regulars most days (the
 five who come most are VIPs for a season) — so the points issued are a few percent of
 the turnover. A second run finds the demo in place and only adds fresh keys.
@@ -53,6 +53,11 @@ BASKETS = [
     (1, [("LUNCH-1", 3), ("SOUP-1", 3), ("CAP-300", 3)]),
 ]  # fmt: skip
 LOCATIONS = ["rest-a", "rest-b", "kiosk", "kiosk"]
+# The seed's examples each at their own figure (card 15 %, VIP 50 %, Monday 20 % …) multiply
+# — a VIP's Monday lunch would earn 5,000 % of its price — so the demo café, as real ones
+# do, bounds them: a line earns at most 10 % of what was paid for it, a receipt at most
+# 150 points. (examples/zerno keeps the seed's figures, uncapped, to show each rule.)
+CAFE_CAPS = {"max_percent": 10, "max_points_per_receipt": "150"}
 VIP_MEMBERS = 5  # the seed's temporary VIP status, given by hand to a few members
 MOST_VISITS = 8  # the cap of a member's visit weight: ~5 × the mean, some 90 visits in 90 days
 DEMO_OPERATOR = "admin@zerno.example"
@@ -70,8 +75,11 @@ class Demo:
 
 
 def program_document() -> Any:
+    """The seed's café (zerno.yaml, which examples/zerno/program.yaml is) with `CAFE_CAPS`."""
     text = resources.files("kopilka.demo").joinpath("zerno.yaml").read_text(encoding="utf-8")
-    return parse_text(text, name="zerno.yaml", as_json=False)
+    document = parse_text(text, name="zerno.yaml", as_json=False)
+    document["accrual"] = {**document["accrual"], **CAFE_CAPS}
+    return document
 
 
 def build_demo(

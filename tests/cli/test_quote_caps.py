@@ -8,10 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from kopilka.demo import program_document
 from tests.cli.test_examples import kopilka
-from tests.conftest import ROOT
 
-DEMO_PROGRAM = str(ROOT / "kopilka" / "demo" / "zerno.yaml")
 # 450.00 + 220.00 = 670.00 on a Monday at noon, off the happy hours
 LUNCH = {"receipt_id": "L-1", "location": "kiosk", "member": "card:700000000001",
          "at": "2026-11-23T12:00:00+03:00",
@@ -19,9 +18,11 @@ LUNCH = {"receipt_id": "L-1", "location": "kiosk", "member": "card:700000000001"
 
 
 def quote(tmp_path: Path, body: dict[str, Any], *flags: str) -> dict[str, Any]:
-    receipt = tmp_path / "receipt.json"
+    """The answer of `kopilka quote` for the demo's program (the seed's café and its caps)."""
+    program, receipt = tmp_path / "program.json", tmp_path / "receipt.json"
+    program.write_text(json.dumps(program_document(), default=str))
     receipt.write_text(json.dumps(body))
-    done = kopilka("quote", DEMO_PROGRAM, str(receipt), *flags)
+    done = kopilka("quote", str(program), str(receipt), *flags)
     assert done.returncode == 0, done.stderr
     answer: dict[str, Any] = json.loads(done.stdout)
     return answer

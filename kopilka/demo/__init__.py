@@ -78,8 +78,8 @@ def program_document() -> Any:
     """The seed's café (zerno.yaml, which examples/zerno/program.yaml is) with `CAFE_CAPS`."""
     text = resources.files("kopilka.demo").joinpath("zerno.yaml").read_text(encoding="utf-8")
     document = parse_text(text, name="zerno.yaml", as_json=False)
-    document["accrual"] = {**document["accrual"], **CAFE_CAPS}
-    return document
+    assert isinstance(document, dict)  # the package's own file
+    return {**document, "accrual": {**document["accrual"], **CAFE_CAPS}}
 
 
 def build_demo(

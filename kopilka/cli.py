@@ -229,9 +229,20 @@ def serve(
 def _share_secret(db: str | None) -> None:
     """Give the server the secret the command line signs with (`kopilka.store.secret`):
     its worker processes read it from the environment."""
-    secret = shared_secret(db)
+    secret = _secret(db)
     if secret is not None:
         os.environ["KOPILKA_SECRET"] = secret
+
+
+def _secret(db: str | None) -> str | None:
+    """`shared_secret`, or None (said on stderr) when the file beside the database can't
+    be read or written: the server then signs with a secret of its own, as on PostgreSQL."""
+    try:
+        return shared_secret(db)
+    except OSError as error:
+        sys.stderr.write(f"kopilka: no secret kept beside the database ({error}); set "
+                         "KOPILKA_SECRET to keep sessions and links across restarts\n")  # fmt: skip
+        return None
 
 
 @app.command()
@@ -335,10 +346,10 @@ def members_link(
 
     It is signed with `KOPILKA_SECRET`, or on SQLite with the secret kept beside the
     database, as the server signs and checks it."""
-    secret = shared_secret(db)
+    secret = _secret(db)
     if not secret:
-        sys.stderr.write("kopilka: set KOPILKA_SECRET as the server has it (a PostgreSQL "
-                         "database keeps no secret of its own)\n")  # fmt: skip
+        sys.stderr.write("kopilka: set KOPILKA_SECRET as the server has it (only an "
+                         "embedded SQLite database keeps one beside it)\n")  # fmt: skip
         raise typer.Exit(2)
     engine = make_engine(db)
     upgrade(engine)

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from kopilka.domain.ledger import luhn_check_digit
+from kopilka.store.secret import secret_path, shared_secret
 from tests.cli.test_readme import environment, free_port, stop, wait_ready
 
 KOPILKA = str(Path(sys.executable).parent / "kopilka")
@@ -47,3 +48,25 @@ def test_a_link_printed_by_the_command_line_opens_on_the_server(
     assert opened.status_code == 200, opened.text[:500]
     assert FIRST_CARD in opened.text  # the member's own page
     assert refused.status_code == 404  # KOPILKA_SECRET still wins over the file
+
+
+def test_the_secret_is_made_once_and_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("KOPILKA_SECRET", raising=False)
+    url = f"sqlite:///{tmp_path / 'cafe.sqlite3'}"
+    first = shared_secret(url)
+    assert first is not None
+    assert len(first) >= 40
+    assert shared_secret(url) == first
+    assert (tmp_path / "cafe.sqlite3.secret").read_text().strip() == first
+    assert [path.name for path in tmp_path.iterdir()] == ["cafe.sqlite3.secret"]  # no drafts
+    monkeypatch.setenv("KOPILKA_SECRET", "the operator's own")
+    assert shared_secret(url) == "the operator's own"
+
+
+def test_a_database_that_is_no_file_keeps_no_secret(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("KOPILKA_SECRET", raising=False)
+    for url in ("postgresql://kopilka@db.example.internal/kopilka", "sqlite://",
+                "sqlite:///:memory:"):  # fmt: skip
+        assert secret_path(url) is None
+        assert shared_secret(url) is None
+    assert secret_path("sqlite:///kopilka.sqlite3") == Path("kopilka.sqlite3.secret")

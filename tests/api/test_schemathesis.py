@@ -2,9 +2,10 @@
 
 No answer may be a server error, and every answer must be one the OpenAPI document
 declares, with the declared content type and schema; a body the document allows must be
-taken and one it forbids refused, and a 405's `Allow` must list the path's methods. One worker and a fixed seed: the
-run is the same on every machine (with several worker threads schemathesis itself
-sometimes trips over a CPython 3.11 compiler error in its coverage phase).
+taken and one it forbids refused, and a 405's `Allow` must list the path's methods. One
+worker and a fixed seed: the run is the same on every machine (with several worker
+threads schemathesis itself sometimes trips over a CPython 3.11 compiler error in its
+coverage phase).
 """
 
 from __future__ import annotations

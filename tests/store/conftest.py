@@ -38,7 +38,32 @@ def postgresql_problem() -> str | None:
             connection.execute(text("select 1"))
     except Exception as error:  # any failure to connect means: not available
         return f"{type(error).__name__}: {str(error).splitlines()[0]}"
+    compact_catalogs()
     return None
+
+
+# Every PostgreSQL test makes a schema of ~40 tables and drops it: a run leaves ~1.5 million
+# dead rows in the system catalogs, and where autovacuum is off (as on the CI machine) they
+# pile up run after run — the catalogs of `test` had grown to 837 MB, and every CREATE
+# TABLE of a migration slowed with them (console tests' set-up: 0.5 s → 2.4 s late in a run).
+CATALOGS = ("pg_attribute", "pg_class", "pg_depend", "pg_type", "pg_constraint", "pg_index",
+            "pg_attrdef", "pg_namespace", "pg_trigger", "pg_sequence", "pg_shdepend")  # fmt: skip
+
+
+def compact_catalogs() -> None:
+    """Give the test database's catalogs back their dead rows (before and after a run)."""
+    statement = "VACUUM FULL " + ", ".join(f"pg_catalog.{name}" for name in CATALOGS)
+    try:
+        with create_engine(PG_URL, isolation_level="AUTOCOMMIT").connect() as connection:
+            connection.execute(text("SET lock_timeout = '10s'"))
+            connection.execute(text(statement))
+    except Exception:  # only the suite's speed depends on it; never its outcome
+        return
+
+
+def pytest_sessionfinish() -> None:
+    if postgresql_problem.cache_info().currsize and postgresql_problem() is None:
+        compact_catalogs()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

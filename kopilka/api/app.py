@@ -52,7 +52,6 @@ from kopilka.domain.errors import (
     TooManyRequests,
     Unavailable,
 )
-from kopilka.domain.reading import text_problem
 from kopilka.services import (
     balances,
     events,
@@ -546,9 +545,6 @@ def _keys(app: FastAPI, engine: Engine) -> None:
         wrong = [Problem(key, "unknown key") for key in sorted(set(body) - KEY_FIELDS)]
         wrong += [Problem(key, "must be text") for key in ("role", "location", "label")
                   if body.get(key) is not None and not isinstance(body[key], str)]  # fmt: skip
-        texts = {k: v for k, v in body.items() if k in ("location", "label") and isinstance(v, str)}
-        wrong += [Problem(key, problem) for key, text in texts.items()
-                  if (problem := text_problem(text))]  # fmt: skip
         if wrong:
             raise InvalidInput(wrong)
         key, record = await run(

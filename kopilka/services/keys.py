@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from kopilka.domain.errors import InvalidInput, NotFound, Problem
-from kopilka.domain.reading import MAX_TEXT, row_id
+from kopilka.domain.reading import MAX_TEXT, row_id, text_problem
 from kopilka.services.idempotency import AfterWrite
 from kopilka.services.programs import load_program
 from kopilka.store.tables import api_keys
@@ -59,8 +59,9 @@ def create_key(
     if role == "pos" and not location:
         problems.append(Problem("location", "a pos key is bound to a location: give one"))
     for name, value, longest in (("location", location, 64), ("label", label, MAX_TEXT)):
-        if value is not None and len(value) > longest:
-            problems.append(Problem(name, f"is {len(value)} characters long; at most {longest}"))
+        problem = text_problem(value, max_length=longest) if value is not None else None
+        if problem is not None:  # the API's rule for text, for the CLI and the console too
+            problems.append(Problem(name, problem))
     if problems:
         raise InvalidInput(problems)
     key = PREFIX + secrets.token_urlsafe(24)

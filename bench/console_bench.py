@@ -29,12 +29,12 @@ from sqlalchemy import Engine, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from kopilka.api.app import create_app
 from kopilka.demo import DEMO_OPERATOR, PROGRAM, build_demo
-from kopilka.services.member_links import member_link
-from kopilka.store.db import make_engine
-from kopilka.store.migrate import upgrade
-from kopilka.store.tables import purchases
+from kopilka.members.links import member_link
+from kopilka.platform.db import make_engine
+from kopilka.platform.http.app import create_app
+from kopilka.platform.migrate import upgrade
+from kopilka.platform.tables import purchases
 
 SECRET = "a bench secret"
 GOAL_MS = 300.0

@@ -34,8 +34,8 @@ from sqlalchemy import create_engine, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: find bench/
 
 from bench.quote_bench import LOCATIONS, PRODUCTS, SEGMENTS, program_document, receipts
-from kopilka.domain.calculator import Calculator
-from kopilka.domain.program_parser import parse_program
+from kopilka.checkout.calculator import Calculator
+from kopilka.kernel.program_parser import parse_program
 
 PG_URL = os.environ.get("KOPILKA_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -94,11 +94,11 @@ def quote_costs(count: int, repeats: int) -> dict[str, Any]:
 
 
 def million_codes(count: int) -> dict[str, Any]:
-    from kopilka.files import load_document
-    from kopilka.services import coupons
-    from kopilka.services.programs import apply_program
-    from kopilka.store.db import make_engine
-    from kopilka.store.migrate import upgrade
+    from kopilka.mechanics.coupons import handlers as coupons
+    from kopilka.platform.db import make_engine
+    from kopilka.platform.files import load_document
+    from kopilka.platform.migrate import upgrade
+    from kopilka.programs.handlers import apply_program
 
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_URL)

@@ -27,12 +27,12 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from kopilka.files import load_document
-from kopilka.services.expiry import expire_due_points
-from kopilka.services.programs import apply_program
-from kopilka.store.db import make_engine
-from kopilka.store.migrate import upgrade
-from kopilka.store.verify import verify
+from kopilka.ledger.verify import verify
+from kopilka.mechanics.expiry.handlers import expire_due_points
+from kopilka.platform.db import make_engine
+from kopilka.platform.files import load_document
+from kopilka.platform.migrate import upgrade
+from kopilka.programs.handlers import apply_program
 
 PG_URL = os.environ.get("KOPILKA_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 NOW = datetime(2027, 6, 1, tzinfo=UTC)

@@ -39,9 +39,9 @@ import httpx
 from purchase_bench import NOW, database  # type: ignore[import-not-found]
 from sqlalchemy import func, select
 
-from kopilka.services.keys import create_key
-from kopilka.store.tables import purchases
-from kopilka.store.verify import verify
+from kopilka.ledger.verify import verify
+from kopilka.operators.keys import create_key
+from kopilka.platform.tables import purchases
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "bench" / "http_purchase.lua"

@@ -16,8 +16,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from kopilka.api.common import Body
-from kopilka.api.serving import app_from_environment, serve
+from kopilka.platform.http.common import Body
+from kopilka.platform.http.serving import app_from_environment, serve
 
 
 def app_factory() -> FastAPI:

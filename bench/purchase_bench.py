@@ -46,13 +46,13 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 
-from kopilka.files import load_document
-from kopilka.services.balances import adjust
-from kopilka.services.members import register_member
-from kopilka.services.programs import apply_program
-from kopilka.services.purchases import process_purchase
-from kopilka.store.db import make_engine
-from kopilka.store.migrate import upgrade
+from kopilka.checkout.purchases import process_purchase
+from kopilka.members.balances import adjust
+from kopilka.members.handlers import register_member
+from kopilka.platform.db import make_engine
+from kopilka.platform.files import load_document
+from kopilka.platform.migrate import upgrade
+from kopilka.programs.handlers import apply_program
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ROOT / "examples" / "zerno" / "program.yaml"

@@ -22,11 +22,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kopilka.domain.calculator import Calculator
-from kopilka.domain.program import Program
-from kopilka.domain.program_parser import parse_program
-from kopilka.domain.receipt import MemberContext, Receipt, parse_receipt
-from kopilka.wire import quote_json
+from kopilka.checkout.calculator import Calculator
+from kopilka.checkout.wire import quote_json
+from kopilka.kernel.program import Program
+from kopilka.kernel.program_parser import parse_program
+from kopilka.kernel.receipt import MemberContext, Receipt, parse_receipt
 
 LOCATIONS = [f"store-{i}" for i in range(8)]
 TOP_CATEGORIES = ["drinks", "food", "bakery", "tobacco", "grocery", "household"]

@@ -20,29 +20,29 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.exc import OperationalError
 
-from kopilka.domain.calculator import Calculator
-from kopilka.domain.errors import InvalidInput, KopilkaError, Problem, Unavailable
-from kopilka.domain.program import Program
-from kopilka.domain.program_parser import parse_program
-from kopilka.files import load_document
-from kopilka.services.imports import (
+from kopilka.checkout.calculator import Calculator
+from kopilka.checkout.quoting import QuoteRequest, quote_receipt
+from kopilka.checkout.wire import problem_json, quote_json
+from kopilka.imports.handlers import (
     CannotImport,
     ImportReport,
     import_members,
     import_receipts,
     write_rejects,
 )
-from kopilka.services.keys import create_key, list_keys, revoke_key
-from kopilka.services.member_links import member_link
-from kopilka.services.operators import create_operator
-from kopilka.services.programs import apply_program
-from kopilka.services.quoting import QuoteRequest, quote_receipt
-from kopilka.services.worker import run_due_work
-from kopilka.store.db import make_engine
-from kopilka.store.migrate import upgrade
-from kopilka.store.secret import shared_secret
-from kopilka.store.verify import verify as verify_ledger
-from kopilka.wire import problem_json, quote_json
+from kopilka.kernel.errors import InvalidInput, KopilkaError, Problem, Unavailable
+from kopilka.kernel.program import Program
+from kopilka.kernel.program_parser import parse_program
+from kopilka.ledger.verify import verify as verify_ledger
+from kopilka.members.links import member_link
+from kopilka.operators.handlers import create_operator
+from kopilka.operators.keys import create_key, list_keys, revoke_key
+from kopilka.platform.db import make_engine
+from kopilka.platform.files import load_document
+from kopilka.platform.migrate import upgrade
+from kopilka.platform.secret import shared_secret
+from kopilka.platform.worker import run_due_work
+from kopilka.programs.handlers import apply_program
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)  # progress bars: stdout keeps the results
@@ -215,7 +215,7 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json, interactive docs at /docs)."""
-    from kopilka.api.serving import serve as serve_api
+    from kopilka.platform.http.serving import serve as serve_api
 
     engine = make_engine(db)
     upgrade(engine)
@@ -227,7 +227,7 @@ def serve(
 
 
 def _share_secret(db: str | None) -> None:
-    """Give the server the secret the command line signs with (`kopilka.store.secret`):
+    """Give the server the secret the command line signs with (`kopilka.platform.secret`):
     its worker processes read it from the environment."""
     secret = _secret(db)
     if secret is not None:
@@ -289,7 +289,7 @@ def demo(
     console.print(f"try:        curl -H 'Authorization: Bearer {built.admin_key}' {balance_url}",
                   soft_wrap=True)  # fmt: skip
     if serve_it:
-        from kopilka.api.serving import serve as serve_api
+        from kopilka.platform.http.serving import serve as serve_api
 
         console.print("worker:     running beside the server, every minute")
         threading.Thread(target=_work_every, args=(engine, 60), daemon=True).start()

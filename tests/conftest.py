@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from kopilka.domain.program import Program
-from kopilka.domain.program_parser import parse_program
-from kopilka.files import load_document
+from kopilka.kernel.program import Program
+from kopilka.kernel.program_parser import parse_program
+from kopilka.platform.files import load_document
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -23,17 +23,17 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from kopilka.domain.errors import Duplicate, KopilkaError
-from kopilka.domain.ledger import luhn_check_digit
-from kopilka.files import parse_text
-from kopilka.services.balances import adjust
-from kopilka.services.keys import create_key
-from kopilka.services.members import register_member
-from kopilka.services.operators import create_operator
-from kopilka.services.programs import apply_program
-from kopilka.services.purchases import process_purchase
-from kopilka.services.tiers import set_tier
-from kopilka.store.tables import members, programs, purchases
+from kopilka.checkout.purchases import process_purchase
+from kopilka.kernel.errors import Duplicate, KopilkaError
+from kopilka.kernel.ledger import luhn_check_digit
+from kopilka.mechanics.tiers.handlers import set_tier
+from kopilka.members.balances import adjust
+from kopilka.members.handlers import register_member
+from kopilka.operators.handlers import create_operator
+from kopilka.operators.keys import create_key
+from kopilka.platform.files import parse_text
+from kopilka.platform.tables import members, programs, purchases
+from kopilka.programs.handlers import apply_program
 
 PROGRAM = "zerno"
 # first names by gender, and surnames in their male form (the female one is derived)

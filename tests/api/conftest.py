@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from kopilka.api.app import create_app
-from kopilka.services.keys import create_key
-from kopilka.store.db import make_engine
+from kopilka.operators.keys import create_key
+from kopilka.platform.db import make_engine
+from kopilka.platform.http.app import create_app
 from tests.store.conftest import NOW, engine, zerno_engine
 
 __all__ = ["engine", "zerno_engine"]

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from kopilka.api.cashback_routes import MEMBER_CASHBACK_EXAMPLE, PAYOUT_EXAMPLE
-from kopilka.services.cashback import activate_due_cashback
-from kopilka.services.programs import apply_program
+from kopilka.mechanics.cashback.handlers import activate_due_cashback
+from kopilka.mechanics.cashback.routes import MEMBER_CASHBACK_EXAMPLE, PAYOUT_EXAMPLE
+from kopilka.programs.handlers import apply_program
 from tests.api.conftest import Api, key_for
 from tests.store.conftest import NOW
 from tests.store.test_cashback import CARD, buy, member, with_cashback

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from kopilka.api.coupon_limits import CouponGuessLimiter
+from kopilka.mechanics.coupons.limits import CouponGuessLimiter
 from tests.api.conftest import Api, key_for
 from tests.api.test_http import problem
 

@@ -10,13 +10,13 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from kopilka.api.app import create_app
 from kopilka.demo import FEMALE_NAMES, MALE_NAMES, build_demo, female_surname, program_document
-from kopilka.domain.program_parser import parse_program
-from kopilka.store.db import make_engine
-from kopilka.store.migrate import upgrade
-from kopilka.store.tables import member_profiles, purchases
-from kopilka.store.verify import verify
+from kopilka.kernel.program_parser import parse_program
+from kopilka.ledger.verify import verify
+from kopilka.platform.db import make_engine
+from kopilka.platform.http.app import create_app
+from kopilka.platform.migrate import upgrade
+from kopilka.platform.tables import member_profiles, purchases
 from tests.store.conftest import NOW
 
 

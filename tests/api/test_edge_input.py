@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from kopilka.files import load_document
-from kopilka.services.members import register_member
-from kopilka.store.tables import metadata
+from kopilka.members.handlers import register_member
+from kopilka.platform.files import load_document
+from kopilka.platform.tables import metadata
 from tests.api.conftest import Api
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import httpx
 
-from kopilka.files import load_document
-from kopilka.services.programs import apply_program
-from kopilka.store.db import make_engine
-from kopilka.store.migrate import upgrade
+from kopilka.platform.db import make_engine
+from kopilka.platform.files import load_document
+from kopilka.platform.migrate import upgrade
+from kopilka.programs.handlers import apply_program
 from tests.api.test_schemathesis import _wait_until_up, free_port
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW

@@ -10,10 +10,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from kopilka.api.app import create_app
-from kopilka.api.limits import FailedAuthLimiter
-from kopilka.files import load_document
-from kopilka.services.programs import apply_program
+from kopilka.platform.files import load_document
+from kopilka.platform.http.app import create_app
+from kopilka.platform.http.limits import FailedAuthLimiter
+from kopilka.programs.handlers import apply_program
 from tests.api.conftest import Api, key_for
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW
@@ -264,7 +264,7 @@ def test_values_longer_than_storage_allows_are_refused_by_name(admin: Api) -> No
 
 
 def test_the_openapi_examples_have_the_fields_of_real_answers(admin: Api) -> None:
-    from kopilka.api import examples
+    from kopilka.platform.http import examples
 
     member = admin.post("/members", {"card": "100009", "consents": {"sms": True}}).json()
     adjusted = admin.post("/members/card:100009/adjustments", {"points": "100", "reason": "w"})
@@ -319,7 +319,7 @@ def test_an_idempotency_key_makes_any_post_answer_once(admin: Api) -> None:
 def test_fired_triggers_and_expiries_are_read_as_the_members_events(
     admin: Api, zerno_engine: Engine
 ) -> None:
-    from kopilka.services.worker import run_due_work
+    from kopilka.platform.worker import run_due_work
 
     document = admin.get("").json()["document"]
     document["triggers"] = [{"code": "welcome", "on": "registration",
@@ -342,7 +342,7 @@ def test_fired_triggers_and_expiries_are_read_as_the_members_events(
 
 
 def examples_event_keys() -> set[str]:
-    from kopilka.api import examples
+    from kopilka.platform.http import examples
 
     return set(examples.EVENTS["items"][2])
 

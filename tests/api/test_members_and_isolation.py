@@ -10,9 +10,9 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from kopilka.api.app import create_app
-from kopilka.files import load_document
-from kopilka.services.programs import apply_program
+from kopilka.platform.files import load_document
+from kopilka.platform.http.app import create_app
+from kopilka.programs.handlers import apply_program
 from tests.api.conftest import Api, key_for
 from tests.api.test_http import RECEIPT, problem
 from tests.conftest import EXAMPLES

@@ -22,10 +22,10 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
-from kopilka.services.keys import create_key
-from kopilka.services.members import register_member
-from kopilka.store.tables import purchases
-from kopilka.store.verify import verify
+from kopilka.ledger.verify import verify
+from kopilka.members.handlers import register_member
+from kopilka.operators.keys import create_key
+from kopilka.platform.tables import purchases
 from tests.api.test_schemathesis import _wait_until_up, free_port
 from tests.store.conftest import NOW
 

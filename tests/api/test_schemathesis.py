@@ -20,12 +20,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kopilka.files import load_document
-from kopilka.services.keys import create_key
-from kopilka.services.members import register_member
-from kopilka.services.programs import apply_program
-from kopilka.store.db import make_engine
-from kopilka.store.migrate import upgrade
+from kopilka.members.handlers import register_member
+from kopilka.operators.keys import create_key
+from kopilka.platform.db import make_engine
+from kopilka.platform.files import load_document
+from kopilka.platform.migrate import upgrade
+from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW
 

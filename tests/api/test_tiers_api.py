@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from kopilka.api import examples
+from kopilka.platform.http import examples
 from tests.api.conftest import Api, key_for
 from tests.api.test_http import RECEIPT, problem
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kopilka.domain.ledger import luhn_check_digit
-from kopilka.store.secret import secret_path, shared_secret
+from kopilka.kernel.ledger import luhn_check_digit
+from kopilka.platform.secret import secret_path, shared_secret
 from tests.cli.test_readme import environment, free_port, stop, wait_ready
 
 KOPILKA = str(Path(sys.executable).parent / "kopilka")

@@ -12,10 +12,11 @@ from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner, Result
 
 from kopilka.cli import app
-from kopilka.services import imports, receipt_order
-from kopilka.services.balances import balance
-from kopilka.services.members import read_member
-from kopilka.store.tables import members, purchases
+from kopilka.imports import handlers as imports
+from kopilka.imports import receipt_order
+from kopilka.members.balances import balance
+from kopilka.members.handlers import read_member
+from kopilka.platform.tables import members, purchases
 
 MEMBERS = """\
 card,phone,email,name,birthday

@@ -8,12 +8,12 @@ from typing import Any
 from typer.testing import CliRunner
 
 from kopilka.cli import app
-from kopilka.files import load_document
-from kopilka.services.members import register_member
-from kopilka.services.operators import authenticate
-from kopilka.services.programs import apply_program
-from kopilka.store.db import make_engine
-from kopilka.store.migrate import upgrade
+from kopilka.members.handlers import register_member
+from kopilka.operators.handlers import authenticate
+from kopilka.platform.db import make_engine
+from kopilka.platform.files import load_document
+from kopilka.platform.migrate import upgrade
+from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW
 

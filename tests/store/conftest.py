@@ -19,10 +19,10 @@ from typing import TypeVar
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from kopilka.files import load_document
-from kopilka.services.programs import apply_program
-from kopilka.store.db import make_engine
-from kopilka.store.migrate import upgrade
+from kopilka.platform.db import make_engine
+from kopilka.platform.files import load_document
+from kopilka.platform.migrate import upgrade
+from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES
 
 PG_URL = os.environ.get("KOPILKA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from kopilka.domain.errors import IdempotencyConflict, InsufficientPoints, InvalidInput
-from kopilka.services.balances import adjust, balance, history
-from kopilka.services.members import register_member
-from kopilka.services.purchases import process_purchase
+from kopilka.checkout.purchases import process_purchase
+from kopilka.kernel.errors import IdempotencyConflict, InsufficientPoints, InvalidInput
+from kopilka.members.balances import adjust, balance, history
+from kopilka.members.handlers import register_member
 from tests.store.conftest import NOW
 from tests.store.test_purchases import receipt
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select, update
 
-from kopilka.domain.cashback import InsufficientCashback, compute_cashback
-from kopilka.domain.errors import Conflict, InvalidInput, NotFound
-from kopilka.domain.program_parser import parse_program
-from kopilka.files import load_document
-from kopilka.services.cashback import (
+from kopilka.checkout.purchases import process_purchase
+from kopilka.kernel.errors import Conflict, InvalidInput, NotFound
+from kopilka.kernel.program_parser import parse_program
+from kopilka.ledger.verify import verify
+from kopilka.mechanics.cashback.handlers import (
     accrue_cashback,
     activate_due_cashback,
     cashback_campaigns,
@@ -27,14 +27,14 @@ from kopilka.services.cashback import (
     preview_cashback,
     request_payout,
 )
-from kopilka.services.idempotency import retrying
-from kopilka.services.members import register_member
-from kopilka.services.programs import apply_program, load_program
-from kopilka.services.purchases import process_purchase
-from kopilka.services.worker import run_due_work
-from kopilka.store.cashback_tables import cashback_budgets
-from kopilka.store.tables import purchases, transfers
-from kopilka.store.verify import verify
+from kopilka.mechanics.cashback.model import InsufficientCashback, compute_cashback
+from kopilka.mechanics.cashback.tables import cashback_budgets
+from kopilka.members.handlers import register_member
+from kopilka.platform.files import load_document
+from kopilka.platform.idempotency import retrying
+from kopilka.platform.tables import purchases, transfers
+from kopilka.platform.worker import run_due_work
+from kopilka.programs.handlers import apply_program, load_program
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW, at_once
 

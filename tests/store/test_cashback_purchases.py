@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from kopilka.files import load_document
-from kopilka.services import coupons
-from kopilka.services.balances import make_adjustment
-from kopilka.services.cashback import member_cashback
-from kopilka.services.members import register_member
-from kopilka.services.programs import apply_program
-from kopilka.services.purchases import process_purchase, quote_purchase, settle_hold
-from kopilka.services.refunds import refund_purchase
-from kopilka.store.verify import verify
+from kopilka.checkout.purchases import process_purchase, quote_purchase, settle_hold
+from kopilka.checkout.refunds import refund_purchase
+from kopilka.ledger.verify import verify
+from kopilka.mechanics.cashback.handlers import member_cashback
+from kopilka.mechanics.coupons import handlers as coupons
+from kopilka.members.balances import make_adjustment
+from kopilka.members.handlers import register_member
+from kopilka.platform.files import load_document
+from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW
 

@@ -6,10 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
 from typing import Any
 
-from kopilka.domain.errors import InsufficientPoints
-from kopilka.services.balances import adjust, balance
-from kopilka.services.members import register_member
-from kopilka.services.purchases import process_purchase
+from kopilka.checkout.purchases import process_purchase
+from kopilka.kernel.errors import InsufficientPoints
+from kopilka.members.balances import adjust, balance
+from kopilka.members.handlers import register_member
 from tests.store.conftest import NOW
 
 

@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from kopilka.domain.errors import CouponInvalid, InvalidInput
-from kopilka.files import load_document
-from kopilka.services import coupons
-from kopilka.services.members import register_member
-from kopilka.services.programs import apply_program
-from kopilka.services.purchases import process_purchase, quote_purchase, settle_hold
-from kopilka.services.refunds import refund_purchase
-from kopilka.store.coupon_tables import coupon_redemptions
-from kopilka.store.verify import verify
+from kopilka.checkout.purchases import process_purchase, quote_purchase, settle_hold
+from kopilka.checkout.refunds import refund_purchase
+from kopilka.kernel.errors import CouponInvalid, InvalidInput
+from kopilka.ledger.verify import verify
+from kopilka.mechanics.coupons import handlers as coupons
+from kopilka.mechanics.coupons.tables import coupon_redemptions
+from kopilka.members.handlers import register_member
+from kopilka.platform.files import load_document
+from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW, at_once
 

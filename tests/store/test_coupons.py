@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from kopilka.domain import coupon_codes
-from kopilka.domain.coupons import CouponCheck, check_coupon
-from kopilka.domain.errors import (
+from kopilka.checkout.purchases import process_purchase
+from kopilka.kernel.errors import (
     Conflict,
     CouponInvalid,
     Duplicate,
@@ -22,13 +21,14 @@ from kopilka.domain.errors import (
     InvalidInput,
     NotFound,
 )
-from kopilka.files import load_document
-from kopilka.services import coupons
-from kopilka.services.members import register_member
-from kopilka.services.programs import apply_program, load_program
-from kopilka.services.purchases import process_purchase
-from kopilka.store.coupon_tables import coupon_redemptions
-from kopilka.store.coupon_tables import coupons as coupon_rows
+from kopilka.mechanics.coupons import codes as coupon_codes
+from kopilka.mechanics.coupons import handlers as coupons
+from kopilka.mechanics.coupons.model import CouponCheck, check_coupon
+from kopilka.mechanics.coupons.tables import coupon_redemptions
+from kopilka.mechanics.coupons.tables import coupons as coupon_rows
+from kopilka.members.handlers import register_member
+from kopilka.platform.files import load_document
+from kopilka.programs.handlers import apply_program, load_program
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW, at_once
 from tests.store.test_purchases import receipt

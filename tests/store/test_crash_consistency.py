@@ -22,12 +22,12 @@ from typing import Any, Protocol
 import pytest
 from sqlalchemy import Connection, Engine, event, func, select
 
-from kopilka.services.balances import adjust, balance
-from kopilka.services.members import register_member
-from kopilka.services.purchases import process_purchase
-from kopilka.services.refunds import refund_purchase
-from kopilka.store.tables import metadata, purchases, refunds, transfers
-from kopilka.store.verify import verify
+from kopilka.checkout.purchases import process_purchase
+from kopilka.checkout.refunds import refund_purchase
+from kopilka.ledger.verify import verify
+from kopilka.members.balances import adjust, balance
+from kopilka.members.handlers import register_member
+from kopilka.platform.tables import metadata, purchases, refunds, transfers
 from tests.store.conftest import NOW
 from tests.store.test_purchases import receipt
 

@@ -11,20 +11,20 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from kopilka.domain.errors import InvalidInput, NotFound
-from kopilka.services.discounts import (
+from kopilka.checkout.purchases import process_purchase, quote_purchase
+from kopilka.checkout.refunds import refund_purchase
+from kopilka.kernel.errors import InvalidInput, NotFound
+from kopilka.ledger.verify import verify
+from kopilka.mechanics.discounts.handlers import (
     buy_discount_card,
     delete_discount,
     list_discounts,
     member_cards,
     put_discount,
 )
-from kopilka.services.members import register_member
-from kopilka.services.programs import apply_program
-from kopilka.services.purchases import process_purchase, quote_purchase
-from kopilka.services.refunds import refund_purchase
-from kopilka.store.tables import purchases
-from kopilka.store.verify import verify
+from kopilka.members.handlers import register_member
+from kopilka.platform.tables import purchases
+from kopilka.programs.handlers import apply_program
 from tests.store.conftest import at_once
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)  # a Tuesday, 12:00 in Moscow

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from kopilka.domain.errors import Conflict, NotFound
-from kopilka.services.balances import adjust, balance
-from kopilka.services.members import erase_member, find_member, register_member
-from kopilka.services.programs import load_program
-from kopilka.services.purchases import process_purchase
-from kopilka.store.tables import member_profiles, transfers
-from kopilka.store.verify import verify
+from kopilka.checkout.purchases import process_purchase
+from kopilka.kernel.errors import Conflict, NotFound
+from kopilka.ledger.verify import verify
+from kopilka.members.balances import adjust, balance
+from kopilka.members.handlers import erase_member, find_member, register_member
+from kopilka.platform.tables import member_profiles, transfers
+from kopilka.programs.handlers import load_program
 from tests.store.conftest import NOW
 from tests.store.test_purchases import receipt
 

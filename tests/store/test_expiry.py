@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from kopilka.services.balances import adjust, balance
-from kopilka.services.expiry import expire_due_points, warn_of_expiry
-from kopilka.services.members import register_member
-from kopilka.services.refunds import refund_purchase
-from kopilka.services.worker import run_due_work
-from kopilka.store.tables import events, transfers
-from kopilka.store.verify import verify
+from kopilka.checkout.refunds import refund_purchase
+from kopilka.ledger.verify import verify
+from kopilka.mechanics.expiry.handlers import expire_due_points, warn_of_expiry
+from kopilka.members.balances import adjust, balance
+from kopilka.members.handlers import register_member
+from kopilka.platform.tables import events, transfers
+from kopilka.platform.worker import run_due_work
 from tests.store.conftest import NOW, at_once
 from tests.store.test_lots import buy, figures, member, with_settings
 
@@ -71,7 +71,7 @@ def test_a_run_for_the_same_moment_burns_nothing_the_second_time(zerno_engine: E
 
 
 def _history(engine: Engine) -> list[dict[str, str]]:
-    from kopilka.services.balances import history
+    from kopilka.members.balances import history
 
     items: list[dict[str, str]] = history(engine, "zerno", "card:100009")["items"]
     return items

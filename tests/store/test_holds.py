@@ -12,16 +12,16 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from kopilka.domain.errors import Conflict, InvalidInput
-from kopilka.files import load_document
-from kopilka.services.balances import adjust, balance, history
-from kopilka.services.members import register_member
-from kopilka.services.programs import apply_program
-from kopilka.services.purchases import process_purchase, release_due_holds, settle_hold
-from kopilka.services.refunds import refund_purchase
-from kopilka.store.db import make_engine
-from kopilka.store.migrate import upgrade
-from kopilka.store.verify import verify
+from kopilka.checkout.purchases import process_purchase, release_due_holds, settle_hold
+from kopilka.checkout.refunds import refund_purchase
+from kopilka.kernel.errors import Conflict, InvalidInput
+from kopilka.ledger.verify import verify
+from kopilka.members.balances import adjust, balance, history
+from kopilka.members.handlers import register_member
+from kopilka.platform.db import make_engine
+from kopilka.platform.files import load_document
+from kopilka.platform.migrate import upgrade
+from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW
 from tests.store.test_purchases import receipt

@@ -40,24 +40,24 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import Engine, func, select
 
-from kopilka.domain.errors import (
+from kopilka.checkout.purchases import process_purchase, settle_hold
+from kopilka.checkout.refunds import refund_purchase
+from kopilka.kernel.errors import (
     Conflict,
     IdempotencyConflict,
     InsufficientPoints,
     InvalidInput,
     NotFound,
 )
-from kopilka.domain.ledger import AccountCode
-from kopilka.files import load_document
-from kopilka.services.balances import adjust, balance
-from kopilka.services.members import register_member
-from kopilka.services.programs import apply_program
-from kopilka.services.purchases import process_purchase, settle_hold
-from kopilka.services.refunds import refund_purchase
-from kopilka.services.worker import run_due_work
-from kopilka.store.ledger import member_balances
-from kopilka.store.tables import accounts, programs, transfers
-from kopilka.store.verify import verify
+from kopilka.kernel.ledger import AccountCode
+from kopilka.ledger.accounts import member_balances
+from kopilka.ledger.verify import verify
+from kopilka.members.balances import adjust, balance
+from kopilka.members.handlers import register_member
+from kopilka.platform.files import load_document
+from kopilka.platform.tables import accounts, programs, transfers
+from kopilka.platform.worker import run_due_work
+from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW
 

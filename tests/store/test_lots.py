@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from kopilka.files import load_document
-from kopilka.services.balances import adjust, balance
-from kopilka.services.members import register_member
-from kopilka.services.pending import activate_due_points
-from kopilka.services.programs import apply_program
-from kopilka.services.purchases import process_purchase
-from kopilka.services.refunds import refund_purchase
-from kopilka.store.tables import lots
-from kopilka.store.verify import verify
+from kopilka.checkout.purchases import process_purchase
+from kopilka.checkout.refunds import refund_purchase
+from kopilka.ledger.pending import activate_due_points
+from kopilka.ledger.verify import verify
+from kopilka.members.balances import adjust, balance
+from kopilka.members.handlers import register_member
+from kopilka.platform.files import load_document
+from kopilka.platform.tables import lots
+from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW
 from tests.store.test_purchases import receipt

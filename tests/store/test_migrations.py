@@ -5,12 +5,12 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from kopilka.services.balances import adjust, balance
-from kopilka.services.members import register_member
-from kopilka.services.purchases import process_purchase
-from kopilka.store.migrate import downgrade, is_current, upgrade
-from kopilka.store.tables import metadata
-from kopilka.store.verify import verify
+from kopilka.checkout.purchases import process_purchase
+from kopilka.ledger.verify import verify
+from kopilka.members.balances import adjust, balance
+from kopilka.members.handlers import register_member
+from kopilka.platform.migrate import downgrade, is_current, upgrade
+from kopilka.platform.tables import metadata
 from tests.store.conftest import NOW
 from tests.store.test_purchases import receipt
 

@@ -9,13 +9,13 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from kopilka.domain.errors import Duplicate, IdempotencyConflict, InsufficientPoints, NotFound
-from kopilka.domain.ledger import is_luhn_valid
-from kopilka.files import load_document
-from kopilka.services.members import register_member
-from kopilka.services.programs import apply_program
-from kopilka.services.purchases import process_purchase
-from kopilka.store.migrate import is_current
+from kopilka.checkout.purchases import process_purchase
+from kopilka.kernel.errors import Duplicate, IdempotencyConflict, InsufficientPoints, NotFound
+from kopilka.kernel.ledger import is_luhn_valid
+from kopilka.members.handlers import register_member
+from kopilka.platform.files import load_document
+from kopilka.platform.migrate import is_current
+from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW
 

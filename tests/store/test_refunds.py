@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from kopilka.domain.errors import IdempotencyConflict, InvalidInput, NotFound
-from kopilka.services.balances import adjust, balance
-from kopilka.services.members import register_member
-from kopilka.services.purchases import process_purchase
-from kopilka.services.refunds import refund_purchase
+from kopilka.checkout.purchases import process_purchase
+from kopilka.checkout.refunds import refund_purchase
+from kopilka.kernel.errors import IdempotencyConflict, InvalidInput, NotFound
+from kopilka.members.balances import adjust, balance
+from kopilka.members.handlers import register_member
 from tests.store.conftest import NOW
 from tests.store.test_purchases import receipt
 

@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, func, select, update
 
-from kopilka.domain.errors import InvalidInput
-from kopilka.services.members import read_member, register_member
-from kopilka.services.programs import apply_program
-from kopilka.services.purchases import process_purchase, quote_purchase, settle_hold
-from kopilka.services.refunds import refund_purchase
-from kopilka.services.tiers import review_tiers, set_tier, tier_history_of
-from kopilka.store.migrate import downgrade, upgrade
-from kopilka.store.tables import accounts, member_tiers, purchases, refunds, tier_history
-from kopilka.store.verify import verify
+from kopilka.checkout.purchases import process_purchase, quote_purchase, settle_hold
+from kopilka.checkout.refunds import refund_purchase
+from kopilka.kernel.errors import InvalidInput
+from kopilka.ledger.verify import verify
+from kopilka.mechanics.tiers.handlers import review_tiers, set_tier, tier_history_of
+from kopilka.members.handlers import read_member, register_member
+from kopilka.platform.migrate import downgrade, upgrade
+from kopilka.platform.tables import accounts, member_tiers, purchases, refunds, tier_history
+from kopilka.programs.handlers import apply_program
 from tests.store.conftest import at_once
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)  # a Tuesday; 12:00 in Moscow

@@ -13,16 +13,16 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from kopilka.files import load_document
-from kopilka.services.balances import balance, history
-from kopilka.services.members import register_member, update_member
-from kopilka.services.programs import apply_program
-from kopilka.services.purchases import process_purchase
-from kopilka.services.refunds import refund_purchase
-from kopilka.services.triggers import fire_triggers
-from kopilka.services.worker import run_due_work
-from kopilka.store.tables import events, transfers
-from kopilka.store.verify import verify
+from kopilka.checkout.purchases import process_purchase
+from kopilka.checkout.refunds import refund_purchase
+from kopilka.ledger.verify import verify
+from kopilka.mechanics.triggers.handlers import fire_triggers
+from kopilka.members.balances import balance, history
+from kopilka.members.handlers import register_member, update_member
+from kopilka.platform.files import load_document
+from kopilka.platform.tables import events, transfers
+from kopilka.platform.worker import run_due_work
+from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW, at_once
 from tests.store.test_purchases import receipt

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from kopilka.files import load_document
-from kopilka.services.balances import adjust
-from kopilka.services.members import register_member
-from kopilka.services.programs import apply_program
-from kopilka.services.purchases import process_purchase, settle_hold
-from kopilka.services.refunds import refund_purchase
-from kopilka.store.db import make_engine
-from kopilka.store.migrate import upgrade
-from kopilka.store.verify import verify
+from kopilka.checkout.purchases import process_purchase, settle_hold
+from kopilka.checkout.refunds import refund_purchase
+from kopilka.ledger.verify import verify
+from kopilka.members.balances import adjust
+from kopilka.members.handlers import register_member
+from kopilka.platform.db import make_engine
+from kopilka.platform.files import load_document
+from kopilka.platform.migrate import upgrade
+from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW
 from tests.store.test_purchases import receipt

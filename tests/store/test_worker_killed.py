@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from bench.expiry_bench import FILL, NOW
-from kopilka.store.tables import lots, transfers
-from kopilka.store.verify import verify
+from kopilka.ledger.verify import verify
+from kopilka.platform.tables import lots, transfers
 from tests.api.test_restart_safety import server_url
 
 LOTS, PER_MEMBER = 200_000, 10

@@ -15,13 +15,13 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from kopilka.services.balances import adjust, balance
-from kopilka.services.members import register_member
-from kopilka.services.purchases import process_purchase
-from kopilka.services.refunds import refund_purchase
-from kopilka.services.worker import run_due_work
-from kopilka.store.tables import transfers
-from kopilka.store.verify import verify
+from kopilka.checkout.purchases import process_purchase
+from kopilka.checkout.refunds import refund_purchase
+from kopilka.ledger.verify import verify
+from kopilka.members.balances import adjust, balance
+from kopilka.members.handlers import register_member
+from kopilka.platform.tables import transfers
+from kopilka.platform.worker import run_due_work
 from tests.store.conftest import NOW
 
 DAY = timedelta(days=1)

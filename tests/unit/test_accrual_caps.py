@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from kopilka.domain.calculator import Calculator, CapEntry, Quote
-from kopilka.domain.errors import InvalidInput
-from kopilka.domain.program_parser import parse_program
-from kopilka.wire import quote_json
+from kopilka.checkout.calculator import Calculator, CapEntry, Quote
+from kopilka.checkout.wire import quote_json
+from kopilka.kernel.errors import InvalidInput
+from kopilka.kernel.program_parser import parse_program
 from tests.unit.test_calculator_semantics import BASE, LATTE, TEA, figures, program, quote, rule
 
 LUNCH = {"sku": "LUNCH", "qty": 1, "price": "670.00", "category": "lunch"}

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from kopilka.domain.calculator import Calculator, Quote
-from kopilka.domain.money import format_minor
-from kopilka.domain.program_parser import parse_program
-from kopilka.domain.receipt import MemberContext, parse_receipt
+from kopilka.checkout.calculator import Calculator, Quote
+from kopilka.kernel.money import format_minor
+from kopilka.kernel.program_parser import parse_program
+from kopilka.kernel.receipt import MemberContext, parse_receipt
 
 BASE: dict[str, Any] = {
     "code": "cafe",

@@ -1,4 +1,4 @@
-"""Cashback's program-file section and its pure calculation (kopilka.domain.cashback)."""
+"""Cashback's program-file section and its pure calculation (kopilka.mechanics.cashback.model)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from kopilka.domain.cashback import (
+from kopilka.kernel.errors import InvalidInput
+from kopilka.kernel.program_parser import parse_program
+from kopilka.mechanics.cashback.model import (
     BinRange,
     CashbackAward,
     CashbackSettings,
@@ -18,8 +20,6 @@ from kopilka.domain.cashback import (
     share_of,
     show_percent,
 )
-from kopilka.domain.errors import InvalidInput
-from kopilka.domain.program_parser import parse_program
 
 AT = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 CAMPAIGN: dict[str, Any] = {

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kopilka.domain.coupon_codes import (
+from kopilka.mechanics.coupons.codes import (
     ALPHABET,
     LOOK_ALIKES,
     batch,

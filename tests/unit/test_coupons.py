@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from kopilka.domain.coupons import (
+from kopilka.kernel.errors import Problem
+from kopilka.kernel.program import Program
+from kopilka.mechanics.coupons.model import (
     Campaign,
     CouponState,
     Units,
@@ -18,8 +20,6 @@ from kopilka.domain.coupons import (
     program_problems,
     read_campaign,
 )
-from kopilka.domain.errors import Problem
-from kopilka.domain.program import Program
 
 AT = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 LINES = [("CAP-300", "coffee", 36000), ("CRS-1", None, 14000)]  # 500.00 in all

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kopilka.services.csv_export import FORMULA_STARTS, csv_writer, safe_cell
+from kopilka.platform.csv_export import FORMULA_STARTS, csv_writer, safe_cell
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from kopilka.domain.calculator import Calculator
-from kopilka.domain.discounts import Discount, FreeUnit, Offer, PercentOff
-from kopilka.domain.errors import InvalidInput
-from kopilka.domain.program_parser import parse_program
-from kopilka.domain.receipt import MemberContext, parse_receipt
-from kopilka.wire import quote_json
+from kopilka.checkout.calculator import Calculator
+from kopilka.checkout.wire import quote_json
+from kopilka.kernel.errors import InvalidInput
+from kopilka.kernel.program_parser import parse_program
+from kopilka.kernel.receipt import MemberContext, parse_receipt
+from kopilka.mechanics.discounts.model import Discount, FreeUnit, Offer, PercentOff
 
 BASE: dict[str, Any] = {
     "code": "shop",

@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from kopilka.domain import lifecycle_parser, program_parser
-from kopilka.domain.errors import InvalidInput
-from kopilka.domain.money import Rounding
-from kopilka.domain.program import (
+from kopilka.kernel import program_parser
+from kopilka.kernel.errors import InvalidInput
+from kopilka.kernel.money import Rounding
+from kopilka.kernel.program import (
     WEEKDAYS,
     AccrueOn,
     ExpiryPeriod,
@@ -36,10 +36,11 @@ from kopilka.domain.program import (
     RuleKind,
     SpentPoints,
 )
-from kopilka.domain.program_parser import parse_program
-from kopilka.domain.tiers import CalendarPeriod
-from kopilka.domain.triggers import TriggerOccasion
-from kopilka.files import parse_text
+from kopilka.kernel.program_parser import parse_program
+from kopilka.mechanics.tiers.model import CalendarPeriod
+from kopilka.mechanics.triggers import section as lifecycle_parser
+from kopilka.mechanics.triggers.model import TriggerOccasion
+from kopilka.platform.files import parse_text
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "program.md"
@@ -284,8 +285,8 @@ def test_every_key_of_every_section_is_documented_there(section: str) -> None:
 def test_the_probes_cover_every_section_of_the_parser() -> None:
     """Each mapping or list of mappings the parsers read has a probe above."""
     read = set()
-    for name in ("program_parser.py", "lifecycle_parser.py"):
-        source = (ROOT / "kopilka" / "domain" / name).read_text(encoding="utf-8")
+    for module in (program_parser, lifecycle_parser):
+        source = Path(module.__file__ or "").read_text(encoding="utf-8")
         read |= set(re.findall(r"\.(?:mapping|records)\(\s*\"(\w+)\"", source))
     assert read, "the parsers read no sections?"
     assert read <= set(SECTION_PROBES), (

@@ -21,11 +21,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kopilka.domain.errors import InvalidInput, Problem
-from kopilka.domain.program import Program, TimeWindow
-from kopilka.domain.program_parser import parse_program
-from kopilka.domain.receipt import Receipt, parse_receipt
-from kopilka.files import parse_text
+from kopilka.kernel.errors import InvalidInput, Problem
+from kopilka.kernel.program import Program, TimeWindow
+from kopilka.kernel.program_parser import parse_program
+from kopilka.kernel.receipt import Receipt, parse_receipt
+from kopilka.platform.files import parse_text
 
 KOPILKA = Path(sys.executable).parent / "kopilka"
 NOW = datetime(2026, 3, 9, 12, 0, tzinfo=UTC)

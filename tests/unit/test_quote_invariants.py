@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from kopilka.domain.calculator import Calculator
-from kopilka.domain.errors import InsufficientPoints
-from kopilka.domain.money import format_minor
-from kopilka.domain.program import RULE_KINDS, Program
-from kopilka.domain.program_parser import parse_program
-from kopilka.domain.receipt import MemberContext, Receipt, parse_receipt
+from kopilka.checkout.calculator import Calculator
+from kopilka.kernel.errors import InsufficientPoints
+from kopilka.kernel.money import format_minor
+from kopilka.kernel.program import RULE_KINDS, Program
+from kopilka.kernel.program_parser import parse_program
+from kopilka.kernel.receipt import MemberContext, Receipt, parse_receipt
 
 LOCATIONS = ["a1", "a2", "b1"]
 CATEGORIES = {"drinks": None, "coffee": "drinks", "food": None, "tobacco": None}

@@ -7,11 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from kopilka.domain.errors import InvalidInput, Problem
-from kopilka.domain.money import parse_decimal
-from kopilka.domain.program_parser import parse_program
-from kopilka.domain.reading import MAX_DEPTH, Reader, document_problems, parse_date, text_problem
-from kopilka.files import load_document, parse_text
+from kopilka.kernel.errors import InvalidInput, Problem
+from kopilka.kernel.money import parse_decimal
+from kopilka.kernel.program_parser import parse_program
+from kopilka.kernel.reading import MAX_DEPTH, Reader, document_problems, parse_date, text_problem
+from kopilka.platform.files import load_document, parse_text
 from tests.conftest import EXAMPLES
 
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from kopilka.domain.calculator import Calculator, Quote
-from kopilka.domain.errors import InsufficientPoints
-from kopilka.domain.money import format_minor
-from kopilka.domain.program import Program
-from kopilka.domain.receipt import MemberContext, parse_receipt
+from kopilka.checkout.calculator import Calculator, Quote
+from kopilka.kernel.errors import InsufficientPoints
+from kopilka.kernel.money import format_minor
+from kopilka.kernel.program import Program
+from kopilka.kernel.receipt import MemberContext, parse_receipt
 
 TUESDAY_MORNING = "2026-03-10T11:00:00+03:00"
 TEA = {"sku": "TEA-400", "qty": 1}  # 150.00, drinks — no product rule

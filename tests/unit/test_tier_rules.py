@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kopilka.domain.tiers import (
+from kopilka.mechanics.tiers.model import (
     CalendarPeriod,
     Qualification,
     QualifyingWindow,

@@ -20,18 +20,18 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-import kopilka.store.web_tables  # noqa: F401 - the console's tables on the shared metadata
-from kopilka.api.app import create_app
-from kopilka.files import load_document
-from kopilka.services import operators
-from kopilka.services.members import register_member
-from kopilka.services.operators import create_operator
-from kopilka.services.programs import apply_program
-from kopilka.services.purchases import process_purchase
-from kopilka.store.db import make_engine
-from kopilka.store.migrate import upgrade
-from kopilka.store.tables import members, programs, purchases
-from kopilka.web.sessions import Sessions
+import kopilka.operators.tables  # noqa: F401 - the console's tables on the shared metadata
+from kopilka.checkout.purchases import process_purchase
+from kopilka.members.handlers import register_member
+from kopilka.operators import handlers as operators
+from kopilka.operators.handlers import create_operator
+from kopilka.operators.sessions import Sessions
+from kopilka.platform.db import make_engine
+from kopilka.platform.files import load_document
+from kopilka.platform.http.app import create_app
+from kopilka.platform.migrate import upgrade
+from kopilka.platform.tables import members, programs, purchases
+from kopilka.programs.handlers import apply_program
 from tests.api.conftest import serving_engine
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW, engine, zerno_engine

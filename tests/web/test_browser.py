@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from kopilka.services.coupons import create_campaign
+from kopilka.mechanics.coupons.handlers import create_campaign
 from tests.conftest import ROOT
 from tests.store.conftest import NOW
 from tests.web.conftest import PASSWORD, console_app, served, stocked_sqlite

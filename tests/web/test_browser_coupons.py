@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from kopilka.services.coupons import code_page, issue_coupon, read_campaign_of, read_coupon
+from kopilka.mechanics.coupons.handlers import (
+    code_page,
+    issue_coupon,
+    read_campaign_of,
+    read_coupon,
+)
 from tests.web import test_browser
 
 # the browser, the served app and its database, a page that fails on console errors

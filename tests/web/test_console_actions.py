@@ -11,9 +11,7 @@ import pytest
 from babel.messages.extract import extract_from_file
 from sqlalchemy import Engine
 
-from kopilka.files import load_document
-from kopilka.services import keys
-from kopilka.services.coupons import (
+from kopilka.mechanics.coupons.handlers import (
     CHANNELS,
     code_page,
     create_batch,
@@ -21,10 +19,12 @@ from kopilka.services.coupons import (
     issue_coupon,
     read_coupon,
 )
-from kopilka.services.events import member_events
-from kopilka.services.member_links import list_links, member_link
-from kopilka.services.programs import apply_program
-from kopilka.web import i18n, routes
+from kopilka.members.events import member_events
+from kopilka.members.links import list_links, member_link
+from kopilka.operators import keys
+from kopilka.platform.console import i18n, routes
+from kopilka.platform.files import load_document
+from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES, ROOT
 from tests.store.conftest import NOW
 from tests.web.conftest import csrf_of, sign_in
@@ -419,7 +419,7 @@ STATUSES = tuple(f"campaign.{s}" for s in ("unique", "public", "active", "schedu
 def test_every_text_of_the_console_is_in_russian() -> None:
     """Each message of the console's templates, and the audit actions, campaign states,
     channels and key roles they show, has a Russian translation in `messages.po`."""
-    folder = ROOT / "kopilka" / "web" / "templates"
+    folder = ROOT / "kopilka" / "platform" / "console" / "templates"
     wanted = {*ACTIONS, *STATUSES, *CHANNELS, *keys.ROLES,
               *(f"coupon.{s}" for s in ("issued", "available", "paused", "expired", "used")),
               "The status must be active or blocked.", routes.TOO_LONG,

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from kopilka.services.members import read_member
-from kopilka.services.operators import adjust_points, authenticate
-from kopilka.web.sessions import COOKIE
+from kopilka.members.handlers import read_member
+from kopilka.operators.handlers import adjust_points, authenticate
+from kopilka.operators.sessions import COOKIE
 from tests.store.conftest import NOW
 from tests.web.conftest import OTHER, PASSWORD, csrf_of, other_ids, sign_in
 
@@ -265,7 +265,7 @@ def test_the_dashboard_says_which_purchases_the_rules_figures_come_from(client, 
     sign_in(client, "analyst")
     page = client.get("/console/zerno/").text
     assert re.search(r'id="rules-sample">From the 1 purchase of these days\.', page)
-    from kopilka.services import operators
+    from kopilka.operators import handlers as operators
 
     monkeypatch.setattr(operators, "TOP_RULES_SAMPLE", 1)  # a busy program: a sample
     page = client.get("/console/zerno/?lang=ru").text
@@ -338,7 +338,8 @@ def test_a_missing_member_is_a_translated_404_page_with_the_services_words(clien
     ("5.00", 5, "баллов"), ("21.30", 2, "балла"), ("0.50", 2, "балла"), ("1.5", 2, "балла"),
 ])  # fmt: skip
 def test_points_take_the_plural_form_their_number_asks_for(points, n, russian):
-    from kopilka.web import i18n, member_page
+    from kopilka.members import page as member_page
+    from kopilka.platform.console import i18n
 
     assert i18n.plural_n(points) == n
     assert member_page.translations("ru").ngettext("point", "points", n) == russian

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine, func, select
 
-from kopilka.store.tables import metadata
-from kopilka.web import i18n, pages
+from kopilka.platform.console import i18n, pages
+from kopilka.platform.tables import metadata
 from tests.web.conftest import csrf_of, sign_in
 from tests.web.test_rules_pages import RULES, edit, state
 

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from kopilka.checkout.calculator import Calculator
+from kopilka.checkout.wire import quote_json
 from kopilka.demo import program_document
-from kopilka.domain.calculator import Calculator
-from kopilka.domain.program_parser import parse_program
-from kopilka.domain.receipt import MemberContext, parse_receipt
-from kopilka.web import i18n
-from kopilka.web.pages import templates
-from kopilka.wire import quote_json
+from kopilka.kernel.program_parser import parse_program
+from kopilka.kernel.receipt import MemberContext, parse_receipt
+from kopilka.platform.console import i18n
+from kopilka.platform.console.pages import templates
 
 # the demo café's office lunch on a Monday for a VIP: every line capped twice
 OFFICE = {"member": "card:1", "location": "kiosk", "at": "2026-11-23T12:00:00+03:00",

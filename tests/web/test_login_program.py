@@ -8,7 +8,7 @@ import re
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from kopilka.services.programs import apply_program
+from kopilka.programs.handlers import apply_program
 from tests.store.conftest import NOW
 from tests.web.conftest import console_app
 

@@ -15,8 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, delete, select
 
-from kopilka.domain.errors import InvalidInput, NotFound
-from kopilka.services.member_links import (
+from kopilka.kernel.errors import InvalidInput, NotFound
+from kopilka.members import page as member_page
+from kopilka.members.handlers import erase_member
+from kopilka.members.link_tables import member_links
+from kopilka.members.links import (
     BadLink,
     RevokedLink,
     create_link,
@@ -25,10 +28,7 @@ from kopilka.services.member_links import (
     revoke_link,
     revoke_links,
 )
-from kopilka.services.members import erase_member
-from kopilka.store.link_tables import member_links
-from kopilka.store.tables import idempotency_keys
-from kopilka.web import member_page
+from kopilka.platform.tables import idempotency_keys
 from tests.api.conftest import key_for, serving_engine
 from tests.store.conftest import NOW
 from tests.web.conftest import OTHER, SECRET, other_ids

@@ -31,17 +31,19 @@ from fastapi.testclient import TestClient
 from itsdangerous import URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import Engine
 
-from kopilka.domain.errors import Conflict, InvalidInput, NotFound
-from kopilka.services import balances
-from kopilka.services.balances import adjust
-from kopilka.services.coupons import (
+from kopilka.kernel.errors import Conflict, InvalidInput, NotFound
+from kopilka.mechanics.coupons.handlers import (
     code_page,
     create_batch,
     create_campaign,
     issue_coupon,
     update_campaign,
 )
-from kopilka.services.member_links import (
+from kopilka.members import balances
+from kopilka.members import page as member_page
+from kopilka.members.balances import adjust
+from kopilka.members.handlers import erase_member, register_member, set_member_status
+from kopilka.members.links import (
     SALT,
     BadLink,
     ExpiredLink,
@@ -51,8 +53,7 @@ from kopilka.services.member_links import (
     read_token,
     signed_target,
 )
-from kopilka.services.members import erase_member, register_member, set_member_status
-from kopilka.web import i18n, member_page
+from kopilka.platform.console import i18n
 from tests.api.conftest import key_for, serving_engine
 from tests.conftest import ROOT
 from tests.store.conftest import NOW
@@ -301,7 +302,7 @@ def test_the_card_svgs_hold_the_card_number() -> None:
 def test_every_text_of_the_member_page_is_in_russian() -> None:
     """Each message of the member templates (and each coupon status) has a Russian
     translation in `member.po`, or — for the shared ones — in the console's catalog."""
-    folder = ROOT / "kopilka" / "web" / "templates"
+    folder = ROOT / "kopilka" / "platform" / "console" / "templates"
     wanted = {f"coupon.{status}" for status in ("issued", "available", "paused", "expired",
                                                 "used")}  # fmt: skip
     for name in ("member_base.html", "member_page.html", "member_page_error.html"):

@@ -9,14 +9,15 @@ import pytest
 from argon2 import Type
 from sqlalchemy import select, update
 
-from kopilka.domain.errors import Duplicate, InvalidInput
-from kopilka.services import keys as key_service
-from kopilka.services import operators, rule_drafts
-from kopilka.services.balances import balance
-from kopilka.services.members import read_member
-from kopilka.services.programs import read_program
-from kopilka.store.web_tables import operator_sessions
-from kopilka.store.web_tables import operators as operator_rows
+from kopilka.kernel.errors import Duplicate, InvalidInput
+from kopilka.members.balances import balance
+from kopilka.members.handlers import read_member
+from kopilka.operators import handlers as operators
+from kopilka.operators import keys as key_service
+from kopilka.operators.tables import operator_sessions
+from kopilka.operators.tables import operators as operator_rows
+from kopilka.programs import rule_drafts
+from kopilka.programs.handlers import read_program
 from tests.store.conftest import NOW
 from tests.web.conftest import CHEAP, PASSWORD, SERVERS_HASHER, stock
 

@@ -24,16 +24,15 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from kopilka.domain.discount_parser import EFFECT_KEYS
-from kopilka.domain.errors import Conflict
-from kopilka.files import load_document, parse_text
-from kopilka.services import rule_drafts
-from kopilka.services.discounts import list_discounts
-from kopilka.services.operators import audit_entries, authenticate
-from kopilka.services.programs import apply_program, read_program, read_program_version, to_json
-from kopilka.store.db import make_engine
-from kopilka.store.migrate import upgrade
-from kopilka.web import rules_pages
+from kopilka.kernel.errors import Conflict
+from kopilka.mechanics.discounts.handlers import list_discounts
+from kopilka.mechanics.discounts.section import EFFECT_KEYS
+from kopilka.operators.handlers import audit_entries, authenticate
+from kopilka.platform.db import make_engine
+from kopilka.platform.files import load_document, parse_text
+from kopilka.platform.migrate import upgrade
+from kopilka.programs import rule_drafts, rules_pages
+from kopilka.programs.handlers import apply_program, read_program, read_program_version, to_json
 from tests.api.conftest import serving_engine
 from tests.conftest import EXAMPLES, ROOT
 from tests.store.conftest import NOW, at_once

@@ -1,1 +1,0 @@
-"""The HTTP adapter: FastAPI routes over the services."""

@@ -1,0 +1,1 @@
+"""The checkout: the calculator (pure) and the purchase pipeline over the mechanics."""

@@ -1,0 +1,633 @@
+"""Processing a purchase exactly once: the calculator's quote plus the ledger's writes.
+
+One transaction: read the program version, the member and their balances (row-locked on
+PostgreSQL; SQLite serialises writers with BEGIN IMMEDIATE), quote, then write the
+purchase and its transfers. The purchase row goes in with `ON CONFLICT DO NOTHING` on
+`(location, receipt_id)`: a copy of a receipt already processed writes nothing and is
+answered with the first result (the same id with another body is
+`idempotency_conflict`), so the common case costs no extra lookup.
+
+`hold: true` reserves the redeemed points (`held`) and accrues nothing yet; the purchase
+is then confirmed (the points are paid, the accrual is posted), cancelled, or released
+when nobody confirmed it within the program's `redemption.hold_minutes`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import cache, partial
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
+
+from kopilka.checkout.calculator import Quote
+from kopilka.checkout.pricing import Priced, coupon_points_of, price_receipt
+from kopilka.checkout.wire import quote_json
+from kopilka.kernel.errors import (
+    Conflict,
+    IdempotencyConflict,
+    InvalidInput,
+    KopilkaError,
+    NotFound,
+    Problem,
+)
+from kopilka.kernel.ledger import AccountCode, AccountRef, Reason
+from kopilka.kernel.money import format_minor, to_minor
+from kopilka.kernel.reading import row_id
+from kopilka.kernel.receipt import MemberContext, Receipt, parse_receipt
+from kopilka.ledger.wallet import Wallet
+from kopilka.mechanics.cashback.handlers import accrue_cashback, preview_cashback
+from kopilka.mechanics.cashback.model import CashbackAward, compute_cashback
+from kopilka.mechanics.coupons.handlers import give_back_coupons, redeem_coupons
+from kopilka.mechanics.discounts.handlers import shopper_facts
+from kopilka.mechanics.tiers.handlers import upgrade_after_purchase
+from kopilka.mechanics.tiers.status import seen_tier
+from kopilka.members.handlers import MEMBER_COLUMNS, find_member, member_key, member_refs
+from kopilka.platform.idempotency import fingerprint, idempotent, remembered, retrying
+from kopilka.platform.statements import NewRow, driver_rows_pair
+from kopilka.platform.tables import (
+    accounts,
+    holds,
+    member_profiles,
+    member_tiers,
+    members,
+    program_versions,
+    programs,
+    purchases,
+)
+from kopilka.programs.handlers import (
+    CURRENT_VERSION_COLUMNS,
+    LoadedProgram,
+    compiled,
+    load_program,
+)
+
+__all__ = [
+    "PurchaseResult",
+    "process_purchase",
+    "quote_purchase",
+    "release_due_holds",
+    "retrying",
+    "settle_hold",
+]
+
+
+@dataclass(frozen=True)
+class PurchaseResult:
+    answer: dict[str, Any]
+    created: bool  # False: a replay answered from the first result
+
+
+def process_purchase(
+    engine: Engine,
+    program_code: str,
+    body: object,
+    *,
+    now: datetime,
+    actor: str,
+    idempotency_key: str | None = None,
+) -> PurchaseResult:
+    request_hash = fingerprint(body)
+
+    def attempt(connection: Connection) -> tuple[dict[str, Any], bool]:
+        if idempotency_key is None:
+            return _process(connection, program_code, body, request_hash, now, actor)
+        program = load_program(connection, program_code)
+        return remembered(
+            connection, program.program_id, idempotency_key, "purchase", request_hash, now,
+            lambda: _process(connection, program_code, body, request_hash, now, actor),
+        )  # fmt: skip
+
+    answer, created = retrying(engine, attempt)
+    return PurchaseResult(answer, created)
+
+
+def quote_purchase(
+    engine: Engine, program_code: str, body: object, *, now: datetime
+) -> dict[str, Any]:
+    """The answer a purchase would get now — with the member's balance — writing nothing."""
+    with engine.connect() as connection:
+        raw_member = body.get("member") if isinstance(body, dict) else None
+        program, member, wallet = _load(connection, program_code, raw_member, now, lock=False)
+        receipt = parse_receipt(body, program.calculator.program, now=now)
+        if receipt.member is not None and member is None:
+            find_member(connection, program.program_id, receipt.member)
+        priced = _quote(connection, program, receipt, member, wallet, now)
+        member_id = member.id if member is not None else None
+        available = wallet.balances[AccountCode.AVAILABLE] if wallet is not None else None
+        answer = quote_json(priced.quote, program.calculator.program, status="quote",
+                            member=str(member_id) if member_id is not None else None,
+                            balance=available)  # fmt: skip
+        answer["coupons"] = priced.coupons
+        if priced.coupon_points and answer["balance"] is not None:  # as the purchase will
+            settings = program.calculator.program
+            where = "pending" if settings.accrual.pending_days > 0 else "available"
+            shown = to_minor(Decimal(answer["balance"][where]), settings.points.precision) or 0
+            answer["balance"][where] = format_minor(shown + priced.coupon_points,
+                                                    settings.points.precision)  # fmt: skip
+        if member is not None:
+            answer["cashback"] = preview_cashback(
+                program.calculator.program, _awards(program, receipt, priced.quote), now
+            )
+        answer["program_version"] = program.version
+        return answer
+
+
+def _process(
+    connection: Connection,
+    program_code: str,
+    body: object,
+    request_hash: str,
+    now: datetime,
+    actor: str,
+) -> tuple[dict[str, Any], bool]:
+    raw_member = body.get("member") if isinstance(body, dict) else None
+    program, member, wallet = _load(connection, program_code, raw_member, now)
+    receipt = parse_receipt(body, program.calculator.program, now=now)
+    if not receipt.receipt_id:
+        raise InvalidInput([Problem("receipt_id", "is required to process a purchase")])
+    if receipt.member is not None and member is None:  # a reference no member answers to
+        find_member(connection, program.program_id, receipt.member)
+    location = _sold_at(receipt, program)
+    try:
+        priced = _quote(connection, program, receipt, member, wallet, now)
+        priced.refuse_invalid()
+    except KopilkaError:
+        # a copy of a receipt already processed is answered, even if it could not be redone
+        # now (its redemption spent the points it would need again)
+        replay = _replay(connection, program, location, receipt.receipt_id, request_hash)
+        if replay is not None:
+            return replay, False
+        raise
+    quote = priced.quote
+    member_id = member.id if member is not None else None
+    hold = receipt.hold
+    if wallet is not None:
+        _plan(wallet, quote, hold=hold, coupon_points=priced.coupon_points)
+    answer = _answer(program, quote, wallet, member_id, hold=hold)
+    answer["coupons"] = priced.coupons
+    awards = _awards(program, receipt, quote) if member_id is not None else []
+    if awards and hold:  # given at confirm: the stored answer keeps what it will be
+        answer["cashback"] = _held_cashback(program, awards, now)
+    uses = wallet.redeemed_uses if wallet is not None else []
+    parent = _insert(program, receipt, location, member_id, request_hash,
+                     "held" if hold else "completed", answer, uses, now,
+                     sum(line.amount for line in quote.lines))  # fmt: skip
+    if wallet is not None:
+        purchase_id = wallet.write_under(parent, parent_is="purchase", actor=actor)
+    else:
+        purchase_id = parent.insert(connection)
+    if purchase_id is None:  # a concurrent or earlier copy of this receipt got there first
+        replay = _replay(connection, program, location, receipt.receipt_id, request_hash)
+        assert replay is not None
+        return replay, False
+    redeem_coupons(connection, program.program_id, purchase_id, member_id, priced.applied, now)
+    if awards and not hold:
+        answer["cashback"] = _give_cashback(connection, program, member_id, purchase_id,
+                                            awards, now, actor, answer)  # fmt: skip
+    if member is not None and not hold:  # no query unless the program has tiers
+        upgrade_after_purchase(connection, program, member.id, now, member=member,
+                               purchase_id=purchase_id, actor=actor)  # fmt: skip
+    if hold:
+        settings = program.calculator.program
+        connection.execute(
+            insert(holds).values(
+                program_id=program.program_id,
+                purchase_id=purchase_id,
+                member_id=member_id,
+                amount=quote.redeemed,
+                accrued=quote.accrued,  # and the coupons' points, from the answer, on confirm
+                status="held",
+                expires_at=now + timedelta(minutes=settings.redemption.hold_minutes),
+            )
+        )
+    return {"purchase_id": str(purchase_id), **answer}, True
+
+
+def _load(
+    connection: Connection, program_code: str, member_ref: object, now: datetime, *,
+    lock: bool = True,
+) -> tuple[LoadedProgram, Row[Any] | None, Wallet | None]:  # fmt: skip
+    """The program's current version and the member with their balances, locked — one query."""
+    key = member_key(member_ref) if isinstance(member_ref, str) else None
+    if key is None:  # no member (or a malformed one, which the receipt's parse names)
+        return load_program(connection, program_code), None, None
+    column, value = key
+    parameters = {"program_code": program_code, "member_key": value}
+    rows: Sequence[Any]
+    if lock and connection.dialect.name == "postgresql":  # BEGIN goes with it: one round trip
+        rows, tier = driver_rows_pair(connection, _member_sql(column), _tier_sql(column),
+                                      parameters)  # fmt: skip
+        if rows and tier and rows[0].tier != tier[0].code:
+            # changed while this purchase waited for the member's lock: the purchase is
+            # priced at the tier in force when it got the member, as if it came after
+            rows = [row._replace(tier=tier[0].code) for row in rows]
+    else:
+        rows = connection.execute(_member_query(column, lock=False), parameters).all()
+    if not rows:  # say which is missing: the program or the member
+        program = load_program(connection, program_code)
+        find_member(connection, program.program_id, member_ref)  # type: ignore[arg-type]
+        raise AssertionError("unreachable: the member exists but has no accounts")
+    program = compiled(connection, rows[0])
+    wallet = Wallet.from_rows(connection, program.program_id, program.calculator.program,
+                              rows[0].id, now, rows)  # fmt: skip
+    return program, rows[0], wallet
+
+
+@cache
+def _member_sql(column: ColumnElement[Any]) -> str:
+    """The locking member query as psycopg's text, for `driver_rows`."""
+    dialect = psycopg_dialect()  # type: ignore[no-untyped-call]
+    return str(_member_query(column, lock=True).compile(dialect=dialect))
+
+
+@cache
+def _tier_sql(column: ColumnElement[Any]) -> str:
+    """The member's stored tier, found as `_member_query` finds them — as psycopg's text;
+    sent after the locking query, it reads the tier as it is once the lock is held."""
+    member = (
+        select(members.c.id)
+        .join(programs, programs.c.id == members.c.program_id)
+        .outerjoin(member_profiles, member_profiles.c.member_id == members.c.id)
+        .where(programs.c.code == bindparam("program_code"),
+               column == bindparam("member_key", type_=column.type))
+        .scalar_subquery()
+    )  # fmt: skip
+    query = select(member_tiers.c.code).where(member_tiers.c.member_id == member)
+    return str(query.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]
+
+
+@cache
+def _member_query(column: ColumnElement[Any], *, lock: bool) -> Select[Any]:
+    """The program's current version and a member found by `column`, with their accounts
+    (locked on PostgreSQL); built once per column, so SQLAlchemy's cache serves it."""
+    query = (
+        select(*CURRENT_VERSION_COLUMNS, *MEMBER_COLUMNS, accounts.c.id.label("account_id"),
+               accounts.c.code, accounts.c.debits_posted, accounts.c.credits_posted,
+               member_tiers.c.code.label("tier"))
+        .join(program_versions, and_(program_versions.c.program_id == programs.c.id,
+                                     program_versions.c.version == programs.c.current_version))
+        .join(members, members.c.program_id == programs.c.id)
+        .outerjoin(member_profiles, member_profiles.c.member_id == members.c.id)
+        .outerjoin(member_tiers, member_tiers.c.member_id == members.c.id)
+        .join(accounts, accounts.c.member_id == members.c.id)
+        .where(programs.c.code == bindparam("program_code"),
+               column == bindparam("member_key", type_=column.type))
+        .order_by(accounts.c.id)
+    )  # fmt: skip
+    return query.with_for_update(of=accounts) if lock else query
+
+
+def _quote(
+    connection: Connection, program: LoadedProgram, receipt: Receipt, member: Row[Any] | None,
+    wallet: Wallet | None, now: datetime,
+) -> Priced:  # fmt: skip
+    if member is None or wallet is None:
+        if receipt.hold:
+            raise InvalidInput([Problem("hold", "needs a member: only points can be held")])
+        return price_receipt(connection, program, receipt, None, None, now)
+    if member.status != "active":
+        raise Conflict(f"member {receipt.member!r} is {member.status}")
+    settings = program.calculator.program
+    context = MemberContext(member_refs(member), tier=seen_tier(settings.tiers, member.tier),
+                            balance=wallet.balances[AccountCode.AVAILABLE],
+                            **shopper_facts(connection, program.program_id, settings, member.id,
+                                            now))  # fmt: skip
+    return price_receipt(connection, program, receipt, context, member.id, now)
+
+
+def _awards(program: LoadedProgram, receipt: Receipt, quote: Quote) -> list[CashbackAward]:
+    """The cashback a receipt earns: on what was paid with money."""
+    settings = program.calculator.program
+    location = receipt.location
+    partner = settings.locations[location].partner if location else None
+    return compute_cashback(settings.cashback, paid=quote.paid, location=location,
+                            partner=partner, method=receipt.payment_method,
+                            card_bin=receipt.payment_bin, at=receipt.at)  # fmt: skip
+
+
+def _give_cashback(
+    connection: Connection, program: LoadedProgram, member_id: int | None, purchase_id: int,
+    awards: list[CashbackAward], now: datetime, actor: str, answer: dict[str, Any],
+) -> dict[str, Any] | None:  # fmt: skip
+    """Credit the cashback and record it in the purchase's stored answer (a budget decides
+    the amount only now, after the purchase row was written)."""
+    assert member_id is not None  # awards are computed for members only
+    given = accrue_cashback(connection, program.program_id, program.calculator.program,
+                            member_id, purchase_id, awards, now, actor)  # fmt: skip
+    if given is not None:
+        connection.execute(update(purchases).where(purchases.c.id == purchase_id)
+                           .values(answer={**answer, "cashback": given}))  # fmt: skip
+    return given
+
+
+def _held_cashback(
+    program: LoadedProgram, awards: list[CashbackAward], now: datetime
+) -> dict[str, Any] | None:
+    """A held purchase's cashback as it would be: given at confirm (`on_confirm`)."""
+    preview = preview_cashback(program.calculator.program, awards, now)
+    if preview is None:
+        return None
+    return {**preview, "status": "on_confirm"}
+
+
+def _awards_held(answer: dict[str, Any], digits: int) -> list[CashbackAward]:
+    """The awards a held purchase's answer recorded, to be given at its confirm."""
+    held = answer.get("cashback") or {}
+    base = to_minor(Decimal(answer["paid"]), digits) or 0  # cashback is on what was paid
+    return [CashbackAward(item["campaign"], Decimal(item["percent"]), base,
+                          to_minor(Decimal(item["amount"]), digits) or 0)
+            for item in held.get("campaigns") or []]  # fmt: skip
+
+
+def _plan(wallet: Wallet, quote: Quote, *, hold: bool, coupon_points: int) -> None:
+    """The member's side of the purchase: points paid (or held), then points earned — the
+    rules' and the coupons' apart, each with its reason (on a hold, both at confirm)."""
+    key = f"{wallet.program.code}:purchase:{{purchase}}"  # the id is filled in at flush
+    if quote.redeemed:
+        wallet.redeemed_uses = wallet.redeem(f"{key}:redeem", quote.redeemed, hold=hold)
+    pending = wallet.program.accrual.pending_days > 0
+    if quote.accrued and not hold:
+        wallet.accrue(f"{key}:accrue", quote.accrued, reason=Reason.PURCHASE_ACCRUAL,
+                      pending=pending)  # fmt: skip
+    if coupon_points and not hold:
+        wallet.accrue(f"{key}:coupon", coupon_points, reason=Reason.COUPON, pending=pending)
+
+
+def _answer(
+    program: LoadedProgram, quote: Quote, wallet: Wallet | None, member_id: int | None,
+    *, hold: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """The answer without its `purchase_id` (the row's id, added when it is known)."""
+    settings = program.calculator.program
+    answer = quote_json(quote, settings, status="held" if hold else "completed",
+                        member=str(member_id) if member_id is not None else None)  # fmt: skip
+    del answer["purchase_id"]
+    if wallet is not None:
+        answer["balance"] = balance_json(wallet, settings.points.precision)
+        if hold:
+            answer["accrued_status"] = "on_confirm"
+    answer["program_version"] = program.version
+    return answer
+
+
+def balance_json(wallet: Wallet, digits: int) -> dict[str, str]:
+    """The member's balances as the wallet leaves them."""
+    return {
+        code.value: format_minor(wallet.balances[code], digits)
+        for code in (AccountCode.AVAILABLE, AccountCode.PENDING, AccountCode.HELD)
+    }
+
+
+def _insert(
+    program: LoadedProgram, receipt: Receipt, location: str,
+    member_id: int | None, request_hash: str, status: str, answer: dict[str, Any],
+    lots_used: list[tuple[int, int]], now: datetime, spend: int,
+) -> NewRow:  # fmt: skip
+    """The purchase's row: inserted with a new id, or not at all for a receipt seen before."""
+    return NewRow(
+        purchases,
+        {
+            "program_id": program.program_id,
+            "program_version_id": program.version_id,
+            "location": location,
+            "receipt_id": receipt.receipt_id,
+            "member_id": member_id,
+            "request_hash": request_hash,
+            "status": status,
+            "answer": answer,
+            "lines": [
+                {"n": line.n, "qty": str(line.qty), "sku": line.sku, "category": line.category}
+                for line in receipt.lines
+            ],
+            "spend": spend,  # net of every discount: towards a tier, accumulative discounts
+            "lots_used": [list(use) for use in lots_used] or None,
+            "created_at": now,
+        },
+        unique=("program_id", "location", "receipt_id"),
+    )
+
+
+def _replay(
+    connection: Connection,
+    program: LoadedProgram,
+    location: str,
+    receipt_id: str,
+    request_hash: str,
+) -> dict[str, Any] | None:
+    row = connection.execute(
+        select(purchases.c.id, purchases.c.request_hash, purchases.c.answer).where(
+            purchases.c.program_id == program.program_id,
+            purchases.c.location == location,
+            purchases.c.receipt_id == receipt_id,
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    if row.request_hash != request_hash:
+        raise IdempotencyConflict(
+            f"receipt {receipt_id!r} at {location or 'no location'} was already processed "
+            "with a different body"
+        )
+    return {"purchase_id": str(row.id), **row.answer}
+
+
+# — holds —
+
+
+def settle_hold(
+    engine: Engine, program_code: str, purchase_ref: str, action: str, *, actor: str,
+    now: datetime, idempotency_key: str | None = None,
+) -> tuple[dict[str, Any], bool]:  # fmt: skip
+    """Confirm or cancel a held purchase; a repeat of the same action answers the first."""
+    assert action in ("confirm", "cancel")
+
+    def attempt(connection: Connection) -> tuple[dict[str, Any], bool]:
+        program = load_program(connection, program_code)
+        purchase_id = row_id(purchase_ref) or -1
+        hold = connection.execute(
+            select(holds).where(holds.c.program_id == program.program_id,
+                                holds.c.purchase_id == purchase_id)
+        ).one_or_none()  # fmt: skip
+        if hold is None:
+            raise NotFound(f"held purchase {purchase_ref!r} does not exist")
+        wallet = Wallet.open(connection, program.program_id, program.calculator.program,
+                             hold.member_id, now)  # fmt: skip
+        hold = connection.execute(select(holds).where(holds.c.id == hold.id)).one()  # now locked
+        done = {"confirm": "confirmed", "cancel": "cancelled"}[action]
+        if hold.status == done:
+            return hold.answer, False
+        if hold.status != "held":
+            raise Conflict(f"purchase {purchase_ref} is not held: its hold was {hold.status}")
+        if action == "confirm" and now >= hold.expires_at:
+            expired = hold.expires_at.isoformat()
+            raise Conflict(f"purchase {purchase_ref}'s hold expired at {expired}")
+        answer = _settle(connection, program, wallet, hold, done, actor, now)
+        if done == "confirmed":  # the purchase counts now; it may raise the tier
+            upgrade_after_purchase(connection, program, hold.member_id, now,
+                                   purchase_id=hold.purchase_id, actor=actor)  # fmt: skip
+        return answer, True
+
+    request = {"purchase": purchase_ref, "action": action}
+    return idempotent(engine, program_code, idempotency_key, f"purchase.{action}", request, now,
+                      attempt)  # fmt: skip
+
+
+def release_due_holds(engine: Engine, *, now: datetime, actor: str = "worker") -> int:
+    """Give back the points of every hold not confirmed in time; how many were released."""
+    with engine.connect() as connection:
+        due = connection.execute(
+            select(holds.c.id, holds.c.program_id).where(
+                holds.c.status == "held", holds.c.expires_at <= now
+            )
+        ).all()
+    return sum(
+        retrying(engine, partial(_release_one, hold_id=hold_id, now=now, actor=actor))
+        for hold_id, _program_id in due
+    )
+
+
+def _release_one(connection: Connection, *, hold_id: int, now: datetime, actor: str) -> int:
+    hold = connection.execute(select(holds).where(holds.c.id == hold_id)).one()
+    program = _program_of(connection, hold.program_id)
+    wallet = Wallet.open(connection, hold.program_id, program.calculator.program,
+                         hold.member_id, now)  # fmt: skip
+    hold = connection.execute(select(holds).where(holds.c.id == hold_id)).one()
+    if hold.status != "held":
+        return 0  # confirmed or cancelled meanwhile
+    _settle(connection, program, wallet, hold, "expired", actor, now)
+    return 1
+
+
+def _program_of(connection: Connection, program_id: int) -> LoadedProgram:
+    code = connection.execute(
+        select(programs.c.code).where(programs.c.id == program_id)
+    ).scalar_one()
+    return load_program(connection, code)
+
+
+def _settle(
+    connection: Connection, program: LoadedProgram, wallet: Wallet, hold: Any, status: str,
+    actor: str, now: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    """Post the hold's outcome and record it: paid and accrued, or given back."""
+    key = f"{program.calculator.program.code}:hold:{hold.purchase_id}"
+    purchase = connection.execute(
+        select(purchases.c.answer, purchases.c.lots_used).where(purchases.c.id == hold.purchase_id)
+    ).one()
+    cashback = None
+    if status == "confirmed":
+        wallet.settle_hold(f"{key}:confirm", hold.amount)
+        wallet.accrue(f"{key}:accrue", hold.accrued, reason=Reason.PURCHASE_ACCRUAL,
+                      purchase_id=hold.purchase_id,
+                      pending=program.calculator.program.accrual.pending_days > 0)  # fmt: skip
+        settings = program.calculator.program
+        awards = _awards_held(purchase.answer, settings.money_digits)
+        cashback = (
+            accrue_cashback(
+                connection,
+                program.program_id,
+                settings,
+                hold.member_id,
+                hold.purchase_id,
+                awards,
+                now,
+                actor,
+            )
+            if awards
+            else None
+        )
+        points = coupon_points_of(purchase.answer, program.calculator.program.points.precision)
+        if points:
+            wallet.accrue(f"{key}:coupon", points, reason=Reason.COUPON,
+                          purchase_id=hold.purchase_id,
+                          pending=program.calculator.program.accrual.pending_days > 0)  # fmt: skip
+    else:
+        reason = Reason.HOLD_CANCEL if status == "cancelled" else Reason.HOLD_TIMEOUT
+        uses = [(lot, points) for lot, points in purchase.lots_used or []]
+        wallet.give_back(f"{key}:release", hold.amount, reason=reason, uses=uses,
+                         source=AccountRef.of_member(hold.member_id, AccountCode.HELD))  # fmt: skip
+        give_back_coupons(connection, program.program_id, hold.purchase_id, now)
+    wallet.flush(actor=actor, purchase_id=hold.purchase_id)
+    purchase_status = "completed" if status == "confirmed" else status
+    digits = program.calculator.program.points.precision
+    answer = {
+        "purchase_id": str(hold.purchase_id),
+        **purchase.answer,
+        "status": purchase_status,
+        "balance": balance_json(wallet, digits),
+    }
+    if status == "confirmed":
+        answer["accrued_status"] = (
+            "pending" if program.calculator.program.accrual.pending_days > 0 else "available"
+        )
+    else:
+        answer["accrued_status"] = None
+    stored = purchase.answer
+    if stored.get("cashback") is not None:  # given now, or never (cancelled, timed out)
+        answer["cashback"] = cashback
+        stored = {**stored, "cashback": cashback}
+    connection.execute(
+        update(holds).where(holds.c.id == hold.id)
+        .values(status=status, settled_at=now, answer=answer)
+    )  # fmt: skip
+    connection.execute(
+        update(purchases).where(purchases.c.id == hold.purchase_id)
+        .values(status=purchase_status, answer=stored)
+    )  # fmt: skip
+    return answer
+
+
+def read_purchase(engine: Engine, program_code: str, purchase_ref: str) -> dict[str, Any]:
+    """A purchase's answer as it stands now (its status follows confirms and refunds)."""
+    number = row_id(purchase_ref) or -1
+    with engine.connect() as connection:
+        program = load_program(connection, program_code)
+        row = connection.execute(
+            select(purchases.c.id, purchases.c.status, purchases.c.answer).where(
+                purchases.c.program_id == program.program_id, purchases.c.id == number
+            )
+        ).one_or_none()
+    if row is None:
+        raise NotFound(f"purchase {purchase_ref!r} does not exist")
+    return {"purchase_id": str(row.id), **row.answer, "status": row.status}
+
+
+def _sold_at(receipt: Receipt, program: LoadedProgram) -> str:
+    """Where the purchase was made: a quote may leave it out, a stored purchase may not —
+    its location decides its replays, its refunds and which keys may touch it."""
+    if receipt.location is None:
+        places = ", ".join(sorted(program.calculator.program.locations))
+        raise InvalidInput([Problem("location", f"is required to process a purchase "
+                                    f"(one of: {places})")])  # fmt: skip
+    return receipt.location
+
+
+def location_of(engine: Engine, program_code: str, purchase_ref: str) -> str:
+    """Where a purchase was made; `NotFound` for no such purchase."""
+    with engine.connect() as connection:
+        program = load_program(connection, program_code)
+        location = connection.execute(
+            select(purchases.c.location).where(
+                purchases.c.program_id == program.program_id,
+                purchases.c.id == (row_id(purchase_ref) or -1),
+            )
+        ).scalar_one_or_none()
+    if location is None:
+        raise NotFound(f"purchase {purchase_ref!r} does not exist")
+    return str(location)

@@ -1,0 +1,1 @@
+"""Importing members and historical receipts from another platform's CSV files."""

@@ -1,0 +1,1 @@
+"""The ledger's storage: accounts, transfers and lots, the wallet, `verify`."""

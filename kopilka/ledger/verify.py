@@ -1,0 +1,338 @@
+"""Proving the ledger from its rows alone (`kopilka verify`).
+
+Set-based checks, each a query over the whole ledger:
+- every transfer moves a positive amount between two accounts of its own program;
+- every member account's cached totals equal the sums of its transfers;
+- the program's own accounts keep no cached totals (their balances are sums);
+- the points a purchase's answer says it accrued and redeemed are exactly the points its
+  transfers moved; refunds move back no more than their purchase moved;
+- the lots of each member add up to the balance they index (available, pending);
+- the held points equal the open holds, and no hold was both paid and given back.
+Cashback (money, in the same ledger) is proven by the same checks, widened: its member
+accounts' totals are member accounts' totals; a purchase answer's `cashback.amount` is what
+its cashback transfers gave; refunds claw back no more cashback than the purchase gave; and
+the rows indexing cashback add up to its balances as lots do to points' — the accruals
+still pending to the pending cashback, the open payouts to the requested, the paid payouts
+to the program's paid out, each accrual's campaign awards and transfers to its amount, and
+each budgeted campaign's spend to its awards.
+Debits equal credits by construction — a transfer row is one debit and one credit of
+the same amount — so the books balance exactly when every transfer is sound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import ColumnElement, Connection, Engine, ScalarSelect, case, func, select, text
+
+from kopilka.kernel.ledger import Reason
+from kopilka.platform.tables import purchases, refunds, transfers
+
+# What indexes cashback's balances (see the module's docstring), as lots index points'.
+CASHBACK_INDEXES = """
+           select a.member_id, 'member ' || a.member_id || ': cashback pending '
+                || (a.credits_posted - a.debits_posted) || ', accruals pending '
+                || coalesce(c.total, 0)
+           from accounts a
+           left join (select member_id, sum(pending) total from cashback_accruals
+                      where status = 'pending' group by member_id) c
+             on c.member_id = a.member_id
+           where a.code = 'cashback.pending'
+             and a.credits_posted - a.debits_posted <> coalesce(c.total, 0)
+           union all
+           select id, 'cashback accrual ' || id || ' is ' || status || ' with '
+                || pending || ' pending'
+           from cashback_accruals where status <> 'pending' and pending <> 0
+           union all
+           select a.member_id, 'member ' || a.member_id || ': cashback requested '
+                || (a.credits_posted - a.debits_posted) || ', open payouts '
+                || coalesce(p.total, 0)
+           from accounts a
+           left join (select member_id, sum(amount) total from cashback_payouts
+                      where status in ('requested', 'approved') group by member_id) p
+             on p.member_id = a.member_id
+           where a.code = 'cashback.requested'
+             and a.credits_posted - a.debits_posted <> coalesce(p.total, 0)
+           union all
+           select a.program_id, 'program ' || a.program_id || ': cashback paid out '
+                || (coalesce(c.total, 0) - coalesce(d.total, 0)) || ', paid payouts '
+                || coalesce(p.total, 0)
+           from accounts a
+           left join (select t.debit_account_id id, sum(t.amount) total from transfers t
+                      join accounts x on x.id = t.debit_account_id
+                                     and x.code = 'cashback.paid_out'
+                      group by t.debit_account_id) d on d.id = a.id
+           left join (select t.credit_account_id id, sum(t.amount) total from transfers t
+                      join accounts x on x.id = t.credit_account_id
+                                     and x.code = 'cashback.paid_out'
+                      group by t.credit_account_id) c on c.id = a.id
+           left join (select program_id, sum(amount) total from cashback_payouts
+                      where status = 'paid' group by program_id) p
+             on p.program_id = a.program_id
+           where a.code = 'cashback.paid_out'
+             and coalesce(c.total, 0) - coalesce(d.total, 0) <> coalesce(p.total, 0)
+           union all
+           select c.purchase_id, 'purchase ' || c.purchase_id || ': cashback '
+                || c.amount || ' given, ' || c.clawed_back || ' clawed back; awards '
+                || coalesce(w.total, 0) || ', transfers ' || coalesce(t.given, 0) || ' given, '
+                || coalesce(t.taken, 0) || ' clawed back'
+           from cashback_accruals c
+           left join (select accrual_id, sum(amount) total from cashback_awards
+                      group by accrual_id) w on w.accrual_id = c.id
+           left join (select purchase_id,
+                             sum(case when reason = 'cashback.accrual' then amount
+                                      else 0 end) given,
+                             sum(case when reason in ('cashback.clawback', 'cashback.debt')
+                                      then amount else 0 end) taken
+                      from transfers where purchase_id is not null
+                      group by purchase_id) t on t.purchase_id = c.purchase_id
+           where coalesce(w.total, 0) <> c.amount or coalesce(t.given, 0) <> c.amount
+              or coalesce(t.taken, 0) <> c.clawed_back
+           union all
+           select t.purchase_id, 'purchase ' || t.purchase_id || ': cashback '
+                || sum(t.amount) || ' given with no accrual row'
+           from transfers t
+           where t.reason = 'cashback.accrual' and not exists (
+                 select 1 from cashback_accruals c where c.purchase_id = t.purchase_id)
+           group by t.purchase_id
+           union all
+           select b.program_id, 'campaign ' || b.campaign || ' (program ' || b.program_id
+                || '): budget spent ' || b.spent || ', awards ' || coalesce(w.total, 0)
+           from cashback_budgets b
+           left join (select program_id, campaign, sum(amount) total from cashback_awards
+                      group by program_id, campaign) w
+             on w.program_id = b.program_id and w.campaign = b.campaign
+           where b.spent <> coalesce(w.total, 0)"""
+
+CHECKS: list[tuple[str, str]] = [
+    (
+        "transfers stay within their program and move positive amounts",
+        """select t.id, 'transfer ' || t.id || ': amount ' || t.amount
+                || ', debit account ' || t.debit_account_id || ' (program ' || d.program_id || ')'
+                || ', credit account ' || t.credit_account_id || ' (program ' || c.program_id || ')'
+           from transfers t join accounts d on d.id = t.debit_account_id
+                            join accounts c on c.id = t.credit_account_id
+           where t.amount <= 0 or d.program_id <> t.program_id or c.program_id <> t.program_id""",
+    ),
+    (
+        "member accounts' cached totals equal their transfers",
+        """select a.id, 'account ' || a.id || ' (' || a.owner || ' ' || a.code || '): cached '
+                || a.debits_posted || '/' || a.credits_posted || ', transfers '
+                || coalesce(d.total, 0) || '/' || coalesce(c.total, 0)
+           from accounts a
+           left join (select debit_account_id id, sum(amount) total from transfers
+                      group by debit_account_id) d on d.id = a.id
+           left join (select credit_account_id id, sum(amount) total from transfers
+                      group by credit_account_id) c on c.id = a.id
+           where a.member_id is not null
+             and (a.debits_posted <> coalesce(d.total, 0)
+                  or a.credits_posted <> coalesce(c.total, 0))""",
+    ),
+    (
+        "program accounts cache no totals",
+        """select id, 'account ' || id || ' (' || owner || ' ' || code || ') caches '
+                || debits_posted || '/' || credits_posted
+           from accounts where member_id is null and (debits_posted <> 0 or credits_posted <> 0)""",
+    ),
+    (
+        "purchases move points only as accrual and redemption, only for members",
+        """select p.id, 'purchase ' || p.id || ' (receipt ' || p.receipt_id || '): '
+                || coalesce(t.reason, '?') || ' moved ' || coalesce(t.total, 0)
+           from purchases p
+           join (select purchase_id, reason, sum(amount) total from transfers
+                 where refund_id is null and purchase_id is not null
+                 group by purchase_id, reason) t on t.purchase_id = p.id
+           where p.member_id is null
+              or t.reason not in ('purchase.accrual', 'purchase.redemption', 'debt.repayment',
+                                  'coupon', 'expiry',
+                                  'hold.reserve', 'hold.cancel', 'hold.timeout',
+                                  'cashback.accrual', 'cashback.activation',
+                                  'cashback.debt_repayment', 'cashback.clawback',
+                                  'cashback.debt')""",
+    ),
+    (
+        "refunds move back no more than their purchase moved",
+        """select r.purchase_id, 'purchase ' || r.purchase_id || ': refunds moved '
+                || r.total || ' of ' || r.reason || ', the purchase ' || coalesce(p.total, 0)
+           from (select purchase_id,
+                        case when reason = 'refund.redemption' then 'purchase.redemption'
+                             when reason like 'cashback.%' then 'cashback.accrual'
+                             else 'purchase.accrual' end reason,
+                        sum(amount) total
+                 from transfers
+                 where (refund_id is not null
+                        and reason in ('refund.redemption', 'refund.accrual', 'refund.debt'))
+                    or (purchase_id is not null
+                        and reason in ('cashback.clawback', 'cashback.debt'))
+                 group by purchase_id,
+                          case when reason = 'refund.redemption' then 'purchase.redemption'
+                               when reason like 'cashback.%' then 'cashback.accrual'
+                               else 'purchase.accrual' end) r
+           left join (select purchase_id,
+                             case when reason = 'coupon' then 'purchase.accrual'
+                                  else reason end reason,
+                             sum(amount) total
+                      from transfers where refund_id is null
+                      group by purchase_id,
+                               case when reason = 'coupon' then 'purchase.accrual'
+                                    else reason end) p
+             on p.purchase_id = r.purchase_id and p.reason = r.reason
+           where r.total > coalesce(p.total, 0)""",
+    ),
+    (
+        # an expiry transfer refers to the purchase that earned the lot it burns
+        "a purchase's points leave the member once: burnt or taken back",
+        """select purchase_id, 'purchase ' || purchase_id || ': earned ' || earned
+                || ', burnt ' || burnt || ', taken back by refunds ' || taken
+           from (select purchase_id,
+                        sum(case when refund_id is null
+                                  and reason in ('purchase.accrual', 'coupon')
+                                 then amount else 0 end) earned,
+                        sum(case when reason = 'expiry' then amount else 0 end) burnt,
+                        sum(case when refund_id is not null
+                                  and reason in ('refund.accrual', 'refund.debt')
+                                 then amount else 0 end) taken
+                 from transfers where purchase_id is not null
+                 group by purchase_id) t
+           where burnt > 0 and burnt + taken > earned""",
+    ),
+    (
+        "lots add up to the balances they index",
+        """select a.member_id, 'member ' || a.member_id || ' ' || a.code || ': balance '
+                || (a.credits_posted - a.debits_posted) || ', lots ' || coalesce(l.total, 0)
+           from accounts a
+           left join (select member_id, status, sum(remaining) total from lots
+                      group by member_id, status) l
+             on l.member_id = a.member_id and l.status = a.code
+           where a.code in ('available', 'pending')
+             and coalesce(l.total, 0) <> case when a.credits_posted > a.debits_posted
+                                              then a.credits_posted - a.debits_posted
+                                              else 0 end
+           union all """
+        + CASHBACK_INDEXES,
+    ),
+    (
+        "held points equal the open holds",
+        """select a.member_id, 'member ' || a.member_id || ': held '
+                || (a.credits_posted - a.debits_posted) || ', open holds ' || coalesce(h.total, 0)
+           from accounts a
+           left join (select member_id, sum(amount) total from holds where status = 'held'
+                      group by member_id) h on h.member_id = a.member_id
+           where a.code = 'held' and a.credits_posted - a.debits_posted <> coalesce(h.total, 0)""",
+    ),
+    (
+        "no hold is both paid and given back",
+        """select t.purchase_id, 'purchase ' || t.purchase_id || ': its hold was both paid and '
+                || 'given back'
+           from transfers t join accounts a on a.id = t.debit_account_id and a.code = 'held'
+           where t.refund_id is null
+           group by t.purchase_id
+           having sum(case when t.reason = 'purchase.redemption' then 1 else 0 end) > 0
+              and sum(case when t.reason in ('hold.cancel', 'hold.timeout')
+                           then 1 else 0 end) > 0""",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    check: str
+    detail: str
+
+
+def verify(engine: Engine) -> tuple[list[str], list[Discrepancy]]:
+    """The checks run, and every discrepancy found (none: the books are sound)."""
+    found: list[Discrepancy] = []
+    with engine.connect() as connection:
+        for name, query in CHECKS:
+            for row in connection.execute(text(query)):
+                found.append(Discrepancy(name, row[1]))
+        found += _answers_against_transfers(connection)
+        found += _refunds_against_transfers(connection)
+    return [name for name, _ in CHECKS] + [ANSWERS_CHECK, REFUNDS_CHECK], found
+
+
+ANSWERS_CHECK = "purchase answers equal their transfers"
+REFUNDS_CHECK = "refund answers equal their transfers"
+
+
+def _moved(purchase_id: ColumnElement[int], reason: Reason) -> ScalarSelect[int]:
+    return (
+        select(func.coalesce(func.sum(transfers.c.amount), 0))
+        .where(
+            transfers.c.purchase_id == purchase_id,
+            transfers.c.refund_id.is_(None),
+            transfers.c.reason == reason.value,
+        )
+        .scalar_subquery()
+    )
+
+
+def _answers_against_transfers(connection: Connection) -> list[Discrepancy]:
+    """Each purchase's `accrued` and `redeemed` against the transfers it made."""
+    query = select(
+        purchases.c.id,
+        purchases.c.answer,
+        _moved(purchases.c.id, Reason.PURCHASE_ACCRUAL),
+        _moved(purchases.c.id, Reason.PURCHASE_REDEMPTION),
+        _moved(purchases.c.id, Reason.CASHBACK_ACCRUAL),
+    ).where(
+        purchases.c.member_id.is_not(None),
+        purchases.c.status.not_in(("held", "cancelled", "expired")),
+    )
+    found = []
+    for purchase_id, answer, accrued, redeemed, cashback in connection.execute(query):
+        if not answer:
+            continue
+        said = (_minor(answer["accrued"]), _minor(answer["redeemed"]))
+        moved = (int(accrued), int(redeemed))
+        if said != moved:
+            detail = f"purchase {purchase_id}: answer says {said}, transfers moved {moved}"
+            found.append(Discrepancy(ANSWERS_CHECK, detail))
+        given = answer.get("cashback") or {}  # null, or absent before cashback existed
+        said_cashback = _minor(given["amount"]) if "amount" in given else 0
+        if said_cashback != int(cashback):
+            detail = (f"purchase {purchase_id}: answer says cashback {said_cashback}, "
+                      f"transfers gave {int(cashback)}")  # fmt: skip
+            found.append(Discrepancy(ANSWERS_CHECK, detail))
+    return found
+
+
+def _minor(amount: str) -> int:
+    """ "16.80" → 1680: an answer's figure in the minor units it was written with."""
+    digits = len(amount.partition(".")[2])
+    return int(Decimal(amount).scaleb(digits))
+
+
+def _refunds_against_transfers(connection: Connection) -> list[Discrepancy]:
+    """Each refund's points back against its transfers: `redeemed_back` returned, and
+    `accrued_back` less `accrued_burnt` (what had burnt already) taken."""
+    moved = (
+        select(
+            transfers.c.refund_id,
+            func.sum(case((transfers.c.reason == Reason.REFUND_REDEMPTION.value,
+                           transfers.c.amount), else_=0)).label("returned"),
+            func.sum(case((transfers.c.reason.in_((Reason.REFUND_ACCRUAL.value,
+                                                    Reason.DEBT.value)),
+                           transfers.c.amount), else_=0)).label("taken"),
+        )
+        .where(transfers.c.refund_id.is_not(None))
+        .group_by(transfers.c.refund_id)
+        .subquery()
+    )  # fmt: skip
+    query = (
+        select(refunds.c.id, refunds.c.answer, moved.c.returned, moved.c.taken)
+        .join(purchases, purchases.c.id == refunds.c.purchase_id)
+        .outerjoin(moved, moved.c.refund_id == refunds.c.id)
+        .where(purchases.c.member_id.is_not(None))
+    )  # fmt: skip
+    found = []
+    for refund_id, answer, returned, taken in connection.execute(query):
+        burnt = _minor(answer["accrued_burnt"]) if "accrued_burnt" in answer else 0
+        said = (_minor(answer["redeemed_back"]), _minor(answer["accrued_back"]) - burnt)
+        did = (int(returned or 0), int(taken or 0))
+        if said != did:
+            detail = f"refund {refund_id}: answer says {said} back and taken, transfers {did}"
+            found.append(Discrepancy(REFUNDS_CHECK, detail))
+    return found

@@ -1,0 +1,1 @@
+"""Cashback: money back on what a member paid, with budgets and payouts."""

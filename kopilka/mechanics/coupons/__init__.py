@@ -1,0 +1,1 @@
+"""Coupons: codes that unlock a campaign's discount or points on a receipt."""

@@ -1,0 +1,1 @@
+"""Discounts: the program's campaigns that take money off a receipt."""

@@ -1,0 +1,1 @@
+"""Tiers: a member's level, earned by spend or purchases in a window."""

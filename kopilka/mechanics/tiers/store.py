@@ -1,0 +1,243 @@
+"""What tiers read and write: members' spend and purchases in a window, what they
+bought, their tier rows and the history of changes.
+
+Qualification is computed from the purchases themselves, never from counters kept
+aside: a purchase counts its `spend` (money net of discounts) unless it is held,
+cancelled or expired; its refunds take back their `spend`, and a purchase refunded in
+full is no longer a purchase. One aggregate query per member — or per batch of members
+in a review — over the `(member_id, created_at)` index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    update,
+)
+
+from kopilka.platform.statements import driver_rows
+from kopilka.platform.tables import member_tiers, purchases, refunds, tier_history
+
+COUNTED = ("completed", "partially_refunded", "refunded")  # held/cancelled/expired are not
+Window = tuple[datetime, datetime]  # the first and last moments counted
+
+
+def net_spend() -> Any:
+    """A purchase's spend less what its refunds took back (looked up only when refunded):
+    sum it over purchases with a status in `COUNTED` for what a member spent."""
+    returned = (
+        select(func.coalesce(func.sum(refunds.c.spend), 0))
+        .where(refunds.c.purchase_id == purchases.c.id)
+        .scalar_subquery()
+    )
+    spend = func.coalesce(purchases.c.spend, 0)
+    return case((purchases.c.status == "completed", spend), else_=spend - returned)
+
+
+@cache
+def _member_standing() -> Select[Any]:
+    """One member's spend and purchases in one window; built once (the purchase path)."""
+    stamp = purchases.c.created_at.type
+    return select(
+        func.coalesce(func.sum(net_spend()), 0),
+        func.coalesce(func.sum(case((purchases.c.status == "refunded", 0), else_=1)), 0),
+    ).where(
+        purchases.c.member_id == bindparam("member_id"),
+        purchases.c.status.in_(COUNTED),
+        purchases.c.created_at >= bindparam("start", type_=stamp),
+        purchases.c.created_at <= bindparam("end", type_=stamp),
+    )
+
+
+# `_member_standing` as psycopg's text, for `driver_rows` on the purchase path (SQLAlchemy's
+# per-statement machinery would cost as much CPU as the query itself)
+_MEMBER_STANDING_PG = """
+SELECT coalesce(sum(CASE WHEN p.status = 'completed' THEN coalesce(p.spend, 0)
+                    ELSE coalesce(p.spend, 0) - (SELECT coalesce(sum(r.spend), 0) FROM refunds r
+                                                 WHERE r.purchase_id = p.id) END), 0),
+       count(*) FILTER (WHERE p.status <> 'refunded')
+FROM purchases p
+WHERE p.member_id = %(member_id)s AND p.status IN ('completed', 'partially_refunded', 'refunded')
+  AND p.created_at >= %(start)s AND p.created_at <= %(end)s"""
+
+
+def member_standing(connection: Connection, member_id: int, window: Window) -> tuple[int, int]:
+    """(spend, purchases) of one member within `window`."""
+    parameters = {"member_id": member_id, "start": window[0], "end": window[1]}
+    if connection.dialect.name == "postgresql":
+        [(spend, count)] = driver_rows(connection, _MEMBER_STANDING_PG, parameters)
+    else:
+        spend, count = connection.execute(_member_standing(), parameters).one()
+    return int(spend), int(count)
+
+
+def standings(
+    connection: Connection, member_ids: Sequence[int], windows: Sequence[Window]
+) -> dict[int, list[tuple[int, int]]]:
+    """(spend, purchases) per window for each of `member_ids` — one query for them all.
+    Members with nothing counted are absent."""
+    if not member_ids or not windows:
+        return {}
+    counted = (
+        select(purchases.c.member_id, purchases.c.created_at, purchases.c.status,
+               net_spend().label("net"))
+        .where(purchases.c.member_id.in_(member_ids), purchases.c.status.in_(COUNTED),
+               purchases.c.created_at >= min(start for start, _ in windows),
+               purchases.c.created_at <= max(end for _, end in windows))
+        .subquery()
+    )  # fmt: skip
+    columns = []
+    for start, end in windows:
+        inside = and_(counted.c.created_at >= start, counted.c.created_at <= end)
+        columns.append(func.sum(case((inside, counted.c.net), else_=0)))
+        kept = and_(inside, counted.c.status != "refunded")
+        columns.append(func.sum(case((kept, 1), else_=0)))
+    rows = connection.execute(
+        select(counted.c.member_id, *columns).group_by(counted.c.member_id)
+    ).all()
+    return {
+        int(row[0]): [(int(row[1 + 2 * i]), int(row[2 + 2 * i])) for i in range(len(windows))]
+        for row in rows
+    }
+
+
+def bought_lines(
+    connection: Connection, member_id: int, window: Window
+) -> list[tuple[str, str | None]]:
+    """(sku, category) of every line bought within `window` and not returned in full."""
+    rows = connection.execute(
+        select(purchases.c.id, purchases.c.status, purchases.c.lines).where(
+            purchases.c.member_id == member_id,
+            purchases.c.status.in_(("completed", "partially_refunded")),
+            purchases.c.created_at >= window[0],
+            purchases.c.created_at <= window[1],
+        )
+    ).all()
+    if not rows:
+        return []
+    partly = [row.id for row in rows if row.status == "partially_refunded"]
+    returned: dict[tuple[int, int], Decimal] = {}
+    if partly:
+        for refund in connection.execute(
+            select(refunds.c.purchase_id, refunds.c.lines).where(refunds.c.purchase_id.in_(partly))
+        ):
+            for line in refund.lines:
+                key = (refund.purchase_id, line["n"])
+                returned[key] = returned.get(key, Decimal(0)) + Decimal(line["qty"])
+    older = [row.id for row in rows if any("sku" not in line for line in row.lines or [])]
+    skus_of = _skus_from_answers(connection, older) if older else {}
+    found: list[tuple[str, str | None]] = []
+    for row in rows:
+        for line in row.lines or []:
+            if Decimal(line["qty"]) <= returned.get((row.id, line["n"]), Decimal(0)):
+                continue
+            sku = line.get("sku") or skus_of.get((row.id, line["n"]))
+            if sku is not None:
+                found.append((sku, line.get("category")))
+    return found
+
+
+def _skus_from_answers(connection: Connection, ids: Iterable[int]) -> dict[tuple[int, int], str]:
+    """The skus of purchases written before their lines kept them (from their answers)."""
+    rows = connection.execute(
+        select(purchases.c.id, purchases.c.answer).where(purchases.c.id.in_(list(ids)))
+    )
+    return {(row.id, line["n"]): line["sku"] for row in rows for line in row.answer["lines"]}
+
+
+# — tier rows —
+
+
+@dataclass(frozen=True)
+class TierRow:
+    member_id: int
+    code: str
+    since: datetime
+    until: datetime | None
+    manual: bool
+    reason: str | None
+    downgrade_at: datetime | None
+    reviewed_at: datetime | None
+
+
+def tier_rows(connection: Connection, member_ids: Sequence[int]) -> dict[int, TierRow]:
+    rows = connection.execute(
+        select(member_tiers.c.member_id, member_tiers.c.code, member_tiers.c.since,
+               member_tiers.c.until, member_tiers.c.manual, member_tiers.c.reason,
+               member_tiers.c.downgrade_at, member_tiers.c.reviewed_at)
+        .where(member_tiers.c.member_id.in_(list(member_ids)))
+    ).all()  # fmt: skip
+    return {row.member_id: TierRow(*row) for row in rows}
+
+
+@dataclass(frozen=True)
+class Change:
+    """A member's tier changing: the new state and the history row that says why."""
+
+    program_id: int
+    member_id: int
+    from_code: str | None  # None: the member had no tier row (the default level)
+    to_code: str
+    manual: bool
+    until: datetime | None
+    reason: str
+    actor: str
+    at: datetime
+    occasion: str | None = None
+    purchase_id: int | None = None
+    reviewed_at: datetime | None = None
+
+
+def write_change(connection: Connection, change: Change, *, exists: bool) -> None:
+    """The member's tier row (inserted or updated: `exists` says which; the caller holds
+    the member) and the history row. A change whose `occasion` is already in the
+    history breaks the unique key: the transaction is retried and sees it done."""
+    values = {
+        "code": change.to_code,
+        "since": change.at,
+        "until": change.until,
+        "manual": change.manual,
+        "reason": change.reason,
+        "downgrade_at": None,
+    }
+    if change.reviewed_at is not None:
+        values["reviewed_at"] = change.reviewed_at
+    if exists:
+        connection.execute(
+            update(member_tiers).where(member_tiers.c.member_id == change.member_id).values(values)
+        )
+    else:
+        connection.execute(
+            insert(member_tiers).values(
+                member_id=change.member_id, program_id=change.program_id, **values
+            )
+        )
+    connection.execute(
+        insert(tier_history).values(
+            program_id=change.program_id,
+            member_id=change.member_id,
+            from_code=change.from_code,
+            to_code=change.to_code,
+            manual=change.manual,
+            until=change.until,
+            reason=change.reason,
+            actor=change.actor,
+            purchase_id=change.purchase_id,
+            occasion=change.occasion,
+            changed_at=change.at,
+        )
+    )

@@ -1,0 +1,1 @@
+"""Triggers: rewards on occasions (a birthday, inactivity, a sign-up)."""

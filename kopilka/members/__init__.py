@@ -1,0 +1,1 @@
+"""Members: registration, references, links, balances, events, the member page."""

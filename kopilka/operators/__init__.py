@@ -1,0 +1,1 @@
+"""Operators and keys: who may act on a program, the console's sessions."""

@@ -1,0 +1,1 @@
+"""The platform: the database, migrations, the HTTP app and the console's shell."""

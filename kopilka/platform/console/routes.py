@@ -1,0 +1,376 @@
+"""The operator console (issue 8): pages under `/console`, mounted by `register`.
+
+    /console/login                          sign in (program, email, password)
+    /console/logout                         POST: sign out
+    /console/{program}/                     dashboard                 every role
+    /console/{program}/members?q=           search                    admin, support, analyst
+    /console/{program}/members/{id}         profile, history          admin, support, analyst
+    /console/{program}/members/{id}/adjustments  POST                 admin, support
+    /console/{program}/members/{id}/status  POST: block / unblock     admin, support
+    /console/{program}/members/{id}/resend  POST: a coupon again      admin, support
+    /console/{program}/purchases/{id}       a purchase explained      admin, support, analyst
+    /console/{program}/audit                the audit log             admin, support
+
+The coupons and keys pages are `kopilka.platform.console.program_pages`, mounted by `register` too.
+
+A program other than the operator's is answered 404, as the API answers a key of
+another program. Every POST passes the CSRF check of `kopilka.operators.sessions`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+
+from kopilka.checkout import purchases
+from kopilka.kernel.errors import (
+    Conflict,
+    InsufficientPoints,
+    InvalidInput,
+    KopilkaError,
+    NotFound,
+)
+from kopilka.mechanics.coupons import handlers as coupons
+from kopilka.members import balances
+from kopilka.members import handlers as members
+from kopilka.members import links as member_links
+from kopilka.operators import handlers as operators
+from kopilka.operators.handlers import Operator
+from kopilka.operators.sessions import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    Sessions,
+    is_same_origin,
+    is_valid_csrf,
+)
+from kopilka.platform.console import charts
+from kopilka.platform.console.pages import (
+    STATIC,
+    STATIC_URL,
+    PageError,
+    Redirect,
+    redirect,
+    refuse_unstorable,
+    render,
+    visit_of,
+)
+from kopilka.platform.http.common import now, run
+from kopilka.platform.http.limits import FailedAuthLimiter
+from kopilka.programs import handlers as programs
+
+T = TypeVar("T")
+READERS = ("admin", "support", "analyst")
+SUPPORT = ("admin", "support")
+EVERYONE = operators.ROLES
+MAX_QUERY = 200  # a search longer than this is no card, phone, email or name
+MAX_FORM_TEXT = 1000
+NOT_FOUND = "There is no such page, or it is not this program's."
+TOO_LONG = "A field is longer than 1,000 characters: nothing was saved. Go back and shorten it."
+AUDIT_PAGE = 100
+HISTORY_PAGE = 50
+LINKS_SHOWN = 20  # a member's newest personal links on their profile
+
+
+_POINTS = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?", re.ASCII)
+
+
+def register(
+    app: FastAPI, engine: Engine, *, secret: str | None = None,
+    failed_logins: FailedAuthLimiter | None = None,
+) -> None:  # fmt: skip
+    """Mount the console on `app`. `secret` signs the session cookies (default:
+    `KOPILKA_SECRET`, else a random one: sessions then end when the process does, and
+    several workers need the variable set alike)."""
+    app.state.console_sessions = Sessions(
+        secret or os.environ.get("KOPILKA_SECRET") or secrets.token_urlsafe(32)
+    )
+    # per client address and per account: 10 wrong passwords in 5 minutes, then a pause
+    app.state.console_failed_logins = failed_logins or FailedAuthLimiter(10, 300.0)
+    app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="console-static")
+    app.add_exception_handler(PageError, _error_page)  # type: ignore[arg-type]
+    app.add_exception_handler(Redirect, _redirect)  # type: ignore[arg-type]
+    _sign_in(app, engine)
+    _dashboard(app, engine)
+    _members(app, engine)
+    _audit(app, engine)
+    from kopilka.platform.console import program_pages  # it uses this module's helpers
+
+    program_pages.register(app, engine)
+
+
+async def _error_page(request: Request, error: PageError) -> Response:
+    return render(request, "error.html", error.status, message=error.message,
+                  detail=error.detail)  # fmt: skip
+
+
+async def _redirect(request: Request, target: Redirect) -> Response:
+    return redirect(request, target.location)
+
+
+# — who is asking —
+
+
+async def operator_of(request: Request, engine: Engine, program: str, roles: tuple[str, ...]
+                      ) -> Operator:  # fmt: skip
+    """The signed-in operator, when the path's program is theirs and the role fits;
+    otherwise a redirect to the sign-in page, a 404 or a 403."""
+    token = visit_of(request).session.token
+    operator = (
+        await run(engine, operators.session_operator, engine, token, now())
+        if token is not None else None
+    )  # fmt: skip
+    if operator is None:
+        raise Redirect(f"/console/login?program={program}")
+    if operator.program != program:
+        raise PageError(404, NOT_FOUND)
+    if operator.role not in roles:
+        raise PageError(403, "Your role may not open this page.")
+    return operator
+
+
+async def form_of(request: Request, max_fields: int = 20) -> dict[str, str]:
+    """The POSTed form, after the origin and CSRF checks; text fields of at most
+    MAX_FORM_TEXT characters (a longer one refuses the form: cutting a reason short would
+    store what nobody typed), at most `max_fields` of them (more is Starlette's 400)."""
+    if not is_same_origin(request):
+        raise PageError(403, "The request came from another site.")
+    form = await request.form(max_files=0, max_fields=max_fields)
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    sent = fields.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
+    if not is_valid_csrf(visit_of(request).session, sent):
+        raise PageError(403, "The form has expired: reload the page and try again.")
+    if any(len(value) > MAX_FORM_TEXT for value in fields.values()):
+        raise PageError(422, TOO_LONG)
+    refuse_unstorable(fields.items())
+    return fields
+
+
+async def serve(engine: Engine, service: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A service's answer; its NotFound becomes the 404 page."""
+    try:
+        return await run(engine, service, *args, **kwargs)
+    except NotFound as error:
+        raise PageError(404, NOT_FOUND, error.detail) from None
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+# — signing in and out —
+
+
+def _sign_in(app: FastAPI, engine: Engine) -> None:
+    @app.get("/console/login", include_in_schema=False)
+    async def login_page(request: Request, program: str = "") -> Response:
+        if not program:  # a server of one program (the demo's, a café's) fills it in
+            sole: str | None = await run(engine, programs.sole_program, engine)
+            program = sole or ""
+        return render(request, "login.html", program=program[:MAX_QUERY], email="",
+                      failed=False)  # fmt: skip
+
+    @app.post("/console/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        fields = await form_of(request)
+        program, email = fields.get("program", "").strip(), fields.get("email", "").strip()
+        limiter: FailedAuthLimiter = app.state.console_failed_logins
+        attempts = (client_of(request), f"{program}:{email.lower()}")
+        if any(limiter.retry_after(who) for who in attempts):
+            raise PageError(429, "Too many attempts: wait a few minutes and try again.")
+        operator = await run(engine, operators.authenticate, engine, program, email,
+                             fields.get("password", ""), now())  # fmt: skip
+        if operator is None:
+            for who in attempts:
+                limiter.failed(who)
+            return render(request, "login.html", 401, program=program, email=email,
+                          failed=True)  # fmt: skip
+        token = await run(engine, operators.start_session, engine, operator, now())
+        visit = visit_of(request)
+        visit.replace(visit.session.signed_in(token))
+        return redirect(request, f"/console/{operator.program}/")
+
+    @app.post("/console/logout", include_in_schema=False)
+    async def logout(request: Request) -> Response:
+        await form_of(request)
+        visit = visit_of(request)
+        if visit.session.token is not None:
+            await run(engine, operators.end_session, engine, visit.session.token, now())
+        visit.replace(visit.session.signed_out())
+        return redirect(request, "/console/login")
+
+
+# — pages —
+
+
+def _dashboard(app: FastAPI, engine: Engine) -> None:
+    @app.get("/console/{program}/", include_in_schema=False)
+    async def dashboard(request: Request, program: str) -> Response:
+        operator = await operator_of(request, engine, program, EVERYONE)
+        board = await serve(engine, operators.dashboard, engine, program, now())
+        chart = charts.points_by_day(board.days, board.program.points_digits)
+        return render(request, "dashboard.html", operator=operator, program=program,
+                      board=board, chart=chart)  # fmt: skip
+
+
+def _members(app: FastAPI, engine: Engine) -> None:
+    base = "/console/{program}"
+
+    @app.get(base + "/members", include_in_schema=False)
+    async def search(request: Request, program: str, q: str = "") -> Response:
+        operator = await operator_of(request, engine, program, READERS)
+        if len(q) > MAX_QUERY:
+            return render(request, "members.html", 422, operator=operator, program=program,
+                          q=q[:MAX_QUERY], found=[], too_long=MAX_QUERY)  # fmt: skip
+        found = await serve(engine, operators.search_members, engine, program, q)
+        return render(request, "members.html", operator=operator, program=program, q=q,
+                      found=found)  # fmt: skip
+
+    @app.get(base + "/members/{member}", include_in_schema=False)
+    async def profile(request: Request, program: str, member: str) -> Response:
+        operator = await operator_of(request, engine, program, READERS)
+        return await _profile_page(request, engine, operator, member)
+
+    @app.post(base + "/members/{member}/adjustments", include_in_schema=False)
+    async def adjust(request: Request, program: str, member: str) -> Response:
+        operator = await operator_of(request, engine, program, SUPPORT)
+        fields = await form_of(request)
+        points, reason = fields.get("points", "").strip(), fields.get("reason", "").strip()
+        if points and not _POINTS.fullmatch(points):  # no 1_000, 1e3 or other scripts' digits
+            return await _profile_page(request, engine, operator, member, status=422,
+                                       problems=[f"points: {points!r} is not a number of points "
+                                                 "(digits, a sign, a decimal point or comma)"],
+                                       points=points, reason=reason)  # fmt: skip
+        try:
+            await serve(engine, operators.adjust_points, engine, operator, member,
+                        points.replace(",", "."), reason, now())  # fmt: skip
+        except (InvalidInput, InsufficientPoints) as error:
+            problems = [str(p) for p in getattr(error, "problems", ())] or [error.detail]
+            return await _profile_page(request, engine, operator, member, status=422,
+                                       problems=problems, points=points, reason=reason)  # fmt: skip
+        return redirect(request, f"/console/{program}/members/{member}?adjusted=1")
+
+    @app.post(base + "/members/{member}/status", include_in_schema=False)
+    async def status(request: Request, program: str, member: str) -> Response:
+        operator = await operator_of(request, engine, program, SUPPORT)
+        fields = await form_of(request)
+        wanted = fields.get("status", "")
+        if wanted not in ("active", "blocked"):
+            raise PageError(422, "The status must be active or blocked.")
+        try:
+            changed = await serve(engine, operators.change_member_status, engine, operator,
+                                  member, wanted, now())  # fmt: skip
+        except KopilkaError as error:  # an erased member
+            return await _profile_page(request, engine, operator, member, status=409,
+                                       problems=[error.detail])  # fmt: skip
+        return redirect(request, f"/console/{program}/members/{changed['id']}?status={wanted}")
+
+    @app.post(base + "/members/{member}/resend", include_in_schema=False)
+    async def resend(request: Request, program: str, member: str) -> Response:
+        operator = await operator_of(request, engine, program, SUPPORT)
+        fields = await form_of(request)
+        code, channel = fields.get("code", "").strip(), fields.get("channel", "")
+        try:
+            await serve(engine, operators.resend_coupon, engine, operator, member, code,
+                        channel, now())  # fmt: skip
+        except (InvalidInput, Conflict) as error:  # a blocked member, a used coupon …
+            problems = [str(p) for p in getattr(error, "problems", ())] or [error.detail]
+            return await _profile_page(request, engine, operator, member, status=409,
+                                       problems=problems)  # fmt: skip
+        return redirect(request, f"/console/{program}/members/{member}?resent={channel}")
+
+    @app.post(base + "/members/{member}/links/{link}/revoke", include_in_schema=False)
+    async def revoke_link(request: Request, program: str, member: str, link: str) -> Response:
+        operator = await operator_of(request, engine, program, SUPPORT)
+        await form_of(request)
+        await serve(engine, operators.revoke_member_link, engine, operator, member, link, now())
+        return redirect(request, f"/console/{program}/members/{member}?links=revoked#links")
+
+    @app.post(base + "/members/{member}/links/revoke", include_in_schema=False)
+    async def revoke_links(request: Request, program: str, member: str) -> Response:
+        operator = await operator_of(request, engine, program, SUPPORT)
+        await form_of(request)
+        await serve(engine, operators.revoke_member_links, engine, operator, member, now())
+        return redirect(request, f"/console/{program}/members/{member}?links=revoked#links")
+
+    @app.get(base + "/purchases/{purchase}", include_in_schema=False)
+    async def purchase(request: Request, program: str, purchase: str) -> Response:
+        operator = await operator_of(request, engine, program, READERS)
+        answer = await serve(engine, purchases.read_purchase, engine, program, purchase)
+        facts = await serve(engine, operators.program_facts, engine, program)
+        # htmx asks for the fragment to put into the profile; a plain link gets the page
+        template = "explain.html" if request.headers.get("hx-request") else "purchase.html"
+        return render(request, template, operator=operator, program=program,
+                      purchase=answer, facts=facts)  # fmt: skip
+
+
+async def _profile_page(
+    request: Request, engine: Engine, operator: Operator, member: str, status: int = 200,
+    **form: Any,
+) -> Response:  # fmt: skip
+    program = operator.program
+    try:
+        profile = await serve(engine, members.read_member, engine, program, member, now=now())
+        balance = await serve(engine, balances.balance, engine, program, member)
+        moves = await serve(engine, balances.history, engine, program, member,
+                            before=cursor_of(request), limit=HISTORY_PAGE)  # fmt: skip
+        held = await serve(engine, coupons.member_coupons, engine, program, member, now=now())
+        links = await serve(engine, member_links.list_links, engine, program, member,
+                            limit=LINKS_SHOWN)  # fmt: skip
+    except KopilkaError as error:  # a reference no member has, in any spelling
+        raise PageError(404, NOT_FOUND, error.detail) from None
+    facts = await serve(engine, operators.program_facts, engine, program)
+    return render(request, "member.html", status, operator=operator, program=program,
+                  member=profile, balance=balance, moves=moves["items"], facts=facts,
+                  older=moves["next"], paged=cursor_of(request) is not None,
+                  coupons=held["items"], channels=coupons.CHANNELS,
+                  links=[_link_row(link, now()) for link in links["items"]],
+                  links_revoked=request.query_params.get("links") == "revoked",
+                  can_adjust=operator.role in SUPPORT,
+                  adjusted=request.query_params.get("adjusted") == "1",
+                  resent=_known(request.query_params.get("resent"), coupons.CHANNELS),
+                  changed_status=request.query_params.get("status", ""),
+                  problems=form.get("problems", []), points=form.get("points", ""),
+                  reason=form.get("reason", ""))  # fmt: skip
+
+
+def _audit(app: FastAPI, engine: Engine) -> None:
+    @app.get("/console/{program}/audit", include_in_schema=False)
+    async def audit(request: Request, program: str, target: str = "") -> Response:
+        operator = await operator_of(request, engine, program, SUPPORT)
+        facts = await serve(engine, operators.program_facts, engine, program)
+        before = cursor_of(request)
+        entries = await serve(engine, operators.audit_entries, engine, program, before=before,
+                              limit=AUDIT_PAGE + 1, target=target[:MAX_QUERY] or None)  # fmt: skip
+        older = entries[AUDIT_PAGE - 1]["id"] if len(entries) > AUDIT_PAGE else None
+        return render(request, "audit.html", operator=operator, program=program,
+                      entries=entries[:AUDIT_PAGE], facts=facts, older=older,
+                      paged=before is not None, target=target[:MAX_QUERY])  # fmt: skip
+
+
+def _link_row(link: dict[str, Any], at: datetime) -> dict[str, Any]:
+    """A personal link as the profile lists it, with its state: active, expired, revoked."""
+    expires = datetime.fromisoformat(link["expires_at"]) if link["expires_at"] else None
+    state = ("revoked" if link["revoked_at"] else
+             "expired" if expires is not None and expires <= at else "active")  # fmt: skip
+    return {**link, "created_at": datetime.fromisoformat(link["created_at"]),
+            "expires_at": expires, "state": f"link.{state}"}  # fmt: skip
+
+
+def _known(value: str | None, choices: tuple[str, ...]) -> str:
+    """`value` when it is one of `choices` (a query parameter shown on a page), else ""."""
+    return value if value in choices else ""
+
+
+def cursor_of(request: Request) -> int | None:
+    """A page's `before` cursor (an id: older than it); anything else is the first page."""
+    before = request.query_params.get("before", "")
+    return int(before) if before.isascii() and before.isdigit() and len(before) < 19 else None

@@ -1,0 +1,1 @@
+"""The HTTP adapter: the FastAPI app, authentication, limits and problem documents."""

@@ -1,0 +1,196 @@
+"""What every route module shares: running a service, reading bodies, checking keys."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, NoReturn, TypeVar
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+from sqlalchemy.util import greenlet_spawn
+
+from kopilka.checkout import purchases
+from kopilka.kernel.errors import (
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    Problem,
+    TooManyRequests,
+    Unauthorized,
+)
+from kopilka.kernel.money import is_within_limits
+from kopilka.kernel.reading import MAX_DEPTH, MAX_TEXT, document_problems
+from kopilka.operators import keys
+from kopilka.platform.http.keycache import KeyCache
+from kopilka.platform.http.limits import FailedAuthLimiter
+
+T = TypeVar("T")
+MAX_BODY = 1 << 20  # 1 MiB: a receipt of thousands of lines still fits
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def run(engine: Engine, service: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a service (plain, blocking code) for a request.
+
+    On an async engine (PostgreSQL: psycopg's async connections) the service runs in a
+    greenlet on this event loop, as SQLAlchemy's asyncio layer runs its own sync API:
+    its database calls are awaited, no thread is involved. On a sync engine (SQLite) it
+    runs in the thread pool."""
+    if engine.dialect.is_async:
+        result: T = await greenlet_spawn(service, *args, **kwargs)
+        return result
+    return await run_in_threadpool(service, *args, **kwargs)
+
+
+async def json_body(request: Request) -> Any:
+    """The request's JSON document; malformed or oversized bodies are refused by name, and
+    so is a document nested too deep or holding text no field may store (`read_json`)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
+        raise PayloadTooLarge(f"the body has {declared} bytes; at most {MAX_BODY} are accepted")
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise PayloadTooLarge(f"the body has {len(raw)} bytes; at most {MAX_BODY} are accepted")
+    if not raw.strip():
+        raise InvalidInput([Problem("", "a JSON body is required")])
+    return read_json(raw)
+
+
+def read_json(raw: bytes) -> Any:
+    """A JSON document the services can take: at most MAX_DEPTH levels deep, every string
+    (key or value) real Unicode text without control characters but tab and line breaks,
+    every number with a fraction or exponent as plain decimal text (`"1e2"` → `"100"`)."""
+    try:
+        document = json.loads(raw, parse_float=_plain_number, parse_constant=_no_constant)
+    except RecursionError:  # deeper than the parser goes: far past MAX_DEPTH
+        raise InvalidInput([Problem("", f"is nested more than {MAX_DEPTH} levels deep")]) from None
+    except _NumberOutOfRange as error:
+        raise InvalidInput([Problem("", str(error))]) from None
+    except ValueError as error:
+        raise InvalidInput([Problem("", f"the body is not valid JSON: {error}")]) from None
+    problems = document_problems(document, max_depth=MAX_DEPTH)
+    if problems:
+        raise InvalidInput(problems)
+    return document
+
+
+class _NumberOutOfRange(Exception):
+    pass
+
+
+def _plain_number(text: str) -> int | str:
+    """A JSON number with a fraction or exponent exactly, never as a binary float: a whole
+    one as an integer (`2.0`, `1E+2` are 2 and 100, as JSON Schema counts them), any other
+    as its decimal text (`0.1` → `"0.1"`), which the readers take as written."""
+    number = Decimal(text)  # the JSON grammar already holds: always a finite number
+    if not is_within_limits(number):
+        raise _NumberOutOfRange(f"the number {text} is out of range (at most 15 digits "
+                                "before the point and 18 after)")  # fmt: skip
+    if number == number.to_integral_value():
+        return int(number)
+    return format(number, "f")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+Body = Annotated[Any, Depends(json_body)]
+# on every POST that changes something: a repeat with the same key and request answers
+# the first answer (200) with no second effect; with another request, 409
+IdempotencyKey = Annotated[
+    str | None,
+    # said in the document, checked by the service (`idempotency.remembered`): its problem
+    # names the header as `Idempotency-Key`
+    Header(description="1 to 200 characters, not only spaces",
+           json_schema_extra={"minLength": 1, "maxLength": MAX_TEXT, "pattern": r"\S"}),
+]  # fmt: skip
+
+
+def caller(*roles: str) -> Callable[..., Any]:
+    """A dependency: the key's principal, if its program is the path's and its role fits."""
+
+    async def check(
+        request: Request,
+        program: str,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> keys.Principal:
+        scheme, _, token = (authorization or "").partition(" ")
+        principal = (
+            await _principal(request.app, token.strip()) if scheme.lower() == "bearer" else None
+        )
+        if principal is None:
+            _refuse_failed_authentication(request)
+        if principal.program != program:
+            raise NotFound(f"program {program!r} does not exist")
+        if principal.role not in roles:
+            raise Forbidden(f"a {principal.role} key can't do this")
+        return principal
+
+    return check
+
+
+def _refuse_failed_authentication(request: Request) -> NoReturn:
+    """A failed authentication: `401`, or `429` once the client (its address: behind a
+    proxy, the one `KOPILKA_TRUSTED_PROXIES` vouches for) has failed too often in the
+    window. Only failures are limited — a valid key is never refused, so a till polling
+    with a revoked key does not lock out the other tills behind the same address."""
+    limiter: FailedAuthLimiter = request.app.state.failed_auth
+    client = request.client.host if request.client else "unknown"
+    wait = limiter.retry_after(client)
+    limiter.failed(client)
+    if wait:
+        raise TooManyRequests(f"too many failed authentications: retry in {wait:.0f} s")
+    raise Unauthorized("send `Authorization: Bearer <key>` with a valid key")
+
+
+async def _principal(app: FastAPI, key: str) -> keys.Principal | None:
+    """The key's caller: from the cache of known keys, else from the database."""
+    known: KeyCache = app.state.known_keys
+    principal = known.get(key)
+    if principal is None and not known.was_refused(key):
+        principal = await run(app.state.engine, keys.authenticate, app.state.engine, key)
+        if principal is None:
+            known.refuse(key)
+        else:
+            known.put(key, principal)
+    return principal
+
+
+ANY_ROLE = ("admin", "pos", "partner", "support", "analyst")
+SELLERS = ("admin", "pos", "partner")
+MEMBER_WRITERS = ("admin", "pos", "partner", "support")
+
+
+def at_own_location(principal: keys.Principal, body: Any) -> None:
+    """A key bound to a location acts there only: a body naming no location (absent or
+    null) is at the key's own, one naming another is refused."""
+    if principal.location is None or not isinstance(body, dict):
+        return
+    location = body.get("location")
+    if location is not None and location != principal.location:
+        raise Forbidden(f"this key acts at location {principal.location!r}, not {location!r}")
+    body["location"] = principal.location
+
+
+def made_here(engine: Engine, principal: keys.Principal, program: str, purchase_id: str) -> None:
+    """A pos key settles and refunds only the purchases of its own location."""
+    if principal.location is None:
+        return
+    location = purchases.location_of(engine, program, purchase_id)
+    if location != principal.location:
+        raise Forbidden(f"purchase {purchase_id} was made at {location!r}, not at this key's "
+                        f"location {principal.location!r}")  # fmt: skip
+
+
+def created(answer: Any, is_new: bool) -> JSONResponse:
+    return JSONResponse(answer, status_code=201 if is_new else 200)

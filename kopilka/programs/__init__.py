@@ -1,0 +1,1 @@
+"""Programs: program files applied as versions, rule drafts and their console pages."""

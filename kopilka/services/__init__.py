@@ -1,1 +1,0 @@
-"""Use cases: each loads what it needs, calls the domain and persists in one transaction."""

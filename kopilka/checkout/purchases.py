@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from functools import cache, partial
 from typing import Any
 
@@ -36,7 +35,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 
 from kopilka.checkout.calculator import Quote
-from kopilka.checkout.pricing import Priced, coupon_points_of, price_receipt
+from kopilka.checkout.mechanic import Sale, Settlement, mechanics
+from kopilka.checkout.pricing import Priced, price_receipt
 from kopilka.checkout.wire import quote_json
 from kopilka.kernel.errors import (
     Conflict,
@@ -47,15 +47,10 @@ from kopilka.kernel.errors import (
     Problem,
 )
 from kopilka.kernel.ledger import AccountCode, AccountRef, Reason
-from kopilka.kernel.money import format_minor, to_minor
+from kopilka.kernel.money import format_minor
 from kopilka.kernel.reading import row_id
 from kopilka.kernel.receipt import MemberContext, Receipt, parse_receipt
 from kopilka.ledger.wallet import Wallet
-from kopilka.mechanics.cashback.handlers import accrue_cashback, preview_cashback
-from kopilka.mechanics.cashback.model import CashbackAward, compute_cashback
-from kopilka.mechanics.coupons.handlers import give_back_coupons, redeem_coupons
-from kopilka.mechanics.discounts.handlers import shopper_facts
-from kopilka.mechanics.tiers.handlers import upgrade_after_purchase
 from kopilka.mechanics.tiers.status import seen_tier
 from kopilka.members.handlers import MEMBER_COLUMNS, find_member, member_key, member_refs
 from kopilka.platform.idempotency import fingerprint, idempotent, remembered, retrying
@@ -133,17 +128,9 @@ def quote_purchase(
         answer = quote_json(priced.quote, program.calculator.program, status="quote",
                             member=str(member_id) if member_id is not None else None,
                             balance=available)  # fmt: skip
-        answer["coupons"] = priced.coupons
-        if priced.coupon_points and answer["balance"] is not None:  # as the purchase will
-            settings = program.calculator.program
-            where = "pending" if settings.accrual.pending_days > 0 else "available"
-            shown = to_minor(Decimal(answer["balance"][where]), settings.points.precision) or 0
-            answer["balance"][where] = format_minor(shown + priced.coupon_points,
-                                                    settings.points.precision)  # fmt: skip
-        if member is not None:
-            answer["cashback"] = preview_cashback(
-                program.calculator.program, _awards(program, receipt, priced.quote), now
-            )
+        sale = Sale(connection, program, receipt, member, wallet, priced, answer, now, "quote")
+        for mechanic in mechanics():
+            mechanic.quoted(sale)
         answer["program_version"] = program.version
         return answer
 
@@ -178,12 +165,14 @@ def _process(
     member_id = member.id if member is not None else None
     hold = receipt.hold
     if wallet is not None:
-        _plan(wallet, quote, hold=hold, coupon_points=priced.coupon_points)
+        _plan(wallet, quote, hold=hold)
     answer = _answer(program, quote, wallet, member_id, hold=hold)
-    answer["coupons"] = priced.coupons
-    awards = _awards(program, receipt, quote) if member_id is not None else []
-    if awards and hold:  # given at confirm: the stored answer keeps what it will be
-        answer["cashback"] = _held_cashback(program, awards, now)
+    sale = Sale(connection, program, receipt, member, wallet, priced, answer, now, actor,
+                hold=hold)  # fmt: skip
+    for mechanic in mechanics():
+        mechanic.planned(sale)
+    if wallet is not None:  # as every posting planned leaves it
+        answer["balance"] = balance_json(wallet, program.calculator.program.points.precision)
     uses = wallet.redeemed_uses if wallet is not None else []
     parent = _insert(program, receipt, location, member_id, request_hash,
                      "held" if hold else "completed", answer, uses, now,
@@ -196,13 +185,13 @@ def _process(
         replay = _replay(connection, program, location, receipt.receipt_id, request_hash)
         assert replay is not None
         return replay, False
-    redeem_coupons(connection, program.program_id, purchase_id, member_id, priced.applied, now)
-    if awards and not hold:
-        answer["cashback"] = _give_cashback(connection, program, member_id, purchase_id,
-                                            awards, now, actor, answer)  # fmt: skip
-    if member is not None and not hold:  # no query unless the program has tiers
-        upgrade_after_purchase(connection, program, member.id, now, member=member,
-                               purchase_id=purchase_id, actor=actor)  # fmt: skip
+    sale.purchase_id = purchase_id
+    stored = dict(answer)
+    for mechanic in mechanics():
+        mechanic.completed(sale)
+    if answer != stored:  # a mechanic's part known only once written (a budget's cashback)
+        connection.execute(update(purchases).where(purchases.c.id == purchase_id)
+                           .values(answer=answer))  # fmt: skip
     if hold:
         settings = program.calculator.program
         connection.execute(
@@ -304,60 +293,18 @@ def _quote(
     if member.status != "active":
         raise Conflict(f"member {receipt.member!r} is {member.status}")
     settings = program.calculator.program
+    facts: dict[str, Any] = {}
+    for mechanic in mechanics():
+        facts.update(mechanic.reads(connection, program, member.id, now))
     context = MemberContext(member_refs(member), tier=seen_tier(settings.tiers, member.tier),
                             balance=wallet.balances[AccountCode.AVAILABLE],
-                            **shopper_facts(connection, program.program_id, settings, member.id,
-                                            now))  # fmt: skip
+                            **facts)  # fmt: skip
     return price_receipt(connection, program, receipt, context, member.id, now)
 
 
-def _awards(program: LoadedProgram, receipt: Receipt, quote: Quote) -> list[CashbackAward]:
-    """The cashback a receipt earns: on what was paid with money."""
-    settings = program.calculator.program
-    location = receipt.location
-    partner = settings.locations[location].partner if location else None
-    return compute_cashback(settings.cashback, paid=quote.paid, location=location,
-                            partner=partner, method=receipt.payment_method,
-                            card_bin=receipt.payment_bin, at=receipt.at)  # fmt: skip
-
-
-def _give_cashback(
-    connection: Connection, program: LoadedProgram, member_id: int | None, purchase_id: int,
-    awards: list[CashbackAward], now: datetime, actor: str, answer: dict[str, Any],
-) -> dict[str, Any] | None:  # fmt: skip
-    """Credit the cashback and record it in the purchase's stored answer (a budget decides
-    the amount only now, after the purchase row was written)."""
-    assert member_id is not None  # awards are computed for members only
-    given = accrue_cashback(connection, program.program_id, program.calculator.program,
-                            member_id, purchase_id, awards, now, actor)  # fmt: skip
-    if given is not None:
-        connection.execute(update(purchases).where(purchases.c.id == purchase_id)
-                           .values(answer={**answer, "cashback": given}))  # fmt: skip
-    return given
-
-
-def _held_cashback(
-    program: LoadedProgram, awards: list[CashbackAward], now: datetime
-) -> dict[str, Any] | None:
-    """A held purchase's cashback as it would be: given at confirm (`on_confirm`)."""
-    preview = preview_cashback(program.calculator.program, awards, now)
-    if preview is None:
-        return None
-    return {**preview, "status": "on_confirm"}
-
-
-def _awards_held(answer: dict[str, Any], digits: int) -> list[CashbackAward]:
-    """The awards a held purchase's answer recorded, to be given at its confirm."""
-    held = answer.get("cashback") or {}
-    base = to_minor(Decimal(answer["paid"]), digits) or 0  # cashback is on what was paid
-    return [CashbackAward(item["campaign"], Decimal(item["percent"]), base,
-                          to_minor(Decimal(item["amount"]), digits) or 0)
-            for item in held.get("campaigns") or []]  # fmt: skip
-
-
-def _plan(wallet: Wallet, quote: Quote, *, hold: bool, coupon_points: int) -> None:
-    """The member's side of the purchase: points paid (or held), then points earned — the
-    rules' and the coupons' apart, each with its reason (on a hold, both at confirm)."""
+def _plan(wallet: Wallet, quote: Quote, *, hold: bool) -> None:
+    """The member's side of the purchase: points paid (or held), then points earned by
+    the rules (on a hold, at confirm); the mechanics plan theirs after (`planned`)."""
     key = f"{wallet.program.code}:purchase:{{purchase}}"  # the id is filled in at flush
     if quote.redeemed:
         wallet.redeemed_uses = wallet.redeem(f"{key}:redeem", quote.redeemed, hold=hold)
@@ -365,8 +312,6 @@ def _plan(wallet: Wallet, quote: Quote, *, hold: bool, coupon_points: int) -> No
     if quote.accrued and not hold:
         wallet.accrue(f"{key}:accrue", quote.accrued, reason=Reason.PURCHASE_ACCRUAL,
                       pending=pending)  # fmt: skip
-    if coupon_points and not hold:
-        wallet.accrue(f"{key}:coupon", coupon_points, reason=Reason.COUPON, pending=pending)
 
 
 def _answer(
@@ -478,9 +423,6 @@ def settle_hold(
             expired = hold.expires_at.isoformat()
             raise Conflict(f"purchase {purchase_ref}'s hold expired at {expired}")
         answer = _settle(connection, program, wallet, hold, done, actor, now)
-        if done == "confirmed":  # the purchase counts now; it may raise the tier
-            upgrade_after_purchase(connection, program, hold.member_id, now,
-                                   purchase_id=hold.purchase_id, actor=actor)  # fmt: skip
         return answer, True
 
     request = {"purchase": purchase_ref, "action": action}
@@ -525,71 +467,48 @@ def _settle(
     connection: Connection, program: LoadedProgram, wallet: Wallet, hold: Any, status: str,
     actor: str, now: datetime,
 ) -> dict[str, Any]:  # fmt: skip
-    """Post the hold's outcome and record it: paid and accrued, or given back."""
-    key = f"{program.calculator.program.code}:hold:{hold.purchase_id}"
+    """Post the hold's outcome and record it: paid and accrued, or given back — the
+    points here, each mechanic's part by its `confirmed` or `cancelled` hook."""
+    settings = program.calculator.program
+    key = f"{settings.code}:hold:{hold.purchase_id}"
     purchase = connection.execute(
         select(purchases.c.answer, purchases.c.lots_used).where(purchases.c.id == hold.purchase_id)
     ).one()
-    cashback = None
+    pending = settings.accrual.pending_days > 0
     if status == "confirmed":
         wallet.settle_hold(f"{key}:confirm", hold.amount)
         wallet.accrue(f"{key}:accrue", hold.accrued, reason=Reason.PURCHASE_ACCRUAL,
-                      purchase_id=hold.purchase_id,
-                      pending=program.calculator.program.accrual.pending_days > 0)  # fmt: skip
-        settings = program.calculator.program
-        awards = _awards_held(purchase.answer, settings.money_digits)
-        cashback = (
-            accrue_cashback(
-                connection,
-                program.program_id,
-                settings,
-                hold.member_id,
-                hold.purchase_id,
-                awards,
-                now,
-                actor,
-            )
-            if awards
-            else None
-        )
-        points = coupon_points_of(purchase.answer, program.calculator.program.points.precision)
-        if points:
-            wallet.accrue(f"{key}:coupon", points, reason=Reason.COUPON,
-                          purchase_id=hold.purchase_id,
-                          pending=program.calculator.program.accrual.pending_days > 0)  # fmt: skip
+                      purchase_id=hold.purchase_id, pending=pending)  # fmt: skip
     else:
         reason = Reason.HOLD_CANCEL if status == "cancelled" else Reason.HOLD_TIMEOUT
         uses = [(lot, points) for lot, points in purchase.lots_used or []]
         wallet.give_back(f"{key}:release", hold.amount, reason=reason, uses=uses,
                          source=AccountRef.of_member(hold.member_id, AccountCode.HELD))  # fmt: skip
-        give_back_coupons(connection, program.program_id, hold.purchase_id, now)
-    wallet.flush(actor=actor, purchase_id=hold.purchase_id)
     purchase_status = "completed" if status == "confirmed" else status
-    digits = program.calculator.program.points.precision
-    answer = {
-        "purchase_id": str(hold.purchase_id),
-        **purchase.answer,
-        "status": purchase_status,
-        "balance": balance_json(wallet, digits),
-    }
+    # the purchase counts (or stops counting) before the mechanics look: a tier reads it
+    connection.execute(update(purchases).where(purchases.c.id == hold.purchase_id)
+                       .values(status=purchase_status))  # fmt: skip
+    answer = {"purchase_id": str(hold.purchase_id), **purchase.answer, "status": purchase_status}
+    settlement = Settlement(connection, program, wallet, hold.purchase_id, hold.member_id,
+                            status, dict(purchase.answer), answer, now, actor)  # fmt: skip
+    for mechanic in mechanics():
+        if status == "confirmed":
+            mechanic.confirmed(settlement)
+        else:
+            mechanic.cancelled(settlement)
+    wallet.flush(actor=actor, purchase_id=hold.purchase_id)
+    answer["balance"] = balance_json(wallet, settings.points.precision)
     if status == "confirmed":
-        answer["accrued_status"] = (
-            "pending" if program.calculator.program.accrual.pending_days > 0 else "available"
-        )
+        answer["accrued_status"] = "pending" if pending else "available"
     else:
         answer["accrued_status"] = None
-    stored = purchase.answer
-    if stored.get("cashback") is not None:  # given now, or never (cancelled, timed out)
-        answer["cashback"] = cashback
-        stored = {**stored, "cashback": cashback}
     connection.execute(
         update(holds).where(holds.c.id == hold.id)
         .values(status=status, settled_at=now, answer=answer)
     )  # fmt: skip
-    connection.execute(
-        update(purchases).where(purchases.c.id == hold.purchase_id)
-        .values(status=purchase_status, answer=stored)
-    )  # fmt: skip
+    if settlement.stored != purchase.answer:
+        connection.execute(update(purchases).where(purchases.c.id == hold.purchase_id)
+                           .values(answer=settlement.stored))  # fmt: skip
     return answer
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
-from kopilka.checkout.pricing import coupon_points_of
+from kopilka.checkout.mechanic import Refunding, mechanics
 from kopilka.checkout.purchases import balance_json
 from kopilka.kernel.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound, Problem
 from kopilka.kernel.ledger import AccountCode, AccountRef, Reason
@@ -26,8 +26,6 @@ from kopilka.kernel.program import Program
 from kopilka.kernel.reading import Reader, row_id
 from kopilka.kernel.refund_lines import BoughtLine, RefundLine, refund_lines
 from kopilka.ledger.wallet import Wallet
-from kopilka.mechanics.cashback.handlers import claw_back_cashback
-from kopilka.mechanics.coupons.handlers import give_back_coupons
 from kopilka.platform.idempotency import idempotent
 from kopilka.platform.tables import lots, purchases, refunds, transfers
 from kopilka.programs.handlers import canonical, load_program, to_json
@@ -113,23 +111,22 @@ def _refund(
     lines = refund_lines(_bought(purchase, earlier_refunds), requested)
     accrued_back = sum(line.accrued_back for line in lines)
     redeemed_back = sum(line.redeemed_back for line in lines)
-    all_returned = _all_returned(purchase, earlier_refunds, lines)
-    coupon_points = (
-        coupon_points_of(purchase.answer, settings.points.precision) if all_returned else 0
-    )
+    whole = _all_returned(purchase, earlier_refunds, lines)
+    digits = settings.points.precision
+    status = "refunded" if whole else "partially_refunded"
+    answer = _answer(purchase, refund_id, lines, status, wallet, digits)
+    refunding = Refunding(connection, program, wallet, purchase, 0,
+                          f"{settings.code}:refund:{{refund}}", _money_back(settings, lines),
+                          whole, answer, now, actor)  # fmt: skip
+    accrued_back += sum(mechanic.refund_points(refunding) for mechanic in mechanics())
     burnt = (
-        _plan(connection, wallet, purchase, earlier_refunds, redeemed_back,
-              accrued_back + coupon_points)
+        _plan(connection, wallet, purchase, earlier_refunds, redeemed_back, accrued_back)
         if wallet is not None else 0
     )  # fmt: skip
-    status = "refunded" if all_returned else "partially_refunded"
-    answer = _answer(purchase, refund_id, lines, status, wallet, settings.points.precision)
-    answer["accrued_burnt"] = format_minor(burnt, settings.points.precision)
-    if all_returned:  # the receipt is undone: its coupons may be used again
-        answer["coupons_returned"] = give_back_coupons(connection, program.program_id,
-                                                       purchase.id, now)  # fmt: skip
-        answer["accrued_back"] = format_minor(accrued_back + coupon_points,
-                                              settings.points.precision)  # fmt: skip
+    answer["accrued_back"] = format_minor(accrued_back, digits)
+    if wallet is not None:
+        answer["balance"] = balance_json(wallet, digits)
+    answer["accrued_burnt"] = format_minor(burnt, digits)
     row_id = connection.execute(
         insert(refunds)
         .values(
@@ -146,14 +143,11 @@ def _refund(
     if wallet is not None:
         wallet.flush(actor=actor, purchase_id=purchase.id, refund_id=row_id,
                      keys={"refund": row_id})  # fmt: skip
-    if (purchase.answer.get("cashback") or {}).get("status") in ("pending", "available"):
-        clawed = claw_back_cashback(
-            connection, program.program_id, settings, purchase.id,
-            refunded=_money_back(settings, lines),
-            paid=_minor(purchase.answer["paid"], settings.money_digits),
-            key=f"{settings.code}:refund:{row_id}", now=now, actor=actor, refund_id=row_id,
-        )  # fmt: skip
-        answer["cashback_back"] = clawed
+    refunding.refund_row, refunding.refund_key = row_id, f"{settings.code}:refund:{row_id}"
+    written = dict(answer)
+    for mechanic in mechanics():
+        mechanic.refunded(refunding)
+    if answer != written:  # the mechanics' parts, known once the refund is written
         connection.execute(update(refunds).where(refunds.c.id == row_id).values(answer=answer))
     connection.execute(update(purchases).where(purchases.c.id == purchase.id).values(status=status))
     return answer, True

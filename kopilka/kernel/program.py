@@ -8,7 +8,7 @@ coefficients `Fraction`, so nothing is ever approximated.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -276,6 +276,9 @@ class Program:
     triggers: tuple[Trigger, ...]
     cashback: CashbackSettings | None = None
     discounts: DiscountSettings | None = None  # None: no discounts section at all
+    # the sections of mechanics registered with `program_parser.register_section`, read
+    # by their own parsers: a new mechanic's part of the program file, by its key
+    sections: Mapping[str, object] = field(default_factory=dict)
 
     def category_lineage(self, code: str) -> tuple[str, ...]:
         """The category and its ancestors, nearest first: coffee → (coffee, drinks)."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
@@ -93,10 +94,44 @@ _MONTH_DAY = re.compile(r"^([0-9]{2})-([0-9]{2})$")
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class SectionContext:
+    """What a mechanic's section may check its values against."""
+
+    money_digits: int
+    point_digits: int
+    locations: frozenset[str]
+    skus: frozenset[str]
+    categories: frozenset[str]
+
+
+# A mechanic's section reads its mapping (its problems reported on the reader) and
+# returns its settings, found at `Program.sections[key]`.
+SectionParser = Callable[[Reader, SectionContext], object]
+_SECTIONS: dict[str, SectionParser] = {}
+
+
+def register_section(key: str, parse: SectionParser) -> None:
+    """Read `key` of every program file with `parse` from now on (a mechanic's section)."""
+    if key in PROGRAM_KEYS or key in _SECTIONS:
+        raise ValueError(f"the program file's key {key!r} is taken")
+    _SECTIONS[key] = parse
+
+
+def unregister_section(key: str) -> None:
+    _SECTIONS.pop(key, None)
+
+
+def _sections(top: Reader, context: SectionContext) -> Mapping[str, object]:
+    return MappingProxyType(
+        {key: parse(top, context) for key, parse in _SECTIONS.items() if top.has(key)}
+    )
+
+
 def parse_program(data: object) -> Program:
     """Validate a program document; raise `InvalidInput` naming every problem found."""
     problems: list[Problem] = []
-    top = Reader(data, "", problems, PROGRAM_KEYS)
+    top = Reader(data, "", problems, (*PROGRAM_KEYS, *_SECTIONS))
     code = top.text(
         "code", required=True, pattern=SLUG, what="a slug (lower-case letters, digits, '-')"
     )
@@ -142,7 +177,10 @@ def parse_program(data: object) -> Program:
         triggers=parse_triggers(top, points.precision, money_digits),
         cashback=parse_cashback(top, money_digits),
         discounts=_discounts(top, context),
-    )
+        sections=_sections(top, SectionContext(money_digits, points.precision,
+                                               frozenset(locations), frozenset(products),
+                                               frozenset(categories))),
+    )  # fmt: skip
     if problems:
         raise InvalidInput(problems)
     return program

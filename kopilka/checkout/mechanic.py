@@ -1,0 +1,200 @@
+"""The mechanic protocol: what the purchase pipeline asks of every mechanic it runs.
+
+A mechanic (discounts, coupons, points, cashback, tiers, and every one to come) is one
+package under `kopilka/mechanics/` with a `Mechanic` that the composition root
+(`kopilka.composition`) registers. The pipeline knows this protocol, never a mechanic:
+
+- `reads` — what the mechanic needs to know of the member to price a receipt (facts
+  for the calculator's `MemberContext`, such as past purchases or cards in force);
+- `step` — its place in the price of a receipt, in one order for every purchase:
+  discounts → coupons → points → cashback → what comes later (`Step`);
+- `quoted` — its part of a quote's answer (what it would give), writing nothing;
+- `planned` — before the purchase is written: its part of the stored answer, and its
+  postings on the member's wallet, which go out in the purchase's own write;
+- `completed` / `confirmed` / `cancelled` / `refunded` — what it does when a purchase
+  is completed, a held purchase is confirmed or cancelled (or its hold runs out), and a
+  purchase is refunded, each inside that operation's own transaction; it may add its
+  part to the answer (`answer`), which the pipeline stores with the purchase;
+  `refund_points` — points it gave that a refund takes back with the lines' own;
+- `due_work` — what falls due with time (`kopilka worker`): how many things it did.
+
+Every hook has a default that does nothing, so a mechanic writes only what it does.
+Mechanics are run in `step` order (registration order within a step). A mechanic
+also names what it brings to the platform beside the pipeline: an HTTP `router`, its
+console `pages` (a router mounted under the console), its `templates` folder and its
+`migrations` folder (an Alembic branch of its own).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # types only: the pipeline hands these to mechanics
+    from fastapi import APIRouter
+    from sqlalchemy import Connection, Engine, Row
+
+    from kopilka.checkout.pricing import Priced
+    from kopilka.kernel.receipt import Receipt
+    from kopilka.ledger.wallet import Wallet
+    from kopilka.programs.handlers import LoadedProgram
+
+JSON = dict[str, Any]
+
+
+class Step(IntEnum):
+    """A mechanic's place in the price of a receipt and in the handling of a purchase."""
+
+    DISCOUNTS = 100
+    COUPONS = 200
+    POINTS = 300
+    CASHBACK = 400
+    LATER = 500  # tiers, triggers, and the mechanics still to come
+
+
+@dataclass
+class Sale:
+    """A purchase as the pipeline makes it (or quotes it), handed to each mechanic."""
+
+    connection: Connection
+    program: LoadedProgram
+    receipt: Receipt
+    member: Row[Any] | None  # the member's row as the purchase loaded it (with `tier`)
+    wallet: Wallet | None  # the member's points, the purchase's postings planned on it
+    priced: Priced
+    answer: JSON  # the answer being built; a mechanic adds its part under its own key
+    now: datetime
+    actor: str
+    hold: bool = False
+    purchase_id: int | None = None  # known once the purchase's row is written
+
+    @property
+    def member_id(self) -> int | None:
+        return int(self.member.id) if self.member is not None else None
+
+
+@dataclass
+class Settlement:
+    """A held purchase being confirmed, cancelled or released (its hold ran out)."""
+
+    connection: Connection
+    program: LoadedProgram
+    wallet: Wallet
+    purchase_id: int
+    member_id: int
+    outcome: str  # "confirmed", "cancelled" or "expired"
+    stored: JSON  # the purchase's stored answer; a mechanic may update its part
+    answer: JSON  # the settlement's answer
+    now: datetime
+    actor: str
+
+
+@dataclass
+class Refunding:
+    """A refund of a purchase, whole or in part, being written."""
+
+    connection: Connection
+    program: LoadedProgram
+    wallet: Wallet | None
+    purchase: Any  # the purchase's row: id, member_id, status, answer, lines, lots_used
+    refund_row: int  # the refund's row id
+    refund_key: str  # the ledger key prefix of this refund
+    money_back: int  # the money the refund gives back (minor units, after points)
+    whole: bool  # every line of the purchase is now returned
+    answer: JSON  # the refund's answer; a mechanic adds its part under its own key
+    now: datetime
+    actor: str
+    changed: bool = field(default=False)  # set when a hook changed `answer`
+
+
+class Mechanic:
+    """A mechanic's hooks into the purchase pipeline; every default does nothing."""
+
+    name: str = ""
+    step: Step = Step.LATER
+    router: APIRouter | None = None  # its HTTP routes, mounted by the app
+    pages: APIRouter | None = None  # its console pages, mounted by the console
+    templates: Path | None = None  # its console templates' folder
+    migrations: Path | None = None  # its Alembic branch's versions folder
+
+    def reads(
+        self,
+        connection: Connection,  # noqa: ARG002 - the default reads nothing
+        program: LoadedProgram,  # noqa: ARG002
+        member_id: int,  # noqa: ARG002
+        now: datetime,  # noqa: ARG002
+    ) -> JSON:
+        """`MemberContext` facts this mechanic needs to price a member's receipt."""
+        return {}
+
+    def quoted(self, sale: Sale) -> None:
+        """Add this mechanic's part to a quote's answer (writing nothing)."""
+
+    def planned(self, sale: Sale) -> None:
+        """Before the purchase is written: add to the answer stored with it, and plan
+        postings on the member's wallet (they go out in the purchase's own write)."""
+
+    def completed(self, sale: Sale) -> None:
+        """The purchase is written (or held, `sale.hold`): do this mechanic's part."""
+
+    def confirmed(self, settlement: Settlement) -> None:
+        """A held purchase is confirmed: what was deferred to the confirm happens now."""
+
+    def cancelled(self, settlement: Settlement) -> None:
+        """A held purchase is cancelled or its hold ran out: give back what it took."""
+
+    def refund_points(self, refund: Refunding) -> int:  # noqa: ARG002 - gave none
+        """Points this mechanic gave with the purchase that this refund takes back with
+        the lines' own (minor units), before the refund's postings are planned."""
+        return 0
+
+    def refunded(self, refund: Refunding) -> None:
+        """A purchase is refunded (whole when `refund.whole`): take back this mechanic's
+        share of what the purchase gave."""
+
+    def due_work(self, engine: Engine, now: datetime) -> dict[str, int]:  # noqa: ARG002
+        """Do what fell due by `now` (idempotent for its moment); counts by name."""
+        return {}
+
+
+_registered: list[Mechanic] = []
+_loaded = False
+
+
+def register(mechanic: Mechanic) -> None:
+    """Run `mechanic` in every purchase from now on (the composition root calls this)."""
+    if any(known.name == mechanic.name for known in _registered):
+        raise ValueError(f"a mechanic named {mechanic.name!r} is registered already")
+    _registered.append(mechanic)
+    _registered.sort(key=lambda known: known.step)  # stable: registration order in a step
+
+
+def unregister(name: str) -> None:
+    _registered[:] = [known for known in _registered if known.name != name]
+
+
+def mechanics() -> tuple[Mechanic, ...]:
+    """The registered mechanics in step order. The composition root is loaded by name on
+    first use, so the checkout never imports a mechanic."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        importlib.import_module("kopilka.composition")
+    return tuple(_registered)
+
+
+@contextmanager
+def registered_also(mechanic: Mechanic) -> Iterator[Mechanic]:
+    """`mechanic` registered for the block (a test's own mechanic)."""
+    mechanics()
+    register(mechanic)
+    try:
+        yield mechanic
+    finally:
+        unregister(mechanic.name)

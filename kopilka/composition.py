@@ -1,0 +1,21 @@
+"""The composition root: the mechanics this Kopilka runs, registered in one place.
+
+A new mechanic is one folder under `kopilka/mechanics/`, one line here, and its
+migration (see docs/architecture.md, "Adding a mechanic"). The order within a step is
+the order below: expiry's due work runs before the triggers' and the tiers' review.
+"""
+
+from __future__ import annotations
+
+from kopilka.checkout.mechanic import register
+from kopilka.mechanics.cashback.mechanic import Cashback
+from kopilka.mechanics.coupons.mechanic import Coupons
+from kopilka.mechanics.discounts.mechanic import Discounts
+from kopilka.mechanics.expiry.mechanic import Expiry
+from kopilka.mechanics.tiers.mechanic import Tiers
+from kopilka.mechanics.triggers.mechanic import Triggers
+
+MECHANICS = (Discounts(), Coupons(), Cashback(), Expiry(), Triggers(), Tiers())
+
+for mechanic in MECHANICS:
+    register(mechanic)

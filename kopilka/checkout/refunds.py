@@ -191,7 +191,7 @@ def _plan(
                 lots.c.purchase_id == purchase.id,
                 lots.c.status == "pending",
                 # the rules' points and a coupon's were credited together, pending alike
-                lots.c.reason.in_((Reason.PURCHASE_ACCRUAL.value, Reason.COUPON.value)),
+                lots.c.reason.in_(_EARNED),
             )
         ).first()
         wallet.clawback(f"{key}:clawback", accrued_back, purchase_id=purchase.id,
@@ -201,7 +201,7 @@ def _plan(
 
 # What a purchase's points did, by the transfers that refer to it: earned (the rules' and a
 # coupon's), burnt (the expiry of its lots) and taken back by its refunds.
-_EARNED = (Reason.PURCHASE_ACCRUAL.value, Reason.COUPON.value)
+_EARNED = (Reason.PURCHASE_ACCRUAL.value, Reason.COUPON.value, Reason.MECHANIC.value)
 _TAKEN_BACK = (Reason.REFUND_ACCRUAL.value, Reason.DEBT.value)
 
 

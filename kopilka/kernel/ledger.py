@@ -95,6 +95,9 @@ class Reason(Enum):
     EXPIRY = "expiry"  # points that were not spent in time burn (FIFO, by lot)
     TRIGGER = "trigger"  # a reward the program gives by itself (the note names the trigger)
     COUPON = "coupon"  # points a coupon gives with a purchase (taken back if it is returned)
+    # points another registered mechanic gives with a purchase (the key ends in its name);
+    # taken back by the purchase's refund like the rules' own
+    MECHANIC = "mechanic.award"
     # cashback (money): given, becoming payable, taken back by a refund, paid out
     CASHBACK_ACCRUAL = "cashback.accrual"
     CASHBACK_ACTIVATION = "cashback.activation"  # pending cashback becoming available

@@ -145,7 +145,7 @@ CHECKS: list[tuple[str, str]] = [
                  group by purchase_id, reason) t on t.purchase_id = p.id
            where p.member_id is null
               or t.reason not in ('purchase.accrual', 'purchase.redemption', 'debt.repayment',
-                                  'coupon', 'expiry',
+                                  'coupon', 'mechanic.award', 'expiry',
                                   'hold.reserve', 'hold.cancel', 'hold.timeout',
                                   'cashback.accrual', 'cashback.activation',
                                   'cashback.debt_repayment', 'cashback.clawback',
@@ -170,13 +170,13 @@ CHECKS: list[tuple[str, str]] = [
                                when reason like 'cashback.%' then 'cashback.accrual'
                                else 'purchase.accrual' end) r
            left join (select purchase_id,
-                             case when reason = 'coupon' then 'purchase.accrual'
-                                  else reason end reason,
+                             case when reason in ('coupon', 'mechanic.award')
+                                  then 'purchase.accrual' else reason end reason,
                              sum(amount) total
                       from transfers where refund_id is null
                       group by purchase_id,
-                               case when reason = 'coupon' then 'purchase.accrual'
-                                    else reason end) p
+                               case when reason in ('coupon', 'mechanic.award')
+                                    then 'purchase.accrual' else reason end) p
              on p.purchase_id = r.purchase_id and p.reason = r.reason
            where r.total > coalesce(p.total, 0)""",
     ),
@@ -187,7 +187,7 @@ CHECKS: list[tuple[str, str]] = [
                 || ', burnt ' || burnt || ', taken back by refunds ' || taken
            from (select purchase_id,
                         sum(case when refund_id is null
-                                  and reason in ('purchase.accrual', 'coupon')
+                                  and reason in ('purchase.accrual', 'coupon', 'mechanic.award')
                                  then amount else 0 end) earned,
                         sum(case when reason = 'expiry' then amount else 0 end) burnt,
                         sum(case when refund_id is not null

@@ -2,9 +2,9 @@
 
 The platform's migrations are one line of history (`migrations/versions`); a mechanic
 registered with a `migrations` folder brings an Alembic branch of its own (its first
-revision has no parent and a branch label, `depends_on` the platform revision it
-needs), so a mechanic is added without touching the platform's history, and
-`upgrade` brings every branch to its head.
+revision forks from the platform revision it needs and carries a branch label), so a
+mechanic is added without touching the platform's history, and `upgrade` brings every
+branch to its head.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _config(engine: Engine) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS))
     branches = [str(mechanic.migrations) for mechanic in mechanics() if mechanic.migrations]
     # Alembic splits the option on this separator; spaces would split a path with one
-    config.set_main_option("version_path_separator", "os")
+    config.set_main_option("path_separator", "os")
     config.set_main_option(
         "version_locations", os.pathsep.join([str(MIGRATIONS / "versions"), *branches])
     )

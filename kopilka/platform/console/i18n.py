@@ -25,7 +25,9 @@ from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, FunctionLoader, select_autoescape
+
+from kopilka.checkout.mechanic import mechanics
 
 LANGUAGES = ("ru", "en")
 DEFAULT_LANGUAGE = "en"
@@ -165,6 +167,15 @@ def format_day(value: date | str, style: str = "medium") -> str:
     return format_date(day, style, locale=_locale())
 
 
+def _mechanic_template(name: str) -> tuple[str, str, Callable[[], bool]] | None:
+    """A template of a registered mechanic's own folder (its console pages), found when
+    the console's own folder has none by that name."""
+    for mechanic in mechanics():
+        if mechanic.templates is not None and (path := mechanic.templates / name).is_file():
+            return path.read_text(encoding="utf-8"), str(path), lambda: True
+    return None
+
+
 def environment(
     gettext: Callable[[str], str], ngettext: Callable[[str, str, int], str]
 ) -> Environment:
@@ -172,7 +183,12 @@ def environment(
     through `gettext`/`ngettext` (a catalog of its own: the member page's) and writing
     numbers, money and moments with this module's filters."""
     templates = Environment(
-        loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+        loader=ChoiceLoader(
+            [
+                FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+                FunctionLoader(_mechanic_template),
+            ]
+        ),
         autoescape=select_autoescape(["html"], default_for_string=True, default=True),
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,

@@ -32,6 +32,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from kopilka.checkout import purchases
+from kopilka.checkout.mechanic import mechanics
 from kopilka.kernel.errors import (
     Conflict,
     InsufficientPoints,
@@ -63,8 +64,9 @@ from kopilka.platform.console.pages import (
     render,
     visit_of,
 )
-from kopilka.platform.http.common import now, run
-from kopilka.platform.http.limits import FailedAuthLimiter
+from kopilka.platform.limits import FailedAuthLimiter
+from kopilka.platform.problems import status_of
+from kopilka.platform.requests import now, run
 from kopilka.programs import handlers as programs
 
 T = TypeVar("T")
@@ -105,6 +107,9 @@ def register(
     from kopilka.platform.console import program_pages  # it uses this module's helpers
 
     program_pages.register(app, engine)
+    for mechanic in mechanics():  # each mechanic's own console pages
+        if mechanic.pages is not None:
+            app.include_router(mechanic.pages)
 
 
 async def _error_page(request: Request, error: PageError) -> Response:
@@ -159,7 +164,7 @@ async def serve(engine: Engine, service: Callable[..., T], *args: Any, **kwargs:
     try:
         return await run(engine, service, *args, **kwargs)
     except NotFound as error:
-        raise PageError(404, NOT_FOUND, error.detail) from None
+        raise PageError.of(error, NOT_FOUND) from None
 
 
 def client_of(request: Request) -> str:
@@ -254,7 +259,7 @@ def _members(app: FastAPI, engine: Engine) -> None:
                         points.replace(",", "."), reason, now())  # fmt: skip
         except (InvalidInput, InsufficientPoints) as error:
             problems = [str(p) for p in getattr(error, "problems", ())] or [error.detail]
-            return await _profile_page(request, engine, operator, member, status=422,
+            return await _profile_page(request, engine, operator, member, status=status_of(error),
                                        problems=problems, points=points, reason=reason)  # fmt: skip
         return redirect(request, f"/console/{program}/members/{member}?adjusted=1")
 

@@ -1,0 +1,1 @@
+"""Tests of the mechanic protocol, with a mechanic of their own."""

@@ -1,0 +1,125 @@
+"""A new mechanic is one folder, one registration and its migration.
+
+`tests/mechanics/thanks/` is such a folder: registered here only (never in
+`kopilka.composition`), it reads its section of the program file, earns with the
+purchase, answers, is taken back by the refund, keeps its own table (its Alembic branch)
+and shows a console page — and no file of Kopilka knows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+
+from kopilka.checkout.purchases import process_purchase, quote_purchase
+from kopilka.checkout.refunds import refund_purchase
+from kopilka.kernel.errors import InvalidInput
+from kopilka.kernel.program_parser import parse_program
+from kopilka.ledger.verify import verify
+from kopilka.platform.files import load_document
+from kopilka.platform.migrate import is_current, upgrade
+from kopilka.programs.handlers import apply_program
+from tests.conftest import EXAMPLES
+from tests.mechanics import thanks
+from tests.mechanics.thanks.tables import thanks_given
+from tests.store.conftest import NOW
+from tests.web.conftest import console_app, sign_in, stock
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def installed() -> Iterator[None]:
+    thanks.install()
+    try:
+        yield
+    finally:
+        thanks.uninstall()
+
+
+@pytest.fixture
+def shop(engine: Engine, installed: None) -> Engine:  # noqa: ARG001 - it registers
+    """The café chain with `thanks: {points: 5, min_total: 100}` on a database that has
+    the mechanic's branch migrated too."""
+    assert not is_current(engine), "the mechanic's branch is not migrated yet"
+    upgrade(engine)
+    assert is_current(engine)
+    document = load_document(EXAMPLES / "zerno" / "program.yaml")
+    assert isinstance(document, dict)
+    document["thanks"] = {"points": "5", "min_total": "100.00"}
+    apply_program(engine, document, actor="test", now=NOW)
+    stock(engine)  # members, a purchase, operators of every role
+    return engine
+
+
+def receipt(receipt_id: str, price: str) -> dict[str, object]:
+    return {"receipt_id": receipt_id, "location": "kiosk", "member": "card:100002",
+            "at": "2026-03-10T11:00:00+03:00",
+            "lines": [{"sku": "TEA-400", "qty": 1, "price": price}]}  # fmt: skip
+
+
+def test_it_earns_answers_records_and_is_taken_back_by_the_refund(shop: Engine) -> None:
+    quoted = quote_purchase(shop, "zerno", receipt("Q", "250.00"), now=NOW)
+    assert quoted["thanks"]["points"] == "5.00"
+
+    bought = process_purchase(shop, "zerno", receipt("T-1", "250.00"), now=NOW,
+                              actor="pos:test").answer  # fmt: skip
+    assert bought["thanks"] == {"points": "5.00", "note": "thank you for coming back"}
+    rules = float(bought["accrued"])
+    assert float(bought["balance"]["available"]) == pytest.approx(rules + 5)
+    small = process_purchase(shop, "zerno", receipt("T-2", "50.00"), now=NOW,
+                             actor="pos:test").answer  # fmt: skip
+    assert "thanks" not in small  # under min_total
+
+    with shop.connect() as connection:
+        rows = connection.execute(
+            select(thanks_given.c.purchase_id, thanks_given.c.points, thanks_given.c.taken_back)
+            .where(thanks_given.c.member_id == _member_id(bought))
+        ).all()  # fmt: skip
+    assert [tuple(row) for row in rows] == [(int(bought["purchase_id"]), 500, 0)]
+
+    refund, _ = refund_purchase(shop, "zerno", bought["purchase_id"], {"refund_id": "RF-1"},
+                                actor="pos:test", now=NOW)  # fmt: skip
+    assert refund["thanks_back"] == "5.00"
+    assert float(refund["accrued_back"]) == pytest.approx(rules + 5)
+    assert float(refund["balance"]["available"]) == pytest.approx(float(small["accrued"]))
+    with shop.connect() as connection:
+        taken_back = select(thanks_given.c.taken_back).where(
+            thanks_given.c.purchase_id == int(bought["purchase_id"])
+        )
+        assert connection.execute(taken_back).scalar_one() == 500
+    _checks, discrepancies = verify(shop)
+    assert discrepancies == []
+
+
+def _member_id(answer: dict[str, object]) -> int:
+    return int(str(answer["member"]))
+
+
+def test_it_shows_in_a_console_page_of_its_own(shop: Engine) -> None:
+    process_purchase(shop, "zerno", receipt("T-1", "250.00"), now=NOW, actor="pos:test")
+    with TestClient(console_app(shop), base_url="http://testserver") as client:
+        assert client.get("/console/zerno/thanks", follow_redirects=False).status_code == 303
+        sign_in(client, "analyst")
+        page = client.get("/console/zerno/thanks")
+    assert page.status_code == 200
+    assert "Thanks given" in page.text
+    assert "100002" in page.text
+    assert "5.00" in page.text
+
+
+def test_unregistered_its_section_is_unknown_and_it_does_nothing() -> None:
+    document = load_document(EXAMPLES / "zerno" / "program.yaml")
+    assert isinstance(document, dict)
+    document["thanks"] = {"points": "5"}
+    with pytest.raises(InvalidInput, match="thanks"):
+        parse_program(document)
+
+
+def test_no_file_of_kopilka_names_it() -> None:
+    for path in (ROOT / "kopilka").rglob("*.py"):
+        assert "thanks" not in path.read_text(encoding="utf-8").lower(), path

@@ -46,7 +46,8 @@ from kopilka.kernel.reading import Reader, parse_date, show
 from kopilka.mechanics.cashback.model import parse_cashback
 from kopilka.mechanics.discounts.model import DiscountSettings
 from kopilka.mechanics.discounts.section import DiscountContext, parse_discount_settings
-from kopilka.mechanics.triggers.section import parse_tiers, parse_triggers
+from kopilka.mechanics.tiers.section import parse_tiers
+from kopilka.mechanics.triggers.section import parse_triggers
 
 PROGRAM_KEYS = (
     "code",

@@ -11,9 +11,10 @@ Its fenced YAML blocks are checked against the parser:
   and the result parses.
 
 Every key the parser accepts must be documented: the known-key constants of
-program_parser.py and lifecycle_parser.py as a heading or a table entry, and the keys
-of every other section (asked of the parser itself, through its "unknown key" message)
-in that section of the doc. So the reference cannot silently fall behind the parser.
+program_parser.py and of the tiers' and the triggers' section.py as a heading or a table
+entry, and the keys of every other section (asked of the parser itself, through its
+"unknown key" message) in that section of the doc. So the reference cannot silently
+fall behind the parser.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pytest
 from kopilka.kernel import program_parser
 from kopilka.kernel.errors import InvalidInput
 from kopilka.kernel.money import Rounding
+from kopilka.kernel.periods import CalendarPeriod
 from kopilka.kernel.program import (
     WEEKDAYS,
     AccrueOn,
@@ -37,8 +39,8 @@ from kopilka.kernel.program import (
     SpentPoints,
 )
 from kopilka.kernel.program_parser import parse_program
-from kopilka.mechanics.tiers.model import CalendarPeriod
-from kopilka.mechanics.triggers import section as lifecycle_parser
+from kopilka.mechanics.tiers import section as tiers_section
+from kopilka.mechanics.triggers import section as triggers_section
 from kopilka.mechanics.triggers.model import TriggerOccasion
 from kopilka.platform.files import parse_text
 
@@ -203,10 +205,10 @@ KNOWN_KEY_CONSTANTS = {
     "program_parser.RULE_KEYS": program_parser.RULE_KEYS,
     "program_parser.WHEN_KEYS": program_parser.WHEN_KEYS,
     "program_parser.THEN_KEYS": program_parser.THEN_KEYS,
-    "lifecycle_parser.TIER_KEYS": lifecycle_parser.TIER_KEYS,
-    "lifecycle_parser.LEVEL_KEYS": lifecycle_parser.LEVEL_KEYS,
-    "lifecycle_parser.QUALIFY_KEYS": lifecycle_parser.QUALIFY_KEYS,
-    "lifecycle_parser.TRIGGER_KEYS": lifecycle_parser.TRIGGER_KEYS,
+    "tiers_section.TIER_KEYS": tiers_section.TIER_KEYS,
+    "tiers_section.LEVEL_KEYS": tiers_section.LEVEL_KEYS,
+    "tiers_section.QUALIFY_KEYS": tiers_section.QUALIFY_KEYS,
+    "triggers_section.TRIGGER_KEYS": triggers_section.TRIGGER_KEYS,
 }
 
 
@@ -285,7 +287,7 @@ def test_every_key_of_every_section_is_documented_there(section: str) -> None:
 def test_the_probes_cover_every_section_of_the_parser() -> None:
     """Each mapping or list of mappings the parsers read has a probe above."""
     read = set()
-    for module in (program_parser, lifecycle_parser):
+    for module in (program_parser, tiers_section, triggers_section):
         source = Path(module.__file__ or "").read_text(encoding="utf-8")
         read |= set(re.findall(r"\.(?:mapping|records)\(\s*\"(\w+)\"", source))
     assert read, "the parsers read no sections?"

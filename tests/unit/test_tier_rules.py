@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from kopilka.kernel.periods import CalendarPeriod, period_start
 from kopilka.mechanics.tiers.model import (
-    CalendarPeriod,
     Qualification,
     QualifyingWindow,
     Standing,
@@ -18,7 +18,6 @@ from kopilka.mechanics.tiers.model import (
     highest_qualified,
     is_upgrade,
     missing,
-    period_start,
     review,
     window_bounds,
 )

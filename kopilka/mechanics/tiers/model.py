@@ -1,6 +1,7 @@
 """Tiers (levels): what qualifies a member for a level, and how a member's tier moves.
 
-The declarations come from the program file (`lifecycle_parser`). The rules over them
+The declarations come from the program file (`kopilka.mechanics.tiers.section`);
+calendar periods are the kernel's (`kopilka.kernel.periods`). The rules over them
 are pure — time is a parameter, the facts are handed in:
 
 - `window_bounds`: the moments a qualifying window covers when it ends at a moment (a
@@ -15,21 +16,11 @@ are pure — time is a parameter, the facts are handed in:
 
 from __future__ import annotations
 
-import zoneinfo
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from enum import Enum
-from functools import cache
+from datetime import datetime, timedelta
 
 from kopilka.kernel.money import format_minor
-
-
-class CalendarPeriod(Enum):
-    DAY = "day"
-    WEEK = "week"
-    MONTH = "month"
-    QUARTER = "quarter"
-    YEAR = "year"
+from kopilka.kernel.periods import CalendarPeriod, period_start
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,30 +160,6 @@ def tenure_days(joined: datetime, now: datetime) -> int:
 
 
 # — time —
-
-
-@cache
-def _zone(name: str) -> zoneinfo.ZoneInfo:
-    return zoneinfo.ZoneInfo(name)
-
-
-def period_start(period: CalendarPeriod, moment: datetime, timezone: str) -> datetime:
-    """The start (local midnight, in UTC) of the calendar period `moment` falls in:
-    its day, its week (from Monday), month, quarter or year in `timezone`."""
-    zone = _zone(timezone)
-    day = moment.astimezone(zone).date()
-    first: date
-    if period is CalendarPeriod.DAY:
-        first = day
-    elif period is CalendarPeriod.WEEK:
-        first = day - timedelta(days=day.weekday())
-    elif period is CalendarPeriod.MONTH:
-        first = day.replace(day=1)
-    elif period is CalendarPeriod.QUARTER:
-        first = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
-    else:
-        first = date(day.year, 1, 1)
-    return datetime.combine(first, time(), tzinfo=zone).astimezone(UTC)
 
 
 def window_bounds(

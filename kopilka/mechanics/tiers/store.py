@@ -3,9 +3,10 @@ bought, their tier rows and the history of changes.
 
 Qualification is computed from the purchases themselves, never from counters kept
 aside: a purchase counts its `spend` (money net of discounts) unless it is held,
-cancelled or expired; its refunds take back their `spend`, and a purchase refunded in
-full is no longer a purchase. One aggregate query per member — or per batch of members
-in a review — over the `(member_id, created_at)` index.
+cancelled or expired; its refunds take back their `spend` (`net_spend`, which the
+triggers share, from `kopilka.members.standing`), and a purchase refunded in full is no
+longer a purchase. One aggregate query per member — or per batch of members in a
+review — over the `(member_id, created_at)` index.
 """
 
 from __future__ import annotations
@@ -29,23 +30,12 @@ from sqlalchemy import (
     update,
 )
 
+from kopilka.members.standing import net_spend
 from kopilka.platform.statements import driver_rows
 from kopilka.platform.tables import member_tiers, purchases, refunds, tier_history
 
 COUNTED = ("completed", "partially_refunded", "refunded")  # held/cancelled/expired are not
 Window = tuple[datetime, datetime]  # the first and last moments counted
-
-
-def net_spend() -> Any:
-    """A purchase's spend less what its refunds took back (looked up only when refunded):
-    sum it over purchases with a status in `COUNTED` for what a member spent."""
-    returned = (
-        select(func.coalesce(func.sum(refunds.c.spend), 0))
-        .where(refunds.c.purchase_id == purchases.c.id)
-        .scalar_subquery()
-    )
-    spend = func.coalesce(purchases.c.spend, 0)
-    return case((purchases.c.status == "completed", spend), else_=spend - returned)
 
 
 @cache

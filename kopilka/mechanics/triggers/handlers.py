@@ -31,10 +31,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from kopilka.kernel.periods import CalendarPeriod, period_start
 from kopilka.ledger.wallet import Wallet
-from kopilka.mechanics.tiers.model import CalendarPeriod, period_start
-from kopilka.mechanics.tiers.store import net_spend
 from kopilka.mechanics.triggers.model import Trigger, TriggerOccasion
+from kopilka.members.standing import net_spend
 from kopilka.platform.idempotency import retrying
 from kopilka.platform.tables import events, member_profiles, members, programs, purchases
 from kopilka.programs.handlers import LoadedProgram, load_program
@@ -233,7 +233,7 @@ def _check_point(
 
 def _spend(counted: Any) -> Any:
     """What the member spent in the counted purchases, money minor units, net of refunds
-    (as tiers count it)."""
+    (as tiers count it: `kopilka.members.standing`)."""
     return select(func.coalesce(func.sum(net_spend()), 0)).where(counted).scalar_subquery()
 
 

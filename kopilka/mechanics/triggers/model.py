@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from kopilka.mechanics.tiers.model import CalendarPeriod
+from kopilka.kernel.periods import CalendarPeriod
 
 
 class TriggerOccasion(Enum):

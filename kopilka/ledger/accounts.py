@@ -4,10 +4,15 @@ Only member accounts keep cached running totals (updated in the transaction of t
 transfers); the program's own accounts (issuance, redeemed …) are touched by every
 purchase, so caching their totals would make one row every purchase waits on — their
 balances are sums over `transfers`, which `kopilka verify` recomputes anyway.
+
+A member's accounts come in units: points ("member:<id>") and cashback money
+("cashback:<id>"), each a `Unit` — what a `Purse` (kopilka.ledger.wallet) is opened on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from weakref import WeakKeyDictionary
 
@@ -20,16 +25,66 @@ from kopilka.kernel.ledger import (
     AccountCode,
     AccountRef,
     Posting,
+    Reason,
     balance,
 )
+from kopilka.kernel.program import Program
 from kopilka.platform.db import is_postgresql
 from kopilka.platform.tables import accounts, transfers
 
 
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """What a member's accounts count — points, cashback money, or a currency to come.
+
+    Each unit keeps its own accounts: the member's are owned by "<owner>:<member id>", so
+    nothing that reads one unit's balances sees another's, and a transfer never moves
+    between units. Amounts are integers in the unit's minor units (`digits` per whole one,
+    by the program's settings)."""
+
+    name: str
+    owner: str  # the member's accounts' owner is "<owner>:<member id>"
+    accounts: tuple[AccountCode, ...]  # the member's, in the order they are opened
+    program_accounts: tuple[AccountCode, ...]  # where the unit comes from and goes
+    available: AccountCode  # what the member may spend
+    debt: AccountCode  # taken back after it was spent: later credits pay it first …
+    repayment: Reason  # … by a transfer with this reason
+    opened_at_first_use: bool  # members registered before the unit existed have none of it
+    digits: Callable[[Program], int]
+
+    def owner_of(self, member_id: int) -> str:
+        return f"{self.owner}:{member_id}"
+
+
+POINTS = Unit(
+    name="points",
+    owner="member",
+    accounts=MEMBER_ACCOUNTS,
+    program_accounts=(AccountCode.ISSUANCE, AccountCode.REDEEMED, AccountCode.ADJUSTMENTS,
+                      AccountCode.EXPIRED),
+    available=AccountCode.AVAILABLE,
+    debt=AccountCode.DEBT,
+    repayment=Reason.DEBT_REPAYMENT,
+    opened_at_first_use=False,  # opened at registration
+    digits=lambda program: program.points.precision,
+)  # fmt: skip
+CASHBACK = Unit(
+    name="cashback",
+    owner="cashback",
+    accounts=CASHBACK_MEMBER_ACCOUNTS,
+    program_accounts=(AccountCode.CASHBACK_ISSUANCE, AccountCode.CASHBACK_PAID_OUT),
+    available=AccountCode.CASHBACK_AVAILABLE,
+    debt=AccountCode.CASHBACK_DEBT,
+    repayment=Reason.CASHBACK_DEBT_REPAYMENT,
+    opened_at_first_use=True,
+    digits=lambda program: program.money_digits,  # money, in the currency's minor units
+)
+
+
 def open_accounts(connection: Connection, program_id: int, member_id: int | None = None) -> None:
-    """Create the program's accounts, or a member's (at registration)."""
-    codes = MEMBER_ACCOUNTS if member_id is not None else PROGRAM_ACCOUNTS
-    owner = f"member:{member_id}" if member_id is not None else "program"
+    """Create the program's accounts, or a member's points accounts (at registration)."""
+    codes = POINTS.accounts if member_id is not None else PROGRAM_ACCOUNTS
+    owner = POINTS.owner_of(member_id) if member_id is not None else "program"
     connection.execute(
         insert(accounts),
         [
@@ -46,35 +101,45 @@ def open_accounts(connection: Connection, program_id: int, member_id: int | None
     )
 
 
-_OPEN_CASHBACK = text(
+_OPEN_MISSING = text(
     "INSERT INTO accounts (program_id, member_id, owner, code, debits_posted, credits_posted) "
     "VALUES (:program_id, :member_id, :owner, :code, 0, 0) "
     "ON CONFLICT (program_id, owner, code) DO NOTHING"
 )
 
 
-def cashback_balances(
-    connection: Connection, program_id: int, member_id: int, *, lock: bool = True,
-    open_missing: bool = True,
+def unit_balances(
+    connection: Connection, program_id: int, member_id: int, unit: Unit, *, lock: bool = False,
+    open_missing: bool = False,
 ) -> dict[AccountCode, tuple[int, int]]:  # fmt: skip
-    """The member's cashback accounts' (id, balance), row-locked on PostgreSQL with `lock`.
+    """The member's accounts of `unit`: (id, balance) each, row-locked on PostgreSQL with `lock`.
 
-    They are opened the first time a member needs them (members registered before cashback
-    existed have none): `ON CONFLICT DO NOTHING`, so two first uses at once open them once.
-    Without `open_missing` a member who never had cashback gets an empty answer."""
-    owner = f"cashback:{member_id}"
+    With `open_missing` the accounts the member has not got yet are opened first (a unit
+    opened at first use): `ON CONFLICT DO NOTHING`, so two first uses at once open them once."""
+    owner = unit.owner_of(member_id)
     found = owner_balances(connection, program_id, owner, lock=lock)
-    if len(found) == len(CASHBACK_MEMBER_ACCOUNTS) or not open_missing:
+    if len(found) == len(unit.accounts) or not open_missing:
         return found
     connection.execute(
-        _OPEN_CASHBACK,
+        _OPEN_MISSING,
         [
             {"program_id": program_id, "member_id": member_id, "owner": owner, "code": c.value}
-            for c in CASHBACK_MEMBER_ACCOUNTS
+            for c in unit.accounts
             if c not in found
         ],
     )
     return owner_balances(connection, program_id, owner, lock=lock)
+
+
+def cashback_balances(
+    connection: Connection, program_id: int, member_id: int, *, lock: bool = True,
+    open_missing: bool = True,
+) -> dict[AccountCode, tuple[int, int]]:  # fmt: skip
+    """The member's cashback accounts' (id, balance), row-locked on PostgreSQL with `lock`;
+    opened at first use (members registered before cashback existed have none) — without
+    `open_missing` a member who never had cashback gets an empty answer."""
+    return unit_balances(connection, program_id, member_id, CASHBACK, lock=lock,
+                         open_missing=open_missing)  # fmt: skip
 
 
 def program_account_ids(
@@ -98,8 +163,8 @@ _program_accounts: WeakKeyDictionary[Engine, dict[int, dict[AccountRef, int]]] =
 def member_balances(
     connection: Connection, program_id: int, member_id: int, *, lock: bool = False
 ) -> dict[AccountCode, tuple[int, int]]:
-    """Each member account's (id, balance); `lock` holds the rows until commit (PostgreSQL)."""
-    return owner_balances(connection, program_id, f"member:{member_id}", lock=lock)
+    """Each points account's (id, balance); `lock` holds the rows until commit (PostgreSQL)."""
+    return unit_balances(connection, program_id, member_id, POINTS, lock=lock)
 
 
 def owner_balances(

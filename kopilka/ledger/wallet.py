@@ -1,10 +1,16 @@
-"""A member's points for the length of one transaction: accounts, lots and debt in step.
+"""A member's balance of one unit for the length of one transaction: points or money.
 
-Every movement of a member's points goes through a `Wallet`: it reads the member's
-balances once (row-locked on PostgreSQL; SQLite serialises writers), plans the transfers
-and the lot changes in memory, and `flush` writes them in a few batched statements —
-the transfers in one multi-row INSERT, the cached totals and lots in one executemany
-each. Lots are loaded only when points leave the available balance.
+A `Purse` is the one wallet of every unit (`POINTS`, `CASHBACK`, whatever comes next): it
+reads the member's accounts of its unit once — row-locked on PostgreSQL, in one query;
+SQLite serialises writers — plans the transfers in memory with their idempotency keys,
+keeping the balances in step, and `flush` writes them: the transfers in one multi-row
+INSERT, the cached totals in one executemany.
+
+A `Wallet` is the points purse: points also form lots (for expiry, first in first out)
+and may be held for a purchase not yet confirmed, so it plans the lot changes beside the
+transfers and writes them in the same flush — or, for a purchase or a refund on
+PostgreSQL, in the parent's one statement (`write_under`). Lots are loaded only when
+points leave the available balance.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from kopilka.kernel.lots import (
     take_from_lots,
 )
 from kopilka.kernel.program import Program, SpentPoints
-from kopilka.ledger.accounts import member_balances, post, program_account_ids
+from kopilka.ledger.accounts import POINTS, Unit, post, program_account_ids, unit_balances
 from kopilka.ledger.one_statement import write_under
 from kopilka.platform.statements import NewRow, driver_rows
 from kopilka.platform.tables import lots
@@ -38,6 +44,110 @@ AVAILABLE, PENDING, HELD, DEBT = (
     AccountCode.HELD,
     AccountCode.DEBT,
 )
+ISSUANCE, REDEEMED, ADJUSTMENTS, EXPIRED = (
+    AccountCode.ISSUANCE,
+    AccountCode.REDEEMED,
+    AccountCode.ADJUSTMENTS,
+    AccountCode.EXPIRED,
+)
+
+
+@dataclass
+class Purse:
+    """A member's accounts of one unit, and the transfers planned on them."""
+
+    connection: Connection
+    program_id: int
+    member_id: int
+    now: datetime
+    unit: Unit
+    balances: dict[AccountCode, int]
+    account_ids: dict[AccountCode, int]
+    postings: list[Posting] = field(default_factory=list)
+
+    @classmethod
+    def open(
+        cls, connection: Connection, program_id: int, member_id: int, now: datetime, *,
+        unit: Unit,
+    ) -> Purse:  # fmt: skip
+        """The member's purse of `unit`, its accounts locked until commit (and opened first
+        for a unit opened at first use)."""
+        rows = unit_balances(connection, program_id, member_id, unit, lock=True,
+                             open_missing=unit.opened_at_first_use)  # fmt: skip
+        return cls(connection, program_id, member_id, now, unit, *_split(rows))
+
+    @property
+    def owner(self) -> str:
+        return self.unit.owner_of(self.member_id)
+
+    def move(
+        self, key: str, debit: AccountCode, credit: AccountCode, amount: int, reason: Reason
+    ) -> None:
+        """Plan a transfer between two accounts of the unit — the member's own or the
+        program's; nothing when there is nothing to move."""
+        if amount <= 0:
+            return
+        self.postings.append(Posting(key, self.ref(debit), self.ref(credit), amount, reason))
+        self._book(debit, -amount)
+        self._book(credit, amount)
+
+    def credit_available(
+        self, key: str, source: AccountCode, amount: int, reason: Reason, *,
+        pay_debt: bool = True,
+    ) -> int:  # fmt: skip
+        """Credit the available balance, and pay the member's debt from it first (one more
+        transfer, keyed "<key>:debt"); what is left of `amount` once the debt is paid."""
+        self.move(key, source, self.unit.available, amount, reason)
+        repaid = min(amount, self.balances[self.unit.debt]) if pay_debt else 0
+        self.move(f"{key}:debt", self.unit.available, self.unit.debt, repaid,
+                  self.unit.repayment)  # fmt: skip
+        return amount - repaid
+
+    def flush(
+        self, *, actor: str, purchase_id: int | None = None, refund_id: int | None = None,
+        note: str | None = None, keys: dict[str, int] | None = None,
+    ) -> None:  # fmt: skip
+        """Write the planned transfers and the member's cached totals (nothing when nothing
+        moved).
+
+        Transfer keys may name ids known only now: "{purchase}:redeem" with
+        `keys={"purchase": 42}` is written "42:redeem".
+        """
+        if keys:
+            self.postings = [replace(p, key=p.key.format(**keys)) for p in self.postings]
+        post(self.connection, self.program_id, self.postings, actor=actor, now=self.now,
+             purchase_id=purchase_id, refund_id=refund_id, note=note,
+             member_accounts=self.account_refs())  # fmt: skip
+        self.postings = []
+
+    def ref(self, code: AccountCode) -> AccountRef:
+        """The account `code` names: the member's own, or the program's. A code of another
+        unit is refused — points never move into money, nor money into points."""
+        if code in self.unit.accounts:
+            return AccountRef(self.owner, code)
+        if code in self.unit.program_accounts:
+            return AccountRef.of_program(code)
+        raise ValueError(f"{code.value} is not an account of {self.unit.name}")
+
+    def account_refs(self) -> dict[AccountRef, int]:
+        """The member's accounts by reference, with their ids."""
+        return {AccountRef(self.owner, code): id_ for code, id_ in self.account_ids.items()}
+
+    def _book(self, code: AccountCode, credited: int) -> None:
+        """Keep the member's balance of `code` in step with a planned transfer (`credited`
+        is negative for a debit); the program's accounts keep no balance here."""
+        if code in self.unit.accounts:
+            self.balances[code] += -credited if code.is_debit_normal else credited
+
+
+def _split(
+    rows: dict[AccountCode, tuple[int, int]],
+) -> tuple[dict[AccountCode, int], dict[AccountCode, int]]:
+    """Accounts' (id, balance) by code as two maps: balances, and account ids."""
+    return (
+        {code: value for code, (_, value) in rows.items()},
+        {code: account_id for code, (account_id, _) in rows.items()},
+    )
 
 
 @dataclass
@@ -53,36 +163,24 @@ class _NewLot:
 
 @dataclass
 class Wallet:
-    connection: Connection
-    program_id: int
+    """The member's points: their purse of `POINTS`, and what only points have — lots
+    (spent soonest-burning first, and given back to the lots they came from) and holds."""
+
+    purse: Purse
     program: Program
-    member_id: int
-    now: datetime
-    balances: dict[AccountCode, int]
-    account_ids: dict[AccountCode, int]
-    postings: list[Posting] = field(default_factory=list)
+    redeemed_uses: list[tuple[int, int]] = field(default_factory=list)  # lots a redemption took
     _lots: dict[int, Lot] | None = None
     _taken: dict[int, int] = field(default_factory=dict)  # lot id → points off `remaining`
     _new_lots: dict[int, _NewLot] = field(default_factory=dict)  # negative ids until written
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(-1, -1))
     _activations: list[dict[str, int]] = field(default_factory=list)
-    redeemed_uses: list[tuple[int, int]] = field(default_factory=list)  # lots a redemption took
 
     @classmethod
     def open(
         cls, connection: Connection, program_id: int, program: Program, member_id: int,
         now: datetime,
     ) -> Wallet:  # fmt: skip
-        rows = member_balances(connection, program_id, member_id, lock=True)
-        return cls(
-            connection,
-            program_id,
-            program,
-            member_id,
-            now,
-            balances={code: value for code, (_, value) in rows.items()},
-            account_ids={code: account_id for code, (account_id, _) in rows.items()},
-        )
+        return cls(Purse.open(connection, program_id, member_id, now, unit=POINTS), program)
 
     @classmethod
     def from_rows(
@@ -91,70 +189,67 @@ class Wallet:
     ) -> Wallet:  # fmt: skip
         """A wallet from rows already read (and locked) with `account_id, code, debits_posted,
         credits_posted` columns — for use cases that read the member in the same query."""
-        codes = [(row.account_id, AccountCode(row.code), row) for row in rows]
-        return cls(
-            connection,
-            program_id,
-            program,
-            member_id,
-            now,
-            balances={
-                code: balance(code, r.debits_posted, r.credits_posted) for _, code, r in codes
-            },
-            account_ids={code: account_id for account_id, code, _ in codes},
-        )
+        found: dict[AccountCode, tuple[int, int]] = {}
+        for row in rows:
+            code = AccountCode(row.code)
+            found[code] = (row.account_id, balance(code, row.debits_posted, row.credits_posted))
+        purse = Purse(connection, program_id, member_id, now, POINTS, *_split(found))
+        return cls(purse, program)
+
+    @property
+    def balances(self) -> dict[AccountCode, int]:
+        return self.purse.balances
 
     # — movements —
 
     def redeem(self, key: str, amount: int, *, hold: bool = False) -> list[tuple[int, int]]:
         """Pay `amount` points (or reserve them for a hold); the lots they came from."""
-        into = AccountRef.of_member(self.member_id, HELD) if hold else _program(
-            AccountCode.REDEEMED)  # fmt: skip
         reason = Reason.HOLD_RESERVE if hold else Reason.PURCHASE_REDEMPTION
-        return self._debit_available(key, amount, into, reason)
+        return self._debit_available(key, amount, HELD if hold else REDEEMED, reason)
 
     def accrue(
         self, key: str, amount: int, *, reason: Reason, purchase_id: int | None = None,
         pending: bool = False,
     ) -> None:  # fmt: skip
         """Credit earned points (into pending when the program delays them); pay debt first."""
-        issuance = _program(AccountCode.ISSUANCE)
+        now = self.purse.now
         if pending:
-            self._move(key, issuance, self._mine(PENDING), amount, reason)
-            available_at = self.now + timedelta(days=self.program.accrual.pending_days)
+            self.purse.move(key, ISSUANCE, PENDING, amount, reason)
+            available_at = now + timedelta(days=self.program.accrual.pending_days)
             self._add_lot("pending", amount, available_at, purchase_id, reason)
             return
-        part = self._credit_available(key, issuance, amount, reason)
-        self._add_lot("available", part, self.now, purchase_id, reason)
+        part = self._credit_lot_part(key, ISSUANCE, amount, reason)
+        self._add_lot("available", part, now, purchase_id, reason)
 
     def activate(self, key: str, lot_id: int, amount: int) -> None:
         """A pending lot whose day has come becomes available (and pays debt first)."""
-        part = self._credit_available(key, self._mine(PENDING), amount, Reason.ACTIVATION)
+        part = self._credit_lot_part(key, PENDING, amount, Reason.ACTIVATION)
         self._activations.append({"lot": lot_id, "remaining": part})
 
     def clawback(self, key: str, amount: int, *, purchase_id: int, from_pending: bool) -> None:
         """Take back points a refunded purchase earned (its own lot first)."""
-        issuance = _program(AccountCode.ISSUANCE)
         if from_pending:
-            self._move(key, self._mine(PENDING), issuance, amount, Reason.REFUND_ACCRUAL)
+            self.purse.move(key, PENDING, ISSUANCE, amount, Reason.REFUND_ACCRUAL)
             self._take_pending(amount, purchase_id)
             return
         owed = 0
         if self.program.refunds.spent_points is SpentPoints.DEBT:
             owed = amount - min(amount, max(self.balances[AVAILABLE], 0))
         if amount - owed:
-            self._debit_available(f"{key}", amount - owed, issuance, Reason.REFUND_ACCRUAL,
+            self._debit_available(key, amount - owed, ISSUANCE, Reason.REFUND_ACCRUAL,
                                   own_purchase=purchase_id)  # fmt: skip
         if owed:
-            self._move(f"{key}:debt", self._mine(DEBT), issuance, owed, Reason.DEBT)
+            self.purse.move(f"{key}:debt", DEBT, ISSUANCE, owed, Reason.DEBT)
 
     def give_back(
         self, key: str, amount: int, *, source: AccountRef, reason: Reason,
         uses: list[tuple[int, int]],
     ) -> None:  # fmt: skip
         """Return redeemed or held points to the lots they were taken from."""
+        if self.purse.ref(source.code) != source:
+            raise ValueError(f"{source} is neither this member's nor the program's")
         before = self.balances[AVAILABLE]
-        self._move(key, source, self._mine(AVAILABLE), amount, reason)
+        self.purse.move(key, source.code, AVAILABLE, amount, reason)
         room = lot_part_of_credit(before, amount)
         for lot_id, points in reversed(uses):  # the last taken goes back first
             back = min(points, room)
@@ -164,29 +259,27 @@ class Wallet:
 
     def settle_hold(self, key: str, amount: int) -> None:
         """A confirmed hold: the reserved points are paid."""
-        self._move(key, self._mine(HELD), _program(AccountCode.REDEEMED), amount,
-                   Reason.PURCHASE_REDEMPTION)  # fmt: skip
+        self.purse.move(key, HELD, REDEEMED, amount, Reason.PURCHASE_REDEMPTION)
 
     def adjust(self, key: str, points: int) -> None:
         """An operator's correction: positive credits a lot of its own, negative spends."""
-        adjustments = _program(AccountCode.ADJUSTMENTS)
         if points > 0:
-            part = self._credit_available(key, adjustments, points, Reason.ADJUSTMENT,
-                                          pay_debt=False)  # fmt: skip
-            self._add_lot("available", part, self.now, None, Reason.ADJUSTMENT)
+            part = self._credit_lot_part(key, ADJUSTMENTS, points, Reason.ADJUSTMENT,
+                                         pay_debt=False)  # fmt: skip
+            self._add_lot("available", part, self.purse.now, None, Reason.ADJUSTMENT)
         else:
-            self._debit_available(key, -points, adjustments, Reason.ADJUSTMENT)
+            self._debit_available(key, -points, ADJUSTMENTS, Reason.ADJUSTMENT)
 
     def reward(self, key: str, points: int, *, valid_days: int | None) -> None:
         """Points the program gives by itself (a trigger): a lot of their own, burning
         `valid_days` from now when given (or sooner, by the program's expiry)."""
-        part = self._credit_available(key, _program(AccountCode.ISSUANCE), points,
-                                      Reason.TRIGGER)  # fmt: skip
-        self._add_lot("available", part, self.now, None, Reason.TRIGGER)
+        now = self.purse.now
+        part = self._credit_lot_part(key, ISSUANCE, points, Reason.TRIGGER)
+        self._add_lot("available", part, now, None, Reason.TRIGGER)
         if valid_days is not None and part > 0:
             lot_id = next(reversed(self._new_lots))
             lot = self._new_lots[lot_id]
-            early = self.now + timedelta(days=valid_days)
+            early = now + timedelta(days=valid_days)
             if lot.expires_at is None or early < lot.expires_at:
                 self._new_lots[lot_id] = replace(lot, expires_at=early)
 
@@ -194,25 +287,22 @@ class Wallet:
         """The whole available balance burns (a reset for inactivity); how much burnt."""
         available = self.balances[AVAILABLE]
         if available > 0:
-            self._debit_available(key, available, _program(AccountCode.EXPIRED), Reason.EXPIRY)
+            self._debit_available(key, available, EXPIRED, Reason.EXPIRY)
         return max(available, 0)
 
     def forfeit_all(self, key: str) -> None:
         """An erased member's points leave the books; their debt is written off."""
-        expired, adjustments = _program(AccountCode.EXPIRED), _program(AccountCode.ADJUSTMENTS)
-        if self.balances[AVAILABLE] > 0:
-            self._debit_available(f"{key}:available", self.balances[AVAILABLE], expired,
-                                  Reason.ERASURE)  # fmt: skip
-        elif self.balances[AVAILABLE] < 0:
-            self._move(f"{key}:available", adjustments, self._mine(AVAILABLE),
-                       -self.balances[AVAILABLE], Reason.ERASURE)  # fmt: skip
-        if self.balances[PENDING] > 0:
-            self._take_pending(self.balances[PENDING], None)
-            self._move(f"{key}:pending", self._mine(PENDING), expired, self.balances[PENDING],
-                       Reason.ERASURE)  # fmt: skip
-        if self.balances[DEBT] > 0:
-            self._move(f"{key}:debt", adjustments, self._mine(DEBT), self.balances[DEBT],
-                       Reason.ERASURE)  # fmt: skip
+        available, pending, debt = (self.balances[code] for code in (AVAILABLE, PENDING, DEBT))
+        if available > 0:
+            self._debit_available(f"{key}:available", available, EXPIRED, Reason.ERASURE)
+        elif available < 0:
+            self.purse.move(f"{key}:available", ADJUSTMENTS, AVAILABLE, -available,
+                            Reason.ERASURE)  # fmt: skip
+        if pending > 0:
+            self._take_pending(pending, None)
+            self.purse.move(f"{key}:pending", PENDING, EXPIRED, pending, Reason.ERASURE)
+        if debt > 0:
+            self.purse.move(f"{key}:debt", ADJUSTMENTS, DEBT, debt, Reason.ERASURE)
 
     # — writing —
 
@@ -220,38 +310,10 @@ class Wallet:
         self, *, actor: str, purchase_id: int | None = None, refund_id: int | None = None,
         note: str | None = None, keys: dict[str, int] | None = None,
     ) -> None:  # fmt: skip
-        """Write the planned transfers, totals and lots (nothing when nothing moved).
-
-        Transfer keys may name ids known only now: "{purchase}:redeem" with
-        `keys={"purchase": 42}` is written "42:redeem".
-        """
-        if keys:
-            self.postings = [replace(p, key=p.key.format(**keys)) for p in self.postings]
-        post(self.connection, self.program_id, self.postings, actor=actor, now=self.now,
-             purchase_id=purchase_id, refund_id=refund_id, note=note,
-             member_accounts=self._member_refs())  # fmt: skip
-        self.postings = []
-        taken = [{"lot": lot, "points": points} for lot, points in self._taken.items() if lot > 0]
-        if taken:
-            self.connection.execute(
-                update(lots)
-                .where(lots.c.id == bindparam("lot"))
-                .values(remaining=lots.c.remaining - bindparam("points")),
-                taken,
-            )
-        self._taken = {}
-        if self._activations:
-            self.connection.execute(
-                update(lots)
-                .where(lots.c.id == bindparam("lot"))
-                .values(status="available", remaining=bindparam("remaining")),
-                self._activations,
-            )
-        self._activations = []
-        new = [self._lot_row(lot, purchase_id) for lot in self._new_lots.values() if lot.amount]
-        if new:
-            self.connection.execute(insert(lots), new)
-        self._new_lots = {}
+        """Write the planned transfers and totals (see `Purse.flush`), then the lots."""
+        self.purse.flush(actor=actor, purchase_id=purchase_id, refund_id=refund_id, note=note,
+                         keys=keys)  # fmt: skip
+        self._write_lots(purchase_id)
 
     def write_under(
         self, parent: NewRow, *, parent_is: str, actor: str, purchase_id: int | None = None
@@ -263,38 +325,64 @@ class Wallet:
         statement costs no round trip) the parent goes first and `flush` follows.
         """
         assert not self._activations, "activations are flushed on their own"
-        if self.connection.dialect.name != "postgresql":
-            new_id = parent.insert(self.connection)
+        purse = self.purse
+        if purse.connection.dialect.name != "postgresql":
+            new_id = parent.insert(purse.connection)
             if new_id is not None:
                 links = {"purchase_id": new_id} if parent_is == "purchase" else {
                     "purchase_id": purchase_id, "refund_id": new_id}  # fmt: skip
                 self.flush(actor=actor, keys={parent_is: new_id}, **links)
             return new_id
-        ids = {**program_account_ids(self.connection, self.program_id), **self._member_refs()}
+        ids = {**program_account_ids(purse.connection, purse.program_id), **purse.account_refs()}
         new_id = write_under(
-            self.connection,
+            purse.connection,
             parent,
             parent_is=parent_is,
-            program_id=self.program_id,
-            postings=self.postings,
+            program_id=purse.program_id,
+            postings=purse.postings,
             ids=ids,
             actor=actor,
-            now=self.now,
+            now=purse.now,
             purchase_id=purchase_id,
             lot_changes=[{"lot": lot, "points": n} for lot, n in self._taken.items() if lot > 0],
             new_lots=[self._lot_row(lot, purchase_id) for lot in self._new_lots.values()],
         )
-        self.postings, self._taken, self._new_lots = [], {}, {}
+        purse.postings, self._taken, self._new_lots = [], {}, {}
         return new_id
+
+    def _write_lots(self, purchase_id: int | None) -> None:
+        """The lots' planned changes: points taken off, pending lots activated, new lots."""
+        connection = self.purse.connection
+        taken = [{"lot": lot, "points": points} for lot, points in self._taken.items() if lot > 0]
+        if taken:
+            connection.execute(
+                update(lots)
+                .where(lots.c.id == bindparam("lot"))
+                .values(remaining=lots.c.remaining - bindparam("points")),
+                taken,
+            )
+        self._taken = {}
+        if self._activations:
+            connection.execute(
+                update(lots)
+                .where(lots.c.id == bindparam("lot"))
+                .values(status="available", remaining=bindparam("remaining")),
+                self._activations,
+            )
+        self._activations = []
+        new = [self._lot_row(lot, purchase_id) for lot in self._new_lots.values() if lot.amount]
+        if new:
+            connection.execute(insert(lots), new)
+        self._new_lots = {}
 
     def _lot_row(self, lot: _NewLot, purchase_id: int | None) -> dict[str, Any]:
         return {
-            "program_id": self.program_id,
-            "member_id": self.member_id,
+            "program_id": self.purse.program_id,
+            "member_id": self.purse.member_id,
             "status": lot.status,
             "amount": lot.amount,
             "remaining": lot.remaining,
-            "earned_at": self.now,
+            "earned_at": self.purse.now,
             "available_at": lot.available_at,
             "expires_at": lot.expires_at,
             "purchase_id": lot.purchase_id or purchase_id,
@@ -303,41 +391,21 @@ class Wallet:
 
     # — the parts —
 
-    def _mine(self, code: AccountCode) -> AccountRef:
-        return AccountRef.of_member(self.member_id, code)
-
-    def _member_refs(self) -> dict[AccountRef, int]:
-        return {self._mine(code): account_id for code, account_id in self.account_ids.items()}
-
-    def _move(
-        self, key: str, debit: AccountRef, credit: AccountRef, amount: int, reason: Reason
-    ) -> None:
-        if amount <= 0:
-            return
-        self.postings.append(Posting(key, debit, credit, amount, reason))
-        for ref, sign in ((debit, -1), (credit, 1)):
-            if ref.owner != "program":
-                normal = -1 if ref.code.is_debit_normal else 1
-                self.balances[ref.code] += sign * normal * amount
-
-    def _credit_available(
-        self, key: str, source: AccountRef, amount: int, reason: Reason, *,
+    def _credit_lot_part(
+        self, key: str, source: AccountCode, amount: int, reason: Reason, *,
         pay_debt: bool = True,
     ) -> int:  # fmt: skip
         """Credit the available balance, paying debt first; the part that forms a lot."""
         before = self.balances[AVAILABLE]
-        self._move(key, source, self._mine(AVAILABLE), amount, reason)
-        repaid = min(amount, self.balances[DEBT]) if pay_debt else 0
-        self._move(f"{key}:debt", self._mine(AVAILABLE), self._mine(DEBT), repaid,
-                   Reason.DEBT_REPAYMENT)  # fmt: skip
-        return lot_part_of_credit(before, amount - repaid)
+        kept = self.purse.credit_available(key, source, amount, reason, pay_debt=pay_debt)
+        return lot_part_of_credit(before, kept)
 
     def _debit_available(
-        self, key: str, amount: int, into: AccountRef, reason: Reason,
+        self, key: str, amount: int, into: AccountCode, reason: Reason,
         own_purchase: int | None = None,
     ) -> list[tuple[int, int]]:  # fmt: skip
         part = lot_part_of_debit(self.balances[AVAILABLE], amount)
-        self._move(key, self._mine(AVAILABLE), into, amount, reason)
+        self.purse.move(key, AVAILABLE, into, amount, reason)
         uses = take_from_lots(self._available_lots(), part, own_purchase) if part else []
         for lot_id, points in uses:
             self._take(lot_id, points)
@@ -383,12 +451,14 @@ class Wallet:
 
     def _load_lots(self, status: str, also: set[int] | None = None) -> list[Lot]:
         """The member's lots in `status` with points left (and the lots `also` names)."""
-        parameters = {"member_id": self.member_id, "status": status, "also": sorted(also or ())}
+        connection = self.purse.connection
+        parameters = {"member_id": self.purse.member_id, "status": status,
+                      "also": sorted(also or ())}  # fmt: skip
         rows: Sequence[Any]
-        if self.connection.dialect.name == "postgresql":  # the hot path: see driver_rows
-            rows = driver_rows(self.connection, LOTS_SQL, parameters)
+        if connection.dialect.name == "postgresql":  # the hot path: see driver_rows
+            rows = driver_rows(connection, LOTS_SQL, parameters)
         else:
-            rows = self.connection.execute(_lots_query(), parameters).all()
+            rows = connection.execute(_lots_query(), parameters).all()
         return [Lot(row.id, row.remaining, row.expires_at, row.purchase_id) for row in rows]
 
 
@@ -405,7 +475,3 @@ def _lots_query() -> Select[Any]:
         lots.c.member_id == bindparam("member_id"), lots.c.status == bindparam("status"),
         or_(lots.c.remaining > 0, lots.c.id.in_(bindparam("also", expanding=True))),
     )  # fmt: skip
-
-
-def _program(code: AccountCode) -> AccountRef:
-    return AccountRef.of_program(code)

@@ -2,9 +2,9 @@
 
 The money is in the ledger, in each member's cashback accounts ("cashback:<id>": pending,
 available, requested, debt) and the program's `cashback.issuance` / `cashback.paid_out`.
-A `CashbackWallet` reads a member's cashback accounts once, row-locked (on PostgreSQL;
-SQLite serialises writers), plans the transfers and writes them with `post` — the same
-way `Wallet` moves points. Every use case is one transaction; the purchase and refund
+It moves through the member's `Purse` of the `CASHBACK` unit — the one wallet points use
+too: the accounts read once, row-locked (on PostgreSQL; SQLite serialises writers), the
+transfers planned, then flushed. Every use case is one transaction; the purchase and refund
 ones take the caller's connection so they ride in the purchase's or refund's own.
 
 - `accrue_cashback`: a purchase's awards, each campaign's budget granted race-safe by a
@@ -22,7 +22,6 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -30,12 +29,13 @@ from typing import Any
 from sqlalchemy import Connection, Engine, case, func, insert, literal, or_, select, text, update
 
 from kopilka.kernel.errors import Conflict, InvalidInput, NotFound, Problem
-from kopilka.kernel.ledger import AccountCode, AccountRef, Posting, Reason, is_luhn_valid
+from kopilka.kernel.ledger import AccountCode, Reason, is_luhn_valid
 from kopilka.kernel.money import format_minor
 from kopilka.kernel.program import Program
 from kopilka.kernel.reading import MAX_NOTE, Reader, row_id
-from kopilka.ledger.accounts import cashback_balances, post, program_account_ids
+from kopilka.ledger.accounts import CASHBACK, cashback_balances, program_account_ids
 from kopilka.ledger.pending import member_by_member
+from kopilka.ledger.wallet import Purse
 from kopilka.mechanics.cashback.model import (
     CashbackAward,
     CashbackSettings,
@@ -66,65 +66,6 @@ PAID_OUT = AccountCode.CASHBACK_PAID_OUT
 PAGE = 50
 
 
-# — a member's cashback for one transaction —
-
-
-@dataclass
-class CashbackWallet:
-    connection: Connection
-    program_id: int
-    member_id: int
-    now: datetime
-    balances: dict[AccountCode, int]
-    ids: dict[AccountCode, int]
-    postings: list[Posting] = field(default_factory=list)
-
-    @classmethod
-    def open(
-        cls, connection: Connection, program_id: int, member_id: int, now: datetime
-    ) -> CashbackWallet:
-        rows = cashback_balances(connection, program_id, member_id, lock=True)
-        return cls(
-            connection,
-            program_id,
-            member_id,
-            now,
-            balances={code: value for code, (_, value) in rows.items()},
-            ids={code: account_id for code, (account_id, _) in rows.items()},
-        )
-
-    def move(
-        self, key: str, debit: AccountCode, credit: AccountCode, amount: int, reason: Reason
-    ) -> None:
-        if amount <= 0:
-            return
-        self.postings.append(Posting(key, self._ref(debit), self._ref(credit), amount, reason))
-        for code, sign in ((debit, -1), (credit, 1)):
-            if code in self.balances:
-                self.balances[code] += sign * (-1 if code.is_debit_normal else 1) * amount
-
-    def credit_available(self, key: str, source: AccountCode, amount: int, reason: Reason) -> None:
-        """Credit the available cashback; a debt is paid from it first."""
-        self.move(key, source, AVAILABLE, amount, reason)
-        repaid = min(amount, self.balances[DEBT])
-        self.move(f"{key}:debt", AVAILABLE, DEBT, repaid, Reason.CASHBACK_DEBT_REPAYMENT)
-
-    def flush(
-        self, *, actor: str, purchase_id: int | None = None, refund_id: int | None = None,
-        note: str | None = None,
-    ) -> None:  # fmt: skip
-        mine = {self._ref(code): account_id for code, account_id in self.ids.items()}
-        post(self.connection, self.program_id, self.postings, actor=actor, now=self.now,
-             member_accounts=mine, purchase_id=purchase_id, refund_id=refund_id,
-             note=note)  # fmt: skip
-        self.postings = []
-
-    def _ref(self, code: AccountCode) -> AccountRef:
-        if code.is_member_account:
-            return AccountRef.of_cashback(self.member_id, code)
-        return AccountRef.of_program(code)
-
-
 # — a purchase's cashback —
 
 
@@ -142,7 +83,7 @@ def accrue_cashback(
     ).scalar_one_or_none()
     if earlier is not None:
         return dict(earlier)
-    wallet = CashbackWallet.open(connection, program_id, member_id, now)  # the member first,
+    wallet = Purse.open(connection, program_id, member_id, now, unit=CASHBACK)  # the member first,
     granted = _grant(connection, program_id, settings, awards)  # then budgets: one lock order
     total = sum(amount for _, amount in granted)
     if total == 0:
@@ -270,7 +211,7 @@ def claw_back_cashback(
     found = _accrual_of(connection, program_id, purchase_id)
     if found is None:
         return None
-    wallet = CashbackWallet.open(connection, program_id, found.member_id, now)
+    wallet = Purse.open(connection, program_id, found.member_id, now, unit=CASHBACK)
     accrual = _accrual_of(connection, program_id, purchase_id)  # as it is once locked
     assert accrual is not None
     digits = program.money_digits
@@ -334,7 +275,7 @@ def _activate(
     code = connection.execute(
         select(programs.c.code).where(programs.c.id == program_id)
     ).scalar_one()
-    wallet = CashbackWallet.open(connection, program_id, member_id, now)
+    wallet = Purse.open(connection, program_id, member_id, now, unit=CASHBACK)
     due = connection.execute(  # read after the lock: a concurrent run may have done them
         select(cashback_accruals.c.id, cashback_accruals.c.pending, cashback_accruals.c.purchase_id)
         .where(cashback_accruals.c.member_id == member_id,
@@ -387,7 +328,7 @@ def request_payout(
         member = find_member(connection, program.program_id, member_ref)
         if member.status != "active":
             raise Conflict(f"member {member_ref!r} is {member.status}")
-        wallet = CashbackWallet.open(connection, program.program_id, member.id, now)
+        wallet = Purse.open(connection, program.program_id, member.id, now, unit=CASHBACK)
         _check_payable(settings, amount, wallet.balances[AVAILABLE])
         payout_id = connection.execute(
             insert(cashback_payouts).values(
@@ -464,7 +405,7 @@ def decide_payout(
     def attempt(connection: Connection) -> tuple[dict[str, Any], bool]:
         program = load_program(connection, program_code)
         payout = _payout_row(connection, program.program_id, payout_ref)
-        wallet = CashbackWallet.open(connection, program.program_id, payout.member_id, now)
+        wallet = Purse.open(connection, program.program_id, payout.member_id, now, unit=CASHBACK)
         payout = _payout_row(connection, program.program_id, payout_ref)  # once locked
         if payout.status == target:
             return _read_payout(connection, program, payout.id), False

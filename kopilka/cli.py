@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 
 from kopilka.checkout.calculator import Calculator
 from kopilka.checkout.quoting import QuoteRequest, quote_receipt
-from kopilka.checkout.wire import problem_json, quote_json
+from kopilka.checkout.wire import quote_json
 from kopilka.imports.handlers import (
     CannotImport,
     ImportReport,
@@ -40,6 +40,7 @@ from kopilka.operators.keys import create_key, list_keys, revoke_key
 from kopilka.platform.db import make_engine
 from kopilka.platform.files import load_document
 from kopilka.platform.migrate import upgrade
+from kopilka.platform.problems import problem_json
 from kopilka.platform.secret import shared_secret
 from kopilka.platform.worker import run_due_work
 from kopilka.programs.handlers import apply_program
@@ -73,7 +74,8 @@ def _print_json(document: Any) -> None:
 
 
 def _fail(error: KopilkaError) -> typer.Exit:
-    """Print the problem JSON on stdout and a one-line summary on stderr; exit 1."""
+    """Print the problem JSON on stdout (the document, status and all, the API would
+    answer) and a one-line summary on stderr; exit 1, whatever the error."""
     _print_json(problem_json(error))
     sys.stderr.write(f"kopilka: {error.code}: {error.detail}\n")
     return typer.Exit(code=1)

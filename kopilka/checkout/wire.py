@@ -1,7 +1,7 @@
 """The JSON wire format of shared/API.md, shared by the command line and the HTTP API.
 
-Money and points go out as decimal strings ("9.60"); errors as RFC 9457 problem
-documents with a stable `code`.
+Money and points go out as decimal strings ("9.60"). Errors go out as RFC 9457 problem
+documents with a stable `code`: `kopilka.platform.problems.problem_json`.
 """
 
 from __future__ import annotations
@@ -10,13 +10,11 @@ from decimal import Decimal
 from typing import Any
 
 from kopilka.checkout.calculator import CapEntry, ExplainEntry, Quote, QuoteLine
-from kopilka.kernel.errors import CouponInvalid, InvalidInput, KopilkaError
 from kopilka.kernel.money import format_minor, format_ratio
 from kopilka.kernel.program import Program
 from kopilka.mechanics.discounts.model import AppliedDiscount
 
 JSON = dict[str, Any]
-PROBLEM_TYPE_BASE = "https://kopilka.dev/problems/"
 
 
 def quote_json(
@@ -133,20 +131,3 @@ def _cap_json(entry: CapEntry, points: int) -> JSON:
 
 def _plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
-
-
-def problem_json(error: KopilkaError) -> JSON:
-    """An RFC 9457 problem document for a Kopilka error."""
-    document: JSON = {
-        "type": PROBLEM_TYPE_BASE + error.code,
-        "title": error.title,
-        "status": error.status,
-        "code": error.code,
-        "detail": error.detail,
-    }
-    if isinstance(error, InvalidInput):
-        document["errors"] = [{"loc": p.loc, "message": p.message} for p in error.problems]
-    if isinstance(error, CouponInvalid):
-        document["coupon"] = error.coupon
-        document["reason"] = error.reason
-    return document

@@ -1,20 +1,24 @@
 """The one hierarchy of Kopilka's errors.
 
-Every error carries a stable machine-readable `code`; the HTTP API turns it into
-the problem JSON's `code`, the command line prints the same problem JSON.
+Every error is a domain error: a stable machine-readable `code`, a `title` (what kind of
+failure it is, in a few words), a `detail` (this failure, in a sentence), and the fields
+of its kind (`problems`, `coupon`, `reason`). How an error is answered is the edge's
+business: the HTTP API, the console and the command line turn it into a problem
+document with the status `kopilka.platform.problems.STATUSES` gives its code.
 
-    KopilkaError
-    ├── InvalidInput            validation_error   (422) — with one Problem per place
-    ├── InsufficientPoints      insufficient_points (422)
-    ├── NotFound                not_found           (404)
-    ├── IdempotencyConflict     idempotency_conflict (409)
-    ├── Duplicate               conflict            (409) — a card, phone or email taken
-    ├── CouponInvalid           coupon_invalid      (422)
-    ├── Forbidden               forbidden           (403)
-    ├── Unauthorized            unauthorized        (401) — no key, or not a valid one
-    ├── PayloadTooLarge         payload_too_large   (413)
-    ├── TooManyRequests         too_many_requests   (429) — e.g. keys guessed too often
-    └── Unavailable             unavailable         (503) — the database can't be reached
+    KopilkaError                error
+    ├── InvalidInput            validation_error      — with one Problem per place
+    ├── InsufficientPoints      insufficient_points
+    ├── NotFound                not_found
+    ├── IdempotencyConflict     idempotency_conflict
+    ├── Conflict                conflict              — the state forbids it now
+    │   └── Duplicate           conflict              — a card, phone or email taken
+    ├── CouponInvalid           coupon_invalid        — with the coupon and the reason
+    ├── Forbidden               forbidden
+    ├── Unauthorized            unauthorized          — no key, or not a valid one
+    ├── PayloadTooLarge         payload_too_large
+    ├── TooManyRequests         too_many_requests     — e.g. keys guessed too often
+    └── Unavailable             unavailable           — the database can't be reached
 """
 
 from __future__ import annotations
@@ -35,7 +39,6 @@ class Problem:
 
 class KopilkaError(Exception):
     code = "error"
-    status = 400
     title = "Request failed"
 
     def __init__(self, detail: str) -> None:
@@ -45,7 +48,6 @@ class KopilkaError(Exception):
 
 class InvalidInput(KopilkaError):
     code = "validation_error"
-    status = 422
     title = "Invalid input"
 
     def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:
@@ -57,19 +59,16 @@ class InvalidInput(KopilkaError):
 
 class InsufficientPoints(KopilkaError):
     code = "insufficient_points"
-    status = 422
     title = "Not enough points may be redeemed"
 
 
 class NotFound(KopilkaError):
     code = "not_found"
-    status = 404
     title = "Not found"
 
 
 class IdempotencyConflict(KopilkaError):
     code = "idempotency_conflict"
-    status = 409
     title = "The same id was sent with a different body"
 
 
@@ -77,7 +76,6 @@ class Conflict(KopilkaError):
     """The request is sound but the state forbids it now (a hold already settled …)."""
 
     code = "conflict"
-    status = 409
     title = "Not possible in the current state"
 
 
@@ -87,7 +85,6 @@ class Duplicate(Conflict):
 
 class CouponInvalid(KopilkaError):
     code = "coupon_invalid"
-    status = 422
     title = "The coupon does not apply"
 
     def __init__(self, detail: str, *, coupon: str, reason: str) -> None:
@@ -100,29 +97,24 @@ class CouponInvalid(KopilkaError):
 
 class Forbidden(KopilkaError):
     code = "forbidden"
-    status = 403
     title = "Forbidden"
 
 
 class Unauthorized(KopilkaError):
     code = "unauthorized"
-    status = 401
     title = "A valid key is required"
 
 
 class PayloadTooLarge(KopilkaError):
     code = "payload_too_large"
-    status = 413
     title = "The request body is too large"
 
 
 class TooManyRequests(KopilkaError):
     code = "too_many_requests"
-    status = 429
     title = "Too many requests"
 
 
 class Unavailable(KopilkaError):
     code = "unavailable"
-    status = 503
     title = "Temporarily unavailable"

@@ -1,4 +1,4 @@
-"""The cashback routes (issue 7); mounted by `kopilka.platform.http.app.create_app`.
+"""The cashback routes (issue 7): `router`, included by `kopilka.platform.http.app.create_app`.
 
 A member's cashback and payout requests are under the member; the payments side (the
 payout queue, decisions, the export for the payments department) and the campaigns are
@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Engine
 
 from kopilka.mechanics.cashback import handlers as cashback
 from kopilka.operators import keys
 from kopilka.platform.http.common import (
     ANY_ROLE,
     Body,
+    Database,
     IdempotencyKey,
     caller,
     created,
@@ -90,119 +90,124 @@ async def optional_body(request: Request) -> Any:
     return await json_body(request)
 
 
-def register(app: FastAPI, engine: Engine) -> None:
-    """Add the cashback routes to `app`."""
-    _member_routes(app, engine)
-    _payout_routes(app, engine)
-    for action in DECISION_NOTES:
-        _decision(app, engine, action)
+MEMBER = "/v1/programs/{program}/members/{member}/cashback"
+PAYOUTS = "/v1/programs/{program}/cashback"
+router = APIRouter(tags=["cashback"])
+
+# — a member's cashback —
 
 
-def _member_routes(app: FastAPI, engine: Engine) -> None:
-    prefix = "/v1/programs/{program}/members/{member}/cashback"
-
-    @app.get(prefix, tags=["cashback"], openapi_extra=problems(
-        answer=(200, MEMBER_CASHBACK_EXAMPLE)))  # fmt: skip
-    async def member_cashback(
-        program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]
-    ) -> Any:
-        """The member's cashback in money: available (payable), pending (with when it
-        becomes available), requested for payouts, debt, all paid out, lifetime (all
-        given less all clawed back)."""
-        return await run(engine, cashback.member_cashback, engine, program, member)
-
-    @app.get(prefix + "/history", tags=["cashback"], openapi_extra=problems())
-    async def cashback_history(
-        program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))],
-        before: Annotated[int | None, Query(ge=1, le=2**53)] = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    ) -> Any:  # fmt: skip
-        """Every movement of the member's cashback, newest first: `from` and `to` accounts,
-        `reason`, `actor`, the purchase; pass `next` as `before` for the next page."""
-        return await run(engine, cashback.cashback_history, engine, program, member,
-                         before=before, limit=limit)  # fmt: skip
-
-    @app.post(
-        prefix + "/payouts",
-        status_code=201,
-        tags=["cashback"],
-        openapi_extra=body(
-            PAYOUT_REQUEST,
-            {"amount": "500.00", "destination": {"type": "card", "number": "4000000000000002"}},
-            replays=True,
-            answer=(201, PAYOUT_EXAMPLE),
-        ),
-    )
-    async def request_payout(
-        program: str, member: str, body: Body,
-        who: Annotated[keys.Principal, Depends(caller(*QUEUE_READERS))],
-        idempotency_key: IdempotencyKey = None,
-    ) -> JSONResponse:  # fmt: skip
-        """Ask for `amount` of the member's available cashback to be paid to a card or an
-        account: at least the program's `min_payout` (else `422 validation_error`), at most
-        what is available (else `422 insufficient_cashback`). The money is set aside
-        (`requested`) until the payout is paid or rejected."""
-        answer, is_new = await run(
-            engine, cashback.request_payout, engine, program, member, body,
-            actor=f"key:{who.key_id}", now=now(), idempotency_key=idempotency_key,
-        )  # fmt: skip
-        return created(answer, is_new)
+@router.get(MEMBER, openapi_extra=problems(answer=(200, MEMBER_CASHBACK_EXAMPLE)))
+async def member_cashback(
+    program: str, member: str, engine: Database,
+    _who: Annotated[Any, Depends(caller(*ANY_ROLE))],
+) -> Any:  # fmt: skip
+    """The member's cashback in money: available (payable), pending (with when it
+    becomes available), requested for payouts, debt, all paid out, lifetime (all
+    given less all clawed back)."""
+    return await run(engine, cashback.member_cashback, engine, program, member)
 
 
-def _payout_routes(app: FastAPI, engine: Engine) -> None:
-    prefix = "/v1/programs/{program}/cashback"
-
-    @app.get(prefix + "/campaigns", tags=["cashback"], openapi_extra=problems())
-    async def campaigns(program: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]) -> Any:
-        """The cashback settings and campaigns as declared, each with what it has given
-        (`spent`) and what is left of its budget (`left`)."""
-        return await run(engine, cashback.cashback_campaigns, engine, program)
-
-    @app.get(prefix + "/payouts", tags=["cashback"], openapi_extra=problems())
-    async def payouts(
-        program: str, _who: Annotated[Any, Depends(caller(*QUEUE_READERS))],
-        status: PayoutStatus | None = None, member: str | None = None,
-        before: Annotated[int | None, Query(ge=1, le=2**53)] = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    ) -> Any:  # fmt: skip
-        """Payout requests newest first, by `status` and `member` if given; pass `next` as
-        `before` for the next page. Destinations show their last 4 characters only."""
-        return await run(engine, cashback.list_payouts, engine, program, status=status,
-                         member=member, before=before, limit=limit)  # fmt: skip
-
-    @app.get(
-        prefix + "/payouts/export",
-        tags=["cashback"],
-        openapi_extra=problems(),
-        response_class=Response,
-        responses={200: {"content": {"text/csv": {}}, "description": "a CSV file"}},
-    )
-    async def export(
-        program: str, _who: Annotated[Any, Depends(caller(*DECIDERS))],
-        status: PayoutStatus = "approved",
-    ) -> Response:  # fmt: skip
-        """The payouts in `status` (default: approved, i.e. to be paid) as a CSV file for
-        the payments department: id, member, card, amount, currency, destination type,
-        destination (last 4 characters), status, requested_at, approved_at."""
-        content = await run(engine, cashback.export_payouts, engine, program, status=status)
-        filename = f"{program}-cashback-payouts-{status}.csv"
-        disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
-        return Response(content, media_type="text/csv; charset=utf-8", headers=disposition)
-
-    @app.get(prefix + "/payouts/{payout}", tags=["cashback"],
-             openapi_extra=problems(answer=(200, PAYOUT_EXAMPLE)))  # fmt: skip
-    async def payout(
-        program: str, payout: str, _who: Annotated[Any, Depends(caller(*QUEUE_READERS))]
-    ) -> Any:
-        """One payout request, with who moved it on and when."""
-        return await run(engine, cashback.read_payout, engine, program, payout)
+@router.get(MEMBER + "/history", openapi_extra=problems())
+async def cashback_history(
+    program: str, member: str, engine: Database,
+    _who: Annotated[Any, Depends(caller(*ANY_ROLE))],
+    before: Annotated[int | None, Query(ge=1, le=2**53)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Any:  # fmt: skip
+    """Every movement of the member's cashback, newest first: `from` and `to` accounts,
+    `reason`, `actor`, the purchase; pass `next` as `before` for the next page."""
+    return await run(engine, cashback.cashback_history, engine, program, member,
+                     before=before, limit=limit)  # fmt: skip
 
 
-def _decision(app: FastAPI, engine: Engine, action: str) -> None:
+@router.post(
+    MEMBER + "/payouts",
+    status_code=201,
+    openapi_extra=body(
+        PAYOUT_REQUEST,
+        {"amount": "500.00", "destination": {"type": "card", "number": "4000000000000002"}},
+        replays=True,
+        answer=(201, PAYOUT_EXAMPLE),
+    ),
+)
+async def request_payout(
+    program: str, member: str, body: Body, engine: Database,
+    who: Annotated[keys.Principal, Depends(caller(*QUEUE_READERS))],
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:  # fmt: skip
+    """Ask for `amount` of the member's available cashback to be paid to a card or an
+    account: at least the program's `min_payout` (else `422 validation_error`), at most
+    what is available (else `422 insufficient_cashback`). The money is set aside
+    (`requested`) until the payout is paid or rejected."""
+    answer, is_new = await run(
+        engine, cashback.request_payout, engine, program, member, body,
+        actor=f"key:{who.key_id}", now=now(), idempotency_key=idempotency_key,
+    )  # fmt: skip
+    return created(answer, is_new)
+
+
+# — the campaigns, the payout queue —
+
+
+@router.get(PAYOUTS + "/campaigns", openapi_extra=problems())
+async def campaigns(
+    program: str, engine: Database, _who: Annotated[Any, Depends(caller(*ANY_ROLE))]
+) -> Any:
+    """The cashback settings and campaigns as declared, each with what it has given
+    (`spent`) and what is left of its budget (`left`)."""
+    return await run(engine, cashback.cashback_campaigns, engine, program)
+
+
+@router.get(PAYOUTS + "/payouts", openapi_extra=problems())
+async def payouts(
+    program: str, engine: Database, _who: Annotated[Any, Depends(caller(*QUEUE_READERS))],
+    status: PayoutStatus | None = None, member: str | None = None,
+    before: Annotated[int | None, Query(ge=1, le=2**53)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Any:  # fmt: skip
+    """Payout requests newest first, by `status` and `member` if given; pass `next` as
+    `before` for the next page. Destinations show their last 4 characters only."""
+    return await run(engine, cashback.list_payouts, engine, program, status=status,
+                     member=member, before=before, limit=limit)  # fmt: skip
+
+
+@router.get(
+    PAYOUTS + "/payouts/export",
+    openapi_extra=problems(),
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "a CSV file"}},
+)
+async def export(
+    program: str, engine: Database, _who: Annotated[Any, Depends(caller(*DECIDERS))],
+    status: PayoutStatus = "approved",
+) -> Response:  # fmt: skip
+    """The payouts in `status` (default: approved, i.e. to be paid) as a CSV file for
+    the payments department: id, member, card, amount, currency, destination type,
+    destination (last 4 characters), status, requested_at, approved_at."""
+    content = await run(engine, cashback.export_payouts, engine, program, status=status)
+    filename = f"{program}-cashback-payouts-{status}.csv"
+    disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return Response(content, media_type="text/csv; charset=utf-8", headers=disposition)
+
+
+@router.get(PAYOUTS + "/payouts/{payout}",
+            openapi_extra=problems(answer=(200, PAYOUT_EXAMPLE)))  # fmt: skip
+async def payout(
+    program: str, payout: str, engine: Database,
+    _who: Annotated[Any, Depends(caller(*QUEUE_READERS))],
+) -> Any:  # fmt: skip
+    """One payout request, with who moved it on and when."""
+    return await run(engine, cashback.read_payout, engine, program, payout)
+
+
+def _decision(action: str) -> None:
+    """`POST …/payouts/{payout}/<action>`: approve, reject, or mark paid."""
     field, meaning = DECISION_NOTES[action]
 
     async def decide(
-        program: str, payout: str, who: Annotated[keys.Principal, Depends(caller(*DECIDERS))],
+        program: str, payout: str, engine: Database,
+        who: Annotated[keys.Principal, Depends(caller(*DECIDERS))],
         note: Annotated[Any, Depends(optional_body)], idempotency_key: IdempotencyKey = None,
     ) -> JSONResponse:  # fmt: skip
         answer, _is_new = await run(
@@ -222,5 +227,8 @@ def _decision(app: FastAPI, engine: Engine, action: str) -> None:
     extra = problems(answer=(200, PAYOUT_EXAMPLE))
     extra["requestBody"] = {"required": action == "reject",
                             "content": {"application/json": {"schema": schema}}}  # fmt: skip
-    app.post("/v1/programs/{program}/cashback/payouts/{payout}/" + action, tags=["cashback"],
-             openapi_extra=extra)(decide)  # fmt: skip
+    router.post(PAYOUTS + "/payouts/{payout}/" + action, openapi_extra=extra)(decide)
+
+
+for _action in DECISION_NOTES:
+    _decision(_action)

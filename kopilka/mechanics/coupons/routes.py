@@ -1,4 +1,4 @@
-"""The coupon routes (issue 7); mounted by `kopilka.platform.http.app.create_app`.
+"""The coupon routes (issue 7): `router`, included by `kopilka.platform.http.app.create_app`.
 
     admin                         campaigns, batches of codes, the codes' export
     admin, support, analyst       read campaigns and batches
@@ -15,9 +15,8 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from sqlalchemy import Engine
 
 from kopilka.kernel.errors import NotFound, TooManyRequests
 from kopilka.mechanics.coupons import handlers as coupons
@@ -27,6 +26,7 @@ from kopilka.platform.http.common import (
     ANY_ROLE,
     MEMBER_WRITERS,
     Body,
+    Database,
     IdempotencyKey,
     caller,
     created,
@@ -144,11 +144,20 @@ def _codes_answers() -> dict[str, Any]:
     return extra
 
 
+def guess_limiter(app: Any) -> CouponGuessLimiter:
+    """The app's one limiter of unknown coupon codes, made on first use: the coupon routes
+    and the purchases (`kopilka.platform.http.routes`) count towards the same limit."""
+    limiter = getattr(app.state, "coupon_guesses", None)
+    if not isinstance(limiter, CouponGuessLimiter):
+        limiter = app.state.coupon_guesses = CouponGuessLimiter()
+    return limiter
+
+
 @contextmanager
 def guesses_counted(request: Request, who: Principal) -> Iterator[None]:
     """A pos or partner key past the guessing limit is refused; an unknown code it sends
     (`404`) counts towards the limit — wherever a code is looked up by what was typed."""
-    limiter: CouponGuessLimiter = request.app.state.coupon_guesses
+    limiter = guess_limiter(request.app)
     counted = who.role in GUESSERS
     wait = limiter.retry_after(who.key_id, None) if counted else 0.0
     if wait:
@@ -161,172 +170,185 @@ def guesses_counted(request: Request, who: Principal) -> Iterator[None]:
         raise
 
 
-def register(app: FastAPI, engine: Engine) -> None:
-    """Add the coupon routes to `app`."""
-    if not isinstance(getattr(app.state, "coupon_guesses", None), CouponGuessLimiter):
-        app.state.coupon_guesses = CouponGuessLimiter()
-    _campaigns(app, engine)
-    _codes(app, engine)
-    _coupons(app, engine)
+CAMPAIGNS = "/v1/programs/{program}/coupon-campaigns"
+COUPON = "/v1/programs/{program}/coupons/{code}"
+router = APIRouter()
+
+# — campaigns —
 
 
-def _campaigns(app: FastAPI, engine: Engine) -> None:
-    prefix = "/v1/programs/{program}/coupon-campaigns"
+@router.post(CAMPAIGNS, tags=["coupons"], status_code=201, openapi_extra=body(
+    CAMPAIGN, CAMPAIGN_EXAMPLE, replays=True, answer=(201, CAMPAIGN_ANSWER)))  # fmt: skip
+async def create_campaign(
+    program: str, body: Body, engine: Database,
+    who: Annotated[Principal, Depends(caller("admin"))],
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:  # fmt: skip
+    """A coupon campaign: unique single-use codes (generated in batches) or one public
+    code; validity, limits, conditions and one effect (docs/coupons.md)."""
+    answer, is_new = await run(engine, coupons.create_campaign, engine, program, body,
+                               actor=f"key:{who.key_id}", now=now(),
+                               idempotency_key=idempotency_key)  # fmt: skip
+    return created(answer, is_new)
 
-    @app.post(prefix, tags=["coupons"], status_code=201, openapi_extra=body(
-        CAMPAIGN, CAMPAIGN_EXAMPLE, replays=True, answer=(201, CAMPAIGN_ANSWER)))  # fmt: skip
-    async def create_campaign(
-        program: str, body: Body, who: Annotated[Principal, Depends(caller("admin"))],
-        idempotency_key: IdempotencyKey = None,
-    ) -> JSONResponse:  # fmt: skip
-        """A coupon campaign: unique single-use codes (generated in batches) or one public
-        code; validity, limits, conditions and one effect (docs/coupons.md)."""
-        answer, is_new = await run(engine, coupons.create_campaign, engine, program, body,
+
+@router.get(CAMPAIGNS, tags=["coupons"], openapi_extra=problems())
+async def list_campaigns(
+    program: str, engine: Database, _who: Annotated[Any, Depends(caller(*READERS))]
+) -> Any:
+    """The program's coupon campaigns, newest first, with their redemption totals."""
+    return await run(engine, coupons.list_campaigns, engine, program, now=now())
+
+
+@router.get(CAMPAIGNS + "/{code}", tags=["coupons"],
+            openapi_extra=problems(answer=(200, CAMPAIGN_ANSWER)))  # fmt: skip
+async def read_campaign(
+    program: str, code: str, engine: Database,
+    _who: Annotated[Any, Depends(caller(*READERS))],
+) -> Any:  # fmt: skip
+    """A campaign with its status, redemption totals and codes issued and used."""
+    return await run(engine, coupons.read_campaign_of, engine, program, code, now=now())
+
+
+@router.patch(CAMPAIGNS + "/{code}", tags=["coupons"], openapi_extra=body(
+    PATCH, {"paused": True}, answer=(200, CAMPAIGN_ANSWER)))  # fmt: skip
+async def change_campaign(
+    program: str, code: str, body: Body, engine: Database,
+    _who: Annotated[Any, Depends(caller("admin"))],
+) -> Any:  # fmt: skip
+    """Pause or resume (`paused`), extend (`valid.until`), change limits, conditions,
+    the effect or the name; `valid`, `limits` and `conditions` change key by key."""
+    return await run(engine, coupons.update_campaign, engine, program, code, body,
+                     now=now())  # fmt: skip
+
+
+@router.post(CAMPAIGNS + "/{code}/batches", tags=["coupons"], status_code=201,
+             openapi_extra=body(BATCH, {"count": 1000}, replays=True,
+                                answer=(201, BATCH_ANSWER)))  # fmt: skip
+async def create_batch(
+    program: str, code: str, body: Body, engine: Database,
+    who: Annotated[Principal, Depends(caller("admin"))],
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:  # fmt: skip
+    """`{count}` new single-use codes (up to 1,000,000), unique in the program."""
+    answer, is_new = await run(engine, coupons.create_batch, engine, program, code, body,
+                               actor=f"key:{who.key_id}", now=now(),
+                               idempotency_key=idempotency_key)  # fmt: skip
+    return created(answer, is_new)
+
+
+@router.get(CAMPAIGNS + "/{code}/batches", tags=["coupons"], openapi_extra=problems())
+async def list_batches(
+    program: str, code: str, engine: Database,
+    _who: Annotated[Any, Depends(caller(*READERS))],
+) -> Any:  # fmt: skip
+    """The campaign's batches of codes, newest first."""
+    return await run(engine, coupons.list_batches, engine, program, code)
+
+
+# — the codes' export —
+
+
+@router.get(CAMPAIGNS + "/{code}/codes", tags=["coupons"], openapi_extra=_codes_answers(),
+            response_model=None)  # fmt: skip
+async def export_codes(
+    program: str, code: str, engine: Database,
+    _who: Annotated[Any, Depends(caller("admin"))],
+    status: Annotated[Literal["available", "issued", "used"] | None, Query()] = None,
+    shape: Annotated[Literal["csv", "json"], Query(alias="format")] = "csv",
+    after: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    limit: Annotated[int, Query(ge=1, le=EXPORT_PAGE)] = 1000,
+) -> Any:  # fmt: skip
+    """The campaign's codes with their status, owner, issue channel and uses: all of
+    them as CSV (`format=csv`, the default), or a page of JSON (`format=json`, `next`
+    is the following page's `after`). `status`: available, issued or used only."""
+    if shape == "json":
+        return await run(engine, coupons.code_page, engine, program, code, status=status,
+                         after=after, limit=limit)  # fmt: skip
+    # the first page is read before answering, so a wrong campaign is still a 404
+    first = await run(engine, coupons.code_page, engine, program, code, status=status,
+                      after=after, limit=EXPORT_PAGE)  # fmt: skip
+
+    async def lines() -> AsyncIterator[str]:
+        page = first
+        yield coupons.csv_text(page["items"], header=True)
+        while page["next"] is not None:
+            page = await run(
+                engine,
+                coupons.code_page,
+                engine,
+                program,
+                code,
+                status=status,
+                after=int(page["next"]),
+                limit=EXPORT_PAGE,
+            )
+            yield coupons.csv_text(page["items"], header=False)
+
+    disposition = f'attachment; filename="{program}-{code}-codes.csv"'.encode(
+        "latin-1", "replace").decode("latin-1")  # fmt: skip
+    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": disposition})  # fmt: skip
+
+
+# — coupons by their code —
+
+
+@router.get(COUPON, tags=["coupons"], openapi_extra=problems(answer=(200, COUPON_ANSWER)))
+async def read_coupon(
+    request: Request, program: str, code: str, engine: Database,
+    who: Annotated[Principal, Depends(caller(*ANY_ROLE))],
+) -> Any:  # fmt: skip
+    """A coupon by its code as people type it (any case, dashes, look-alikes): its
+    status, campaign, owner and uses. Unknown codes from a pos or partner key count
+    towards the guessing limit (`429` past it)."""
+    with guesses_counted(request, who):
+        return await run(engine, coupons.read_coupon, engine, program, code, now=now())
+
+
+@router.post(COUPON + "/issue", tags=["coupons"], openapi_extra=body(
+    ISSUE, {"member": "card:100001", "channel": "sms"}, replays=True,
+    answer=(201, COUPON_ANSWER)), status_code=201)  # fmt: skip
+async def issue_coupon(
+    request: Request, program: str, code: str, body: Body, engine: Database,
+    who: Annotated[Principal, Depends(caller(*MEMBER_WRITERS))],
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:  # fmt: skip
+    """Issue a coupon to a member `{member, channel}` (sms, email, push, partner_site,
+    pos): `201`; to its owner again (a resend, the channel recorded anew): `200`.
+    Unknown codes from a pos or partner key count towards the guessing limit."""
+    with guesses_counted(request, who):
+        answer, is_new = await run(engine, coupons.issue_coupon, engine, program, code,
+                                   body, now=now(),
+                                   idempotency_key=idempotency_key)  # fmt: skip
+    return created(answer, is_new)
+
+
+@router.post(COUPON + "/gift", tags=["coupons"], openapi_extra=body(
+    GIFT, {"from": "card:100001", "to": "card:100002"}, replays=True,
+    answer=(201, COUPON_ANSWER)), status_code=201)  # fmt: skip
+async def gift_coupon(
+    request: Request, program: str, code: str, body: Body, engine: Database,
+    who: Annotated[Principal, Depends(caller(*MEMBER_WRITERS))],
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:  # fmt: skip
+    """Give an unused coupon `{from, to}`: from its owner to a friend. Unknown codes
+    from a pos or partner key count towards the guessing limit."""
+    with guesses_counted(request, who):
+        answer, is_new = await run(engine, coupons.gift_coupon, engine, program, code, body,
                                    actor=f"key:{who.key_id}", now=now(),
                                    idempotency_key=idempotency_key)  # fmt: skip
-        return created(answer, is_new)
-
-    @app.get(prefix, tags=["coupons"], openapi_extra=problems())
-    async def list_campaigns(program: str, _who: Annotated[Any, Depends(caller(*READERS))]) -> Any:
-        """The program's coupon campaigns, newest first, with their redemption totals."""
-        return await run(engine, coupons.list_campaigns, engine, program, now=now())
-
-    @app.get(prefix + "/{code}", tags=["coupons"],
-             openapi_extra=problems(answer=(200, CAMPAIGN_ANSWER)))  # fmt: skip
-    async def read_campaign(
-        program: str, code: str, _who: Annotated[Any, Depends(caller(*READERS))]
-    ) -> Any:
-        """A campaign with its status, redemption totals and codes issued and used."""
-        return await run(engine, coupons.read_campaign_of, engine, program, code, now=now())
-
-    @app.patch(prefix + "/{code}", tags=["coupons"], openapi_extra=body(
-        PATCH, {"paused": True}, answer=(200, CAMPAIGN_ANSWER)))  # fmt: skip
-    async def change_campaign(
-        program: str, code: str, body: Body, _who: Annotated[Any, Depends(caller("admin"))]
-    ) -> Any:
-        """Pause or resume (`paused`), extend (`valid.until`), change limits, conditions,
-        the effect or the name; `valid`, `limits` and `conditions` change key by key."""
-        return await run(engine, coupons.update_campaign, engine, program, code, body,
-                         now=now())  # fmt: skip
-
-    @app.post(prefix + "/{code}/batches", tags=["coupons"], status_code=201,
-              openapi_extra=body(BATCH, {"count": 1000}, replays=True,
-                                 answer=(201, BATCH_ANSWER)))  # fmt: skip
-    async def create_batch(
-        program: str, code: str, body: Body,
-        who: Annotated[Principal, Depends(caller("admin"))],
-        idempotency_key: IdempotencyKey = None,
-    ) -> JSONResponse:  # fmt: skip
-        """`{count}` new single-use codes (up to 1,000,000), unique in the program."""
-        answer, is_new = await run(engine, coupons.create_batch, engine, program, code, body,
-                                   actor=f"key:{who.key_id}", now=now(),
-                                   idempotency_key=idempotency_key)  # fmt: skip
-        return created(answer, is_new)
-
-    @app.get(prefix + "/{code}/batches", tags=["coupons"], openapi_extra=problems())
-    async def list_batches(
-        program: str, code: str, _who: Annotated[Any, Depends(caller(*READERS))]
-    ) -> Any:
-        """The campaign's batches of codes, newest first."""
-        return await run(engine, coupons.list_batches, engine, program, code)
+    return created(answer, is_new)
 
 
-def _codes(app: FastAPI, engine: Engine) -> None:
-    @app.get("/v1/programs/{program}/coupon-campaigns/{code}/codes", tags=["coupons"],
-             openapi_extra=_codes_answers(), response_model=None)  # fmt: skip
-    async def export_codes(
-        program: str, code: str, _who: Annotated[Any, Depends(caller("admin"))],
-        status: Annotated[Literal["available", "issued", "used"] | None, Query()] = None,
-        shape: Annotated[Literal["csv", "json"], Query(alias="format")] = "csv",
-        after: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-        limit: Annotated[int, Query(ge=1, le=EXPORT_PAGE)] = 1000,
-    ) -> Any:  # fmt: skip
-        """The campaign's codes with their status, owner, issue channel and uses: all of
-        them as CSV (`format=csv`, the default), or a page of JSON (`format=json`, `next`
-        is the following page's `after`). `status`: available, issued or used only."""
-        if shape == "json":
-            return await run(engine, coupons.code_page, engine, program, code, status=status,
-                             after=after, limit=limit)  # fmt: skip
-        # the first page is read before answering, so a wrong campaign is still a 404
-        first = await run(engine, coupons.code_page, engine, program, code, status=status,
-                          after=after, limit=EXPORT_PAGE)  # fmt: skip
-
-        async def lines() -> AsyncIterator[str]:
-            page = first
-            yield coupons.csv_text(page["items"], header=True)
-            while page["next"] is not None:
-                page = await run(
-                    engine,
-                    coupons.code_page,
-                    engine,
-                    program,
-                    code,
-                    status=status,
-                    after=int(page["next"]),
-                    limit=EXPORT_PAGE,
-                )
-                yield coupons.csv_text(page["items"], header=False)
-
-        disposition = f'attachment; filename="{program}-{code}-codes.csv"'.encode(
-            "latin-1", "replace").decode("latin-1")  # fmt: skip
-        return StreamingResponse(lines(), media_type="text/csv; charset=utf-8",
-                                 headers={"Content-Disposition": disposition})  # fmt: skip
-
-
-def _coupons(app: FastAPI, engine: Engine) -> None:
-    prefix = "/v1/programs/{program}/coupons/{code}"
-
-    @app.get(prefix, tags=["coupons"], openapi_extra=problems(answer=(200, COUPON_ANSWER)))
-    async def read_coupon(
-        request: Request, program: str, code: str,
-        who: Annotated[Principal, Depends(caller(*ANY_ROLE))],
-    ) -> Any:  # fmt: skip
-        """A coupon by its code as people type it (any case, dashes, look-alikes): its
-        status, campaign, owner and uses. Unknown codes from a pos or partner key count
-        towards the guessing limit (`429` past it)."""
-        with guesses_counted(request, who):
-            return await run(engine, coupons.read_coupon, engine, program, code, now=now())
-
-    @app.post(prefix + "/issue", tags=["coupons"], openapi_extra=body(
-        ISSUE, {"member": "card:100001", "channel": "sms"}, replays=True,
-        answer=(201, COUPON_ANSWER)), status_code=201)  # fmt: skip
-    async def issue_coupon(
-        request: Request, program: str, code: str, body: Body,
-        who: Annotated[Principal, Depends(caller(*MEMBER_WRITERS))],
-        idempotency_key: IdempotencyKey = None,
-    ) -> JSONResponse:  # fmt: skip
-        """Issue a coupon to a member `{member, channel}` (sms, email, push, partner_site,
-        pos): `201`; to its owner again (a resend, the channel recorded anew): `200`.
-        Unknown codes from a pos or partner key count towards the guessing limit."""
-        with guesses_counted(request, who):
-            answer, is_new = await run(engine, coupons.issue_coupon, engine, program, code,
-                                       body, now=now(),
-                                       idempotency_key=idempotency_key)  # fmt: skip
-        return created(answer, is_new)
-
-    @app.post(prefix + "/gift", tags=["coupons"], openapi_extra=body(
-        GIFT, {"from": "card:100001", "to": "card:100002"}, replays=True,
-        answer=(201, COUPON_ANSWER)), status_code=201)  # fmt: skip
-    async def gift_coupon(
-        request: Request, program: str, code: str, body: Body,
-        who: Annotated[Principal, Depends(caller(*MEMBER_WRITERS))],
-        idempotency_key: IdempotencyKey = None,
-    ) -> JSONResponse:  # fmt: skip
-        """Give an unused coupon `{from, to}`: from its owner to a friend. Unknown codes
-        from a pos or partner key count towards the guessing limit."""
-        with guesses_counted(request, who):
-            answer, is_new = await run(engine, coupons.gift_coupon, engine, program, code, body,
-                                       actor=f"key:{who.key_id}", now=now(),
-                                       idempotency_key=idempotency_key)  # fmt: skip
-        return created(answer, is_new)
-
-    @app.get("/v1/programs/{program}/members/{member}/coupons", tags=["members"],
-             openapi_extra=problems())  # fmt: skip
-    async def member_coupons(
-        program: str, member: str, _who: Annotated[Any, Depends(caller(*ANY_ROLE))],
-        before: Annotated[int | None, Query(ge=1, le=2**53)] = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    ) -> Any:  # fmt: skip
-        """The coupons a member holds, newest first; `next` is the next page's `before`."""
-        return await run(engine, coupons.member_coupons, engine, program, member, now=now(),
-                         before=before, limit=limit)  # fmt: skip
+@router.get("/v1/programs/{program}/members/{member}/coupons", tags=["members"],
+            openapi_extra=problems())  # fmt: skip
+async def member_coupons(
+    program: str, member: str, engine: Database,
+    _who: Annotated[Any, Depends(caller(*ANY_ROLE))],
+    before: Annotated[int | None, Query(ge=1, le=2**53)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Any:  # fmt: skip
+    """The coupons a member holds, newest first; `next` is the next page's `before`."""
+    return await run(engine, coupons.member_coupons, engine, program, member, now=now(),
+                     before=before, limit=limit)  # fmt: skip

@@ -11,9 +11,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from kopilka.kernel.errors import KopilkaError
 from kopilka.kernel.reading import text_problem
 from kopilka.operators.sessions import CSRF_FIELD, Session, Sessions
 from kopilka.platform.console import i18n
+from kopilka.platform.problems import status_of
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -32,6 +34,12 @@ class PageError(Exception):
     def __init__(self, status: int, message: str, detail: str = "") -> None:
         super().__init__(message)
         self.status, self.message, self.detail = status, message, detail
+
+    @classmethod
+    def of(cls, error: KopilkaError, message: str) -> PageError:
+        """The page of a service's error: the status the API answers it with (one map,
+        `kopilka.platform.problems`), the operator's message and the service's words."""
+        return cls(status_of(error), message, error.detail)
 
 
 def refuse_unstorable(fields: Iterable[tuple[str, object]]) -> None:

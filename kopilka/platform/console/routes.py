@@ -64,8 +64,9 @@ from kopilka.platform.console.pages import (
     render,
     visit_of,
 )
-from kopilka.platform.http.common import now, run
-from kopilka.platform.http.limits import FailedAuthLimiter
+from kopilka.platform.limits import FailedAuthLimiter
+from kopilka.platform.problems import status_of
+from kopilka.platform.requests import now, run
 from kopilka.programs import handlers as programs
 
 T = TypeVar("T")
@@ -163,7 +164,7 @@ async def serve(engine: Engine, service: Callable[..., T], *args: Any, **kwargs:
     try:
         return await run(engine, service, *args, **kwargs)
     except NotFound as error:
-        raise PageError(404, NOT_FOUND, error.detail) from None
+        raise PageError.of(error, NOT_FOUND) from None
 
 
 def client_of(request: Request) -> str:
@@ -258,7 +259,7 @@ def _members(app: FastAPI, engine: Engine) -> None:
                         points.replace(",", "."), reason, now())  # fmt: skip
         except (InvalidInput, InsufficientPoints) as error:
             problems = [str(p) for p in getattr(error, "problems", ())] or [error.detail]
-            return await _profile_page(request, engine, operator, member, status=422,
+            return await _profile_page(request, engine, operator, member, status=status_of(error),
                                        problems=problems, points=points, reason=reason)  # fmt: skip
         return redirect(request, f"/console/{program}/members/{member}?adjusted=1")
 

@@ -1,18 +1,16 @@
-"""What every route module shares: running a service, reading bodies, checking keys."""
+"""What every route module shares: the engine, running a service, reading bodies,
+checking keys."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn
 
 from fastapi import Depends, FastAPI, Header, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
-from sqlalchemy.util import greenlet_spawn
 
 from kopilka.checkout import purchases
 from kopilka.kernel.errors import (
@@ -28,27 +26,21 @@ from kopilka.kernel.money import is_within_limits
 from kopilka.kernel.reading import MAX_DEPTH, MAX_TEXT, document_problems
 from kopilka.operators import keys
 from kopilka.platform.http.keycache import KeyCache
-from kopilka.platform.http.limits import FailedAuthLimiter
+from kopilka.platform.limits import FailedAuthLimiter
+from kopilka.platform.requests import now as now
+from kopilka.platform.requests import run as run
 
-T = TypeVar("T")
 MAX_BODY = 1 << 20  # 1 MiB: a receipt of thousands of lines still fits
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+async def engine_of(request: Request) -> Engine:
+    """A dependency: the engine the app serves (`create_app` keeps it in the app's state).
+    A coroutine, so FastAPI calls it on the event loop rather than in its thread pool."""
+    engine: Engine = request.app.state.engine
+    return engine
 
 
-async def run(engine: Engine, service: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a service (plain, blocking code) for a request.
-
-    On an async engine (PostgreSQL: psycopg's async connections) the service runs in a
-    greenlet on this event loop, as SQLAlchemy's asyncio layer runs its own sync API:
-    its database calls are awaited, no thread is involved. On a sync engine (SQLite) it
-    runs in the thread pool."""
-    if engine.dialect.is_async:
-        result: T = await greenlet_spawn(service, *args, **kwargs)
-        return result
-    return await run_in_threadpool(service, *args, **kwargs)
+Database = Annotated[Engine, Depends(engine_of)]
 
 
 async def json_body(request: Request) -> Any:

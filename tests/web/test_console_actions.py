@@ -420,11 +420,12 @@ def test_every_text_of_the_console_is_in_russian() -> None:
     """Each message of the console's templates, and the audit actions, campaign states,
     channels and key roles they show, has a Russian translation in `messages.po`."""
     folder = ROOT / "kopilka" / "platform" / "console" / "templates"
+    coupon_pages = ROOT / "kopilka" / "mechanics" / "coupons" / "templates"  # the mechanic's
     wanted = {*ACTIONS, *STATUSES, *CHANNELS, *keys.ROLES,
               *(f"coupon.{s}" for s in ("issued", "available", "paused", "expired", "used")),
               "The status must be active or blocked.", routes.TOO_LONG,
               routes.NOT_FOUND}  # fmt: skip
-    for path in folder.glob("*.html"):
+    for path in [*folder.glob("*.html"), *coupon_pages.glob("*.html")]:
         if path.name.startswith("member_"):  # the member page has its own catalog
             continue
         found = extract_from_file("jinja2.ext:babel_extract", path,

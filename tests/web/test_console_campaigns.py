@@ -15,19 +15,19 @@ from sqlalchemy import Engine, select
 
 from kopilka.mechanics.coupons import console as console_coupons
 from kopilka.mechanics.coupons.handlers import create_batch, create_campaign, read_campaign_of
-from kopilka.operators import handlers as operators
-from kopilka.operators.handlers import Operator
-from kopilka.operators.tables import audit_log
-from kopilka.operators.tables import operators as operator_rows
-from kopilka.platform.console import i18n
-from kopilka.platform.console.pages import templates
-from kopilka.platform.console.program_pages import (
+from kopilka.mechanics.coupons.pages import (
     CampaignForm,
     campaign_document,
     field_of,
     local_moment,
     new_campaign,
 )
+from kopilka.operators import handlers as operators
+from kopilka.operators.handlers import Operator
+from kopilka.operators.tables import audit_log
+from kopilka.operators.tables import operators as operator_rows
+from kopilka.platform.console import i18n
+from kopilka.platform.console.pages import templates
 from tests.conftest import ROOT
 from tests.store.conftest import NOW
 from tests.web.conftest import csrf_of, sign_in
@@ -320,7 +320,7 @@ def test_every_text_of_the_campaign_pages_is_in_russian():
     plurals: set[tuple[str, str]] = set()
     options = {"extensions": "jinja2.ext.i18n"}
     for name in MY_TEMPLATES:
-        path = ROOT / "kopilka" / "platform" / "console" / "templates" / name
+        path = ROOT / "kopilka" / "mechanics" / "coupons" / "templates" / name
         found = extract_from_file("jinja2.ext:babel_extract", path, options=options)
         for _, message, _, _ in found:
             if isinstance(message, str):

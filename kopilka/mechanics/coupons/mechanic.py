@@ -10,17 +10,21 @@ refunded.
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 from kopilka.checkout.mechanic import Mechanic, Refunding, Sale, Settlement, Step
 from kopilka.checkout.pricing import coupon_points_of
 from kopilka.kernel.ledger import Reason
 from kopilka.kernel.money import format_minor, to_minor
 from kopilka.mechanics.coupons.handlers import give_back_coupons, redeem_coupons
+from kopilka.mechanics.coupons.pages import router
 
 
 class Coupons(Mechanic):
     name = "coupons"
     step = Step.COUPONS
+    pages = router  # the campaigns' console pages
+    templates = Path(__file__).parent / "templates"
 
     def quoted(self, sale: Sale) -> None:
         sale.answer["coupons"] = sale.priced.coupons

@@ -11,7 +11,9 @@
     /console/{program}/purchases/{id}       a purchase explained      admin, support, analyst
     /console/{program}/audit                the audit log             admin, support
 
-The coupons and keys pages are `kopilka.platform.console.program_pages`, mounted by `register` too.
+The keys pages are `kopilka.platform.console.program_pages`, and each mechanic's own pages
+(the coupon campaigns': `kopilka.mechanics.coupons.pages`) its `pages` router; `register`
+mounts them too.
 
 A program other than the operator's is answered 404, as the API answers a key of
 another program. Every POST passes the CSRF check of `kopilka.operators.sessions`.

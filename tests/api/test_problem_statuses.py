@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Any
 
 import pytest
-from fastapi import APIRouter
-from fastapi.routing import APIRoute
 
 import kopilka
 from kopilka.kernel import errors
@@ -146,29 +143,3 @@ def test_the_console_takes_its_error_pages_status_from_the_map() -> None:
     assert (page.status, page.message, page.detail) == (
         404, "There is no such page.", "member 'card:1' does not exist",
     )  # fmt: skip
-
-
-def _routers() -> list[tuple[str, Any]]:
-    from kopilka.mechanics.cashback import routes as cashback
-    from kopilka.mechanics.coupons import routes as coupons
-    from kopilka.mechanics.discounts import routes as discounts
-    from kopilka.mechanics.tiers import routes as tiers
-    from kopilka.platform.http import routes
-
-    return [("cashback", cashback.router), ("coupons", coupons.router),
-            ("discounts", discounts.router), ("tiers", tiers.router),
-            *((name, getattr(routes, name)) for name in ("service", "programs", "members",
-                                                          "purchases", "keys_router"))]  # fmt: skip
-
-
-@pytest.mark.parametrize(("name", "router"), _routers(), ids=[name for name, _ in _routers()])
-def test_the_routes_are_routers_closing_over_no_engine(name: str, router: Any) -> None:
-    """The endpoints get the engine as a dependency (`engine_of`): none holds one."""
-    from sqlalchemy import Engine
-
-    assert isinstance(router, APIRouter), name
-    assert router.routes
-    for route in router.routes:
-        assert isinstance(route, APIRoute), route
-        cells = route.endpoint.__closure__ or ()
-        assert not [cell for cell in cells if isinstance(cell.cell_contents, Engine)], route

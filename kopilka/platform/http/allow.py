@@ -7,7 +7,7 @@ served by two routes (`GET` and `PATCH /members/{member}`) named only one of the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any
 
 from fastapi import Request
@@ -29,9 +29,21 @@ def path_methods(routes: Iterable[BaseRoute], scope: MutableMapping[str, Any]) -
     """Every method of the path the URL names: of the route paths that match it, the one
     with the fewest parameters (`/links/revoke`, not `/links/{link}`), as the OpenAPI
     document lists them."""
-    served = [route for route in routes if isinstance(route, Route) and route.methods]
+    served = [route for route in _flat(routes) if isinstance(route, Route) and route.methods]
     matching = [r.path for r in served if r.matches(scope)[0] != Match.NONE]
     if not matching:
         return set()
     chosen = min(matching, key=lambda path: path.count("{"))
     return {method for r in served if r.path == chosen for method in r.methods or ()}
+
+
+def _flat(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """The routes, those of an included router among them: FastAPI (0.165) keeps a router
+    `app.include_router` included whole, as one entry of `app.routes` (the console's
+    mechanic pages are included so; they are included without a path prefix)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _flat(included.routes)
+        else:
+            yield route

@@ -1,0 +1,56 @@
+"""The API's routes are routers: module-level `APIRouter`s whose endpoints take the
+engine and the caller as dependencies, added to the app as its own routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi import APIRouter
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine
+
+from kopilka.mechanics.cashback import routes as cashback
+from kopilka.mechanics.coupons import routes as coupons
+from kopilka.mechanics.discounts import routes as discounts
+from kopilka.mechanics.tiers import routes as tiers
+from kopilka.platform.http import routes
+from kopilka.platform.http.app import create_app
+
+ROUTERS: list[tuple[str, APIRouter]] = [
+    ("cashback", cashback.router), ("coupons", coupons.router),
+    ("discounts", discounts.router), ("tiers", tiers.router), ("service", routes.service),
+    ("programs", routes.programs), ("members", routes.members),
+    ("purchases", routes.purchases), ("keys", routes.keys_router),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "router"), ROUTERS, ids=[name for name, _ in ROUTERS])
+def test_the_endpoints_close_over_no_engine(name: str, router: Any) -> None:
+    """The endpoints get the engine as a dependency (`engine_of`): none holds one."""
+    assert router.routes, name
+    for route in router.routes:
+        assert isinstance(route, APIRoute), route
+        cells = route.endpoint.__closure__ or ()
+        assert not [cell for cell in cells if isinstance(cell.cell_contents, Engine)], route
+
+
+def test_the_app_lists_every_route_of_its_routers() -> None:
+    app = create_app(create_engine("sqlite://"))
+    listed = {(r.path, m) for r in app.routes if isinstance(r, APIRoute) for m in r.methods or ()}
+    for _name, router in ROUTERS:
+        for route in router.routes:
+            assert isinstance(route, APIRoute)
+            assert {(route.path, m) for m in route.methods or ()} <= listed, route.path
+
+
+def test_a_405_names_every_method_of_the_path_of_an_included_router_too() -> None:
+    """The console's mechanic pages are a router `include_router` keeps whole."""
+    with TestClient(create_app(create_engine("sqlite://"))) as client:
+        for path, allow in (("/v1/programs/zerno/members/1", "GET, PATCH"),
+                            ("/console/zerno/keys", "GET, POST"),
+                            ("/console/zerno/coupons", "GET, POST")):  # fmt: skip
+            answer = client.put(path)
+            assert answer.status_code == 405, path
+            assert answer.headers["allow"] == allow, path

@@ -9,8 +9,9 @@ package under `kopilka/mechanics/` with a `Mechanic` that the composition root
 - `step` — its place in the price of a receipt, in one order for every purchase:
   discounts → coupons → points → cashback → what comes later (`Step`);
 - `quoted` — its part of a quote's answer (what it would give), writing nothing;
-- `planned` — before the purchase is written: its part of the stored answer, and its
-  postings on the member's wallet, which go out in the purchase's own write;
+- `planned` — before the purchase is written: its part of the stored answer, its
+  postings on the member's wallet and its typed records (`Sale.awards`), which go out
+  in the purchase's own write;
 - `completed` / `confirmed` / `cancelled` / `refunded` — what it does when a purchase
   is completed, a held purchase is confirmed or cancelled (or its hold runs out), and a
   purchase is refunded, each inside that operation's own transaction; it may add its
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # types only: the pipeline hands these to mechanics
     from sqlalchemy import Connection, Engine, Row
 
     from kopilka.checkout.pricing import Priced
+    from kopilka.checkout.records import Award
     from kopilka.kernel.receipt import Receipt
     from kopilka.ledger.wallet import Wallet
     from kopilka.programs.handlers import LoadedProgram
@@ -73,6 +75,9 @@ class Sale:
     actor: str
     hold: bool = False
     purchase_id: int | None = None  # known once the purchase's row is written
+    # what each mechanic gave or took, as the purchase's typed records: those added by
+    # `planned` go out in the purchase's own write, those added by `completed` after it
+    awards: list[Award] = field(default_factory=list)
 
     @property
     def member_id(self) -> int | None:
@@ -89,10 +94,13 @@ class Settlement:
     purchase_id: int
     member_id: int
     outcome: str  # "confirmed", "cancelled" or "expired"
-    stored: JSON  # the purchase's stored answer; a mechanic may update its part
+    stored: JSON  # the purchase's stored answer (for replays); a mechanic updates its part
     answer: JSON  # the settlement's answer
     now: datetime
     actor: str
+    paid: int = 0  # money the purchase paid (minor units), from its record
+    awards: list[Award] = field(default_factory=list)  # what the purchase recorded
+    added: list[Award] = field(default_factory=list)  # what the settlement gives, recorded
 
 
 @dataclass
@@ -102,7 +110,7 @@ class Refunding:
     connection: Connection
     program: LoadedProgram
     wallet: Wallet | None
-    purchase: Any  # the purchase's row: id, member_id, status, answer, lines, lots_used
+    purchase: Any  # the purchase's row: id, member_id, status, paid, lots_used
     refund_row: int  # the refund's row id
     refund_key: str  # the ledger key prefix of this refund
     money_back: int  # the money the refund gives back (minor units, after points)
@@ -111,6 +119,7 @@ class Refunding:
     now: datetime
     actor: str
     changed: bool = field(default=False)  # set when a hook changed `answer`
+    awards: list[Award] = field(default_factory=list)  # what the purchase recorded
 
 
 class Mechanic:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection
 
 from kopilka.checkout.calculator import Quote
 from kopilka.kernel.errors import CouponInvalid
-from kopilka.kernel.money import format_minor, to_minor
+from kopilka.kernel.money import format_minor
 from kopilka.kernel.program import Conditions
 from kopilka.kernel.receipt import MemberContext, Receipt
 from kopilka.mechanics.coupons.handlers import load_coupons
@@ -146,13 +145,3 @@ def _coupon_json(
     item["discount"] = format_minor(discount, money)
     item["points"] = format_minor(points, point_digits)
     return item
-
-
-def coupon_points_of(answer: dict[str, Any], digits: int) -> int:
-    """The points a purchase's coupons gave, from its answer (a hold's confirm credits them,
-    a whole refund takes them back)."""
-    return sum(
-        to_minor(Decimal(item["points"]), digits) or 0
-        for item in answer.get("coupons") or []
-        if item.get("applied") and item.get("points")
-    )

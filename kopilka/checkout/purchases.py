@@ -37,6 +37,13 @@ from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from kopilka.checkout.calculator import Quote
 from kopilka.checkout.mechanic import Sale, Settlement, mechanics
 from kopilka.checkout.pricing import Priced, price_receipt
+from kopilka.checkout.records import (
+    Award,
+    awards_of,
+    line_rows,
+    priced_awards,
+    write_awards,
+)
 from kopilka.checkout.wire import quote_json
 from kopilka.kernel.errors import (
     Conflict,
@@ -50,11 +57,12 @@ from kopilka.kernel.ledger import AccountCode, AccountRef, Reason
 from kopilka.kernel.money import format_minor
 from kopilka.kernel.reading import row_id
 from kopilka.kernel.receipt import MemberContext, Receipt, parse_receipt
+from kopilka.ledger.one_statement import write_under
 from kopilka.ledger.wallet import Wallet
 from kopilka.mechanics.tiers.status import seen_tier
 from kopilka.members.handlers import MEMBER_COLUMNS, find_member, member_key, member_refs
 from kopilka.platform.idempotency import fingerprint, idempotent, remembered, retrying
-from kopilka.platform.statements import NewRow, driver_rows_pair
+from kopilka.platform.statements import ChildRows, NewRow, driver_rows_pair
 from kopilka.platform.tables import (
     accounts,
     holds,
@@ -63,6 +71,8 @@ from kopilka.platform.tables import (
     members,
     program_versions,
     programs,
+    purchase_awards,
+    purchase_lines,
     purchases,
 )
 from kopilka.programs.handlers import (
@@ -168,27 +178,25 @@ def _process(
         _plan(wallet, quote, hold=hold)
     answer = _answer(program, quote, wallet, member_id, hold=hold)
     sale = Sale(connection, program, receipt, member, wallet, priced, answer, now, actor,
-                hold=hold)  # fmt: skip
+                hold=hold, awards=priced_awards(quote, program.calculator.program))  # fmt: skip
     for mechanic in mechanics():
         mechanic.planned(sale)
     if wallet is not None:  # as every posting planned leaves it
         answer["balance"] = balance_json(wallet, program.calculator.program.points.precision)
     uses = wallet.redeemed_uses if wallet is not None else []
     parent = _insert(program, receipt, location, member_id, request_hash,
-                     "held" if hold else "completed", answer, uses, now,
-                     sum(line.amount for line in quote.lines))  # fmt: skip
-    if wallet is not None:
-        purchase_id = wallet.write_under(parent, parent_is="purchase", actor=actor)
-    else:
-        purchase_id = parent.insert(connection)
+                     "held" if hold else "completed", answer, uses, now, quote,
+                     sale.awards)  # fmt: skip
+    purchase_id = _write(connection, program, parent, wallet, actor, now)
     if purchase_id is None:  # a concurrent or earlier copy of this receipt got there first
         replay = _replay(connection, program, location, receipt.receipt_id, request_hash)
         assert replay is not None
         return replay, False
     sale.purchase_id = purchase_id
-    stored = dict(answer)
+    stored, written = dict(answer), len(sale.awards)
     for mechanic in mechanics():
         mechanic.completed(sale)
+    write_awards(connection, purchase_id, sale.awards[written:])
     if answer != stored:  # a mechanic's part known only once written (a budget's cashback)
         connection.execute(update(purchases).where(purchases.c.id == purchase_id)
                            .values(answer=answer))  # fmt: skip
@@ -339,12 +347,31 @@ def balance_json(wallet: Wallet, digits: int) -> dict[str, str]:
     }
 
 
+def _write(
+    connection: Connection, program: LoadedProgram, parent: NewRow, wallet: Wallet | None,
+    actor: str, now: datetime,
+) -> int | None:  # fmt: skip
+    """Write the purchase, its records and its postings; its id, or None for a copy."""
+    if wallet is not None:
+        return wallet.write_under(parent, parent_is="purchase", actor=actor)
+    if connection.dialect.name != "postgresql":
+        return parent.insert(connection)
+    return write_under(connection, parent, parent_is="purchase", program_id=program.program_id,
+                       postings=[], ids={}, actor=actor, now=now, purchase_id=None,
+                       lot_changes=[], new_lots=[])  # fmt: skip
+
+
+LINE_COLUMNS = tuple(c.name for c in purchase_lines.c if c.name != "purchase_id")
+AWARD_COLUMNS = tuple(c.name for c in purchase_awards.c if c.name not in ("id", "purchase_id"))
+
+
 def _insert(
     program: LoadedProgram, receipt: Receipt, location: str,
     member_id: int | None, request_hash: str, status: str, answer: dict[str, Any],
-    lots_used: list[tuple[int, int]], now: datetime, spend: int,
+    lots_used: list[tuple[int, int]], now: datetime, quote: Quote, awards: list[Award],
 ) -> NewRow:  # fmt: skip
-    """The purchase's row: inserted with a new id, or not at all for a receipt seen before."""
+    """The purchase's row: inserted with a new id, or not at all for a receipt seen before;
+    with it, its lines and the awards known before it is written."""
     return NewRow(
         purchases,
         {
@@ -360,11 +387,22 @@ def _insert(
                 {"n": line.n, "qty": str(line.qty), "sku": line.sku, "category": line.category}
                 for line in receipt.lines
             ],
-            "spend": spend,  # net of every discount: towards a tier, accumulative discounts
+            "spend": sum(line.amount for line in quote.lines),  # net of every discount
             "lots_used": [list(use) for use in lots_used] or None,
             "created_at": now,
+            "total": quote.total,
+            "discount": quote.discount,
+            "redeemed": quote.redeemed,
+            "paid": quote.paid,
+            "accrued": quote.accrued,
         },
         unique=("program_id", "location", "receipt_id"),
+        children=(
+            ChildRows(purchase_lines, "purchase_id", LINE_COLUMNS, line_rows(quote, receipt)),
+            ChildRows(
+                purchase_awards, "purchase_id", AWARD_COLUMNS, [award.row() for award in awards]
+            ),
+        ),
     )
 
 
@@ -472,8 +510,9 @@ def _settle(
     settings = program.calculator.program
     key = f"{settings.code}:hold:{hold.purchase_id}"
     purchase = connection.execute(
-        select(purchases.c.answer, purchases.c.lots_used).where(purchases.c.id == hold.purchase_id)
-    ).one()
+        select(purchases.c.answer, purchases.c.lots_used, purchases.c.paid)
+        .where(purchases.c.id == hold.purchase_id)
+    ).one()  # fmt: skip
     pending = settings.accrual.pending_days > 0
     if status == "confirmed":
         wallet.settle_hold(f"{key}:confirm", hold.amount)
@@ -490,12 +529,15 @@ def _settle(
                        .values(status=purchase_status))  # fmt: skip
     answer = {"purchase_id": str(hold.purchase_id), **purchase.answer, "status": purchase_status}
     settlement = Settlement(connection, program, wallet, hold.purchase_id, hold.member_id,
-                            status, dict(purchase.answer), answer, now, actor)  # fmt: skip
+                            status, dict(purchase.answer), answer, now, actor,
+                            paid=int(purchase.paid),
+                            awards=awards_of(connection, hold.purchase_id))  # fmt: skip
     for mechanic in mechanics():
         if status == "confirmed":
             mechanic.confirmed(settlement)
         else:
             mechanic.cancelled(settlement)
+    write_awards(connection, hold.purchase_id, settlement.added)
     wallet.flush(actor=actor, purchase_id=hold.purchase_id)
     answer["balance"] = balance_json(wallet, settings.points.precision)
     if status == "confirmed":

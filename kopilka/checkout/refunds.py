@@ -18,12 +18,14 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from kopilka.checkout.mechanic import Refunding, mechanics
 from kopilka.checkout.purchases import balance_json
+from kopilka.checkout.records import awards_of, lines_of
 from kopilka.kernel.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound, Problem
 from kopilka.kernel.ledger import AccountCode, AccountRef, Reason
 from kopilka.kernel.lots import slice_of_uses
-from kopilka.kernel.money import format_minor, parse_decimal, to_minor
+from kopilka.kernel.money import format_minor, to_minor
 from kopilka.kernel.program import Program
 from kopilka.kernel.reading import Reader, row_id
+from kopilka.kernel.receipt import QTY_DIGITS
 from kopilka.kernel.refund_lines import BoughtLine, RefundLine, refund_lines
 from kopilka.ledger.wallet import Wallet
 from kopilka.platform.idempotency import idempotent
@@ -108,16 +110,18 @@ def _refund(
         if purchase.member_id is not None else None
     )  # fmt: skip
     earlier_refunds = _earlier_refunds(connection, purchase.id)
-    lines = refund_lines(_bought(purchase, earlier_refunds), requested)
+    bought = lines_of(connection, purchase.id)
+    lines = refund_lines(_bought(bought, earlier_refunds), requested)
     accrued_back = sum(line.accrued_back for line in lines)
     redeemed_back = sum(line.redeemed_back for line in lines)
-    whole = _all_returned(purchase, earlier_refunds, lines)
+    whole = _all_returned(bought, earlier_refunds, lines)
     digits = settings.points.precision
     status = "refunded" if whole else "partially_refunded"
     answer = _answer(purchase, refund_id, lines, status, wallet, digits)
     refunding = Refunding(connection, program, wallet, purchase, 0,
                           f"{settings.code}:refund:{{refund}}", _money_back(settings, lines),
-                          whole, answer, now, actor)  # fmt: skip
+                          whole, answer, now, actor,
+                          awards=awards_of(connection, purchase.id))  # fmt: skip
     accrued_back += sum(mechanic.refund_points(refunding) for mechanic in mechanics())
     burnt = (
         _plan(connection, wallet, purchase, earlier_refunds, redeemed_back, accrued_back)
@@ -137,6 +141,9 @@ def _refund(
             answer=answer,
             created_at=now,
             spend=sum(line.spend_back for line in lines),
+            redeemed_back=redeemed_back,
+            accrued_back=accrued_back,
+            accrued_burnt=burnt,
         )
         .returning(refunds.c.id)
     ).scalar_one()
@@ -173,8 +180,7 @@ def _plan(
     """Redeemed points go back to the lots they came from; then accrued points come off,
     but for those that already burnt (how many: the answer's `accrued_burnt`)."""
     key = f"{wallet.program.code}:refund:{{refund}}"
-    digits = wallet.program.points.precision
-    returned_before = sum(_minor(refund.answer["redeemed_back"], digits) for refund in earlier)
+    returned_before = sum(int(refund.redeemed_back) for refund in earlier)
     uses = [(lot, points) for lot, points in purchase.lots_used or []]
     wallet.give_back(
         f"{key}:return",
@@ -234,8 +240,7 @@ def _purchase(connection: Connection, program_id: int, ref: str) -> Any:
             purchases.c.id,
             purchases.c.member_id,
             purchases.c.status,
-            purchases.c.answer,
-            purchases.c.lines,
+            purchases.c.paid,
             purchases.c.lots_used,
             purchases.c.spend,
         ).where(
@@ -251,7 +256,9 @@ def _purchase(connection: Connection, program_id: int, ref: str) -> Any:
 def _earlier_refunds(connection: Connection, purchase_id: int) -> list[Any]:
     return list(
         connection.execute(
-            select(refunds.c.lines, refunds.c.answer).where(refunds.c.purchase_id == purchase_id)
+            select(refunds.c.lines, refunds.c.redeemed_back).where(
+                refunds.c.purchase_id == purchase_id
+            )
         )
     )
 
@@ -264,35 +271,31 @@ def _returned(earlier: list[Any]) -> dict[int, Decimal]:
     return returned
 
 
-def _bought(purchase: Any, earlier: list[Any]) -> list[BoughtLine]:
+def _bought(bought: list[Any], earlier: list[Any]) -> list[BoughtLine]:
+    """The purchase's lines as its records keep them, with what refunds returned so far."""
     returned = _returned(earlier)
-    digits = len(purchase.answer["accrued"].partition(".")[2])
-    quantities = {line["n"]: Decimal(line["qty"]) for line in purchase.lines}
     return [
         BoughtLine(
-            n=line["n"],
-            qty=quantities[line["n"]],
-            accrued=_minor(line["accrued"], digits),
-            redeemed=_minor(line["redeemed"], digits),
-            returned_qty=returned.get(line["n"], Decimal(0)),
-            amount=_minor(line["amount"], len(line["amount"].partition(".")[2])),
+            n=line.n,
+            qty=_qty(line),
+            accrued=int(line.accrued),
+            redeemed=int(line.redeemed),
+            returned_qty=returned.get(line.n, Decimal(0)),
+            amount=int(line.amount),
         )
-        for line in purchase.answer["lines"]
+        for line in bought
     ]
 
 
-def _minor(text: str, digits: int) -> int:
-    value = parse_decimal(text)
-    minor = to_minor(value, digits) if value is not None else None
-    assert minor is not None, text
-    return minor
+def _qty(line: Any) -> Decimal:
+    return Decimal(int(line.qty_micro)).scaleb(-QTY_DIGITS)
 
 
-def _all_returned(purchase: Any, earlier: list[Any], lines: list[RefundLine]) -> bool:
+def _all_returned(bought: list[Any], earlier: list[Any], lines: list[RefundLine]) -> bool:
     returned = _returned(earlier)
     for line in lines:
         returned[line.n] = returned.get(line.n, Decimal(0)) + line.qty
-    return all(returned.get(line["n"], 0) >= Decimal(line["qty"]) for line in purchase.lines)
+    return all(returned.get(line.n, 0) >= _qty(line) for line in bought)
 
 
 def _answer(

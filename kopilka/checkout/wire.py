@@ -91,10 +91,17 @@ def _line_json(line: QuoteLine, money: int, points: int) -> JSON:
                 {"discount": share.code, "amount": format_minor(share.amount, money)}
                 for share in line.discounts
             ),
-            *(_explain_json(entry, points) for entry in line.explain),
-            *(_cap_json(entry, points) for entry in line.capped),
+            *reasons_json(line, points),
         ],
     }
+
+
+def reasons_json(line: QuoteLine, points: int) -> list[JSON]:
+    """Why the line earned what it did: the rules and their coefficients, then the caps."""
+    return [
+        *(_explain_json(entry, points) for entry in line.explain),
+        *(_cap_json(entry, points) for entry in line.capped),
+    ]
 
 
 def _discount_json(applied: AppliedDiscount, money: int) -> JSON:

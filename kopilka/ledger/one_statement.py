@@ -58,7 +58,8 @@ def write_under(
     new_lots: list[dict[str, Any]],
 ) -> int | None:
     """Insert `parent` and, only if it went in, everything else; the parent's id or None."""
-    sql = _statement(parent.table, tuple(parent.values), parent.unique, parent_is)
+    children = tuple((child.table, child.parent_column, child.columns) for child in parent.children)
+    sql = _statement(parent.table, tuple(parent.values), parent.unique, parent_is, children)
     totals = account_totals(postings, ids)
     parameters: dict[str, Any] = {
         **{f"new_{name}": _parent_value(parent, name) for name in parent.values},
@@ -80,6 +81,9 @@ def write_under(
                         "available_at": lot["available_at"].isoformat(),
                         "expires_at": lot["expires_at"] and lot["expires_at"].isoformat()}
                        for lot in new_lots]),
+        **{f"child_{i}": _json([{name: _child_value(row[name]) for name in child.columns}
+                                for row in child.rows])
+           for i, child in enumerate(parent.children)},
     }  # fmt: skip
     rows = driver_rows(connection, sql, parameters)
     return int(rows[0].id) if rows else None
@@ -92,14 +96,45 @@ def _parent_value(parent: NewRow, name: str) -> Any:
     return _json(value) if isinstance(parent.table.c[name].type, JSON) else value
 
 
+def _child_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+# json_to_recordset's column types for the children's columns, by SQLAlchemy's type
+_RECORD_TYPES = {"integer": "int", "big_integer": "bigint", "string": "text", "text": "text",
+                 "boolean": "boolean"}  # fmt: skip
+
+
+def _record_type(table: Table, name: str) -> str:
+    column_type = table.c[name].type
+    if isinstance(column_type, JSON):
+        return "json"
+    return _RECORD_TYPES[column_type.__visit_name__]
+
+
+def _children_sql(children: tuple[tuple[Table, str, tuple[str, ...]], ...]) -> str:
+    """A CTE per kind of child row: inserted from its JSON array, the parent's id filled."""
+    parts = []
+    for i, (table, parent_column, columns) in enumerate(children):
+        typed = ", ".join(f"{name} {_record_type(table, name)}" for name in columns)
+        picked = ", ".join(f"c.{name}" for name in columns)
+        parts.append(f"""
+), child_{i} AS (
+    INSERT INTO {table.name} ({parent_column}, {", ".join(columns)})
+    SELECT parent.id, {picked}
+    FROM parent, json_to_recordset(%(child_{i})s::json) AS c({typed})""")
+    return "".join(parts)
+
+
 @cache
 def _statement(
-    table: Table, columns: tuple[str, ...], unique: tuple[str, ...], parent_is: str
-) -> str:
+    table: Table, columns: tuple[str, ...], unique: tuple[str, ...], parent_is: str,
+    children: tuple[tuple[Table, str, tuple[str, ...]], ...] = (),
+) -> str:  # fmt: skip
     """The statement's text for a parent row of `table` with `columns` — built once."""
     types = table.c
     values = ", ".join(
@@ -139,6 +174,6 @@ WITH parent AS (
     FROM parent, json_to_recordset(%(made)s::json)
          AS m(program_id int, member_id int, status text, amount bigint, remaining bigint,
               earned_at timestamptz, available_at timestamptz, expires_at timestamptz,
-              purchase_id int, reason text)
+              purchase_id int, reason text){_children_sql(children)}
 )
 SELECT id FROM parent"""

@@ -4,12 +4,13 @@ Set-based checks, each a query over the whole ledger:
 - every transfer moves a positive amount between two accounts of its own program;
 - every member account's cached totals equal the sums of its transfers;
 - the program's own accounts keep no cached totals (their balances are sums);
-- the points a purchase's answer says it accrued and redeemed are exactly the points its
-  transfers moved; refunds move back no more than their purchase moved;
+- the points a purchase's records say it accrued and redeemed are exactly the points its
+  transfers moved, and its lines and awards add up to them; refunds move back no more
+  than their purchase moved;
 - the lots of each member add up to the balance they index (available, pending);
 - the held points equal the open holds, and no hold was both paid and given back.
 Cashback (money, in the same ledger) is proven by the same checks, widened: its member
-accounts' totals are member accounts' totals; a purchase answer's `cashback.amount` is what
+accounts' totals are member accounts' totals; a purchase's cashback awards are what
 its cashback transfers gave; refunds claw back no more cashback than the purchase gave; and
 the rows indexing cashback add up to its balances as lots do to points' — the accruals
 still pending to the pending cashback, the open payouts to the requested, the paid payouts
@@ -22,12 +23,17 @@ the same amount — so the books balance exactly when every transfer is sound.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from sqlalchemy import ColumnElement, Connection, Engine, ScalarSelect, case, func, select, text
 
 from kopilka.kernel.ledger import Reason
-from kopilka.platform.tables import purchases, refunds, transfers
+from kopilka.platform.tables import (
+    purchase_awards,
+    purchase_lines,
+    purchases,
+    refunds,
+    transfers,
+)
 
 # What indexes cashback's balances (see the module's docstring), as lots index points'.
 CASHBACK_INDEXES = """
@@ -250,11 +256,13 @@ def verify(engine: Engine) -> tuple[list[str], list[Discrepancy]]:
                 found.append(Discrepancy(name, row[1]))
         found += _answers_against_transfers(connection)
         found += _refunds_against_transfers(connection)
-    return [name for name, _ in CHECKS] + [ANSWERS_CHECK, REFUNDS_CHECK], found
+        found += _lines_against_purchases(connection)
+    return [name for name, _ in CHECKS] + [ANSWERS_CHECK, REFUNDS_CHECK, LINES_CHECK], found
 
 
-ANSWERS_CHECK = "purchase answers equal their transfers"
-REFUNDS_CHECK = "refund answers equal their transfers"
+ANSWERS_CHECK = "purchase records equal their transfers"
+REFUNDS_CHECK = "refund records equal their transfers"
+LINES_CHECK = "purchase lines and awards add up to their purchase"
 
 
 def _moved(purchase_id: ColumnElement[int], reason: Reason) -> ScalarSelect[int]:
@@ -269,40 +277,74 @@ def _moved(purchase_id: ColumnElement[int], reason: Reason) -> ScalarSelect[int]
     )
 
 
+def _awarded(purchase_id: ColumnElement[int], mechanic: str, kind: str) -> ScalarSelect[int]:
+    return (
+        select(func.coalesce(func.sum(purchase_awards.c.amount), 0))
+        .where(purchase_awards.c.purchase_id == purchase_id,
+               purchase_awards.c.mechanic == mechanic, purchase_awards.c.kind == kind)
+        .scalar_subquery()
+    )  # fmt: skip
+
+
 def _answers_against_transfers(connection: Connection) -> list[Discrepancy]:
-    """Each purchase's `accrued` and `redeemed` against the transfers it made."""
+    """Each purchase's recorded `accrued` and `redeemed`, and its cashback awards, against
+    the transfers it made."""
     query = select(
         purchases.c.id,
-        purchases.c.answer,
+        purchases.c.accrued,
+        purchases.c.redeemed,
         _moved(purchases.c.id, Reason.PURCHASE_ACCRUAL),
         _moved(purchases.c.id, Reason.PURCHASE_REDEMPTION),
+        _awarded(purchases.c.id, "cashback", "cashback"),
         _moved(purchases.c.id, Reason.CASHBACK_ACCRUAL),
     ).where(
         purchases.c.member_id.is_not(None),
         purchases.c.status.not_in(("held", "cancelled", "expired")),
     )
     found = []
-    for purchase_id, answer, accrued, redeemed, cashback in connection.execute(query):
-        if not answer:
-            continue
-        said = (_minor(answer["accrued"]), _minor(answer["redeemed"]))
-        moved = (int(accrued), int(redeemed))
-        if said != moved:
-            detail = f"purchase {purchase_id}: answer says {said}, transfers moved {moved}"
+    for purchase_id, *said_moved in connection.execute(query):
+        accrued, redeemed, moved_in, moved_out, cashback, cashback_moved = map(int, said_moved)
+        if (accrued, redeemed) != (moved_in, moved_out):
+            detail = (f"purchase {purchase_id}: records say {(accrued, redeemed)}, "
+                      f"transfers moved {(moved_in, moved_out)}")  # fmt: skip
             found.append(Discrepancy(ANSWERS_CHECK, detail))
-        given = answer.get("cashback") or {}  # null, or absent before cashback existed
-        said_cashback = _minor(given["amount"]) if "amount" in given else 0
-        if said_cashback != int(cashback):
-            detail = (f"purchase {purchase_id}: answer says cashback {said_cashback}, "
-                      f"transfers gave {int(cashback)}")  # fmt: skip
+        if cashback != cashback_moved:
+            detail = (f"purchase {purchase_id}: records say cashback {cashback}, "
+                      f"transfers gave {cashback_moved}")  # fmt: skip
             found.append(Discrepancy(ANSWERS_CHECK, detail))
     return found
 
 
-def _minor(amount: str) -> int:
-    """ "16.80" → 1680: an answer's figure in the minor units it was written with."""
-    digits = len(amount.partition(".")[2])
-    return int(Decimal(amount).scaleb(digits))
+def _lines_against_purchases(connection: Connection) -> list[Discrepancy]:
+    """Each purchase's lines add up to its figures, and its points awards to its lines."""
+    lines = (
+        select(purchase_lines.c.purchase_id,
+               func.sum(purchase_lines.c.amount).label("amount"),
+               func.sum(purchase_lines.c.accrued).label("accrued"),
+               func.sum(purchase_lines.c.redeemed).label("redeemed"))
+        .group_by(purchase_lines.c.purchase_id)
+        .subquery()
+    )  # fmt: skip
+    query = select(
+        purchases.c.id,
+        purchases.c.spend,
+        purchases.c.accrued,
+        purchases.c.redeemed,
+        func.coalesce(lines.c.amount, 0),
+        func.coalesce(lines.c.accrued, 0),
+        func.coalesce(lines.c.redeemed, 0),
+        _awarded(purchases.c.id, "points", "accrual"),
+        _awarded(purchases.c.id, "points", "redemption"),
+    ).outerjoin(lines, lines.c.purchase_id == purchases.c.id)
+    found = []
+    for purchase_id, *figures in connection.execute(query):
+        spend, accrued, redeemed, *summed = (int(figure or 0) for figure in figures)
+        if [spend, accrued, redeemed, accrued, redeemed] != summed:
+            recorded = (spend, accrued, redeemed)
+            detail = (f"purchase {purchase_id}: spend, accrued, redeemed {recorded}; "
+                      f"lines and awards {tuple(summed)}")  # fmt: skip
+            found.append(Discrepancy(LINES_CHECK, detail))
+    return found
 
 
 def _refunds_against_transfers(connection: Connection) -> list[Discrepancy]:
@@ -322,17 +364,17 @@ def _refunds_against_transfers(connection: Connection) -> list[Discrepancy]:
         .subquery()
     )  # fmt: skip
     query = (
-        select(refunds.c.id, refunds.c.answer, moved.c.returned, moved.c.taken)
+        select(refunds.c.id, refunds.c.redeemed_back, refunds.c.accrued_back,
+               refunds.c.accrued_burnt, moved.c.returned, moved.c.taken)
         .join(purchases, purchases.c.id == refunds.c.purchase_id)
         .outerjoin(moved, moved.c.refund_id == refunds.c.id)
         .where(purchases.c.member_id.is_not(None))
     )  # fmt: skip
     found = []
-    for refund_id, answer, returned, taken in connection.execute(query):
-        burnt = _minor(answer["accrued_burnt"]) if "accrued_burnt" in answer else 0
-        said = (_minor(answer["redeemed_back"]), _minor(answer["accrued_back"]) - burnt)
+    for refund_id, redeemed_back, accrued_back, burnt, returned, taken in connection.execute(query):
+        said = (int(redeemed_back), int(accrued_back) - int(burnt))
         did = (int(returned or 0), int(taken or 0))
         if said != did:
-            detail = f"refund {refund_id}: answer says {said} back and taken, transfers {did}"
+            detail = f"refund {refund_id}: records say {said} back and taken, transfers {did}"
             found.append(Discrepancy(REFUNDS_CHECK, detail))
     return found

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Engine, Row, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kopilka.kernel.errors import Duplicate, InvalidInput, NotFound, Problem
@@ -41,7 +41,14 @@ from kopilka.members.handlers import find_member, normalise_phone, read_member, 
 from kopilka.operators import keys as key_service
 from kopilka.operators.tables import audit_log, operator_sessions, operators
 from kopilka.platform.idempotency import AfterWrite
-from kopilka.platform.tables import accounts, member_profiles, members, purchases, transfers
+from kopilka.platform.tables import (
+    accounts,
+    member_profiles,
+    members,
+    purchase_awards,
+    purchases,
+    transfers,
+)
 from kopilka.programs.handlers import load_program
 
 ROLES = ("admin", "support", "analyst", "marketer")
@@ -467,8 +474,7 @@ def dashboard(engine: Engine, program: str, now: datetime, days: int = 30) -> Da
         moved = _points_by_day(connection, loaded.program_id, start, zone)
         active = _active_members(connection, loaded.program_id, start)
         liability = _liability(connection, loaded.program_id)
-        top, read, since = _top_rules(connection, loaded.program_id, start,
-                                      settings.points.precision)  # fmt: skip
+        top, read, since = _top_rules(connection, loaded.program_id, start)
     series = [
         DayPoints(day, *moved.get(day, (0, 0, 0)))
         for day in (first_day + timedelta(days=n) for n in range(days))
@@ -502,34 +508,43 @@ BASE_RATE = ""  # the share of the points the program's base rate gave, beside t
 
 
 def _top_rules(
-    connection: Connection, program_id: int, start: datetime, digits: int
+    connection: Connection, program_id: int, start: datetime
 ) -> tuple[list[tuple[str, int]], int, datetime | None]:
     """Points given by each rule (and by the base rate, `BASE_RATE`) in the newest
-    purchases of the window (at most TOP_RULES_SAMPLE: a figure read from each answer),
-    the most first; how many purchases were read and the oldest's time. The shares of all
-    rules add up to the points those purchases accrued, so no point is counted twice."""
-    rows = connection.execute(  # only the answers' lines: less JSON to decode
-        select(purchases.c.answer["lines"], purchases.c.created_at)
+    purchases of the window (at most TOP_RULES_SAMPLE), from their records of the rules'
+    points, the most first; how many purchases were read and the oldest's time. The
+    shares of all rules add up to the points those purchases accrued, so no point is
+    counted twice."""
+    sample = (
+        select(purchases.c.id, purchases.c.created_at)
         .where(purchases.c.program_id == program_id, purchases.c.created_at >= start,
                purchases.c.status.in_(STANDING))
         .order_by(purchases.c.id.desc()).limit(TOP_RULES_SAMPLE)
+        .subquery()
+    )  # fmt: skip
+    accrual = and_(purchase_awards.c.purchase_id == sample.c.id,
+                   purchase_awards.c.mechanic == "points",
+                   purchase_awards.c.kind == "accrual")  # fmt: skip
+    rows = connection.execute(
+        select(sample.c.id, sample.c.created_at, purchase_awards.c.amount,
+               purchase_awards.c.detail)
+        .select_from(sample.outerjoin(purchase_awards, accrual))
     ).all()  # fmt: skip
     # lines decided alike (the same rules, the same coefficients) split alike: their points
     # are summed per kind of line first, and split once per kind (Fractions are slow)
     accrued: dict[Signature, int] = {}
-    for lines, _ in rows:
-        for line in lines or []:
-            amount = line.get("accrued")
-            if amount and amount.strip("0.") != "":
-                kind = signature(line.get("explain") or [])
-                accrued[kind] = accrued.get(kind, 0) + int(Decimal(amount).scaleb(digits))
+    for _, _, amount, detail in rows:
+        if amount:
+            kind = signature((detail or {}).get("explain") or [])
+            accrued[kind] = accrued.get(kind, 0) + int(amount)
     points: dict[str, Fraction] = {}
     for kind, amount in accrued.items():
         for rule, weight in weights(kind).items():
             points[rule] = points.get(rule, Fraction(0)) + amount * weight
     given = [(rule, round(amount)) for rule, amount in points.items()]
     top = sorted((item for item in given if item[1] > 0), key=lambda item: -item[1])[:8]
-    return top, len(rows), min((at for _, at in rows), default=None)
+    read = {purchase_id: at for purchase_id, at, _, _ in rows}
+    return top, len(read), min(read.values(), default=None)
 
 
 # what decides how a line's points split: its points-per-unit rule, or its rules'

@@ -10,23 +10,37 @@ once per shape with unvalued parameters, and each execution passes only its valu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, TextualSelect, bindparam, text
+from sqlalchemy import Connection, Table, TextualSelect, bindparam, insert, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.util import await_only
 
 
 @dataclass(frozen=True)
+class ChildRows:
+    """Rows that hang off a `NewRow` (a purchase's lines): inserted only with their
+    parent, `parent_column` filled with its id. `columns` is fixed per table, so the
+    statement that writes them is the same text whatever the rows."""
+
+    table: Table
+    parent_column: str
+    columns: tuple[str, ...]
+    rows: Sequence[Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
 class NewRow:
-    """A row to insert unless one with the same `unique` key exists (then: no row, no id)."""
+    """A row to insert unless one with the same `unique` key exists (then: no row, no id),
+    and its `children`, inserted only when it is."""
 
     table: Table
     values: Mapping[str, Any]
     unique: tuple[str, ...]
+    children: tuple[ChildRows, ...] = ()
 
     @property
     def statement(self) -> TextualSelect:
@@ -35,6 +49,11 @@ class NewRow:
     def insert(self, connection: Connection) -> int | None:
         """The new row's id, or None when the unique key was taken."""
         new_id: int | None = connection.execute(self.statement, self.parameters).scalar()
+        if new_id is not None:
+            for child in self.children:
+                if child.rows:
+                    rows = [{**row, child.parent_column: new_id} for row in child.rows]
+                    connection.execute(insert(child.table), rows)
         return new_id
 
     @property

@@ -342,6 +342,54 @@ purchases.append_column(Column("spend", BigInteger))  # money net of discounts, 
 refunds.append_column(Column("spend", BigInteger))  # the part of `spend` refunded
 Index("ix_purchases_member_id_created_at", purchases.c.member_id, purchases.c.created_at)
 
+# Typed purchase records (issue 16): what a purchase was and what each mechanic gave or
+# took on each line, as rows — refunds, hold settlement, tier standing, the dashboard and
+# `verify` read these; the stored `answer` is kept only to repeat a replay byte for byte.
+# The purchase's own figures, minor units: money (total, discount, paid), points
+# (redeemed, accrued — for a hold, what its confirm accrues).
+for _name in ("total", "discount", "redeemed", "paid", "accrued"):
+    purchases.append_column(Column(_name, BigInteger))
+# A refund's points: returned to the member, taken back, and of those already burnt.
+for _name in ("redeemed_back", "accrued_back", "accrued_burnt"):
+    refunds.append_column(Column(_name, BigInteger))
+
+# A purchase's lines as the receipt gave them and the calculator priced them.
+purchase_lines = Table(
+    "purchase_lines",
+    metadata,
+    Column("purchase_id", Integer, ForeignKey("purchases.id"), primary_key=True),
+    Column("n", Integer, primary_key=True),  # the line's number in the receipt, from 0
+    Column("sku", String(64), nullable=False),
+    Column("category", String(64)),
+    Column("qty_micro", BigInteger, nullable=False),  # qty × 10⁶ (QTY_DIGITS = 6)
+    Column("amount", BigInteger, nullable=False),  # money: qty × price − discount
+    Column("discount", BigInteger, nullable=False),  # money: the receipt's and the program's
+    Column("redeemed", BigInteger, nullable=False),  # points that paid for this line
+    Column("accrued", BigInteger, nullable=False),  # points the rules gave this line
+    CheckConstraint("qty_micro > 0", name="qty_positive"),
+)
+
+# What a mechanic gave or took with a purchase: on a line (`n`), or on the whole receipt
+# (`n` null) — the rules' points (`detail`: the rules and their coefficients), points
+# paid, each discount's share, a coupon's points, cashback. `unit` is `points` or
+# `money`; `funded_by` who pays for it (the program now; a partner with the coalition).
+purchase_awards = Table(
+    "purchase_awards",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("purchase_id", Integer, ForeignKey("purchases.id"), nullable=False),
+    Column("n", Integer),
+    Column("mechanic", String(32), nullable=False),  # points | discounts | coupons | cashback …
+    Column("kind", String(32), nullable=False),  # accrual | redemption | discount | points …
+    Column("source", String(100)),  # the rule, discount, coupon or campaign that gave it
+    Column("unit", String(16), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("funded_by", String(64), nullable=False),
+    Column("detail", JSON),
+    CheckConstraint("amount >= 0", name="amount_not_negative"),
+    Index("ix_purchase_awards_purchase_id", "purchase_id"),
+)
+
 # Each mechanic's tables live beside its code, on this one metadata (issue 7 onwards).
 from kopilka.mechanics.cashback import tables as _cashback  # noqa: E402, F401
 from kopilka.mechanics.coupons import tables as _coupons  # noqa: E402, F401

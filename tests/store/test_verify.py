@@ -56,7 +56,7 @@ def failed_checks(engine: Engine) -> set[str]:
 
 def test_sound_books_pass_every_check(books):
     checks, found = verify(books)
-    assert len(checks) == 11
+    assert len(checks) == 12
     assert found == []
 
 
@@ -66,7 +66,7 @@ def test_sound_books_pass_every_check(books):
         ("update accounts set credits_posted = credits_posted + 1 where member_id is not null "
          "and code = 'available'", "member accounts' cached totals equal their transfers"),
         ("update transfers set amount = amount + 100 where reason = 'purchase.accrual'",
-         "purchase answers equal their transfers"),
+         "purchase records equal their transfers"),
         ("delete from transfers where reason = 'adjustment'",
          "member accounts' cached totals equal their transfers"),
         ("update accounts set debits_posted = 5 where owner = 'program' and code = 'issuance'",
@@ -88,13 +88,17 @@ def test_sound_books_pass_every_check(books):
          " and r.code = 'redeemed' where t.reason = 'hold.cancel'",
          "no hold is both paid and given back"),
         ("update transfers set amount = amount + 1 where reason = 'refund.accrual'",
-         "refund answers equal their transfers"),
+         "refund records equal their transfers"),
         ("insert into transfers (program_id, transfer_key, debit_account_id, credit_account_id,"
          " amount, reason, actor, purchase_id, created_at) select t.program_id, 'burnt ' || t.id,"
          " t.credit_account_id, x.id, t.amount * 2, 'expiry', 'x', t.purchase_id, t.created_at"
          " from transfers t join accounts x on x.owner = 'program' and x.code = 'expired'"
          " where t.reason = 'purchase.accrual'",
          "a purchase's points leave the member once: burnt or taken back"),
+        ("update purchase_lines set accrued = accrued + 1 where accrued > 0",
+         "purchase lines and awards add up to their purchase"),
+        ("delete from purchase_awards where kind = 'redemption'",
+         "purchase lines and awards add up to their purchase"),
     ],
 )  # fmt: skip
 def test_each_corruption_is_caught(books, corruption, caught_by):

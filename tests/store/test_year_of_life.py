@@ -111,5 +111,5 @@ def test_a_year_of_purchases_expiry_and_refunds_verifies(zerno_engine: Engine) -
 
     checks, found = verify(zerno_engine)
     assert "a purchase's points leave the member once: burnt or taken back" in checks
-    assert "refund answers equal their transfers" in checks
+    assert "refund records equal their transfers" in checks
     assert found == [], found

@@ -14,7 +14,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from kopilka.checkout.mechanic import Mechanic, Refunding, Sale, Settlement, Step
+from kopilka.checkout.records import MONEY, Award
 from kopilka.kernel.money import to_minor
+from kopilka.kernel.program import Program
 from kopilka.mechanics.cashback.handlers import (
     accrue_cashback,
     activate_due_cashback,
@@ -39,6 +41,7 @@ class Cashback(Mechanic):
                                        sale.now)  # fmt: skip
             if preview is not None:
                 sale.answer["cashback"] = {**preview, "status": "on_confirm"}
+                sale.awards += _records(preview, ON_CONFIRM, sale.program.calculator.program)
 
     def completed(self, sale: Sale) -> None:
         if sale.hold or sale.member_id is None:
@@ -46,23 +49,27 @@ class Cashback(Mechanic):
         awards = _awards(sale)
         if awards:  # a budget decides the amount only now, with the purchase written
             assert sale.purchase_id is not None
-            sale.answer["cashback"] = accrue_cashback(
-                sale.connection, sale.program.program_id, sale.program.calculator.program,
+            settings = sale.program.calculator.program
+            given = accrue_cashback(
+                sale.connection, sale.program.program_id, settings,
                 sale.member_id, sale.purchase_id, awards, sale.now, sale.actor,
             )  # fmt: skip
+            sale.answer["cashback"] = given
+            sale.awards += _records(given, GIVEN, settings)
 
     def confirmed(self, settlement: Settlement) -> None:
-        if settlement.stored.get("cashback") is None:
+        planned = _awards_held(settlement)
+        if not planned:
             return
         settings = settlement.program.calculator.program
-        awards = _awards_held(settlement.stored, settings.money_digits)
         given = accrue_cashback(
             settlement.connection, settlement.program.program_id, settings,
-            settlement.member_id, settlement.purchase_id, awards, settlement.now,
+            settlement.member_id, settlement.purchase_id, planned, settlement.now,
             settlement.actor,
-        ) if awards else None  # fmt: skip
+        )  # fmt: skip
         settlement.answer["cashback"] = given
         settlement.stored["cashback"] = given
+        settlement.added += _records(given, GIVEN, settings)
 
     def cancelled(self, settlement: Settlement) -> None:
         if settlement.stored.get("cashback") is not None:  # never given now
@@ -70,14 +77,11 @@ class Cashback(Mechanic):
             settlement.stored["cashback"] = None
 
     def refunded(self, refund: Refunding) -> None:
-        given = refund.purchase.answer.get("cashback") or {}
-        if given.get("status") not in ("pending", "available"):
+        if not any(a.mechanic == self.name and a.kind == GIVEN for a in refund.awards):
             return
-        settings = refund.program.calculator.program
         refund.answer["cashback_back"] = claw_back_cashback(
-            refund.connection, refund.program.program_id, settings, refund.purchase.id,
-            refunded=refund.money_back,
-            paid=to_minor(Decimal(refund.purchase.answer["paid"]), settings.money_digits) or 0,
+            refund.connection, refund.program.program_id, refund.program.calculator.program,
+            refund.purchase.id, refunded=refund.money_back, paid=int(refund.purchase.paid),
             key=f"{refund.refund_key}", now=refund.now, actor=refund.actor,
             refund_id=refund.refund_row,
         )  # fmt: skip
@@ -97,10 +101,23 @@ def _awards(sale: Sale) -> list[CashbackAward]:
                             card_bin=receipt.payment_bin, at=receipt.at)  # fmt: skip
 
 
-def _awards_held(answer: dict[str, Any], digits: int) -> list[CashbackAward]:
-    """The awards a held purchase's answer recorded, to be given at its confirm."""
-    held = answer.get("cashback") or {}
-    base = to_minor(Decimal(answer["paid"]), digits) or 0  # cashback is on what was paid
-    return [CashbackAward(item["campaign"], Decimal(item["percent"]), base,
-                          to_minor(Decimal(item["amount"]), digits) or 0)
-            for item in held.get("campaigns") or []]  # fmt: skip
+GIVEN, ON_CONFIRM = "cashback", "cashback.on_confirm"  # the kinds of its records
+
+
+def _records(given: dict[str, Any] | None, kind: str, program: Program) -> list[Award]:
+    """The purchase's records of its cashback: one per campaign, as the answer lists them."""
+    if given is None:
+        return []
+    digits = program.money_digits
+    return [Award(Cashback.name, kind, to_minor(Decimal(item["amount"]), digits) or 0, MONEY,
+                  source=item["campaign"], detail={"percent": item["percent"]})
+            for item in given["campaigns"]]  # fmt: skip
+
+
+def _awards_held(settlement: Settlement) -> list[CashbackAward]:
+    """The awards a held purchase recorded, to be given at its confirm (on what it paid)."""
+    return [CashbackAward(str(award.source), Decimal(award.detail["percent"]), settlement.paid,
+                          award.amount)
+            for award in settlement.awards
+            if award.mechanic == Cashback.name and award.kind == ON_CONFIRM
+            and award.detail]  # fmt: skip

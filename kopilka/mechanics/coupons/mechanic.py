@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from kopilka.checkout.mechanic import Mechanic, Refunding, Sale, Settlement, Step
-from kopilka.checkout.pricing import coupon_points_of
+from kopilka.checkout.records import Award, total
 from kopilka.kernel.ledger import Reason
 from kopilka.kernel.money import format_minor, to_minor
 from kopilka.mechanics.coupons.handlers import give_back_coupons, redeem_coupons
@@ -39,6 +39,8 @@ class Coupons(Mechanic):
 
     def planned(self, sale: Sale) -> None:
         sale.answer["coupons"] = sale.priced.coupons
+        sale.awards += [Award(self.name, "points", given, source=check.code)
+                        for check, _, given in sale.priced.applied if given]  # fmt: skip
         points = sale.priced.coupon_points
         if sale.wallet is not None and points and not sale.hold:  # a hold's come at confirm
             wallet = sale.wallet
@@ -53,7 +55,7 @@ class Coupons(Mechanic):
 
     def confirmed(self, settlement: Settlement) -> None:
         settings = settlement.program.calculator.program
-        points = coupon_points_of(settlement.stored, settings.points.precision)
+        points = total(settlement.awards, self.name, "points")
         if points:
             key = f"{settings.code}:hold:{settlement.purchase_id}:coupon"
             settlement.wallet.accrue(key, points, reason=Reason.COUPON,
@@ -67,8 +69,7 @@ class Coupons(Mechanic):
     def refund_points(self, refund: Refunding) -> int:
         if not refund.whole:  # a coupon's points go back with the last of the receipt
             return 0
-        digits = refund.program.calculator.program.points.precision
-        return coupon_points_of(refund.purchase.answer, digits)
+        return total(refund.awards, self.name, "points")
 
     def refunded(self, refund: Refunding) -> None:
         if refund.whole:  # the receipt is undone: its coupons may be used again

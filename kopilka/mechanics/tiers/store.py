@@ -11,7 +11,7 @@ review — over the `(member_id, created_at)` index.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -30,9 +30,16 @@ from sqlalchemy import (
     update,
 )
 
+from kopilka.kernel.receipt import QTY_DIGITS
 from kopilka.members.standing import net_spend
 from kopilka.platform.statements import driver_rows
-from kopilka.platform.tables import member_tiers, purchases, refunds, tier_history
+from kopilka.platform.tables import (
+    member_tiers,
+    purchase_lines,
+    purchases,
+    refunds,
+    tier_history,
+)
 
 COUNTED = ("completed", "partially_refunded", "refunded")  # held/cancelled/expired are not
 Window = tuple[datetime, datetime]  # the first and last moments counted
@@ -110,16 +117,18 @@ def bought_lines(
 ) -> list[tuple[str, str | None]]:
     """(sku, category) of every line bought within `window` and not returned in full."""
     rows = connection.execute(
-        select(purchases.c.id, purchases.c.status, purchases.c.lines).where(
+        select(purchases.c.id, purchases.c.status, purchase_lines.c.n, purchase_lines.c.sku,
+               purchase_lines.c.category, purchase_lines.c.qty_micro)
+        .join(purchase_lines, purchase_lines.c.purchase_id == purchases.c.id)
+        .where(
             purchases.c.member_id == member_id,
             purchases.c.status.in_(("completed", "partially_refunded")),
             purchases.c.created_at >= window[0],
             purchases.c.created_at <= window[1],
         )
-    ).all()
-    if not rows:
-        return []
-    partly = [row.id for row in rows if row.status == "partially_refunded"]
+        .order_by(purchases.c.id, purchase_lines.c.n)
+    ).all()  # fmt: skip
+    partly = {row.id for row in rows if row.status == "partially_refunded"}
     returned: dict[tuple[int, int], Decimal] = {}
     if partly:
         for refund in connection.execute(
@@ -128,25 +137,11 @@ def bought_lines(
             for line in refund.lines:
                 key = (refund.purchase_id, line["n"])
                 returned[key] = returned.get(key, Decimal(0)) + Decimal(line["qty"])
-    older = [row.id for row in rows if any("sku" not in line for line in row.lines or [])]
-    skus_of = _skus_from_answers(connection, older) if older else {}
-    found: list[tuple[str, str | None]] = []
-    for row in rows:
-        for line in row.lines or []:
-            if Decimal(line["qty"]) <= returned.get((row.id, line["n"]), Decimal(0)):
-                continue
-            sku = line.get("sku") or skus_of.get((row.id, line["n"]))
-            if sku is not None:
-                found.append((sku, line.get("category")))
-    return found
-
-
-def _skus_from_answers(connection: Connection, ids: Iterable[int]) -> dict[tuple[int, int], str]:
-    """The skus of purchases written before their lines kept them (from their answers)."""
-    rows = connection.execute(
-        select(purchases.c.id, purchases.c.answer).where(purchases.c.id.in_(list(ids)))
-    )
-    return {(row.id, line["n"]): line["sku"] for row in rows for line in row.answer["lines"]}
+    return [
+        (row.sku, row.category)
+        for row in rows
+        if Decimal(int(row.qty_micro)).scaleb(-QTY_DIGITS) > returned.get((row.id, row.n), 0)
+    ]
 
 
 # — tier rows —

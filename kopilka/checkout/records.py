@@ -1,0 +1,126 @@
+"""A purchase's typed records: its lines and what each mechanic gave or took on them.
+
+The pipeline writes them with the purchase (in the purchase's own statement on
+PostgreSQL), and refunds, hold settlement, tier standing, the dashboard and `verify`
+read them; the stored JSON answer is kept only to repeat a replay byte for byte.
+
+An `Award` is one mechanic's part: the rules' points on a line (`detail` names the rules
+and their coefficients, as the answer's `explain` does), points that paid for a line,
+each discount's share of a line, a coupon's points, a cashback campaign's money. Who
+funds it is `funded_by` — the program for now; a coalition partner later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from kopilka.checkout.calculator import Quote
+from kopilka.checkout.wire import reasons_json
+from kopilka.kernel.program import Program
+from kopilka.kernel.receipt import QTY_DIGITS, Receipt
+from kopilka.platform.tables import purchase_awards, purchase_lines
+
+PROGRAM = "program"  # who funds what the program itself gives
+POINTS, MONEY = "points", "money"
+
+
+@dataclass(frozen=True)
+class Award:
+    """What one mechanic gave (or, for a redemption, took) with a purchase."""
+
+    mechanic: str  # points | discounts | coupons | cashback | a registered mechanic's name
+    kind: str  # accrual | redemption | discount | points | cashback | cashback.on_confirm …
+    amount: int  # minor units of `unit`, never negative
+    unit: str = POINTS  # points | money
+    n: int | None = None  # the line; None: the whole receipt
+    source: str | None = None  # the rule, discount, coupon or campaign that gave it
+    funded_by: str = PROGRAM
+    detail: dict[str, Any] | None = None
+
+    def row(self, purchase_id: int | None = None) -> dict[str, Any]:
+        values = asdict(self)
+        return values if purchase_id is None else {"purchase_id": purchase_id, **values}
+
+
+def line_rows(quote: Quote, receipt: Receipt) -> list[dict[str, Any]]:
+    """The purchase's lines, without their purchase's id (the write fills it in)."""
+    bought = {line.n: line for line in receipt.lines}
+    return [
+        {
+            "n": line.n,
+            "sku": line.sku,
+            "category": bought[line.n].category,
+            "qty_micro": int(bought[line.n].qty.scaleb(QTY_DIGITS)),
+            "amount": line.amount,
+            "discount": line.discount,
+            "redeemed": line.redeemed,
+            "accrued": line.accrued,
+        }
+        for line in quote.lines
+    ]
+
+
+def priced_awards(quote: Quote, program: Program) -> list[Award]:
+    """What the receipt's price gave on each line: discounts' shares (a coupon's discount
+    as the coupons'), the rules' points and the points that paid."""
+    coupons = {applied.code: applied.coupon for applied in quote.discounts if applied.coupon}
+    points = program.points.precision
+    awards: list[Award] = []
+    for line in quote.lines:
+        for share in line.discounts:
+            coupon = coupons.get(share.code)
+            awards.append(Award("coupons" if coupon else "discounts", "discount", share.amount,
+                                MONEY, line.n, share.code,
+                                detail={"coupon": coupon} if coupon else None))  # fmt: skip
+        if line.accrued:
+            awards.append(Award("points", "accrual", line.accrued, POINTS, line.n,
+                                detail={"explain": reasons_json(line, points)}))  # fmt: skip
+        if line.redeemed:
+            awards.append(Award("points", "redemption", line.redeemed, POINTS, line.n))
+    return awards
+
+
+def write_awards(connection: Connection, purchase_id: int, awards: Sequence[Award]) -> None:
+    """Awards known only once the purchase is written (a budget's cashback): one insert."""
+    if awards:
+        connection.execute(insert(purchase_awards), [a.row(purchase_id) for a in awards])
+
+
+def awards_of(connection: Connection, purchase_id: int) -> list[Award]:
+    """Everything the mechanics gave with a purchase, in the order it was written."""
+    rows = connection.execute(
+        select(purchase_awards).where(purchase_awards.c.purchase_id == purchase_id)
+        .order_by(purchase_awards.c.id)
+    ).all()  # fmt: skip
+    return [
+        Award(
+            row.mechanic,
+            row.kind,
+            int(row.amount),
+            row.unit,
+            row.n,
+            row.source,
+            row.funded_by,
+            row.detail,
+        )
+        for row in rows
+    ]
+
+
+def total(awards: Iterable[Award], mechanic: str, kind: str) -> int:
+    """The sum of a mechanic's awards of one kind."""
+    return sum(a.amount for a in awards if a.mechanic == mechanic and a.kind == kind)
+
+
+def lines_of(connection: Connection, purchase_id: int) -> list[Any]:
+    """A purchase's lines in receipt order."""
+    return list(
+        connection.execute(
+            select(purchase_lines).where(purchase_lines.c.purchase_id == purchase_id)
+            .order_by(purchase_lines.c.n)
+        )
+    )  # fmt: skip

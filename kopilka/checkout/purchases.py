@@ -38,11 +38,12 @@ from kopilka.checkout.calculator import Quote
 from kopilka.checkout.mechanic import Sale, Settlement, mechanics
 from kopilka.checkout.pricing import Priced, price_receipt
 from kopilka.checkout.records import (
+    AWARD_COLUMNS,
     Award,
     awards_of,
     line_rows,
     priced_awards,
-    write_awards,
+    write_late,
 )
 from kopilka.checkout.wire import quote_json
 from kopilka.kernel.errors import (
@@ -196,10 +197,9 @@ def _process(
     stored, written = dict(answer), len(sale.awards)
     for mechanic in mechanics():
         mechanic.completed(sale)
-    write_awards(connection, purchase_id, sale.awards[written:])
-    if answer != stored:  # a mechanic's part known only once written (a budget's cashback)
-        connection.execute(update(purchases).where(purchases.c.id == purchase_id)
-                           .values(answer=answer))  # fmt: skip
+    # a mechanic's part known only once written (a budget's cashback): one more write
+    write_late(connection, purchase_id, answer if answer != stored else None,
+               sale.awards[written:])  # fmt: skip
     if hold:
         settings = program.calculator.program
         connection.execute(
@@ -362,7 +362,6 @@ def _write(
 
 
 LINE_COLUMNS = tuple(c.name for c in purchase_lines.c if c.name != "purchase_id")
-AWARD_COLUMNS = tuple(c.name for c in purchase_awards.c if c.name not in ("id", "purchase_id"))
 
 
 def _insert(
@@ -537,7 +536,6 @@ def _settle(
             mechanic.confirmed(settlement)
         else:
             mechanic.cancelled(settlement)
-    write_awards(connection, hold.purchase_id, settlement.added)
     wallet.flush(actor=actor, purchase_id=hold.purchase_id)
     answer["balance"] = balance_json(wallet, settings.points.precision)
     if status == "confirmed":
@@ -548,9 +546,8 @@ def _settle(
         update(holds).where(holds.c.id == hold.id)
         .values(status=status, settled_at=now, answer=answer)
     )  # fmt: skip
-    if settlement.stored != purchase.answer:
-        connection.execute(update(purchases).where(purchases.c.id == hold.purchase_id)
-                           .values(answer=settlement.stored))  # fmt: skip
+    changed = settlement.stored if settlement.stored != purchase.answer else None
+    write_late(connection, hold.purchase_id, changed, settlement.added)
     return answer
 
 

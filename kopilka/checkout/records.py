@@ -12,17 +12,20 @@ funds it is `funded_by` — the program for now; a coalition partner later.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 
 from kopilka.checkout.calculator import Quote
 from kopilka.checkout.wire import reasons_json
 from kopilka.kernel.program import Program
 from kopilka.kernel.receipt import QTY_DIGITS, Receipt
-from kopilka.platform.tables import purchase_awards, purchase_lines
+from kopilka.platform.statements import driver_rows, record_columns
+from kopilka.platform.tables import purchase_awards, purchase_lines, purchases
 
 PROGRAM = "program"  # who funds what the program itself gives
 POINTS, MONEY = "points", "money"
@@ -84,10 +87,52 @@ def priced_awards(quote: Quote, program: Program) -> list[Award]:
     return awards
 
 
-def write_awards(connection: Connection, purchase_id: int, awards: Sequence[Award]) -> None:
-    """Awards known only once the purchase is written (a budget's cashback): one insert."""
-    if awards:
-        connection.execute(insert(purchase_awards), [a.row(purchase_id) for a in awards])
+AWARD_COLUMNS = tuple(c.name for c in purchase_awards.c if c.name not in ("id", "purchase_id"))
+
+
+def write_late(
+    connection: Connection, purchase_id: int, answer: dict[str, Any] | None,
+    awards: Sequence[Award],
+) -> None:  # fmt: skip
+    """What the mechanics added once the purchase was written — its stored answer (None:
+    unchanged) and awards known only then (a budget's cashback) — in one statement on
+    PostgreSQL, and nothing at all when there is nothing."""
+    if not awards and answer is None:
+        return
+    if connection.dialect.name != "postgresql":
+        if awards:
+            connection.execute(insert(purchase_awards), [a.row(purchase_id) for a in awards])
+        if answer is not None:
+            connection.execute(update(purchases).where(purchases.c.id == purchase_id)
+                               .values(answer=answer))  # fmt: skip
+        return
+    rows = [{name: getattr(award, name) for name in AWARD_COLUMNS} for award in awards]
+    # not prepared: it runs once a purchase at most, and the purchases that need it (a
+    # coupon's) lose psycopg's prepared statements to a ROLLBACK first (issue 17)
+    driver_rows(connection, _late_sql(), {
+        "purchase_id": purchase_id,
+        "answer": None if answer is None else _json(answer),
+        "awards": _json(rows),
+    }, prepare=False)  # fmt: skip
+
+
+@cache
+def _late_sql() -> str:
+    columns = ", ".join(AWARD_COLUMNS)
+    picked = ", ".join(f"c.{name}" for name in AWARD_COLUMNS)
+    return f"""
+WITH late AS (
+    INSERT INTO purchase_awards (purchase_id, {columns})
+    SELECT %(purchase_id)s, {picked}
+    FROM json_to_recordset(%(awards)s::json)
+         AS c({record_columns(purchase_awards, AWARD_COLUMNS)})
+)
+UPDATE purchases SET answer = %(answer)s::json
+WHERE id = %(purchase_id)s AND %(answer)s::json IS NOT NULL"""  # the CTE runs either way
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def awards_of(connection: Connection, purchase_id: int) -> list[Award]:

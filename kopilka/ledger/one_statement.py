@@ -27,7 +27,7 @@ from sqlalchemy import JSON, Connection, Table
 
 from kopilka.kernel.ledger import Posting
 from kopilka.ledger.accounts import account_totals
-from kopilka.platform.statements import NewRow, driver_rows
+from kopilka.platform.statements import NewRow, driver_rows, record_columns
 
 LOT_COLUMNS = (
     "program_id",
@@ -104,23 +104,11 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-# json_to_recordset's column types for the children's columns, by SQLAlchemy's type
-_RECORD_TYPES = {"integer": "int", "big_integer": "bigint", "string": "text", "text": "text",
-                 "boolean": "boolean"}  # fmt: skip
-
-
-def _record_type(table: Table, name: str) -> str:
-    column_type = table.c[name].type
-    if isinstance(column_type, JSON):
-        return "json"
-    return _RECORD_TYPES[column_type.__visit_name__]
-
-
 def _children_sql(children: tuple[tuple[Table, str, tuple[str, ...]], ...]) -> str:
     """A CTE per kind of child row: inserted from its JSON array, the parent's id filled."""
     parts = []
     for i, (table, parent_column, columns) in enumerate(children):
-        typed = ", ".join(f"{name} {_record_type(table, name)}" for name in columns)
+        typed = record_columns(table, columns)
         picked = ", ".join(f"c.{name}" for name in columns)
         parts.append(f"""
 ), child_{i} AS (

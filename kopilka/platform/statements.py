@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, TextualSelect, bindparam, insert, text
+from sqlalchemy import JSON, Connection, Table, TextualSelect, bindparam, insert, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.util import await_only
 
@@ -61,6 +61,24 @@ class NewRow:
         """The values by their parameters' names (`new_<column>`: a bare column name given
         to an execution would also be read as a SET value by an UPDATE in the statement)."""
         return {f"new_{name}": value for name, value in self.values.items()}
+
+
+# json_to_recordset's column types, by SQLAlchemy's type
+_RECORD_TYPES = {"integer": "int", "big_integer": "bigint", "string": "text", "text": "text",
+                 "boolean": "boolean"}  # fmt: skip
+
+
+def record_columns(table: Table, columns: tuple[str, ...]) -> str:
+    """`name type, …` of `columns` for `json_to_recordset(…) AS c(…)` (PostgreSQL): rows
+    sent as one JSON array keep a statement's text the same whatever rows it writes."""
+    return ", ".join(f"{name} {_record_type(table, name)}" for name in columns)
+
+
+def _record_type(table: Table, name: str) -> str:
+    column_type = table.c[name].type
+    if isinstance(column_type, JSON):
+        return "json"
+    return _RECORD_TYPES[column_type.__visit_name__]
 
 
 @cache

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from kopilka.checkout.purchases import process_purchase, quote_purchase
+from kopilka.checkout.records import awards_of
 from kopilka.checkout.refunds import refund_purchase
 from kopilka.kernel.errors import InvalidInput
 from kopilka.kernel.program_parser import parse_program
@@ -81,6 +82,11 @@ def test_it_earns_answers_records_and_is_taken_back_by_the_refund(shop: Engine) 
             .where(thanks_given.c.member_id == _member_id(bought))
         ).all()  # fmt: skip
     assert [tuple(row) for row in rows] == [(int(bought["purchase_id"]), 500, 0)]
+    with shop.connect() as connection:  # its typed record, beside the rules' own
+        records = awards_of(connection, int(bought["purchase_id"]))
+    assert [(a.kind, a.amount, a.n) for a in records if a.mechanic == "thanks"] == [
+        ("points", 500, None)
+    ]
 
     refund, _ = refund_purchase(shop, "zerno", bought["purchase_id"], {"refund_id": "RF-1"},
                                 actor="pos:test", now=NOW)  # fmt: skip

@@ -39,7 +39,10 @@ LINE_FIELDS = ("n", "sku", "category", "qty_micro", "amount", "discount", "redee
 def records(engine: Engine) -> dict[str, Any]:
     """Every purchase's and refund's records, by receipt and refund id (ids may differ)."""
     with engine.connect() as connection:
-        receipts = dict(connection.execute(select(purchases.c.id, purchases.c.receipt_id)).all())
+        receipts: dict[int, str] = {
+            row.id: row.receipt_id
+            for row in connection.execute(select(purchases.c.id, purchases.c.receipt_id))
+        }
         figures = {
             row.receipt_id: (row.status, row.total, row.discount, row.redeemed, row.paid,
                              row.accrued, row.spend)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import Engine, func, insert, select, update
 
 from kopilka.checkout.mechanic import Mechanic, Refunding, Sale, Step
+from kopilka.checkout.records import Award, total
 from kopilka.kernel.ledger import Reason
 from kopilka.kernel.money import format_minor, to_minor
 from kopilka.kernel.program_parser import SectionContext
@@ -64,6 +65,7 @@ class Thanks(Mechanic):
                       reason=Reason.MECHANIC,
                       pending=wallet.program.accrual.pending_days > 0)  # fmt: skip
         sale.answer["thanks"] = _thanks_json(sale, points)
+        sale.awards.append(Award(self.name, "points", points))  # a typed record of it
 
     def completed(self, sale: Sale) -> None:
         points = _earned(sale)
@@ -75,11 +77,9 @@ class Thanks(Mechanic):
         ))  # fmt: skip
 
     def refund_points(self, refund: Refunding) -> int:
-        given = refund.purchase.answer.get("thanks")
-        if not refund.whole or not given:
+        if not refund.whole:  # its points go back with the last of the receipt
             return 0
-        digits = refund.program.calculator.program.points.precision
-        return to_minor(Decimal(given["points"]), digits) or 0
+        return total(refund.awards, self.name, "points")
 
     def refunded(self, refund: Refunding) -> None:
         points = self.refund_points(refund)

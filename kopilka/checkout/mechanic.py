@@ -8,6 +8,9 @@ package under `kopilka/mechanics/` with a `Mechanic` that the composition root
   for the calculator's `MemberContext`, such as past purchases or cards in force);
 - `step` — its place in the price of a receipt, in one order for every purchase:
   discounts → coupons → points → cashback → what comes later (`Step`);
+- `offering` — its discounts for a receipt, made from the lines as the program's
+  discounts leave them, within the receipt's one pricing (the coupons);
+- `admit` — before a purchase is planned: refuse it (a coupon that does not apply);
 - `quoted` — its part of a quote's answer (what it would give), writing nothing;
 - `planned` — before the purchase is written: its part of the stored answer, its
   postings on the member's wallet and its typed records (`Sale.awards`), which go out
@@ -41,7 +44,8 @@ if TYPE_CHECKING:  # types only: the pipeline hands these to mechanics
     from fastapi import APIRouter
     from sqlalchemy import Connection, Engine, Row
 
-    from kopilka.checkout.pricing import Priced
+    from kopilka.checkout.offers import OfferStep
+    from kopilka.checkout.pricing import Priced, PricingContext
     from kopilka.checkout.records import Award
     from kopilka.kernel.receipt import Receipt
     from kopilka.ledger.wallet import Wallet
@@ -141,6 +145,15 @@ class Mechanic:
     ) -> JSON:
         """`MemberContext` facts this mechanic needs to price a member's receipt."""
         return {}
+
+    def offering(self, context: PricingContext) -> OfferStep | None:  # noqa: ARG002
+        """Its step in the receipt's one pricing: a function from the lines as the
+        program's discounts leave them to its offers (None: it offers nothing here). What
+        it learns goes in `context.parts[name]`, for its other hooks (`sale.priced.parts`)."""
+        return None
+
+    def admit(self, priced: Priced) -> None:
+        """Before a purchase is planned: raise a `KopilkaError` to refuse it."""
 
     def quoted(self, sale: Sale) -> None:
         """Add this mechanic's part to a quote's answer (writing nothing)."""

@@ -164,7 +164,8 @@ def _process(
     location = _sold_at(receipt, program)
     try:
         priced = _quote(connection, program, receipt, member, wallet, now)
-        priced.refuse_invalid()
+        for mechanic in mechanics():
+            mechanic.admit(priced)
     except KopilkaError:
         # a copy of a receipt already processed is answered, even if it could not be redone
         # now (its redemption spent the points it would need again)

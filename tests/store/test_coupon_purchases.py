@@ -189,3 +189,25 @@ def test_a_coupon_with_nothing_left_to_take_off_is_not_used_up(shop: Engine) -> 
     assert "nothing is left" in quoted["coupons"][0]["detail"]
     with pytest.raises(CouponInvalid):
         buy(shop, body("R1", "BIG50"))
+
+
+def test_a_receipt_with_coupons_is_priced_once(shop: Engine, monkeypatch) -> None:
+    """The coupons' step runs inside the receipt's one pricing: the program's discounts are
+    worked out once, and the coupons checked against the lines they leave."""
+    from kopilka.checkout.calculator import quote as calculator
+
+    code = campaign(shop, TEN_OFF_TEA, 1)[0]
+    priced: list[object] = []
+    real = calculator.price  # type: ignore[attr-defined]
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        priced.append(kw.get("offers"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(calculator, "price", counted)
+    quoted = quote_purchase(shop, "zerno", body("Q", code, "BONUS200"), now=NOW)
+    assert [c["applied"] for c in quoted["coupons"]] == [True, False]
+    assert quoted["coupons"][1]["reason"] == "not_found"
+    assert buy(shop, body("R1", code))["coupons"][0]["discount"] == "30.00"
+    assert len(priced) == 2  # once for the quote, once for the purchase
+    assert all(callable(offers) for offers in priced)  # the coupons' step, in the pricing

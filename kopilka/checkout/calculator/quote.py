@@ -19,7 +19,6 @@ All arithmetic is on integers of minor units; nothing is rounded twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 from fractions import Fraction
 from math import lcm
@@ -32,7 +31,7 @@ from kopilka.kernel.errors import InsufficientPoints
 from kopilka.kernel.money import apportion, divide_rounded, format_minor
 from kopilka.kernel.program import AccrueOn, Program
 from kopilka.kernel.receipt import Line, MemberContext, Receipt
-from kopilka.mechanics.discounts.model import DiscountSettings, Offer, Pricing, price
+from kopilka.mechanics.discounts.model import DiscountSettings, Offers, Pricing, price
 
 MAX_PERCENT = "accrual.max_percent"
 MAX_PER_RECEIPT = "accrual.max_points_per_receipt"
@@ -70,10 +69,9 @@ class Calculator:
         self._line_plans.clear()
         self.index.forget()
 
-    def quote(
-        self, receipt: Receipt, member: MemberContext | None, offers: Sequence[Offer] = ()
-    ) -> Quote:
-        """The answer for `receipt` after the program's discounts and `offers` (coupons');
+    def quote(self, receipt: Receipt, member: MemberContext | None, offers: Offers = ()) -> Quote:
+        """The answer for `receipt` after the program's discounts and `offers` (coupons',
+        or a step that makes them from the discounted lines: the receipt is priced once);
         `InsufficientPoints` for a redemption beyond the caps."""
         pricing = None
         if self.program.discounts is not None or offers:
@@ -140,9 +138,7 @@ class Calculator:
             discounts=pricing.applied if pricing else (),
         )
 
-    def price(
-        self, receipt: Receipt, member: MemberContext | None, offers: Sequence[Offer] = ()
-    ) -> Pricing:
+    def price(self, receipt: Receipt, member: MemberContext | None, offers: Offers = ()) -> Pricing:
         """The receipt's lines after the program's discounts, then `offers`."""
         program = self.program
         location = receipt.location

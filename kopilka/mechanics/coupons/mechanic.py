@@ -1,10 +1,10 @@
 """Coupons in the purchase pipeline: their points, their redemptions, their return.
 
-Which coupons apply, and the discount each gives, is decided when the receipt is priced
-(`kopilka.checkout.pricing`, the coupons' step after the program's discounts); here the
-coupons' points are credited apart from the rules' (with their own reason), the coupons
-are taken when the purchase is written, and given back when it is cancelled or wholly
-refunded.
+Which coupons apply, and the discount each gives, is decided in the receipt's one
+pricing (`offering`: the coupons' step after the program's discounts, in `pricing`); a
+purchase with a coupon that does not apply is refused (`admit`); the coupons' points are
+credited apart from the rules' (with their own reason), the coupons are taken when the
+purchase is written, and given back when it is cancelled or wholly refunded.
 """
 
 from __future__ import annotations
@@ -13,11 +13,16 @@ from decimal import Decimal
 from pathlib import Path
 
 from kopilka.checkout.mechanic import Mechanic, Refunding, Sale, Settlement, Step
+from kopilka.checkout.offers import OfferStep
+from kopilka.checkout.pricing import Priced, PricingContext
 from kopilka.checkout.records import Award, total
+from kopilka.kernel.errors import CouponInvalid
 from kopilka.kernel.ledger import Reason
 from kopilka.kernel.money import format_minor, to_minor
 from kopilka.mechanics.coupons.handlers import give_back_coupons, redeem_coupons
+from kopilka.mechanics.coupons.model import CouponCheck
 from kopilka.mechanics.coupons.pages import router
+from kopilka.mechanics.coupons.pricing import CouponsPriced, coupon_step, settle
 
 
 class Coupons(Mechanic):
@@ -26,9 +31,23 @@ class Coupons(Mechanic):
     pages = router  # the campaigns' console pages
     templates = Path(__file__).parent / "templates"
 
+    def offering(self, context: PricingContext) -> OfferStep | None:
+        checks: list[CouponCheck] = []
+        step = coupon_step(context, checks)
+        if step is not None:
+            context.parts[self.name] = checks  # filled in as the receipt is priced
+        return step
+
+    def admit(self, priced: Priced) -> None:
+        """A purchase takes every coupon it names, or none: the first that does not apply."""
+        for check in _coupons(priced).checks:
+            if check.reason is not None:
+                raise CouponInvalid(f"coupon {check.code!r} does not apply: {check.detail}",
+                                    coupon=check.code, reason=check.reason)  # fmt: skip
+
     def quoted(self, sale: Sale) -> None:
-        sale.answer["coupons"] = sale.priced.coupons
-        points = sale.priced.coupon_points
+        sale.answer["coupons"] = _coupons(sale.priced).answers
+        points = _coupons(sale.priced).points
         balance = sale.answer.get("balance")
         if points and balance is not None:  # shown as the purchase will credit them
             settings = sale.program.calculator.program
@@ -38,10 +57,11 @@ class Coupons(Mechanic):
             balance[where] = format_minor(shown + points, digits)
 
     def planned(self, sale: Sale) -> None:
-        sale.answer["coupons"] = sale.priced.coupons
+        priced = _coupons(sale.priced)
+        sale.answer["coupons"] = priced.answers
         sale.awards += [Award(self.name, "points", given, source=check.code)
-                        for check, _, given in sale.priced.applied if given]  # fmt: skip
-        points = sale.priced.coupon_points
+                        for check, _, given in priced.applied if given]  # fmt: skip
+        points = priced.points
         if sale.wallet is not None and points and not sale.hold:  # a hold's come at confirm
             wallet = sale.wallet
             key = f"{wallet.program.code}:purchase:{{purchase}}:coupon"
@@ -51,7 +71,7 @@ class Coupons(Mechanic):
     def completed(self, sale: Sale) -> None:
         assert sale.purchase_id is not None
         redeem_coupons(sale.connection, sale.program.program_id, sale.purchase_id,
-                       sale.member_id, sale.priced.applied, sale.now)  # fmt: skip
+                       sale.member_id, _coupons(sale.priced).applied, sale.now)  # fmt: skip
 
     def confirmed(self, settlement: Settlement) -> None:
         settings = settlement.program.calculator.program
@@ -76,3 +96,19 @@ class Coupons(Mechanic):
             refund.answer["coupons_returned"] = give_back_coupons(
                 refund.connection, refund.program.program_id, refund.purchase.id, refund.now
             )
+
+
+NONE = CouponsPriced((), [], [])
+
+
+def _coupons(priced: Priced) -> CouponsPriced:
+    """The receipt's coupons as its pricing left them (settled once, then kept)."""
+    part = priced.parts.get(Coupons.name)
+    if part is None:
+        return NONE
+    if isinstance(part, CouponsPriced):
+        return part
+    settings = priced.context.program.calculator.program
+    settled = settle(part, priced.quote, (settings.money_digits, settings.points.precision))
+    priced.parts[Coupons.name] = settled
+    return settled

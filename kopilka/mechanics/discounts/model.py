@@ -197,6 +197,12 @@ class Offer:
 LineFacts = tuple[str, str | None, Decimal, int, int]  # sku, category, qty, gross, amount
 
 
+# A later step's offers for the lines as the discounts before it leave them (the coupons:
+# checked against what is left of each line, so the receipt is priced once)
+OfferStep = Callable[[tuple[PricedLine, ...]], Sequence[Offer]]
+Offers = Sequence[Offer] | OfferStep
+
+
 def price(
     settings: DiscountSettings,
     lines: Sequence[LineFacts],
@@ -205,16 +211,19 @@ def price(
     place: tuple[str | None, str | None],  # (location, partner)
     at: datetime,
     shopper: MemberContext | None,
-    offers: Sequence[Offer] = (),
+    offers: Offers = (),
     money_digits: int = 2,
 ) -> Pricing:
-    """The receipt's lines after the program's discounts and then `offers`."""
+    """The receipt's lines after the program's discounts and then `offers` — given, or
+    made by a step (coupons) from the lines as the program's discounts leave them."""
     start = _Books.start(lines, settings.limits)
     targets = _Targets(start.lines, lineage)
     matching = [
         d for d in settings.discounts if _holds(d, place=place, at=at, shopper=shopper)
     ]  # fmt: skip
     best, notes = _best_of(matching, start, targets, shopper, money_digits)
+    if callable(offers):
+        offers = offers(best.lines)
     for offer in offers:
         best = best.apply(offer.discount, targets, shopper, coupon=offer.coupon)
     return best.pricing(notes)

@@ -13,8 +13,8 @@ package under `kopilka/mechanics/` with a `Mechanic` that the composition root
 - `admit` — before a purchase is planned: refuse it (a coupon that does not apply);
 - `quoted` — its part of a quote's answer (what it would give), writing nothing;
 - `planned` — before the purchase is written: its part of the stored answer, its
-  postings on the member's wallet and its typed records (`Sale.awards`), which go out
-  in the purchase's own write;
+  postings on the member's wallet, its typed records (`Sale.awards`) and rows of its own
+  tables (`Sale.rows`), which all go out in the purchase's own write;
 - `completed` / `confirmed` / `cancelled` / `refunded` — what it does when a purchase
   is completed, a held purchase is confirmed or cancelled (or its hold runs out), and a
   purchase is refunded, each inside that operation's own transaction; it may add its
@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # types only: the pipeline hands these to mechanics
     from kopilka.checkout.records import Award
     from kopilka.kernel.receipt import Receipt
     from kopilka.ledger.wallet import Wallet
+    from kopilka.platform.statements import ChildRows
     from kopilka.programs.handlers import LoadedProgram
 
 JSON = dict[str, Any]
@@ -82,6 +83,10 @@ class Sale:
     # what each mechanic gave or took, as the purchase's typed records: those added by
     # `planned` go out in the purchase's own write, those added by `completed` after it
     awards: list[Award] = field(default_factory=list)
+    # rows of a mechanic's own tables that hang off the purchase (`purchase_id` filled in
+    # with its id), added by `planned`: they go out in the purchase's own write (one
+    # statement on PostgreSQL), so a mechanic that writes this way adds no round trip
+    rows: list[ChildRows] = field(default_factory=list)
 
     @property
     def member_id(self) -> int | None:

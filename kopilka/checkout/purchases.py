@@ -39,7 +39,6 @@ from kopilka.checkout.mechanic import Sale, Settlement, mechanics
 from kopilka.checkout.pricing import Priced, price_receipt
 from kopilka.checkout.records import (
     AWARD_COLUMNS,
-    Award,
     awards_of,
     line_rows,
     priced_awards,
@@ -188,7 +187,7 @@ def _process(
     uses = wallet.redeemed_uses if wallet is not None else []
     parent = _insert(program, receipt, location, member_id, request_hash,
                      "held" if hold else "completed", answer, uses, now, quote,
-                     sale.awards)  # fmt: skip
+                     sale)  # fmt: skip
     purchase_id = _write(connection, program, parent, wallet, actor, now)
     if purchase_id is None:  # a concurrent or earlier copy of this receipt got there first
         replay = _replay(connection, program, location, receipt.receipt_id, request_hash)
@@ -368,10 +367,10 @@ LINE_COLUMNS = tuple(c.name for c in purchase_lines.c if c.name != "purchase_id"
 def _insert(
     program: LoadedProgram, receipt: Receipt, location: str,
     member_id: int | None, request_hash: str, status: str, answer: dict[str, Any],
-    lots_used: list[tuple[int, int]], now: datetime, quote: Quote, awards: list[Award],
+    lots_used: list[tuple[int, int]], now: datetime, quote: Quote, sale: Sale,
 ) -> NewRow:  # fmt: skip
     """The purchase's row: inserted with a new id, or not at all for a receipt seen before;
-    with it, its lines and the awards known before it is written."""
+    with it, its lines, the awards known before it is written and the mechanics' rows."""
     return NewRow(
         purchases,
         {
@@ -400,8 +399,12 @@ def _insert(
         children=(
             ChildRows(purchase_lines, "purchase_id", LINE_COLUMNS, line_rows(quote, receipt)),
             ChildRows(
-                purchase_awards, "purchase_id", AWARD_COLUMNS, [award.row() for award in awards]
+                purchase_awards,
+                "purchase_id",
+                AWARD_COLUMNS,
+                [award.row() for award in sale.awards],
             ),
+            *sale.rows,
         ),
     )
 

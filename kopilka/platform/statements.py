@@ -65,7 +65,7 @@ class NewRow:
 
 # json_to_recordset's column types, by SQLAlchemy's type
 _RECORD_TYPES = {"integer": "int", "big_integer": "bigint", "string": "text", "text": "text",
-                 "boolean": "boolean"}  # fmt: skip
+                 "boolean": "boolean", "datetime": "timestamptz"}  # fmt: skip
 
 
 def record_columns(table: Table, columns: tuple[str, ...]) -> str:
@@ -76,6 +76,7 @@ def record_columns(table: Table, columns: tuple[str, ...]) -> str:
 
 def _record_type(table: Table, name: str) -> str:
     column_type = table.c[name].type
+    column_type = getattr(column_type, "impl", column_type)  # a TypeDecorator's own type
     if isinstance(column_type, JSON):
         return "json"
     return _RECORD_TYPES[column_type.__visit_name__]

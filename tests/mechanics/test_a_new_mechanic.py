@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
 from kopilka.checkout.purchases import process_purchase, quote_purchase
 from kopilka.checkout.records import awards_of
@@ -129,3 +129,31 @@ def test_unregistered_its_section_is_unknown_and_it_does_nothing() -> None:
 def test_no_file_of_kopilka_names_it() -> None:
     for path in (ROOT / "kopilka").rglob("*.py"):
         assert "thanks" not in path.read_text(encoding="utf-8").lower(), path
+
+
+def test_its_writes_go_out_in_the_purchase_s_own_statement(shop: Engine) -> None:
+    """On PostgreSQL a purchase the mechanic gives to (its award, its own row, its points)
+    sends no more statements than one it gives nothing to: no round trip of its own."""
+    if shop.dialect.name != "postgresql":
+        pytest.skip("one statement: PostgreSQL's data-modifying CTEs")
+    process_purchase(shop, "zerno", receipt("W-0", "250.00"), now=NOW, actor="pos:test")
+
+    def statements(body: dict[str, object]) -> list[str]:
+        sent: list[str] = []
+
+        def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+            sent.append(statement)
+
+        event.listen(shop, "before_cursor_execute", seen)
+        try:
+            answer = process_purchase(shop, "zerno", body, now=NOW, actor="pos:test").answer
+        finally:
+            event.remove(shop, "before_cursor_execute", seen)
+        assert ("thanks" in answer) is (body["lines"][0]["price"] == "250.00")  # type: ignore[index]
+        return sent
+
+    given = statements(receipt("W-1", "250.00"))
+    not_given = statements(receipt("W-2", "50.00"))
+    assert len(given) == len(not_given)
+    assert any("thanks_given" in sql for sql in given)  # its row rode in the purchase's write
+    assert not any("thanks_given" in sql for sql in not_given)

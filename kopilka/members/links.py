@@ -58,12 +58,10 @@ class BadLink(NotFound):
 
 class ExpiredLink(KopilkaError):
     code = "link_expired"
-    status = 410
 
 
 class RevokedLink(KopilkaError):
     code = "link_revoked"
-    status = 410
 
 
 @dataclass(frozen=True)

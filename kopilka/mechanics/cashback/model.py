@@ -44,7 +44,6 @@ class InsufficientCashback(KopilkaError):
     """A payout asks for more cashback than the member has available."""
 
     code = "insufficient_cashback"
-    status = 422
     title = "Not enough cashback is available"
 
 

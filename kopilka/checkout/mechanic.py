@@ -25,8 +25,9 @@ package under `kopilka/mechanics/` with a `Mechanic` that the composition root
 Every hook has a default that does nothing, so a mechanic writes only what it does.
 Mechanics are run in `step` order (registration order within a step). A mechanic
 also names what it brings to the platform beside the pipeline: an HTTP `router`, its
-console `pages` (a router mounted under the console), its `templates` folder and its
-`migrations` folder (an Alembic branch of its own).
+console `pages` (a router mounted under the console), its `templates` folder, its
+`translations` folder (its console texts' catalogs) and its `migrations` folder (an
+Alembic branch of its own).
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ class Mechanic:
     router: APIRouter | None = None  # its HTTP routes, mounted by the app
     pages: APIRouter | None = None  # its console pages, mounted by the console
     templates: Path | None = None  # its console templates' folder
+    translations: Path | None = None  # its console texts: <lang>/LC_MESSAGES/messages.po
     migrations: Path | None = None  # its Alembic branch's versions folder
 
     def reads(

@@ -30,6 +30,7 @@ class Coupons(Mechanic):
     step = Step.COUPONS
     pages = router  # the campaigns' console pages
     templates = Path(__file__).parent / "templates"
+    translations = Path(__file__).parent / "locale"  # its pages' texts, ru and en
 
     def offering(self, context: PricingContext) -> OfferStep | None:
         checks: list[CouponCheck] = []

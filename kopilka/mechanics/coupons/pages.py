@@ -39,7 +39,7 @@ from kopilka.operators import handlers as operators
 from kopilka.operators.handlers import Operator
 from kopilka.platform.console.pages import redirect, render
 from kopilka.platform.console.routes import EVERYONE, form_of, operator_of, serve
-from kopilka.platform.http.common import now, run
+from kopilka.platform.requests import now, run
 from kopilka.programs import handlers as programs
 from kopilka.programs.rules_pages import discount_rows
 

@@ -1,7 +1,8 @@
 """Languages of the console: Babel message catalogs, chosen per request.
 
 The catalogs are the `.po` files in `locale/<lang>/LC_MESSAGES/` (`messages.po` and
-`messages-<area>.po`, merged); they are compiled in
+`messages-<area>.po`) and each registered mechanic's own (`Mechanic.translations`:
+`<folder>/<lang>/LC_MESSAGES/messages.po`), merged; they are compiled in
 memory when this module is imported (Babel's own compiler), so no binary `.mo` file is
 kept in the repository and none can fall behind its `.po`. The language of the request
 being served lives in a context variable: the templates' `_()` and the number and date
@@ -44,7 +45,7 @@ def translations(language: str) -> gettext.GNUTranslations:
     folder = LOCALE_DIR / language / "LC_MESSAGES"
     with (folder / "messages.po").open("rb") as po:
         catalog = read_po(po, locale=language)
-    for path in sorted(folder.glob("messages-*.po")):
+    for path in [*sorted(folder.glob("messages-*.po")), *_mechanics_catalogs(language)]:
         with path.open("rb") as po:
             for message in read_po(po, locale=language):
                 if message.id:
@@ -53,6 +54,18 @@ def translations(language: str) -> gettext.GNUTranslations:
     write_mo(compiled, catalog)
     compiled.seek(0)
     return gettext.GNUTranslations(compiled)
+
+
+def _mechanics_catalogs(language: str) -> list[Path]:
+    """Each registered mechanic's own catalog of the language (its console pages' texts):
+    `<its translations folder>/<language>/LC_MESSAGES/messages.po`."""
+    found = []
+    for mechanic in mechanics():
+        if mechanic.translations is not None:
+            path = mechanic.translations / language / "LC_MESSAGES" / "messages.po"
+            if path.is_file():
+                found.append(path)
+    return found
 
 
 def use_language(language: str) -> None:

@@ -49,7 +49,7 @@ from kopilka.platform.console.i18n import gettext_ as _
 from kopilka.platform.console.pages import PageError, redirect, refuse_unstorable, render, visit_of
 from kopilka.platform.console.routes import operator_of, serve
 from kopilka.platform.files import parse_text
-from kopilka.platform.http.common import now, run
+from kopilka.platform.requests import now, run
 from kopilka.programs import rule_drafts
 from kopilka.programs.rule_drafts import DamagedDraft, Draft
 

@@ -24,7 +24,7 @@ from kopilka.operators import keys
 from kopilka.operators.handlers import Operator
 from kopilka.platform.console.pages import redirect, render
 from kopilka.platform.console.routes import form_of, operator_of, serve
-from kopilka.platform.http.common import now
+from kopilka.platform.requests import now
 
 ADMIN = ("admin",)
 

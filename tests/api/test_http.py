@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from kopilka.platform.files import load_document
 from kopilka.platform.http.app import create_app
-from kopilka.platform.http.limits import FailedAuthLimiter
+from kopilka.platform.limits import FailedAuthLimiter
 from kopilka.programs.handlers import apply_program
 from tests.api.conftest import Api, key_for
 from tests.conftest import EXAMPLES

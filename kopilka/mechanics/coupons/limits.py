@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from kopilka.platform.http.limits import FailedAuthLimiter
+from kopilka.platform.limits import FailedAuthLimiter
 
 PER_KEY = 10
 PER_MEMBER = 5

@@ -1,5 +1,7 @@
 """The member page (issue 8): a member's balance, tier, history, coupons and card, reached
-by a personal link — no password. Mounted by `register(app, engine)`:
+by a personal link — no password. Its routes are `router`: `create_app` adds them to the
+app, and keeps the secret that signs the links (`link_secret`) as its `member_link_secret`;
+the endpoints take the app's engine as a dependency (`Database`):
 
     GET    /m/{token}                                      the page (?lang=ru|en)
     POST   /v1/programs/{program}/members/{member}/link    a new personal link
@@ -46,7 +48,7 @@ from babel.core import get_global
 from babel.languages import get_official_languages
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from markupsafe import Markup, escape
 from sqlalchemy import Engine
@@ -70,6 +72,7 @@ from kopilka.platform.console import i18n
 from kopilka.platform.http.common import (
     ANY_ROLE,
     MEMBER_WRITERS,
+    Database,
     IdempotencyKey,
     caller,
     created,
@@ -261,105 +264,109 @@ def barcode_svg(card: str, *, module: int = 3, height: int = 72, quiet: int = 10
     )
 
 
-# — mounting —
+# — the routes —
+
+router = APIRouter()
+LINKS = "/v1/programs/{program}/members/{member}"
 
 
-def register(app: FastAPI, engine: Engine, *, secret: str | None = None) -> None:
-    """Mount the member page and the link routes on `app`. `secret` signs the links
-    (default: `KOPILKA_SECRET`, as the console's sessions; without it a random one, and
-    links end when the process does)."""
-    app.state.member_link_secret = (
-        secret or os.environ.get("KOPILKA_SECRET") or secrets.token_urlsafe(32)
-    )
-
-    @app.get("/m/{token}", include_in_schema=False)
-    async def member_page(request: Request, token: str) -> Response:
-        secret = app.state.member_link_secret
-
-        def language(timezone: str | None) -> str:
-            program = program_language(timezone) if timezone else i18n.DEFAULT_LANGUAGE
-            return page_language(request.query_params.get("lang"),
-                                 request.headers.get("accept-language", ""), program)  # fmt: skip
-
-        try:
-            target = await run(engine, read_token, engine, token, secret=secret, now=now())
-            view = await run(engine, member_view, engine, target.program, target.member_id,
-                             now=now())  # fmt: skip
-        except (ExpiredLink, RevokedLink) as problem:
-            ended = "expired" if isinstance(problem, ExpiredLink) else "revoked"
-            # the link is ours, only no longer good: its program still says the language
-            timezone = await run(engine, _timezone_of, engine, token, secret)
-            return _page(request, language(timezone), "member_page_error.html", 410, ended=ended)
-        except NotFound:  # a token not ours, its link, the program or the member gone
-            return _page(request, language(None), "member_page_error.html", 404, ended=None)
-        return _page(request, language(view.timezone), "member_page.html", 200,
-                     **page_context(view, target.expires_at))  # fmt: skip
-
-    _link_routes(app, engine)
+def link_secret() -> str:
+    """The secret that signs the links, kept by `create_app` as the app's
+    `member_link_secret`: `KOPILKA_SECRET`, as the console's sessions; without it a random
+    one, and links end when the process does."""
+    return os.environ.get("KOPILKA_SECRET") or secrets.token_urlsafe(32)
 
 
-def _link_routes(app: FastAPI, engine: Engine) -> None:
-    """The API's routes that make, list and revoke a member's links."""
-    prefix = "/v1/programs/{program}/members/{member}"
+@router.get("/m/{token}", include_in_schema=False)
+async def member_page(request: Request, token: str, engine: Database) -> Response:
+    secret = request.app.state.member_link_secret
 
-    @app.post(prefix + "/link", status_code=201, tags=["members"],
-              summary="A personal link to the member's page",
-              openapi_extra=LINK_OPENAPI)  # fmt: skip
-    async def make_link(
-        request: Request, program: str, member: str,
-        who: Annotated[keys.Principal, Depends(caller(*LINK_MAKERS))],
-        idempotency_key: IdempotencyKey = None,
-    ) -> JSONResponse:  # fmt: skip
-        """A signed link to the member's page, which shows it without a password: valid
-        for `days` days (default 365; `null`: no end) until revoked; `label` notes where
-        it went. The address is `KOPILKA_PUBLIC_URL` when set, else the one this request
-        came to. Admin, support and partner keys; not pos."""
-        body = await json_body(request) if (await request.body()).strip() else {}
-        days, label = member_links.link_request(body)
-        made, is_new = await run(
-            engine, member_links.create_link, engine, program, member, now=now(), days=days,
-            actor=f"key:{who.key_id}", label=label, idempotency_key=idempotency_key,
-        )  # fmt: skip
-        target = member_links.target_of(program, made)
-        base_url = os.environ.get("KOPILKA_PUBLIC_URL") or str(request.base_url)
-        url = member_links.link_url(base_url, app.state.member_link_secret, target)
-        answer = {"id": target.link_id, "url": url, "expires_at": made["link"]["expires_at"]}
-        return created(answer, is_new)
+    def language(timezone: str | None) -> str:
+        program = program_language(timezone) if timezone else i18n.DEFAULT_LANGUAGE
+        return page_language(request.query_params.get("lang"),
+                             request.headers.get("accept-language", ""), program)  # fmt: skip
 
-    @app.get(prefix + "/links", tags=["members"], summary="The member's personal links",
-             openapi_extra=problems(answer=(200, LINKS_EXAMPLE)))  # fmt: skip
-    async def list_links(
-        program: str, member: str, _who: Annotated[Any, Depends(caller(*LINK_READERS))],
-        before: Annotated[str | None, Query(max_length=32)] = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = LINKS_PAGE,
-    ) -> Any:  # fmt: skip
-        """The member's links, newest first, revoked and expired ones too — never their
-        tokens; `next` is the next page's `before`."""
-        return await run(engine, member_links.list_links, engine, program, member,
-                         before=before, limit=limit)  # fmt: skip
-
-    @app.delete(prefix + "/links/{link}", tags=["members"], summary="Revoke a personal link",
-                openapi_extra=problems(answer=(200, REVOKED_EXAMPLE)))  # fmt: skip
-    async def revoke_link(
-        program: str, member: str, link: str,
-        _who: Annotated[Any, Depends(caller(*LINK_MAKERS))],
-    ) -> Any:  # fmt: skip
-        """Revoke one of the member's links: its page answers 410 at once, the member's
-        other links keep working. Revoking it again answers the same."""
-        return await run(engine, member_links.revoke_link, engine, program, member, link,
+    try:
+        target = await run(engine, read_token, engine, token, secret=secret, now=now())
+        view = await run(engine, member_view, engine, target.program, target.member_id,
                          now=now())  # fmt: skip
+    except (ExpiredLink, RevokedLink) as problem:
+        ended = "expired" if isinstance(problem, ExpiredLink) else "revoked"
+        # the link is ours, only no longer good: its program still says the language
+        timezone = await run(engine, _timezone_of, engine, token, secret)
+        return _page(request, language(timezone), "member_page_error.html", 410, ended=ended)
+    except NotFound:  # a token not ours, its link, the program or the member gone
+        return _page(request, language(None), "member_page_error.html", 404, ended=None)
+    return _page(request, language(view.timezone), "member_page.html", 200,
+                 **page_context(view, target.expires_at))  # fmt: skip
 
-    @app.post(prefix + "/links/revoke", tags=["members"],
-              summary="Revoke all of the member's personal links",
-              openapi_extra=problems(answer=(200, REVOKED_ALL_EXAMPLE)))  # fmt: skip
-    async def revoke_links(
-        program: str, member: str, _who: Annotated[Any, Depends(caller(*LINK_MAKERS))],
-        idempotency_key: IdempotencyKey = None,
-    ) -> Any:  # fmt: skip
-        """Revoke every link of the member that still works (say, one leaked and the member
-        can't tell which): `revoked` is how many this call ended."""
-        return await run(engine, member_links.revoke_links, engine, program, member,
-                         now=now(), idempotency_key=idempotency_key)  # fmt: skip
+
+# the API's routes that make, list and revoke a member's links
+
+
+@router.post(LINKS + "/link", status_code=201, tags=["members"],
+             summary="A personal link to the member's page",
+             openapi_extra=LINK_OPENAPI)  # fmt: skip
+async def make_link(
+    request: Request, program: str, member: str, engine: Database,
+    who: Annotated[keys.Principal, Depends(caller(*LINK_MAKERS))],
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:  # fmt: skip
+    """A signed link to the member's page, which shows it without a password: valid
+    for `days` days (default 365; `null`: no end) until revoked; `label` notes where
+    it went. The address is `KOPILKA_PUBLIC_URL` when set, else the one this request
+    came to. Admin, support and partner keys; not pos."""
+    body = await json_body(request) if (await request.body()).strip() else {}
+    days, label = member_links.link_request(body)
+    made, is_new = await run(
+        engine, member_links.create_link, engine, program, member, now=now(), days=days,
+        actor=f"key:{who.key_id}", label=label, idempotency_key=idempotency_key,
+    )  # fmt: skip
+    target = member_links.target_of(program, made)
+    base_url = os.environ.get("KOPILKA_PUBLIC_URL") or str(request.base_url)
+    url = member_links.link_url(base_url, request.app.state.member_link_secret, target)
+    answer = {"id": target.link_id, "url": url, "expires_at": made["link"]["expires_at"]}
+    return created(answer, is_new)
+
+
+@router.get(LINKS + "/links", tags=["members"], summary="The member's personal links",
+            openapi_extra=problems(answer=(200, LINKS_EXAMPLE)))  # fmt: skip
+async def list_links(
+    program: str, member: str, engine: Database,
+    _who: Annotated[Any, Depends(caller(*LINK_READERS))],
+    before: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = LINKS_PAGE,
+) -> Any:  # fmt: skip
+    """The member's links, newest first, revoked and expired ones too — never their
+    tokens; `next` is the next page's `before`."""
+    return await run(engine, member_links.list_links, engine, program, member,
+                     before=before, limit=limit)  # fmt: skip
+
+
+@router.delete(LINKS + "/links/{link}", tags=["members"], summary="Revoke a personal link",
+               openapi_extra=problems(answer=(200, REVOKED_EXAMPLE)))  # fmt: skip
+async def revoke_link(
+    program: str, member: str, link: str, engine: Database,
+    _who: Annotated[Any, Depends(caller(*LINK_MAKERS))],
+) -> Any:  # fmt: skip
+    """Revoke one of the member's links: its page answers 410 at once, the member's
+    other links keep working. Revoking it again answers the same."""
+    return await run(engine, member_links.revoke_link, engine, program, member, link,
+                     now=now())  # fmt: skip
+
+
+@router.post(LINKS + "/links/revoke", tags=["members"],
+             summary="Revoke all of the member's personal links",
+             openapi_extra=problems(answer=(200, REVOKED_ALL_EXAMPLE)))  # fmt: skip
+async def revoke_links(
+    program: str, member: str, engine: Database,
+    _who: Annotated[Any, Depends(caller(*LINK_MAKERS))],
+    idempotency_key: IdempotencyKey = None,
+) -> Any:  # fmt: skip
+    """Revoke every link of the member that still works (say, one leaked and the member
+    can't tell which): `revoked` is how many this call ended."""
+    return await run(engine, member_links.revoke_links, engine, program, member,
+                     now=now(), idempotency_key=idempotency_key)  # fmt: skip
 
 
 def page_context(view: MemberView, expires_at: datetime | None) -> dict[str, Any]:

@@ -1,4 +1,6 @@
-"""The rules editor and its "try a receipt" calculator (issue 8), mounted by `register`.
+"""The rules editor and its "try a receipt" calculator (issue 8): `router`, which
+`create_app` adds to the app after the console (whose sessions, static files and error
+pages these pages use); the engine is the app's (`request.app.state.engine`).
 
     /console/{program}/rules                 rules and discounts, the calculator  every role
     POST /console/{program}/rules/draft      edit, add or delete a draft's rule   admin, marketer
@@ -33,7 +35,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy import Engine
@@ -62,81 +64,94 @@ MAX_TEXT = 5000  # one rule's `when` or `then`, one discount's `when` or effect
 MAX_LINES = 50  # receipt lines typed in the calculator
 ANY_MEMBER = "member"  # a receipt of some member: accrues, matches no `members` condition
 STACKINGS = ("", *(stacking.value for stacking in Stacking))  # "": the parser's default
+BASE = "/console/{program}/rules"
+
+router = APIRouter()
 
 
-def register(app: FastAPI, engine: Engine) -> None:
-    """Mount the rules pages on `app`, after `kopilka.platform.console.routes.register` (whose
-    sessions, static files and error pages they use)."""
-    base = "/console/{program}/rules"
+def _engine_of(request: Request) -> Engine:
+    """The engine the app serves (`create_app` keeps it in the app's state)."""
+    engine: Engine = request.app.state.engine
+    return engine
 
-    @app.get(base, include_in_schema=False)
-    async def rules_page(request: Request, program: str) -> Response:
-        operator = await operator_of(request, engine, program, EVERYONE)
-        draft = await serve(engine, rule_drafts.start_draft, engine, program)
-        published = request.query_params.get("published", "")
-        notice = (
-            _("Version %(version)s is published.") % {"version": published}
-            if published.isdigit() else ""
-        )  # fmt: skip
-        receipt = ReceiptForm.default(draft, now())
-        return await _page(request, operator, draft, receipt, notice=notice)
 
-    @app.get(base + "/line", include_in_schema=False)
-    async def receipt_line(request: Request, program: str) -> Response:
-        await operator_of(request, engine, program, EVERYONE)
-        return render(request, "rules_line.html", line=("", "", ""))
+@router.get(BASE, include_in_schema=False)
+async def rules_page(request: Request, program: str) -> Response:
+    engine = _engine_of(request)
+    operator = await operator_of(request, engine, program, EVERYONE)
+    draft = await serve(engine, rule_drafts.start_draft, engine, program)
+    published = request.query_params.get("published", "")
+    notice = (
+        _("Version %(version)s is published.") % {"version": published}
+        if published.isdigit() else ""
+    )  # fmt: skip
+    receipt = ReceiptForm.default(draft, now())
+    return await _page(request, operator, draft, receipt, notice=notice)
 
-    @app.post(base + "/quote", include_in_schema=False)
-    async def quote(request: Request, program: str) -> Response:
-        operator = await operator_of(request, engine, program, EVERYONE)
-        form = await _form(request)
-        draft = await _draft_of(engine, program, form, required=False)
-        receipt = ReceiptForm.from_form(form)
-        if not _is_htmx(request):
-            return await _page(request, operator, draft, receipt)
-        answer = await _quote(draft, receipt)
-        return render(request, "rules_quote.html", quote=answer, currency=_currency(draft),
-                      base=draft.base)  # fmt: skip
 
-    @app.post(base + "/draft", include_in_schema=False)
-    async def change_rule(request: Request, program: str) -> Response:
-        return await _change(request, engine, program, RULES)
+@router.get(BASE + "/line", include_in_schema=False)
+async def receipt_line(request: Request, program: str) -> Response:
+    engine = _engine_of(request)
+    await operator_of(request, engine, program, EVERYONE)
+    return render(request, "rules_line.html", line=("", "", ""))
 
-    @app.post(base + "/discounts", include_in_schema=False)
-    async def change_discount(request: Request, program: str) -> Response:
-        return await _change(request, engine, program, DISCOUNTS)
 
-    @app.post(base + "/publish", include_in_schema=False)
-    async def publish(request: Request, program: str) -> Response:
-        operator = await operator_of(request, engine, program, EDITORS)
-        form = await _form(request)
-        draft = await _draft_of(engine, program, form)
-        receipt = ReceiptForm.from_form(form)
-        try:
-            applied = await run(engine, rule_drafts.publish, engine, operator, draft, now())
-        except InvalidInput as error:
-            return await _answer(request, operator, draft, receipt, status=422,
-                                 problems=[str(p) for p in error.problems])  # fmt: skip
-        except Conflict:
-            current = await serve(engine, rule_drafts.start_draft, engine, program)
-            message = _(
-                "Version %(current)s was published while you edited a draft of version "
-                "%(base)s, so nothing was published. Your draft is still here: note your "
-                "changes, open the rules again to start from version %(current)s, and make "
-                "them there."
-            ) % {"current": current.base, "base": draft.base}
-            return await _answer(request, operator, draft, receipt, status=409,
-                                 problems=[message], conflict=True)  # fmt: skip
-        if not applied.created:
-            return await _answer(request, operator, draft, receipt, notice=_(
-                "Nothing to publish: the draft equals version %(version)s."
-            ) % {"version": applied.version})  # fmt: skip
-        if not _is_htmx(request):
-            return redirect(request, f"/console/{program}/rules?published={applied.version}")
-        fresh = await serve(engine, rule_drafts.start_draft, engine, program)
-        return await _answer(request, operator, fresh, receipt, notice=_(
-            "Version %(version)s is published."
+@router.post(BASE + "/quote", include_in_schema=False)
+async def quote(request: Request, program: str) -> Response:
+    engine = _engine_of(request)
+    operator = await operator_of(request, engine, program, EVERYONE)
+    form = await _form(request)
+    draft = await _draft_of(engine, program, form, required=False)
+    receipt = ReceiptForm.from_form(form)
+    if not _is_htmx(request):
+        return await _page(request, operator, draft, receipt)
+    answer = await _quote(draft, receipt)
+    return render(request, "rules_quote.html", quote=answer, currency=_currency(draft),
+                  base=draft.base)  # fmt: skip
+
+
+@router.post(BASE + "/draft", include_in_schema=False)
+async def change_rule(request: Request, program: str) -> Response:
+    return await _change(request, _engine_of(request), program, RULES)
+
+
+@router.post(BASE + "/discounts", include_in_schema=False)
+async def change_discount(request: Request, program: str) -> Response:
+    return await _change(request, _engine_of(request), program, DISCOUNTS)
+
+
+@router.post(BASE + "/publish", include_in_schema=False)
+async def publish(request: Request, program: str) -> Response:
+    engine = _engine_of(request)
+    operator = await operator_of(request, engine, program, EDITORS)
+    form = await _form(request)
+    draft = await _draft_of(engine, program, form)
+    receipt = ReceiptForm.from_form(form)
+    try:
+        applied = await run(engine, rule_drafts.publish, engine, operator, draft, now())
+    except InvalidInput as error:
+        return await _answer(request, operator, draft, receipt, status=422,
+                             problems=[str(p) for p in error.problems])  # fmt: skip
+    except Conflict:
+        current = await serve(engine, rule_drafts.start_draft, engine, program)
+        message = _(
+            "Version %(current)s was published while you edited a draft of version "
+            "%(base)s, so nothing was published. Your draft is still here: note your "
+            "changes, open the rules again to start from version %(current)s, and make "
+            "them there."
+        ) % {"current": current.base, "base": draft.base}
+        return await _answer(request, operator, draft, receipt, status=409,
+                             problems=[message], conflict=True)  # fmt: skip
+    if not applied.created:
+        return await _answer(request, operator, draft, receipt, notice=_(
+            "Nothing to publish: the draft equals version %(version)s."
         ) % {"version": applied.version})  # fmt: skip
+    if not _is_htmx(request):
+        return redirect(request, f"/console/{program}/rules?published={applied.version}")
+    fresh = await serve(engine, rule_drafts.start_draft, engine, program)
+    return await _answer(request, operator, fresh, receipt, notice=_(
+        "Version %(version)s is published."
+    ) % {"version": applied.version})  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The API's routes are routers: module-level `APIRouter`s whose endpoints take the
-engine and the caller as dependencies, added to the app as its own routes."""
+engine and the caller as dependencies, added to the app as its own routes — and so are
+the member page's (with its link routes) and the rules pages'."""
 
 from __future__ import annotations
 
@@ -15,14 +16,17 @@ from kopilka.mechanics.cashback import routes as cashback
 from kopilka.mechanics.coupons import routes as coupons
 from kopilka.mechanics.discounts import routes as discounts
 from kopilka.mechanics.tiers import routes as tiers
+from kopilka.members import page as member_page
 from kopilka.platform.http import routes
 from kopilka.platform.http.app import create_app
+from kopilka.programs import rules_pages
 
 ROUTERS: list[tuple[str, APIRouter]] = [
     ("cashback", cashback.router), ("coupons", coupons.router),
     ("discounts", discounts.router), ("tiers", tiers.router), ("service", routes.service),
     ("programs", routes.programs), ("members", routes.members),
     ("purchases", routes.purchases), ("keys", routes.keys_router),
+    ("member page", member_page.router), ("rules pages", rules_pages.router),
 ]  # fmt: skip
 
 

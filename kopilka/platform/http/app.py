@@ -110,8 +110,13 @@ def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) 
 
     for router in ROUTERS:
         include_routes(app, router)
-    for register in (web_routes.register, rules_pages.register, member_page.register):
-        register(app, engine)
+    web_routes.register(app, engine)
+    # the rules pages use the console's sessions and error pages, so they come after it;
+    # they and the member page (its link routes are in the API's document) are the app's
+    # own routes, as the API's routers are
+    app.state.member_link_secret = member_page.link_secret()
+    for pages in (rules_pages.router, member_page.router):
+        include_routes(app, pages)
     app.openapi = partial(_openapi_with_nulls, app)  # type: ignore[method-assign]
     return app
 

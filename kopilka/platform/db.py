@@ -27,8 +27,9 @@ def make_engine(url: str | None = None, *, asynchronous: bool = False, **options
 
     `asynchronous`: on PostgreSQL, the sync face of an async engine (psycopg's async
     connections in an asyncio-aware pool). The services run on it unchanged inside
-    SQLAlchemy's `greenlet_spawn` on an event loop — what the HTTP server does (see
-    `kopilka.platform.http.app.run`); outside one it can't be used. SQLite stays synchronous."""
+    SQLAlchemy's `greenlet_spawn` on an event loop — what the server does for a request
+    (see `kopilka.platform.requests.run`); outside one it can't be used. SQLite stays
+    synchronous."""
     parsed = make_url(database_url(url))
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")

@@ -1,6 +1,7 @@
 """The API's routes are routers: module-level `APIRouter`s whose endpoints take the
 engine and the caller as dependencies, added to the app as its own routes — and so are
-the member page's (with its link routes) and the rules pages'."""
+the member page's (with its link routes), the rules pages' and the console's (its own
+pages and its keys pages, which take the engine from the app's state)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from kopilka.mechanics.coupons import routes as coupons
 from kopilka.mechanics.discounts import routes as discounts
 from kopilka.mechanics.tiers import routes as tiers
 from kopilka.members import page as member_page
+from kopilka.platform.console import program_pages
+from kopilka.platform.console import routes as console
 from kopilka.platform.http import routes
 from kopilka.platform.http.app import create_app
 from kopilka.programs import rules_pages
@@ -27,6 +30,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("programs", routes.programs), ("members", routes.members),
     ("purchases", routes.purchases), ("keys", routes.keys_router),
     ("member page", member_page.router), ("rules pages", rules_pages.router),
+    ("console", console.router), ("console keys", program_pages.router),
 ]  # fmt: skip
 
 
@@ -47,6 +51,19 @@ def test_the_app_lists_every_route_of_its_routers() -> None:
         for route in router.routes:
             assert isinstance(route, APIRoute)
             assert {(route.path, m) for m in route.methods or ()} <= listed, route.path
+
+
+def test_the_console_mounts_its_pages_in_order_after_its_static_files() -> None:
+    """The console's pages are the app's own routes, its own then its keys pages, in the
+    routers' order, after its static files (else `/console/static/…` would be taken for
+    a program's pages)."""
+    app = create_app(create_engine("sqlite://"))
+    listed = [(getattr(r, "path", None), getattr(r, "methods", None)) for r in app.routes]
+    pages = [(getattr(r, "path", None), getattr(r, "methods", None))
+             for r in (*console.router.routes, *program_pages.router.routes)]  # fmt: skip
+    start = listed.index(pages[0])
+    assert listed[start : start + len(pages)] == pages
+    assert listed[start - 1] == ("/console/static", None)
 
 
 def test_a_405_names_every_method_of_the_path_of_an_included_router_too() -> None:

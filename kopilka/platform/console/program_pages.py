@@ -1,6 +1,7 @@
-"""Access keys in the console (issue 8), mounted by
-`kopilka.platform.console.routes.register`. The coupon campaigns' pages are the coupons
-mechanic's own (`kopilka.mechanics.coupons.pages`).
+"""Access keys in the console (issue 8): `router`, which
+`kopilka.platform.console.routes.register` mounts after the console's own pages; the
+engine is the app's (`request.app.state.engine`). The coupon campaigns' pages are the
+coupons mechanic's own (`kopilka.mechanics.coupons.pages`).
 
     /console/{program}/keys                           access keys (no text)      admin
     POST /console/{program}/keys                      create: shown once         admin
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import Engine
 
@@ -23,14 +24,13 @@ from kopilka.operators import handlers as operators
 from kopilka.operators import keys
 from kopilka.operators.handlers import Operator
 from kopilka.platform.console.pages import redirect, render
-from kopilka.platform.console.routes import form_of, operator_of, serve
+from kopilka.platform.console.routes import engine_of, form_of, operator_of, serve
 from kopilka.platform.requests import now
 
 ADMIN = ("admin",)
+BASE = "/console/{program}/keys"
 
-
-def register(app: FastAPI, engine: Engine) -> None:
-    _keys(app, engine)
+router = APIRouter()
 
 
 def _problems(error: KopilkaError) -> list[str]:
@@ -40,38 +40,40 @@ def _problems(error: KopilkaError) -> list[str]:
 # — access keys —
 
 
-def _keys(app: FastAPI, engine: Engine) -> None:
-    base = "/console/{program}/keys"
+@router.get(BASE, include_in_schema=False)
+async def key_list(request: Request, program: str) -> Response:
+    engine = engine_of(request)
+    operator = await operator_of(request, engine, program, ADMIN)
+    return await _keys_page(request, engine, operator)
 
-    @app.get(base, include_in_schema=False)
-    async def key_list(request: Request, program: str) -> Response:
-        operator = await operator_of(request, engine, program, ADMIN)
-        return await _keys_page(request, engine, operator)
 
-    @app.post(base, include_in_schema=False)
-    async def create(request: Request, program: str) -> Response:
-        operator = await operator_of(request, engine, program, ADMIN)
-        fields = await form_of(request)
-        role = fields.get("role", "")
-        location = fields.get("location", "").strip() or None
-        label = fields.get("label", "").strip() or None
-        try:
-            key, made = await serve(engine, operators.create_key, engine, operator, role,
-                                    location, label, now())  # fmt: skip
-        except InvalidInput as error:
-            return await _keys_page(request, engine, operator, 422,
-                                    problems=_problems(error), role=role,
-                                    location=location or "", label=label or "")  # fmt: skip
-        answer = await _keys_page(request, engine, operator, 201, new_key=key, made=made)
-        answer.headers["Cache-Control"] = "no-store"  # the key's only showing
-        return answer
+@router.post(BASE, include_in_schema=False)
+async def create(request: Request, program: str) -> Response:
+    engine = engine_of(request)
+    operator = await operator_of(request, engine, program, ADMIN)
+    fields = await form_of(request)
+    role = fields.get("role", "")
+    location = fields.get("location", "").strip() or None
+    label = fields.get("label", "").strip() or None
+    try:
+        key, made = await serve(engine, operators.create_key, engine, operator, role,
+                                location, label, now())  # fmt: skip
+    except InvalidInput as error:
+        return await _keys_page(request, engine, operator, 422,
+                                problems=_problems(error), role=role,
+                                location=location or "", label=label or "")  # fmt: skip
+    answer = await _keys_page(request, engine, operator, 201, new_key=key, made=made)
+    answer.headers["Cache-Control"] = "no-store"  # the key's only showing
+    return answer
 
-    @app.post(base + "/{key}/revoke", include_in_schema=False)
-    async def revoke(request: Request, program: str, key: str) -> Response:
-        operator = await operator_of(request, engine, program, ADMIN)
-        await form_of(request)
-        revoked = await serve(engine, operators.revoke_key, engine, operator, key, now())
-        return redirect(request, f"/console/{program}/keys?revoked={revoked['id']}")
+
+@router.post(BASE + "/{key}/revoke", include_in_schema=False)
+async def revoke(request: Request, program: str, key: str) -> Response:
+    engine = engine_of(request)
+    operator = await operator_of(request, engine, program, ADMIN)
+    await form_of(request)
+    revoked = await serve(engine, operators.revoke_key, engine, operator, key, now())
+    return redirect(request, f"/console/{program}/keys?revoked={revoked['id']}")
 
 
 async def _keys_page(

@@ -1,4 +1,5 @@
-"""The operator console (issue 8): pages under `/console`, mounted by `register`.
+"""The operator console (issue 8): pages under `/console`, this module's `router`, which
+`register` mounts with the rest of the console.
 
     /console/login                          sign in (program, email, password)
     /console/logout                         POST: sign out
@@ -11,9 +12,10 @@
     /console/{program}/purchases/{id}       a purchase explained      admin, support, analyst
     /console/{program}/audit                the audit log             admin, support
 
-The keys pages are `kopilka.platform.console.program_pages`, and each mechanic's own pages
-(the coupon campaigns': `kopilka.mechanics.coupons.pages`) its `pages` router; `register`
-mounts them too.
+The keys pages are `kopilka.platform.console.program_pages`' `router`, and each mechanic's
+own pages (the coupon campaigns': `kopilka.mechanics.coupons.pages`) its `pages` router;
+`register` mounts them too. Their endpoints take the engine from the app's state
+(`request.app.state.engine`, which `create_app` sets before it mounts the console).
 
 A program other than the operator's is answered 404, as the API answers a key of
 another program. Every POST passes the CSRF check of `kopilka.operators.sessions`.
@@ -28,8 +30,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
@@ -82,18 +85,23 @@ TOO_LONG = "A field is longer than 1,000 characters: nothing was saved. Go back 
 AUDIT_PAGE = 100
 HISTORY_PAGE = 50
 LINKS_SHOWN = 20  # a member's newest personal links on their profile
+BASE = "/console/{program}"
 
 
 _POINTS = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?", re.ASCII)
 
+router = APIRouter()
+
 
 def register(
-    app: FastAPI, engine: Engine, *, secret: str | None = None,
-    failed_logins: FailedAuthLimiter | None = None,
+    app: FastAPI, *, secret: str | None = None, failed_logins: FailedAuthLimiter | None = None,
 ) -> None:  # fmt: skip
-    """Mount the console on `app`. `secret` signs the session cookies (default:
-    `KOPILKA_SECRET`, else a random one: sessions then end when the process does, and
-    several workers need the variable set alike)."""
+    """Mount the console on `app`: its sessions, its failed-login limiter, its static files,
+    its error pages, then its pages — this module's `router`, the keys pages' and each
+    mechanic's `pages`. The pages serve the app's engine (`app.state.engine`, which
+    `create_app` sets). `secret` signs the session cookies (default: `KOPILKA_SECRET`,
+    else a random one: sessions then end when the process does, and several workers need
+    the variable set alike)."""
     app.state.console_sessions = Sessions(
         secret or os.environ.get("KOPILKA_SECRET") or secrets.token_urlsafe(32)
     )
@@ -102,16 +110,27 @@ def register(
     app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="console-static")
     app.add_exception_handler(PageError, _error_page)  # type: ignore[arg-type]
     app.add_exception_handler(Redirect, _redirect)  # type: ignore[arg-type]
-    _sign_in(app, engine)
-    _dashboard(app, engine)
-    _members(app, engine)
-    _audit(app, engine)
     from kopilka.platform.console import program_pages  # it uses this module's helpers
 
-    program_pages.register(app, engine)
+    for pages in (router, program_pages.router):
+        _add_routes(app, pages)
     for mechanic in mechanics():  # each mechanic's own console pages
         if mechanic.pages is not None:
             app.include_router(mechanic.pages)
+
+
+def _add_routes(app: FastAPI, pages: APIRouter) -> None:
+    """Add the console's `pages` to `app` as the app's own routes, in their order (as
+    `create_app` adds the API's routers and the other pages: `app.routes` lists each)."""
+    for route in pages.routes:
+        if not isinstance(route, APIRoute):
+            raise TypeError(f"{route!r}: the console's routers hold pages (API routes) only")
+        app.router.add_api_route(
+            route.path, route.endpoint, methods=sorted(route.methods or ()),
+            status_code=route.status_code, dependencies=route.dependencies,
+            include_in_schema=route.include_in_schema, response_class=route.response_class,
+            name=route.name,
+        )  # fmt: skip
 
 
 async def _error_page(request: Request, error: PageError) -> Response:
@@ -124,6 +143,12 @@ async def _redirect(request: Request, target: Redirect) -> Response:
 
 
 # — who is asking —
+
+
+def engine_of(request: Request) -> Engine:
+    """The engine the app serves (`create_app` keeps it in the app's state)."""
+    engine: Engine = request.app.state.engine
+    return engine
 
 
 async def operator_of(request: Request, engine: Engine, program: str, roles: tuple[str, ...]
@@ -176,147 +201,163 @@ def client_of(request: Request) -> str:
 # — signing in and out —
 
 
-def _sign_in(app: FastAPI, engine: Engine) -> None:
-    @app.get("/console/login", include_in_schema=False)
-    async def login_page(request: Request, program: str = "") -> Response:
-        if not program:  # a server of one program (the demo's, a café's) fills it in
-            sole: str | None = await run(engine, programs.sole_program, engine)
-            program = sole or ""
-        return render(request, "login.html", program=program[:MAX_QUERY], email="",
-                      failed=False)  # fmt: skip
+@router.get("/console/login", include_in_schema=False)
+async def login_page(request: Request, program: str = "") -> Response:
+    engine = engine_of(request)
+    if not program:  # a server of one program (the demo's, a café's) fills it in
+        sole: str | None = await run(engine, programs.sole_program, engine)
+        program = sole or ""
+    return render(request, "login.html", program=program[:MAX_QUERY], email="",
+                  failed=False)  # fmt: skip
 
-    @app.post("/console/login", include_in_schema=False)
-    async def login(request: Request) -> Response:
-        fields = await form_of(request)
-        program, email = fields.get("program", "").strip(), fields.get("email", "").strip()
-        limiter: FailedAuthLimiter = app.state.console_failed_logins
-        attempts = (client_of(request), f"{program}:{email.lower()}")
-        if any(limiter.retry_after(who) for who in attempts):
-            raise PageError(429, "Too many attempts: wait a few minutes and try again.")
-        operator = await run(engine, operators.authenticate, engine, program, email,
-                             fields.get("password", ""), now())  # fmt: skip
-        if operator is None:
-            for who in attempts:
-                limiter.failed(who)
-            return render(request, "login.html", 401, program=program, email=email,
-                          failed=True)  # fmt: skip
-        token = await run(engine, operators.start_session, engine, operator, now())
-        visit = visit_of(request)
-        visit.replace(visit.session.signed_in(token))
-        return redirect(request, f"/console/{operator.program}/")
 
-    @app.post("/console/logout", include_in_schema=False)
-    async def logout(request: Request) -> Response:
-        await form_of(request)
-        visit = visit_of(request)
-        if visit.session.token is not None:
-            await run(engine, operators.end_session, engine, visit.session.token, now())
-        visit.replace(visit.session.signed_out())
-        return redirect(request, "/console/login")
+@router.post("/console/login", include_in_schema=False)
+async def login(request: Request) -> Response:
+    engine = engine_of(request)
+    fields = await form_of(request)
+    program, email = fields.get("program", "").strip(), fields.get("email", "").strip()
+    limiter: FailedAuthLimiter = request.app.state.console_failed_logins
+    attempts = (client_of(request), f"{program}:{email.lower()}")
+    if any(limiter.retry_after(who) for who in attempts):
+        raise PageError(429, "Too many attempts: wait a few minutes and try again.")
+    operator = await run(engine, operators.authenticate, engine, program, email,
+                         fields.get("password", ""), now())  # fmt: skip
+    if operator is None:
+        for who in attempts:
+            limiter.failed(who)
+        return render(request, "login.html", 401, program=program, email=email,
+                      failed=True)  # fmt: skip
+    token = await run(engine, operators.start_session, engine, operator, now())
+    visit = visit_of(request)
+    visit.replace(visit.session.signed_in(token))
+    return redirect(request, f"/console/{operator.program}/")
+
+
+@router.post("/console/logout", include_in_schema=False)
+async def logout(request: Request) -> Response:
+    engine = engine_of(request)
+    await form_of(request)
+    visit = visit_of(request)
+    if visit.session.token is not None:
+        await run(engine, operators.end_session, engine, visit.session.token, now())
+    visit.replace(visit.session.signed_out())
+    return redirect(request, "/console/login")
 
 
 # — pages —
 
 
-def _dashboard(app: FastAPI, engine: Engine) -> None:
-    @app.get("/console/{program}/", include_in_schema=False)
-    async def dashboard(request: Request, program: str) -> Response:
-        operator = await operator_of(request, engine, program, EVERYONE)
-        board = await serve(engine, operators.dashboard, engine, program, now())
-        chart = charts.points_by_day(board.days, board.program.points_digits)
-        return render(request, "dashboard.html", operator=operator, program=program,
-                      board=board, chart=chart)  # fmt: skip
+@router.get("/console/{program}/", include_in_schema=False)
+async def dashboard(request: Request, program: str) -> Response:
+    engine = engine_of(request)
+    operator = await operator_of(request, engine, program, EVERYONE)
+    board = await serve(engine, operators.dashboard, engine, program, now())
+    chart = charts.points_by_day(board.days, board.program.points_digits)
+    return render(request, "dashboard.html", operator=operator, program=program,
+                  board=board, chart=chart)  # fmt: skip
 
 
-def _members(app: FastAPI, engine: Engine) -> None:
-    base = "/console/{program}"
+@router.get(BASE + "/members", include_in_schema=False)
+async def search(request: Request, program: str, q: str = "") -> Response:
+    engine = engine_of(request)
+    operator = await operator_of(request, engine, program, READERS)
+    if len(q) > MAX_QUERY:
+        return render(request, "members.html", 422, operator=operator, program=program,
+                      q=q[:MAX_QUERY], found=[], too_long=MAX_QUERY)  # fmt: skip
+    found = await serve(engine, operators.search_members, engine, program, q)
+    return render(request, "members.html", operator=operator, program=program, q=q,
+                  found=found)  # fmt: skip
 
-    @app.get(base + "/members", include_in_schema=False)
-    async def search(request: Request, program: str, q: str = "") -> Response:
-        operator = await operator_of(request, engine, program, READERS)
-        if len(q) > MAX_QUERY:
-            return render(request, "members.html", 422, operator=operator, program=program,
-                          q=q[:MAX_QUERY], found=[], too_long=MAX_QUERY)  # fmt: skip
-        found = await serve(engine, operators.search_members, engine, program, q)
-        return render(request, "members.html", operator=operator, program=program, q=q,
-                      found=found)  # fmt: skip
 
-    @app.get(base + "/members/{member}", include_in_schema=False)
-    async def profile(request: Request, program: str, member: str) -> Response:
-        operator = await operator_of(request, engine, program, READERS)
-        return await _profile_page(request, engine, operator, member)
+@router.get(BASE + "/members/{member}", include_in_schema=False)
+async def profile(request: Request, program: str, member: str) -> Response:
+    engine = engine_of(request)
+    operator = await operator_of(request, engine, program, READERS)
+    return await _profile_page(request, engine, operator, member)
 
-    @app.post(base + "/members/{member}/adjustments", include_in_schema=False)
-    async def adjust(request: Request, program: str, member: str) -> Response:
-        operator = await operator_of(request, engine, program, SUPPORT)
-        fields = await form_of(request)
-        points, reason = fields.get("points", "").strip(), fields.get("reason", "").strip()
-        if points and not _POINTS.fullmatch(points):  # no 1_000, 1e3 or other scripts' digits
-            return await _profile_page(request, engine, operator, member, status=422,
-                                       problems=[f"points: {points!r} is not a number of points "
-                                                 "(digits, a sign, a decimal point or comma)"],
-                                       points=points, reason=reason)  # fmt: skip
-        try:
-            await serve(engine, operators.adjust_points, engine, operator, member,
-                        points.replace(",", "."), reason, now())  # fmt: skip
-        except (InvalidInput, InsufficientPoints) as error:
-            problems = [str(p) for p in getattr(error, "problems", ())] or [error.detail]
-            return await _profile_page(request, engine, operator, member, status=status_of(error),
-                                       problems=problems, points=points, reason=reason)  # fmt: skip
-        return redirect(request, f"/console/{program}/members/{member}?adjusted=1")
 
-    @app.post(base + "/members/{member}/status", include_in_schema=False)
-    async def status(request: Request, program: str, member: str) -> Response:
-        operator = await operator_of(request, engine, program, SUPPORT)
-        fields = await form_of(request)
-        wanted = fields.get("status", "")
-        if wanted not in ("active", "blocked"):
-            raise PageError(422, "The status must be active or blocked.")
-        try:
-            changed = await serve(engine, operators.change_member_status, engine, operator,
-                                  member, wanted, now())  # fmt: skip
-        except KopilkaError as error:  # an erased member
-            return await _profile_page(request, engine, operator, member, status=409,
-                                       problems=[error.detail])  # fmt: skip
-        return redirect(request, f"/console/{program}/members/{changed['id']}?status={wanted}")
+@router.post(BASE + "/members/{member}/adjustments", include_in_schema=False)
+async def adjust(request: Request, program: str, member: str) -> Response:
+    engine = engine_of(request)
+    operator = await operator_of(request, engine, program, SUPPORT)
+    fields = await form_of(request)
+    points, reason = fields.get("points", "").strip(), fields.get("reason", "").strip()
+    if points and not _POINTS.fullmatch(points):  # no 1_000, 1e3 or other scripts' digits
+        return await _profile_page(request, engine, operator, member, status=422,
+                                   problems=[f"points: {points!r} is not a number of points "
+                                             "(digits, a sign, a decimal point or comma)"],
+                                   points=points, reason=reason)  # fmt: skip
+    try:
+        await serve(engine, operators.adjust_points, engine, operator, member,
+                    points.replace(",", "."), reason, now())  # fmt: skip
+    except (InvalidInput, InsufficientPoints) as error:
+        problems = [str(p) for p in getattr(error, "problems", ())] or [error.detail]
+        return await _profile_page(request, engine, operator, member, status=status_of(error),
+                                   problems=problems, points=points, reason=reason)  # fmt: skip
+    return redirect(request, f"/console/{program}/members/{member}?adjusted=1")
 
-    @app.post(base + "/members/{member}/resend", include_in_schema=False)
-    async def resend(request: Request, program: str, member: str) -> Response:
-        operator = await operator_of(request, engine, program, SUPPORT)
-        fields = await form_of(request)
-        code, channel = fields.get("code", "").strip(), fields.get("channel", "")
-        try:
-            await serve(engine, operators.resend_coupon, engine, operator, member, code,
-                        channel, now())  # fmt: skip
-        except (InvalidInput, Conflict) as error:  # a blocked member, a used coupon …
-            problems = [str(p) for p in getattr(error, "problems", ())] or [error.detail]
-            return await _profile_page(request, engine, operator, member, status=409,
-                                       problems=problems)  # fmt: skip
-        return redirect(request, f"/console/{program}/members/{member}?resent={channel}")
 
-    @app.post(base + "/members/{member}/links/{link}/revoke", include_in_schema=False)
-    async def revoke_link(request: Request, program: str, member: str, link: str) -> Response:
-        operator = await operator_of(request, engine, program, SUPPORT)
-        await form_of(request)
-        await serve(engine, operators.revoke_member_link, engine, operator, member, link, now())
-        return redirect(request, f"/console/{program}/members/{member}?links=revoked#links")
+@router.post(BASE + "/members/{member}/status", include_in_schema=False)
+async def status(request: Request, program: str, member: str) -> Response:
+    engine = engine_of(request)
+    operator = await operator_of(request, engine, program, SUPPORT)
+    fields = await form_of(request)
+    wanted = fields.get("status", "")
+    if wanted not in ("active", "blocked"):
+        raise PageError(422, "The status must be active or blocked.")
+    try:
+        changed = await serve(engine, operators.change_member_status, engine, operator,
+                              member, wanted, now())  # fmt: skip
+    except KopilkaError as error:  # an erased member
+        return await _profile_page(request, engine, operator, member, status=409,
+                                   problems=[error.detail])  # fmt: skip
+    return redirect(request, f"/console/{program}/members/{changed['id']}?status={wanted}")
 
-    @app.post(base + "/members/{member}/links/revoke", include_in_schema=False)
-    async def revoke_links(request: Request, program: str, member: str) -> Response:
-        operator = await operator_of(request, engine, program, SUPPORT)
-        await form_of(request)
-        await serve(engine, operators.revoke_member_links, engine, operator, member, now())
-        return redirect(request, f"/console/{program}/members/{member}?links=revoked#links")
 
-    @app.get(base + "/purchases/{purchase}", include_in_schema=False)
-    async def purchase(request: Request, program: str, purchase: str) -> Response:
-        operator = await operator_of(request, engine, program, READERS)
-        answer = await serve(engine, purchases.read_purchase, engine, program, purchase)
-        facts = await serve(engine, operators.program_facts, engine, program)
-        # htmx asks for the fragment to put into the profile; a plain link gets the page
-        template = "explain.html" if request.headers.get("hx-request") else "purchase.html"
-        return render(request, template, operator=operator, program=program,
-                      purchase=answer, facts=facts)  # fmt: skip
+@router.post(BASE + "/members/{member}/resend", include_in_schema=False)
+async def resend(request: Request, program: str, member: str) -> Response:
+    engine = engine_of(request)
+    operator = await operator_of(request, engine, program, SUPPORT)
+    fields = await form_of(request)
+    code, channel = fields.get("code", "").strip(), fields.get("channel", "")
+    try:
+        await serve(engine, operators.resend_coupon, engine, operator, member, code,
+                    channel, now())  # fmt: skip
+    except (InvalidInput, Conflict) as error:  # a blocked member, a used coupon …
+        problems = [str(p) for p in getattr(error, "problems", ())] or [error.detail]
+        return await _profile_page(request, engine, operator, member, status=409,
+                                   problems=problems)  # fmt: skip
+    return redirect(request, f"/console/{program}/members/{member}?resent={channel}")
+
+
+@router.post(BASE + "/members/{member}/links/{link}/revoke", include_in_schema=False)
+async def revoke_link(request: Request, program: str, member: str, link: str) -> Response:
+    engine = engine_of(request)
+    operator = await operator_of(request, engine, program, SUPPORT)
+    await form_of(request)
+    await serve(engine, operators.revoke_member_link, engine, operator, member, link, now())
+    return redirect(request, f"/console/{program}/members/{member}?links=revoked#links")
+
+
+@router.post(BASE + "/members/{member}/links/revoke", include_in_schema=False)
+async def revoke_links(request: Request, program: str, member: str) -> Response:
+    engine = engine_of(request)
+    operator = await operator_of(request, engine, program, SUPPORT)
+    await form_of(request)
+    await serve(engine, operators.revoke_member_links, engine, operator, member, now())
+    return redirect(request, f"/console/{program}/members/{member}?links=revoked#links")
+
+
+@router.get(BASE + "/purchases/{purchase}", include_in_schema=False)
+async def purchase(request: Request, program: str, purchase: str) -> Response:
+    engine = engine_of(request)
+    operator = await operator_of(request, engine, program, READERS)
+    answer = await serve(engine, purchases.read_purchase, engine, program, purchase)
+    facts = await serve(engine, operators.program_facts, engine, program)
+    # htmx asks for the fragment to put into the profile; a plain link gets the page
+    template = "explain.html" if request.headers.get("hx-request") else "purchase.html"
+    return render(request, template, operator=operator, program=program,
+                  purchase=answer, facts=facts)  # fmt: skip
 
 
 async def _profile_page(
@@ -349,18 +390,18 @@ async def _profile_page(
                   reason=form.get("reason", ""))  # fmt: skip
 
 
-def _audit(app: FastAPI, engine: Engine) -> None:
-    @app.get("/console/{program}/audit", include_in_schema=False)
-    async def audit(request: Request, program: str, target: str = "") -> Response:
-        operator = await operator_of(request, engine, program, SUPPORT)
-        facts = await serve(engine, operators.program_facts, engine, program)
-        before = cursor_of(request)
-        entries = await serve(engine, operators.audit_entries, engine, program, before=before,
-                              limit=AUDIT_PAGE + 1, target=target[:MAX_QUERY] or None)  # fmt: skip
-        older = entries[AUDIT_PAGE - 1]["id"] if len(entries) > AUDIT_PAGE else None
-        return render(request, "audit.html", operator=operator, program=program,
-                      entries=entries[:AUDIT_PAGE], facts=facts, older=older,
-                      paged=before is not None, target=target[:MAX_QUERY])  # fmt: skip
+@router.get(BASE + "/audit", include_in_schema=False)
+async def audit(request: Request, program: str, target: str = "") -> Response:
+    engine = engine_of(request)
+    operator = await operator_of(request, engine, program, SUPPORT)
+    facts = await serve(engine, operators.program_facts, engine, program)
+    before = cursor_of(request)
+    entries = await serve(engine, operators.audit_entries, engine, program, before=before,
+                          limit=AUDIT_PAGE + 1, target=target[:MAX_QUERY] or None)  # fmt: skip
+    older = entries[AUDIT_PAGE - 1]["id"] if len(entries) > AUDIT_PAGE else None
+    return render(request, "audit.html", operator=operator, program=program,
+                  entries=entries[:AUDIT_PAGE], facts=facts, older=older,
+                  paged=before is not None, target=target[:MAX_QUERY])  # fmt: skip
 
 
 def _link_row(link: dict[str, Any], at: datetime) -> dict[str, Any]:

@@ -110,7 +110,7 @@ def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) 
 
     for router in ROUTERS:
         include_routes(app, router)
-    web_routes.register(app, engine)
+    web_routes.register(app)  # its pages serve app.state.engine, set above
     # the rules pages use the console's sessions and error pages, so they come after it;
     # they and the member page (its link routes are in the API's document) are the app's
     # own routes, as the API's routers are

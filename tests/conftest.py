@@ -1,7 +1,9 @@
-"""Shared fixtures: the example programs of examples/, parsed once per session."""
+"""Shared fixtures: the example programs of examples/, parsed once per session, and the
+run's migrated database templates (tests/databases.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from kopilka.kernel.program import Program
 from kopilka.kernel.program_parser import parse_program
 from kopilka.platform.files import load_document
+from tests.databases import Templates
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -18,3 +21,11 @@ EXAMPLES = ROOT / "examples"
 def zerno() -> Program:
     """The seed-002 café chain (examples/zerno/program.yaml)."""
     return parse_program(load_document(EXAMPLES / "zerno" / "program.yaml"))
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
+    """Migrated databases to copy, one per dialect, made when a test first needs one."""
+    made = Templates(tmp_path_factory.mktemp("templates"))
+    yield made
+    made.close()

@@ -13,10 +13,9 @@ from sqlalchemy import Engine, select
 from kopilka.demo import FEMALE_NAMES, MALE_NAMES, build_demo, female_surname, program_document
 from kopilka.kernel.program_parser import parse_program
 from kopilka.ledger.verify import verify
-from kopilka.platform.db import make_engine
 from kopilka.platform.http.app import create_app
-from kopilka.platform.migrate import upgrade
 from kopilka.platform.tables import member_profiles, purchases
+from tests.databases import Templates
 from tests.store.conftest import NOW
 
 
@@ -54,11 +53,10 @@ LINE_CAP = Decimal(CAPS.max_percent or 0) / 100
 RECEIPT_CAP = Decimal(CAPS.max_points_per_receipt or 0).scaleb(-2)
 
 
-def test_the_demos_figures_are_a_cafes(tmp_path: Path) -> None:
+def test_the_demos_figures_are_a_cafes(tmp_path: Path, templates: Templates) -> None:
     """Points issued a few percent of the turnover, no line or receipt above the caps —
     not the 161 % of a K1 × K2 × K3 stack left unbounded."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'demo.sqlite3'}")
-    upgrade(engine)
+    engine = templates.sqlite(tmp_path / "demo.sqlite3")
     build_demo(engine, now=NOW, members_count=100, receipts_count=1500)
     with engine.connect() as connection:
         answers = connection.execute(select(purchases.c.answer)).scalars().all()

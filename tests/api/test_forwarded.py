@@ -16,20 +16,18 @@ from pathlib import Path
 
 import httpx
 
-from kopilka.platform.db import make_engine
 from kopilka.platform.files import load_document
-from kopilka.platform.migrate import upgrade
 from kopilka.programs.handlers import apply_program
 from tests.api.test_schemathesis import _wait_until_up, free_port
 from tests.conftest import EXAMPLES
+from tests.databases import Templates
 from tests.store.conftest import NOW
 
 
 @contextmanager
-def served(tmp_path: Path, **environment: str) -> Iterator[str]:
+def served(templates: Templates, tmp_path: Path, **environment: str) -> Iterator[str]:
     url = f"sqlite:///{tmp_path / 'kopilka.sqlite3'}"
-    engine = make_engine(url)
-    upgrade(engine)
+    engine = templates.sqlite(tmp_path / "kopilka.sqlite3")
     apply_program(engine, load_document(EXAMPLES / "zerno" / "program.yaml"), actor="t", now=NOW)
     engine.dispose()
     port = free_port()
@@ -55,11 +53,13 @@ def _statuses(address: str) -> list[int]:
     ]  # fmt: skip
 
 
-def test_forwarded_addresses_are_ignored_unless_a_proxy_is_trusted(tmp_path: Path) -> None:
-    with served(tmp_path) as address:
+def test_forwarded_addresses_are_ignored_unless_a_proxy_is_trusted(
+    tmp_path: Path, templates: Templates
+) -> None:
+    with served(templates, tmp_path) as address:
         assert _statuses(address)[-5:] == [429] * 5
 
 
-def test_a_trusted_proxy_forwards_each_client_address(tmp_path: Path) -> None:
-    with served(tmp_path, KOPILKA_TRUSTED_PROXIES="127.0.0.1") as address:
+def test_a_trusted_proxy_forwards_each_client_address(tmp_path: Path, templates: Templates) -> None:
+    with served(templates, tmp_path, KOPILKA_TRUSTED_PROXIES="127.0.0.1") as address:
         assert set(_statuses(address)) == {401}

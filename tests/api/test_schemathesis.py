@@ -22,11 +22,10 @@ import pytest
 
 from kopilka.members.handlers import register_member
 from kopilka.operators.keys import create_key
-from kopilka.platform.db import make_engine
 from kopilka.platform.files import load_document
-from kopilka.platform.migrate import upgrade
 from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES
+from tests.databases import Templates
 from tests.store.conftest import NOW
 
 HERE = Path(__file__).parent
@@ -43,13 +42,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_schemathesis_finds_no_server_error_and_no_undeclared_answer(tmp_path: Path) -> None:
+def test_schemathesis_finds_no_server_error_and_no_undeclared_answer(
+    tmp_path: Path, templates: Templates
+) -> None:
     tool = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     if tool is None:
         pytest.fail("schemathesis is not installed (it is a dev dependency)")
     url = f"sqlite:///{tmp_path / 'kopilka.sqlite3'}"
-    engine = make_engine(url)
-    upgrade(engine)
+    engine = templates.sqlite(tmp_path / "kopilka.sqlite3")
     apply_program(engine, load_document(EXAMPLES / "zerno" / "program.yaml"), actor="t", now=NOW)
     register_member(engine, "zerno", {"card": "100009"}, now=NOW)
     key = create_key(engine, "zerno", "admin", now=NOW)[0]

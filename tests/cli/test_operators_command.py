@@ -12,9 +12,9 @@ from kopilka.members.handlers import register_member
 from kopilka.operators.handlers import authenticate
 from kopilka.platform.db import make_engine
 from kopilka.platform.files import load_document
-from kopilka.platform.migrate import upgrade
 from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES
+from tests.databases import Templates
 from tests.store.conftest import NOW
 
 
@@ -34,10 +34,11 @@ def test_an_operator_is_created_and_signs_in_with_the_password_given(tmp_path: P
     assert again.exit_code != 0
 
 
-def test_a_members_personal_link_is_printed(tmp_path: Path, monkeypatch: Any) -> None:
+def test_a_members_personal_link_is_printed(
+    tmp_path: Path, monkeypatch: Any, templates: Templates
+) -> None:
     db = f"sqlite:///{tmp_path / 'k.sqlite3'}"
-    engine = make_engine(db)
-    upgrade(engine)
+    engine = templates.sqlite(tmp_path / "k.sqlite3")
     apply_program(engine, load_document(EXAMPLES / "zerno" / "program.yaml"), actor="t", now=NOW)
     register_member(engine, "zerno", {"card": "100001"}, now=NOW)
     monkeypatch.setenv("KOPILKA_SECRET", "s" * 32)

@@ -25,7 +25,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.store.conftest import PG_URL, postgresql_problem
+from tests.databases import PG_URL
+from tests.store.conftest import postgresql_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -31,6 +31,8 @@ from tests.store.conftest import NOW
 from tests.web.conftest import console_app, sign_in, stock
 
 ROOT = Path(__file__).resolve().parents[2]
+# the mechanic's branch is migrated onto a database `upgrade` made, as a deployment's is
+pytestmark = pytest.mark.real_migration
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Every storage test runs twice: on SQLite (a fresh file) and on PostgreSQL (a fresh schema).
+"""Every storage test runs twice: on SQLite (a file of its own) and on PostgreSQL (a schema of
+its own), each a copy of the run's migrated template (tests/databases.py).
 
 PostgreSQL is found at $KOPILKA_TEST_PG (default postgresql://postgres@127.0.0.1:5432/test).
 Where it can't be reached, the PostgreSQL runs are skipped and the summary says so — except
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -19,13 +19,11 @@ from typing import TypeVar
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from kopilka.platform.db import make_engine
 from kopilka.platform.files import load_document
-from kopilka.platform.migrate import upgrade
 from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES
+from tests.databases import PG_URL, Templates
 
-PG_URL = os.environ.get("KOPILKA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 _skipped_pg: list[str] = []
 
@@ -67,10 +65,12 @@ def pytest_sessionfinish() -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
+def engine(request: pytest.FixtureRequest, tmp_path, templates: Templates) -> Iterator[Engine]:
+    """A migrated database of the test's own: a copy of the run's template (a SQLite file;
+    a PostgreSQL schema), or, for a test marked `real_migration`, migrated by `upgrade`."""
+    migrate = request.node.get_closest_marker("real_migration") is not None
     if request.param == "sqlite":
-        db = make_engine(f"sqlite:///{tmp_path / 'kopilka.sqlite3'}")
-        upgrade(db)
+        db = templates.sqlite(tmp_path / "kopilka.sqlite3", migrate=migrate)
         yield db
         db.dispose()
         return
@@ -80,22 +80,8 @@ def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
             pytest.fail(f"PostgreSQL is required in CI and can't be reached: {problem}")
         _skipped_pg.append(request.node.nodeid)
         pytest.skip(f"PostgreSQL not reachable ({problem})")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    db = make_engine(
-        PG_URL, connect_args={"options": f"-csearch_path={schema}"}, pool_size=20, max_overflow=60
-    )
-    try:
-        upgrade(db)
+    with templates.postgresql(migrate=migrate, pool_size=20, max_overflow=60) as db:
         yield db
-    finally:
-        db.dispose()
-        admin.dispose()  # fresh connections: a test may have restarted the server
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 @pytest.fixture

@@ -18,9 +18,7 @@ from kopilka.kernel.errors import Conflict, InvalidInput
 from kopilka.ledger.verify import verify
 from kopilka.members.balances import adjust, balance, history
 from kopilka.members.handlers import register_member
-from kopilka.platform.db import make_engine
 from kopilka.platform.files import load_document
-from kopilka.platform.migrate import upgrade
 from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW
@@ -126,10 +124,9 @@ def test_a_hold_needs_a_member_and_an_unknown_purchase_is_not_found(zerno_engine
         settle(zerno_engine, "424242", "confirm")
 
 
-def test_the_worker_command_releases_due_holds_once(tmp_path):
+def test_the_worker_command_releases_due_holds_once(tmp_path, templates):
     url = f"sqlite:///{tmp_path / 'k.sqlite3'}"
-    engine = make_engine(url)
-    upgrade(engine)
+    engine = templates.sqlite(tmp_path / "k.sqlite3")
     apply_program(engine, load_document(EXAMPLES / "zerno" / "program.yaml"), actor="t", now=NOW)
     register_member(engine, "zerno", {"card": "100009"}, now=NOW)
     adjust(engine, "zerno", "card:100009", {"points": "10", "reason": "start"}, actor="op",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -13,6 +14,10 @@ from kopilka.platform.migrate import downgrade, is_current, upgrade
 from kopilka.platform.tables import metadata
 from tests.store.conftest import NOW
 from tests.store.test_purchases import receipt
+
+# what these tests check is the migrations themselves: a database migrated by `upgrade`,
+# not a copy of the run's template
+pytestmark = pytest.mark.real_migration
 
 
 def test_the_migrated_schema_is_the_declared_one(engine):

@@ -460,6 +460,7 @@ def test_setting_a_tier_by_hand_refuses_what_is_not_a_tier_or_not_ahead(engine: 
     assert _history_rows(engine) == 0
 
 
+@pytest.mark.real_migration
 def test_the_migration_fills_in_what_purchases_and_refunds_made_before_it_counted(
     engine: Engine,
 ) -> None:

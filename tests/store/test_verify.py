@@ -14,9 +14,7 @@ from kopilka.checkout.refunds import refund_purchase
 from kopilka.ledger.verify import verify
 from kopilka.members.balances import adjust
 from kopilka.members.handlers import register_member
-from kopilka.platform.db import make_engine
 from kopilka.platform.files import load_document
-from kopilka.platform.migrate import upgrade
 from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW
@@ -113,10 +111,9 @@ def test_each_corruption_is_caught(books, corruption, caught_by):
     assert caught_by in failed_checks(books)
 
 
-def test_the_command_exits_non_zero_and_names_the_discrepancy(tmp_path: Path):
+def test_the_command_exits_non_zero_and_names_the_discrepancy(tmp_path: Path, templates):
     url = f"sqlite:///{tmp_path / 'k.sqlite3'}"
-    engine = make_engine(url)
-    upgrade(engine)
+    engine = templates.sqlite(tmp_path / "k.sqlite3")
     apply_program(engine, load_document(EXAMPLES / "zerno" / "program.yaml"), actor="t", now=NOW)
     register_member(engine, "zerno", {"card": "100009"}, now=NOW)
     process_purchase(engine, "zerno", receipt(member="card:100009"), now=NOW, actor="pos")

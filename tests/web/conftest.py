@@ -26,14 +26,13 @@ from kopilka.members.handlers import register_member
 from kopilka.operators import handlers as operators
 from kopilka.operators.handlers import create_operator
 from kopilka.operators.sessions import Sessions
-from kopilka.platform.db import make_engine
 from kopilka.platform.files import load_document
 from kopilka.platform.http.app import create_app
-from kopilka.platform.migrate import upgrade
 from kopilka.platform.tables import members, programs, purchases
 from kopilka.programs.handlers import apply_program
 from tests.api.conftest import serving_engine
 from tests.conftest import EXAMPLES
+from tests.databases import Templates
 from tests.store.conftest import NOW, engine, zerno_engine
 
 __all__ = ["engine", "zerno_engine"]
@@ -110,11 +109,10 @@ def other_ids(engine: Engine) -> tuple[int, int]:
     return member, purchase
 
 
-def stocked_sqlite(path: Path) -> Engine:
+def stocked_sqlite(templates: Templates, path: Path) -> Engine:
     """A fresh SQLite database at `path` holding the café chain and `stock`'s members,
     purchase and operators: what the browser tests serve."""
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade(engine)
+    engine = templates.sqlite(path)
     apply_program(engine, load_document(EXAMPLES / "zerno" / "program.yaml"), actor="test",
                   now=NOW)  # fmt: skip
     stock(engine)

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from kopilka.mechanics.coupons.handlers import create_campaign
 from tests.conftest import ROOT
+from tests.databases import Templates
 from tests.store.conftest import NOW
 from tests.web.conftest import PASSWORD, console_app, served, stocked_sqlite
 
@@ -32,8 +33,8 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    engine = stocked_sqlite(tmp_path_factory.mktemp("web") / "kopilka.sqlite3")
+def database(tmp_path_factory: pytest.TempPathFactory, templates: Templates) -> Iterator[Engine]:
+    engine = stocked_sqlite(templates, tmp_path_factory.mktemp("web") / "kopilka.sqlite3")
     yield engine
     engine.dispose()
 

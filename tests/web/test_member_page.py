@@ -56,6 +56,7 @@ from kopilka.members.links import (
 from kopilka.platform.console import i18n
 from tests.api.conftest import key_for, serving_engine
 from tests.conftest import ROOT
+from tests.databases import Templates
 from tests.store.conftest import NOW
 from tests.web.conftest import SECRET, console_app, served, stocked_sqlite
 
@@ -415,8 +416,8 @@ def test_the_page_lists_a_year_of_expiring_points_in_four_lines(database: Engine
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    db = stocked_sqlite(tmp_path_factory.mktemp("member") / "kopilka.sqlite3")
+def database(tmp_path_factory: pytest.TempPathFactory, templates: Templates) -> Iterator[Engine]:
+    db = stocked_sqlite(templates, tmp_path_factory.mktemp("member") / "kopilka.sqlite3")
     with_coupons(db)
     with_big_balances(db)
     yield db

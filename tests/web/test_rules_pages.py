@@ -28,13 +28,12 @@ from kopilka.kernel.errors import Conflict
 from kopilka.mechanics.discounts.handlers import list_discounts
 from kopilka.mechanics.discounts.section import EFFECT_KEYS
 from kopilka.operators.handlers import audit_entries, authenticate
-from kopilka.platform.db import make_engine
 from kopilka.platform.files import load_document, parse_text
-from kopilka.platform.migrate import upgrade
 from kopilka.programs import rule_drafts, rules_pages
 from kopilka.programs.handlers import apply_program, read_program, read_program_version, to_json
 from tests.api.conftest import serving_engine
 from tests.conftest import EXAMPLES, ROOT
+from tests.databases import Templates
 from tests.store.conftest import NOW, at_once
 from tests.web.conftest import OTHER, PASSWORD, console_app, served, sign_in, stock
 
@@ -651,10 +650,9 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 
 
 @pytest.fixture(scope="module")
-def browser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def browser_server(tmp_path_factory: pytest.TempPathFactory, templates: Templates) -> Iterator[str]:
     """The app with the rules pages on a free port, served by uvicorn in a thread."""
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('rules') / 'kopilka.sqlite3'}")
-    upgrade(engine)
+    engine = templates.sqlite(tmp_path_factory.mktemp("rules") / "kopilka.sqlite3")
     apply_program(engine, load_document(EXAMPLES / "zerno" / "program.yaml"), actor="test",
                   now=NOW)  # fmt: skip
     stock(engine)

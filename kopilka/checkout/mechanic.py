@@ -5,7 +5,9 @@ package under `kopilka/mechanics/` with a `Mechanic` that the composition root
 (`kopilka.composition`) registers. The pipeline knows this protocol, never a mechanic:
 
 - `reads` — what the mechanic needs to know of the member to price a receipt (facts
-  for the calculator's `MemberContext`, such as past purchases or cards in force);
+  for the calculator's `MemberContext`, such as past purchases or cards in force), as
+  queries the pipeline sends with the purchase's load (`Reads`): in its one round trip
+  on PostgreSQL, so a mechanic that reads adds none;
 - `step` — its place in the price of a receipt, in one order for every purchase:
   discounts → coupons → points → cashback → what comes later (`Step`);
 - `offering` — its discounts for a receipt, made from the lines as the program's
@@ -33,7 +35,7 @@ Alembic branch of its own).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # types only: the pipeline hands these to mechanics
     from fastapi import APIRouter
-    from sqlalchemy import Connection, Engine, Row
+    from sqlalchemy import Connection, Engine, Row, ScalarSelect, Select
 
     from kopilka.checkout.offers import OfferStep
     from kopilka.checkout.pricing import Priced, PricingContext
@@ -54,6 +56,27 @@ if TYPE_CHECKING:  # types only: the pipeline hands these to mechanics
     from kopilka.programs.handlers import LoadedProgram
 
 JSON = dict[str, Any]
+
+
+def _no_parameters(now: datetime) -> JSON:  # noqa: ARG001 - the queries need no values
+    return {}
+
+
+@dataclass(frozen=True, eq=False)
+class Reads:
+    """What a mechanic reads of a member to price their receipt: queries the pipeline
+    sends with the purchase's load (in its one round trip on PostgreSQL), and the facts
+    their rows make.
+
+    The queries depend only on the program's version (they are compiled once per
+    version): they name the member by the subquery `Mechanic.reads` is given, and what
+    changes with each purchase as bind parameters (`bindparam`) whose values
+    `parameters(now)` gives. Those names begin with the mechanic's name, so the reads of
+    two mechanics never mix."""
+
+    queries: tuple[Select[Any], ...]
+    facts: Callable[[Sequence[Sequence[Any]]], JSON]  # each query's rows, in order → facts
+    parameters: Callable[[datetime], JSON] = _no_parameters
 
 
 class Step(IntEnum):
@@ -145,13 +168,12 @@ class Mechanic:
 
     def reads(
         self,
-        connection: Connection,  # noqa: ARG002 - the default reads nothing
-        program: LoadedProgram,  # noqa: ARG002
-        member_id: int,  # noqa: ARG002
-        now: datetime,  # noqa: ARG002
-    ) -> JSON:
-        """`MemberContext` facts this mechanic needs to price a member's receipt."""
-        return {}
+        program: LoadedProgram,  # noqa: ARG002 - the default reads nothing
+        member: ScalarSelect[Any],  # noqa: ARG002
+    ) -> Reads | None:
+        """What this mechanic reads of the member (`member`: their id, as a subquery) to
+        price their receipt under `program`, as queries; None when it reads nothing."""
+        return None
 
     def offering(self, context: PricingContext) -> OfferStep | None:  # noqa: ARG002
         """Its step in the receipt's one pricing: a function from the lines as the

@@ -5,7 +5,7 @@ points. The checkout knows the steps' protocol (`Mechanic.offering`), not the me
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,6 +30,8 @@ class PricingContext:
     member_id: int | None
     now: datetime  # the server's time: a terminal's clock can't bring an expired offer back
     parts: dict[str, Any] = field(default_factory=dict)  # each mechanic's own, by its name
+    # what each mechanic read of the member with the purchase's load (`Reads`), by its name
+    read: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -43,13 +45,18 @@ class Priced:
     def parts(self) -> dict[str, Any]:
         return self.context.parts
 
+    @property
+    def read(self) -> Mapping[str, Mapping[str, Any]]:
+        return self.context.read
+
 
 def price_receipt(
     connection: Connection, program: LoadedProgram, receipt: Receipt,
     member: MemberContext | None, member_id: int | None, now: datetime,
+    read: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Priced:  # fmt: skip
     """The quote for `receipt`: the receipt priced once, with every mechanic's step."""
-    context = PricingContext(connection, program, receipt, member, member_id, now)
+    context = PricingContext(connection, program, receipt, member, member_id, now, read=read or {})
     steps = [step for mechanic in mechanics() if (step := mechanic.offering(context))]
     quote = program.calculator.quote(receipt, member, _chained(steps) if steps else ())
     return Priced(quote, context)

@@ -14,27 +14,22 @@ when nobody confirmed it within the program's `redemption.hold_minutes`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from functools import cache, partial
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Engine,
-    Row,
-    Select,
-    and_,
-    bindparam,
     insert,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 
 from kopilka.checkout.calculator import Quote
+from kopilka.checkout.load import Loaded, load
 from kopilka.checkout.mechanic import Sale, Settlement, mechanics
 from kopilka.checkout.pricing import Priced, price_receipt
 from kopilka.checkout.records import (
@@ -60,25 +55,18 @@ from kopilka.kernel.receipt import MemberContext, Receipt, parse_receipt
 from kopilka.ledger.one_statement import write_under
 from kopilka.ledger.wallet import Wallet
 from kopilka.mechanics.tiers.status import seen_tier
-from kopilka.members.handlers import MEMBER_COLUMNS, find_member, member_key, member_refs
+from kopilka.members.handlers import find_member, member_refs
 from kopilka.platform.idempotency import fingerprint, idempotent, remembered, retrying
-from kopilka.platform.statements import ChildRows, NewRow, driver_rows_pair
+from kopilka.platform.statements import ChildRows, NewRow
 from kopilka.platform.tables import (
-    accounts,
     holds,
-    member_profiles,
-    member_tiers,
-    members,
-    program_versions,
     programs,
     purchase_awards,
     purchase_lines,
     purchases,
 )
 from kopilka.programs.handlers import (
-    CURRENT_VERSION_COLUMNS,
     LoadedProgram,
-    compiled,
     load_program,
 )
 
@@ -128,11 +116,12 @@ def quote_purchase(
     """The answer a purchase would get now — with the member's balance — writing nothing."""
     with engine.connect() as connection:
         raw_member = body.get("member") if isinstance(body, dict) else None
-        program, member, wallet = _load(connection, program_code, raw_member, now, lock=False)
+        loaded = load(connection, program_code, raw_member, now, lock=False)
+        program, member, wallet = loaded.program, loaded.member, loaded.wallet
         receipt = parse_receipt(body, program.calculator.program, now=now)
         if receipt.member is not None and member is None:
             find_member(connection, program.program_id, receipt.member)
-        priced = _quote(connection, program, receipt, member, wallet, now)
+        priced = _quote(connection, loaded, receipt, now)
         member_id = member.id if member is not None else None
         available = wallet.balances[AccountCode.AVAILABLE] if wallet is not None else None
         answer = quote_json(priced.quote, program.calculator.program, status="quote",
@@ -154,7 +143,8 @@ def _process(
     actor: str,
 ) -> tuple[dict[str, Any], bool]:
     raw_member = body.get("member") if isinstance(body, dict) else None
-    program, member, wallet = _load(connection, program_code, raw_member, now)
+    loaded = load(connection, program_code, raw_member, now)
+    program, member, wallet = loaded.program, loaded.member, loaded.wallet
     receipt = parse_receipt(body, program.calculator.program, now=now)
     if not receipt.receipt_id:
         raise InvalidInput([Problem("receipt_id", "is required to process a purchase")])
@@ -162,7 +152,7 @@ def _process(
         find_member(connection, program.program_id, receipt.member)
     location = _sold_at(receipt, program)
     try:
-        priced = _quote(connection, program, receipt, member, wallet, now)
+        priced = _quote(connection, loaded, receipt, now)
         for mechanic in mechanics():
             mechanic.admit(priced)
     except KopilkaError:
@@ -216,84 +206,8 @@ def _process(
     return {"purchase_id": str(purchase_id), **answer}, True
 
 
-def _load(
-    connection: Connection, program_code: str, member_ref: object, now: datetime, *,
-    lock: bool = True,
-) -> tuple[LoadedProgram, Row[Any] | None, Wallet | None]:  # fmt: skip
-    """The program's current version and the member with their balances, locked — one query."""
-    key = member_key(member_ref) if isinstance(member_ref, str) else None
-    if key is None:  # no member (or a malformed one, which the receipt's parse names)
-        return load_program(connection, program_code), None, None
-    column, value = key
-    parameters = {"program_code": program_code, "member_key": value}
-    rows: Sequence[Any]
-    if lock and connection.dialect.name == "postgresql":  # BEGIN goes with it: one round trip
-        rows, tier = driver_rows_pair(connection, _member_sql(column), _tier_sql(column),
-                                      parameters)  # fmt: skip
-        if rows and tier and rows[0].tier != tier[0].code:
-            # changed while this purchase waited for the member's lock: the purchase is
-            # priced at the tier in force when it got the member, as if it came after
-            rows = [row._replace(tier=tier[0].code) for row in rows]
-    else:
-        rows = connection.execute(_member_query(column, lock=False), parameters).all()
-    if not rows:  # say which is missing: the program or the member
-        program = load_program(connection, program_code)
-        find_member(connection, program.program_id, member_ref)  # type: ignore[arg-type]
-        raise AssertionError("unreachable: the member exists but has no accounts")
-    program = compiled(connection, rows[0])
-    wallet = Wallet.from_rows(connection, program.program_id, program.calculator.program,
-                              rows[0].id, now, rows)  # fmt: skip
-    return program, rows[0], wallet
-
-
-@cache
-def _member_sql(column: ColumnElement[Any]) -> str:
-    """The locking member query as psycopg's text, for `driver_rows`."""
-    dialect = psycopg_dialect()  # type: ignore[no-untyped-call]
-    return str(_member_query(column, lock=True).compile(dialect=dialect))
-
-
-@cache
-def _tier_sql(column: ColumnElement[Any]) -> str:
-    """The member's stored tier, found as `_member_query` finds them — as psycopg's text;
-    sent after the locking query, it reads the tier as it is once the lock is held."""
-    member = (
-        select(members.c.id)
-        .join(programs, programs.c.id == members.c.program_id)
-        .outerjoin(member_profiles, member_profiles.c.member_id == members.c.id)
-        .where(programs.c.code == bindparam("program_code"),
-               column == bindparam("member_key", type_=column.type))
-        .scalar_subquery()
-    )  # fmt: skip
-    query = select(member_tiers.c.code).where(member_tiers.c.member_id == member)
-    return str(query.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]
-
-
-@cache
-def _member_query(column: ColumnElement[Any], *, lock: bool) -> Select[Any]:
-    """The program's current version and a member found by `column`, with their accounts
-    (locked on PostgreSQL); built once per column, so SQLAlchemy's cache serves it."""
-    query = (
-        select(*CURRENT_VERSION_COLUMNS, *MEMBER_COLUMNS, accounts.c.id.label("account_id"),
-               accounts.c.code, accounts.c.debits_posted, accounts.c.credits_posted,
-               member_tiers.c.code.label("tier"))
-        .join(program_versions, and_(program_versions.c.program_id == programs.c.id,
-                                     program_versions.c.version == programs.c.current_version))
-        .join(members, members.c.program_id == programs.c.id)
-        .outerjoin(member_profiles, member_profiles.c.member_id == members.c.id)
-        .outerjoin(member_tiers, member_tiers.c.member_id == members.c.id)
-        .join(accounts, accounts.c.member_id == members.c.id)
-        .where(programs.c.code == bindparam("program_code"),
-               column == bindparam("member_key", type_=column.type))
-        .order_by(accounts.c.id)
-    )  # fmt: skip
-    return query.with_for_update(of=accounts) if lock else query
-
-
-def _quote(
-    connection: Connection, program: LoadedProgram, receipt: Receipt, member: Row[Any] | None,
-    wallet: Wallet | None, now: datetime,
-) -> Priced:  # fmt: skip
+def _quote(connection: Connection, loaded: Loaded, receipt: Receipt, now: datetime) -> Priced:
+    program, member, wallet = loaded.program, loaded.member, loaded.wallet
     if member is None or wallet is None:
         if receipt.hold:
             raise InvalidInput([Problem("hold", "needs a member: only points can be held")])
@@ -301,13 +215,21 @@ def _quote(
     if member.status != "active":
         raise Conflict(f"member {receipt.member!r} is {member.status}")
     settings = program.calculator.program
-    facts: dict[str, Any] = {}
-    for mechanic in mechanics():
-        facts.update(mechanic.reads(connection, program, member.id, now))
     context = MemberContext(member_refs(member), tier=seen_tier(settings.tiers, member.tier),
                             balance=wallet.balances[AccountCode.AVAILABLE],
-                            **facts)  # fmt: skip
-    return price_receipt(connection, program, receipt, context, member.id, now)
+                            **_calculator_facts(loaded.read))  # fmt: skip
+    return price_receipt(connection, program, receipt, context, member.id, now, loaded.read)
+
+
+# what a mechanic's reads may tell the calculator: the fields of `MemberContext` it reads
+CALCULATOR_FACTS = frozenset(f.name for f in fields(MemberContext)) - {"refs", "tier", "balance"}
+
+
+def _calculator_facts(read: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The facts the mechanics read that the calculator prices with (`MemberContext`'s
+    fields); the rest are each mechanic's own (`Priced.read`)."""
+    return {key: value for facts in read.values() for key, value in facts.items()
+            if key in CALCULATOR_FACTS}  # fmt: skip
 
 
 def _plan(wallet: Wallet, quote: Quote, *, hold: bool) -> None:

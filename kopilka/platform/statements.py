@@ -163,51 +163,63 @@ async def _async_rows(
         return rows
 
 
-def driver_rows_pair(
-    connection: Connection, first: str, second: str, parameters: Mapping[str, Any]
-) -> tuple[list[Any], list[Any]]:
-    """`first` and then `second` in one pipeline (one round trip, with psycopg's BEGIN),
-    each statement with its own snapshot: on PostgreSQL's READ COMMITTED, `second` sees
-    what was committed while `first` waited for its row locks."""
+def driver_rows_pipelined(
+    connection: Connection, statements: Sequence[tuple[str, Mapping[str, Any]]]
+) -> list[list[Any]]:
+    """`statements` (each psycopg's text and its values) in order in one pipeline: one
+    round trip, with psycopg's BEGIN; the rows of each. Each statement takes its own
+    snapshot: on PostgreSQL's READ COMMITTED, those after the first see what was
+    committed while the first waited for its row locks. Listeners see the batch as one
+    execution of the statements joined by `;` (one round trip)."""
     import psycopg
 
     driver = connection.connection.driver_connection
+    batch = ";\n".join(sql for sql, _ in statements)
+    parameters = statements[0][1]
     try:
         if isinstance(driver, psycopg.AsyncConnection):
-            return await_only(_async_pair(connection, driver, first, second, parameters))
+            return await_only(_async_pipelined(connection, driver, statements, batch))
         assert isinstance(driver, psycopg.Connection)
         from psycopg.rows import namedtuple_row
 
-        with (driver.cursor(row_factory=namedtuple_row) as one,
-              driver.cursor(row_factory=namedtuple_row) as two):  # fmt: skip
+        cursors = [driver.cursor(row_factory=namedtuple_row) for _ in statements]
+        try:
+            _fire(connection, cursors[0], batch, parameters, before=True)
             with driver.pipeline():
-                _fire(connection, one, first, parameters, before=True)
-                one.execute(first, parameters, prepare=True)
-                two.execute(second, parameters, prepare=True)
-            _fire(connection, one, first, parameters, before=False)
-            return one.fetchall(), two.fetchall()
+                for cursor, (sql, values) in zip(cursors, statements, strict=True):
+                    cursor.execute(sql, values, prepare=True)
+            _fire(connection, cursors[0], batch, parameters, before=False)
+            return [cursor.fetchall() for cursor in cursors]
+        finally:
+            for cursor in cursors:
+                cursor.close()
     except psycopg.Error as error:
         gone = connection.dialect.is_disconnect(error, driver, None)  # type: ignore[arg-type]
         if gone:
             connection.invalidate(error)
         raise DBAPIError.instance(
-            first, parameters, error, psycopg.Error, connection_invalidated=gone
+            batch, parameters, error, psycopg.Error, connection_invalidated=gone
         ) from error
 
 
-async def _async_pair(
-    connection: Connection, driver: Any, first: str, second: str, parameters: Mapping[str, Any]
-) -> tuple[list[Any], list[Any]]:
+async def _async_pipelined(
+    connection: Connection, driver: Any, statements: Sequence[tuple[str, Mapping[str, Any]]],
+    batch: str,
+) -> list[list[Any]]:  # fmt: skip
     from psycopg.rows import namedtuple_row
 
-    async with (driver.cursor(row_factory=namedtuple_row) as one,
-                driver.cursor(row_factory=namedtuple_row) as two):  # fmt: skip
+    parameters = statements[0][1]
+    cursors = [driver.cursor(row_factory=namedtuple_row) for _ in statements]
+    try:
+        _fire(connection, cursors[0], batch, parameters, before=True)
         async with driver.pipeline():
-            _fire(connection, one, first, parameters, before=True)
-            await one.execute(first, parameters, prepare=True)
-            await two.execute(second, parameters, prepare=True)
-        _fire(connection, one, first, parameters, before=False)
-        return await one.fetchall(), await two.fetchall()
+            for cursor, (sql, values) in zip(cursors, statements, strict=True):
+                await cursor.execute(sql, values, prepare=True)
+        _fire(connection, cursors[0], batch, parameters, before=False)
+        return [await cursor.fetchall() for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            await cursor.close()
 
 
 def _fire(

@@ -9,7 +9,9 @@ and shows a console page — and no file of Kopilka knows it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -71,7 +73,8 @@ def test_it_earns_answers_records_and_is_taken_back_by_the_refund(shop: Engine) 
 
     bought = process_purchase(shop, "zerno", receipt("T-1", "250.00"), now=NOW,
                               actor="pos:test").answer  # fmt: skip
-    assert bought["thanks"] == {"points": "5.00", "note": "thank you for coming back"}
+    assert bought["thanks"] == {"points": "5.00", "note": "thank you for coming back",
+                                "thanked_before": 0}  # fmt: skip
     rules = float(bought["accrued"])
     assert float(bought["balance"]["available"]) == pytest.approx(rules + 5)
     small = process_purchase(shop, "zerno", receipt("T-2", "50.00"), now=NOW,
@@ -133,6 +136,53 @@ def test_no_file_of_kopilka_names_it() -> None:
         assert "thanks" not in path.read_text(encoding="utf-8").lower(), path
 
 
+def test_what_it_reads_goes_out_in_the_purchase_s_load(shop: Engine) -> None:
+    """Its read (how many times the member was thanked) reaches its answer; on
+    PostgreSQL it rides in the load that locks the member, so a purchase sends as many
+    statements with the mechanic as without it."""
+    first = process_purchase(shop, "zerno", receipt("L-1", "250.00"), now=NOW,
+                             actor="pos:test").answer  # fmt: skip
+    assert first["thanks"]["thanked_before"] == 0
+    with_it = _statements(shop, receipt("L-2", "250.00"))
+    assert with_it.answer["thanks"]["thanked_before"] == 1
+    if shop.dialect.name != "postgresql":
+        return  # SQLite: one query after another in one transaction, no round trips
+    loads = [sql for sql in with_it.sent if "FOR UPDATE" in sql]
+    assert len(loads) == 1  # one execution: one round trip
+    assert "thanks_given" in loads[0]
+    thanks.uninstall()
+    try:
+        _statements(shop, receipt("L-3", "250.00"))  # the load planned without it, once
+        without = _statements(shop, receipt("L-4", "250.00"))
+    finally:
+        thanks.install()
+    assert "thanks" not in without.answer
+    assert not any("thanks_given" in sql for sql in without.sent)
+    assert len(without.sent) == len(with_it.sent)  # its read and its write cost none
+    assert sum("thanks_given" in sql for sql in with_it.sent) == 2  # the load, the write
+
+
+@dataclass
+class _Sent:
+    answer: dict[str, Any]
+    sent: list[str]
+
+
+def _statements(engine: Engine, body: dict[str, object]) -> _Sent:
+    """A purchase, and every statement it sent (a pipelined batch counts once)."""
+    sent: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        answer = process_purchase(engine, "zerno", body, now=NOW, actor="pos:test").answer
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    return _Sent(answer, sent)
+
+
 def test_its_writes_go_out_in_the_purchase_s_own_statement(shop: Engine) -> None:
     """On PostgreSQL a purchase the mechanic gives to (its award, its own row, its points)
     sends no more statements than one it gives nothing to: no round trip of its own."""
@@ -141,21 +191,14 @@ def test_its_writes_go_out_in_the_purchase_s_own_statement(shop: Engine) -> None
     process_purchase(shop, "zerno", receipt("W-0", "250.00"), now=NOW, actor="pos:test")
 
     def statements(body: dict[str, object]) -> list[str]:
-        sent: list[str] = []
-
-        def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-            sent.append(statement)
-
-        event.listen(shop, "before_cursor_execute", seen)
-        try:
-            answer = process_purchase(shop, "zerno", body, now=NOW, actor="pos:test").answer
-        finally:
-            event.remove(shop, "before_cursor_execute", seen)
-        assert ("thanks" in answer) is (body["lines"][0]["price"] == "250.00")  # type: ignore[index]
-        return sent
+        done = _statements(shop, body)
+        assert ("thanks" in done.answer) is (body["lines"][0]["price"] == "250.00")  # type: ignore[index]
+        return done.sent
 
     given = statements(receipt("W-1", "250.00"))
     not_given = statements(receipt("W-2", "50.00"))
     assert len(given) == len(not_given)
-    assert any("thanks_given" in sql for sql in given)  # its row rode in the purchase's write
-    assert not any("thanks_given" in sql for sql in not_given)
+    writes = [sql for sql in given if "INSERT INTO thanks_given" in sql]
+    assert len(writes) == 1  # its row rode in the purchase's write
+    assert "INSERT INTO purchases" in writes[0]
+    assert not any("INSERT INTO thanks_given" in sql for sql in not_given)

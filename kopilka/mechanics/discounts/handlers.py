@@ -5,18 +5,29 @@ the program's discounts over the API (each change is a new program version).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, or_, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    ScalarSelect,
+    Select,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 
+from kopilka.checkout.mechanic import Reads
 from kopilka.kernel.errors import Conflict, InvalidInput, NotFound, Problem
 from kopilka.kernel.money import format_minor
 from kopilka.kernel.program import Program
 from kopilka.kernel.reading import CODE_PATTERN, Reader
-from kopilka.mechanics.discounts.model import DiscountSettings
 from kopilka.mechanics.discounts.tables import member_discount_cards
 from kopilka.members.handlers import find_member
 from kopilka.platform.idempotency import idempotent
@@ -30,51 +41,68 @@ CARD_PURCHASE_KEYS = ("card", "payment_ref", "valid_from")
 # — what pricing needs to know of a member —
 
 
-def shopper_facts(
-    connection: Connection, program_id: int, program: Program, member_id: int, now: datetime
-) -> dict[str, Any]:
-    """`MemberContext` fields the program's discounts ask for; nothing (no query) otherwise."""
+def shopper_reads(program: Program, member: ScalarSelect[Any]) -> Reads | None:
+    """The queries of what the program's discounts ask of the member (their purchases,
+    lifetime spend, latest purchase per partner, discount cards in force); None when they
+    ask nothing. They go out with the purchase's load."""
     settings = program.discounts
     if settings is None:
-        return {}
-    facts: dict[str, Any] = {}
+        return None
+    days = max((d.bought_at.days for d in settings.discounts if d.bought_at), default=0)
+    queries: list[Select[Any]] = []
     if settings.needs_history:
-        facts.update(_history(connection, program, member_id, settings, now))
+        queries += _history_queries(member)
+        if days:
+            queries.append(_last_bought_query(member))
     if settings.needs_cards:
-        facts["cards"] = cards_in_force(connection, program_id, member_id, now)
-    return facts
+        queries.append(_cards_query(member))
+    if not queries:
+        return None
+
+    def facts(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        at = 0
+        if settings.needs_history:
+            (count, spent), refunded = rows[0][0], rows[1][0][0]
+            found |= {"purchases": int(count), "lifetime_spend": int(spent) - int(refunded)}
+            at = 2
+            if days:
+                found["last_bought"] = _latest_by_partner(program, rows[at])
+                at += 1
+        if settings.needs_cards:
+            found["cards"] = frozenset(row[0] for row in rows[at])
+        return found
+
+    def parameters(now: datetime) -> dict[str, Any]:
+        return {"discounts_now": now, "discounts_since": now - timedelta(days=days)}
+
+    return Reads(tuple(queries), facts, parameters)
 
 
-def _history(
-    connection: Connection, program: Program, member_id: int, settings: DiscountSettings,
-    now: datetime,
-) -> dict[str, Any]:  # fmt: skip
-    spent = connection.execute(
-        select(func.count(), func.coalesce(func.sum(purchases.c.spend), 0))
-        .where(purchases.c.member_id == member_id, purchases.c.status.in_(COUNTED))
-    ).one()  # fmt: skip
-    refunded = connection.execute(
+def _history_queries(member: ScalarSelect[Any]) -> list[Select[Any]]:
+    """The member's purchases that still stand (count, spend) and what was refunded of
+    them: lifetime spend net of refunds."""
+    counted = and_(purchases.c.member_id == member, purchases.c.status.in_(COUNTED))
+    return [
+        select(func.count(), func.coalesce(func.sum(purchases.c.spend), 0)).where(counted),
         select(func.coalesce(func.sum(refunds.c.spend), 0))
         .join(purchases, purchases.c.id == refunds.c.purchase_id)
-        .where(purchases.c.member_id == member_id, purchases.c.status.in_(COUNTED))
-    ).scalar_one()  # fmt: skip
-    facts: dict[str, Any] = {"purchases": spent[0], "lifetime_spend": spent[1] - refunded}
-    days = max((d.bought_at.days for d in settings.discounts if d.bought_at), default=0)
-    if days:
-        facts["last_bought"] = _last_bought(connection, program, member_id, now, days)
-    return facts
+        .where(counted),
+    ]
 
 
-def _last_bought(
-    connection: Connection, program: Program, member_id: int, now: datetime, days: int
-) -> dict[str, datetime]:
-    """Partner → the member's latest purchase there within `days`."""
-    rows = connection.execute(
+def _last_bought_query(member: ScalarSelect[Any]) -> Select[Any]:
+    """Location → the member's latest purchase there since `discounts_since`."""
+    since = bindparam("discounts_since", type_=purchases.c.created_at.type)
+    return (
         select(purchases.c.location, func.max(purchases.c.created_at))
-        .where(purchases.c.member_id == member_id, purchases.c.status.in_(COUNTED),
-               purchases.c.created_at > now - timedelta(days=days))
+        .where(purchases.c.member_id == member, purchases.c.status.in_(COUNTED),
+               purchases.c.created_at > since)
         .group_by(purchases.c.location)
-    ).all()  # fmt: skip
+    )  # fmt: skip
+
+
+def _latest_by_partner(program: Program, rows: Sequence[Any]) -> dict[str, datetime]:
     latest: dict[str, datetime] = {}
     for location, moment in rows:
         place = program.locations.get(location)
@@ -83,19 +111,15 @@ def _last_bought(
     return latest
 
 
-def cards_in_force(
-    connection: Connection, program_id: int, member_id: int, now: datetime
-) -> frozenset[str]:
-    rows = connection.execute(
-        select(member_discount_cards.c.card).where(
-            member_discount_cards.c.program_id == program_id,
-            member_discount_cards.c.member_id == member_id,
-            member_discount_cards.c.valid_from <= now,
-            or_(member_discount_cards.c.valid_until.is_(None),
-                member_discount_cards.c.valid_until > now),
-        )
-    ).scalars()  # fmt: skip
-    return frozenset(rows)
+def _cards_query(member: ScalarSelect[Any]) -> Select[Any]:
+    """The member's discount cards in force at `discounts_now`."""
+    now = bindparam("discounts_now", type_=member_discount_cards.c.valid_from.type)
+    cards = member_discount_cards.c
+    return select(cards.card).where(
+        cards.member_id == member,
+        cards.valid_from <= now,
+        or_(cards.valid_until.is_(None), cards.valid_until > now),
+    )
 
 
 # — paid discount cards —

@@ -7,13 +7,12 @@ program's discounts ask for them.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import ScalarSelect
 
-from kopilka.checkout.mechanic import Mechanic, Step
-from kopilka.mechanics.discounts.handlers import shopper_facts
+from kopilka.checkout.mechanic import Mechanic, Reads, Step
+from kopilka.mechanics.discounts.handlers import shopper_reads
 from kopilka.programs.handlers import LoadedProgram
 
 
@@ -21,7 +20,5 @@ class Discounts(Mechanic):
     name = "discounts"
     step = Step.DISCOUNTS
 
-    def reads(self, connection: Connection, program: LoadedProgram, member_id: int,
-              now: datetime) -> dict[str, Any]:  # fmt: skip
-        return shopper_facts(connection, program.program_id, program.calculator.program,
-                             member_id, now)  # fmt: skip
+    def reads(self, program: LoadedProgram, member: ScalarSelect[Any]) -> Reads | None:
+        return shopper_reads(program.calculator.program, member)

@@ -2,7 +2,8 @@
 mechanic is one folder, one registration and its migration.
 
 A member's purchase of at least `min_total` earns `points` more, credited with the
-purchase's own points (one write), named in the answer (`thanks`), recorded in the
+purchase's own points (one write), named in the answer (`thanks`, with how many times
+the member was thanked before: a read that goes out in the purchase's load), recorded in the
 mechanic's own table, taken back by the refund that returns the whole receipt, and
 listed on a console page of its own (`/console/{program}/thanks`).
 """

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, ScalarSelect, func, select, update
 
-from kopilka.checkout.mechanic import Mechanic, Refunding, Sale, Step
+from kopilka.checkout.mechanic import Mechanic, Reads, Refunding, Sale, Step
 from kopilka.checkout.records import Award, total
 from kopilka.kernel.ledger import Reason
 from kopilka.kernel.money import format_minor, to_minor
@@ -20,6 +20,7 @@ from kopilka.platform.console.pages import render
 from kopilka.platform.console.routes import EVERYONE, operator_of, serve
 from kopilka.platform.statements import ChildRows
 from kopilka.platform.tables import members, programs
+from kopilka.programs.handlers import LoadedProgram
 from tests.mechanics.thanks.tables import thanks_given
 
 HERE = Path(__file__).resolve().parent
@@ -52,6 +53,15 @@ class Thanks(Mechanic):
         self.pages = APIRouter()
         self.pages.add_api_route("/console/{program}/thanks", thanks_page, methods=["GET"],
                                  include_in_schema=False)  # fmt: skip
+
+    def reads(self, program: LoadedProgram, member: ScalarSelect[Any]) -> Reads | None:
+        """How many times the member was thanked (and not taken back): sent with the
+        purchase's load, so this read costs no round trip of its own."""
+        if not isinstance(program.calculator.program.sections.get("thanks"), ThanksSettings):
+            return None
+        given = thanks_given.c
+        query = select(func.count()).where(given.member_id == member, given.taken_back == 0)
+        return Reads((query,), lambda rows: {"thanked_before": int(rows[0][0][0])})
 
     def quoted(self, sale: Sale) -> None:
         points = _earned(sale)
@@ -99,7 +109,9 @@ def _earned(sale: Sale) -> int:
 
 def _thanks_json(sale: Sale, points: int) -> dict[str, Any]:
     digits = sale.program.calculator.program.points.precision
-    return {"points": format_minor(points, digits), "note": "thank you for coming back"}
+    before = sale.priced.read.get("thanks", {}).get("thanked_before", 0)
+    return {"points": format_minor(points, digits), "note": "thank you for coming back",
+            "thanked_before": before}  # fmt: skip
 
 
 def given_by_member(engine: Engine, program_code: str) -> list[dict[str, Any]]:

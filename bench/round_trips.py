@@ -24,7 +24,10 @@ laid out. The café program of examples/zerno/program.yaml, `--members` members 
 - phase 2, the program with a cashback campaign (1 % / 3 % from 1000.00, paid by card,
   with a budget) applied as its next version, and a unique coupon campaign (10 % off
   the receipt, single-use codes generated in one batch): `accrual` again, `cashback` (paid
-  by card), `coupon` (a fresh code, not by card), `coupon+cashback` (both).
+  by card), `coupon` (a fresh code, not by card), `coupon+cashback` (both);
+- phase 3, the program with discounts that read the member's past (an accumulative
+  discount by lifetime spend, a first-purchase one, a cross-discount for a purchase at a
+  partner in the last 7 days): `accrual` again — what a mechanic's reads cost.
 
 Each case is warmed up first (`--warm` purchases, at least one per member: program
 caches, prepared statements, pooled connections, each member's first cashback), then
@@ -97,6 +100,13 @@ CASHBACK: dict[str, Any] = {
 }  # fmt: skip
 COUPONS = {"code": "bench-10", "kind": "unique", "effect": {"percent": 10}}
 CARD = {"method": "card", "bin": "22001234"}
+HISTORY_DISCOUNTS = [
+    {"code": "loyal", "accumulative": [{"spend": "0.00", "percent": 1},
+                                       {"spend": "100000.00", "percent": 2}]},
+    {"code": "welcome", "amount": "1.00", "when": {"first_purchase": True}},
+    {"code": "after-visit", "percent": 1,
+     "when": {"bought_at": {"partners": ["zerno"], "days": 7}}},
+]  # fmt: skip
 
 # — the wire —
 
@@ -443,6 +453,10 @@ def cashback(answer: dict[str, Any]) -> bool:
     return answer["cashback"] is not None and float(answer["cashback"]["amount"]) > 0
 
 
+def loyal(answer: dict[str, Any]) -> bool:
+    return any(discount["code"] == "loyal" for discount in answer["discounts"])
+
+
 def applied(answer: dict[str, Any]) -> bool:
     return [c["applied"] for c in answer["coupons"]] == [True]
 
@@ -579,6 +593,14 @@ def run(wire: Wire, client: httpx.Client, admin: str, pos: str, options: Any) ->
     go(Case("coupon+cashback", "/purchases",
             lambda n: receipt(f"{run_id}b", n, members, coupons=[next(both)], payment=CARD),
             lambda a: accrues(a) and applied(a) and cashback(a)))  # fmt: skip
+
+    document = call(client, "GET", "/v1/programs/zerno", admin)["document"]
+    document["discounts"] = copy.deepcopy(HISTORY_DISCOUNTS)
+    call(client, "PUT", "/v1/programs/zerno", admin, document)
+    print("\nphase 3: + discounts that read the member's past (lifetime spend, first purchase,"
+          " a recent purchase at a partner)")  # fmt: skip
+    go(Case("accrual (phase 3)", "/purchases", lambda n: receipt(f"{run_id}h", n, members),
+            lambda a: accrues(a) and loyal(a)))  # fmt: skip
     return results
 
 

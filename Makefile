@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: quote demo test lint bench bench-purchase bench-http bench-expiry bench-discounts bench-console clean
+.PHONY: quote demo test test-quick lint bench bench-purchase bench-http bench-expiry bench-discounts bench-console clean
 
 $(BIN)/kopilka: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ lint: $(BIN)/kopilka
 
 test: lint  ## lint, types, layer contracts, then the whole test suite
 	$(BIN)/pytest
+
+test-quick: $(BIN)/kopilka  ## a developer's loop: the suite without the tests marked slow (CI runs all)
+	$(BIN)/pytest -m "not slow"
 
 bench: $(BIN)/kopilka
 	taskset -c 0 $(BIN)/python bench/quote_bench.py

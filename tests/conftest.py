@@ -29,3 +29,12 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
     made = Templates(tmp_path_factory.mktemp("templates"))
     yield made
     made.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that drives Chromium (a fixture named `browser…`, as the console's, the rules
+    pages' and the member page's browser tests have) is `slow`: `make test-quick` leaves
+    it to `make test` and CI."""
+    for item in items:
+        if any(name.startswith("browser") for name in getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

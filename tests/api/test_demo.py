@@ -7,6 +7,7 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
@@ -34,6 +35,7 @@ def test_the_demo_is_built_once_and_its_keys_work(engine: Engine) -> None:
             assert answer.json()["lifetime_accrued"] != "0.00"
 
 
+@pytest.mark.slow
 def test_the_demo_command_prints_its_keys(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
     command = [sys.executable, "-m", "kopilka.cli", "demo", "--db", database, "--members", "10",
@@ -53,6 +55,7 @@ LINE_CAP = Decimal(CAPS.max_percent or 0) / 100
 RECEIPT_CAP = Decimal(CAPS.max_points_per_receipt or 0).scaleb(-2)
 
 
+@pytest.mark.slow
 def test_the_demos_figures_are_a_cafes(tmp_path: Path, templates: Templates) -> None:
     """Points issued a few percent of the turnover, no line or receipt above the caps —
     not the 161 % of a K1 × K2 × K3 stack left unbounded."""

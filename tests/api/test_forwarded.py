@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from kopilka.platform.files import load_document
 from kopilka.programs.handlers import apply_program
@@ -53,6 +54,7 @@ def _statuses(address: str) -> list[int]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_forwarded_addresses_are_ignored_unless_a_proxy_is_trusted(
     tmp_path: Path, templates: Templates
 ) -> None:
@@ -60,6 +62,7 @@ def test_forwarded_addresses_are_ignored_unless_a_proxy_is_trusted(
         assert _statuses(address)[-5:] == [429] * 5
 
 
+@pytest.mark.slow
 def test_a_trusted_proxy_forwards_each_client_address(tmp_path: Path, templates: Templates) -> None:
     with served(templates, tmp_path, KOPILKA_TRUSTED_PROXIES="127.0.0.1") as address:
         assert set(_statuses(address)) == {401}

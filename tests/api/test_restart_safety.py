@@ -29,6 +29,8 @@ from kopilka.platform.tables import purchases
 from tests.api.test_schemathesis import _wait_until_up, free_port
 from tests.store.conftest import NOW
 
+pytestmark = pytest.mark.slow  # servers and PostgreSQL stopped hard mid-stream
+
 STREAM = 200
 
 

@@ -28,6 +28,8 @@ from tests.conftest import EXAMPLES
 from tests.databases import Templates
 from tests.store.conftest import NOW
 
+pytestmark = pytest.mark.slow  # a property search over the whole API
+
 HERE = Path(__file__).parent
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,"
 CHECKS += "response_schema_conformance,allow_header_conformance,"

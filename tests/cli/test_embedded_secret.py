@@ -15,6 +15,8 @@ from kopilka.kernel.ledger import luhn_check_digit
 from kopilka.platform.secret import secret_path, shared_secret
 from tests.cli.test_readme import environment, free_port, stop, wait_ready
 
+pytestmark = pytest.mark.slow  # a served process
+
 KOPILKA = str(Path(sys.executable).parent / "kopilka")
 FIRST_CARD = "70000000000" + luhn_check_digit("70000000000")  # the demo's first member
 

@@ -35,6 +35,7 @@ def test_the_zerno_readme_lists_every_example_receipt():
     assert listed == {path.name for path in (ZERNO / "receipts").glob("*.json")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("command", "figures"), table_rows(), ids=lambda value: str(value)[:40])
 def test_each_zerno_example_prints_the_figures_of_its_row(command, figures):
     receipt, *flags = shlex.split(command)

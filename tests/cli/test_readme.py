@@ -28,6 +28,8 @@ from sqlalchemy import create_engine, text
 from tests.databases import PG_URL
 from tests.store.conftest import postgresql_problem
 
+pytestmark = pytest.mark.slow  # the README's commands, each a subprocess or a served process
+
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 KOPILKA = ROOT / ".venv" / "bin" / "kopilka"

@@ -31,6 +31,8 @@ from kopilka.platform.tables import metadata, purchases, refunds, transfers
 from tests.store.conftest import NOW
 from tests.store.test_purchases import receipt
 
+pytestmark = pytest.mark.slow  # a fault at each write, PostgreSQL restarted
+
 THREE_TEAS = [{"sku": "TEA-400", "qty": 3}]  # 450.00
 # The fewest writes an operation may send and still be tested: one. A purchase on
 # PostgreSQL is a single statement (data-modifying CTEs); its parts are then proved

@@ -112,6 +112,7 @@ def test_calendar_period_expiry_burns_at_the_end_of_the_period_after(
     assert verify(zerno_engine)[1] == []
 
 
+@pytest.mark.slow
 def test_two_workers_at_once_burn_each_lot_exactly_once(zerno_engine: Engine) -> None:
     if zerno_engine.dialect.name != "postgresql":
         pytest.skip("SQLite has one writer at a time")

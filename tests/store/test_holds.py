@@ -124,6 +124,7 @@ def test_a_hold_needs_a_member_and_an_unknown_purchase_is_not_found(zerno_engine
         settle(zerno_engine, "424242", "confirm")
 
 
+@pytest.mark.slow
 def test_the_worker_command_releases_due_holds_once(tmp_path, templates):
     url = f"sqlite:///{tmp_path / 'k.sqlite3'}"
     engine = templates.sqlite(tmp_path / "k.sqlite3")

@@ -61,6 +61,8 @@ from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW
 
+pytestmark = pytest.mark.slow  # a state-machine search over the services
+
 # the café's prices in kopecks; cigarettes can't be paid with points (1 point pays 1 rouble)
 PRICES = {"CAP-300": 18000, "TEA-400": 15000, "LUNCH-1": 45000, "CRS-1": 14000, "CIG-1": 25000}
 SKUS = st.lists(st.sampled_from(sorted(PRICES)), min_size=1, max_size=3)

@@ -493,6 +493,7 @@ def _spend(engine: Engine) -> dict[str, list[int]]:
 # — many at once; costs —
 
 
+@pytest.mark.slow
 def test_two_workers_reviewing_at_once_apply_each_change_once(engine: Engine) -> None:
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite has one writer at a time")

@@ -129,6 +129,7 @@ def test_check_point_and_nth_purchase_count_purchases_not_refunded(
     assert fired(zerno_engine, "fifth") == ["5"]
 
 
+@pytest.mark.slow
 def test_every_trigger_fires_once_over_a_year_with_two_workers_at_once(
     zerno_engine: Engine,
 ) -> None:

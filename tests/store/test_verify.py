@@ -111,6 +111,7 @@ def test_each_corruption_is_caught(books, corruption, caught_by):
     assert caught_by in failed_checks(books)
 
 
+@pytest.mark.slow
 def test_the_command_exits_non_zero_and_names_the_discrepancy(tmp_path: Path, templates):
     url = f"sqlite:///{tmp_path / 'k.sqlite3'}"
     engine = templates.sqlite(tmp_path / "k.sqlite3")

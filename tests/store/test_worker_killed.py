@@ -19,6 +19,8 @@ from kopilka.ledger.verify import verify
 from kopilka.platform.tables import lots, transfers
 from tests.api.test_restart_safety import server_url
 
+pytestmark = pytest.mark.slow  # workers killed and restarted
+
 LOTS, PER_MEMBER = 200_000, 10
 
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, func, select
 
 from kopilka.checkout.purchases import process_purchase
@@ -80,6 +81,7 @@ def _live_a_year(engine: Engine) -> dict[tuple[str, int], dict[str, Any]]:
     return bought
 
 
+@pytest.mark.slow
 def test_a_year_of_purchases_expiry_and_refunds_verifies(zerno_engine: Engine) -> None:
     bought = _live_a_year(zerno_engine)
     checks, found = verify(zerno_engine)

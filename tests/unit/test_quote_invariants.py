@@ -23,6 +23,8 @@ from kopilka.kernel.program import RULE_KINDS, Program
 from kopilka.kernel.program_parser import parse_program
 from kopilka.kernel.receipt import MemberContext, Receipt, parse_receipt
 
+pytestmark = pytest.mark.slow  # property searches (hypothesis)
+
 LOCATIONS = ["a1", "a2", "b1"]
 CATEGORIES = {"drinks": None, "coffee": "drinks", "food": None, "tobacco": None}
 SKUS = {"CAP": "coffee", "TEA": "drinks", "SOUP": "food", "CIG": "tobacco"}

@@ -265,6 +265,7 @@ def test_a_marketer_generates_a_batch_and_it_is_audited(client):
     assert "count: 5" in audit
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("codes")
 @pytest.mark.parametrize(
     ("count", "status"),

@@ -218,6 +218,7 @@ def test_an_unknown_campaign_is_not_found(client):
         ({"public_code": "SPRING10"}, "public_code", "leave public_code out"),
     ],
 )  # fmt: skip
+@pytest.mark.slow
 def test_refused_input_names_the_problem_beside_its_field_with_the_typed_values(
     client, stocked, changes, field, named
 ):

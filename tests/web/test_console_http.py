@@ -72,6 +72,7 @@ def test_another_programs_pages_are_not_found_and_roles_are_kept(client):
     assert client.get("/console/zerno/audit").status_code == 403
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "page", ["/", "/members?q=Olga", "/members/{member}", "/purchases/{purchase}", "/audit",
              "/rules", "/coupons", "/keys"])  # fmt: skip

@@ -478,6 +478,7 @@ def test_the_last_discount_deleted_leaves_a_program_without_discounts(client):
     assert "no unpublished changes" in gone.text  # as version 1: nothing to publish
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("fields", "message"),
     [({"effect_value": "200"}, "percent: 200 is more than 100"),

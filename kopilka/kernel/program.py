@@ -16,9 +16,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from kopilka.kernel.money import Rounding
-from kopilka.mechanics.cashback.model import CashbackSettings
 from kopilka.mechanics.tiers.model import TierSettings
-from kopilka.mechanics.triggers.model import Trigger
 
 if TYPE_CHECKING:  # discounts read the Conditions declared here
     from kopilka.mechanics.discounts.model import DiscountSettings
@@ -273,11 +271,11 @@ class Program:
     products: Mapping[str, Product]
     rules: tuple[Rule, ...]
     tiers: TierSettings | None
-    triggers: tuple[Trigger, ...]
-    cashback: CashbackSettings | None = None
     discounts: DiscountSettings | None = None  # None: no discounts section at all
-    # the sections of mechanics registered with `program_parser.register_section`, read
-    # by their own parsers: a new mechanic's part of the program file, by its key
+    # the sections of mechanics registered with `program_parser.register_section` (the
+    # product's own in `kopilka.sections`: triggers, cashback), read by their own
+    # parsers: each mechanic's part of the program file, by its key, present when the
+    # file has it; a mechanic reads its own with a typed accessor (`cashback_of`)
     sections: Mapping[str, object] = field(default_factory=dict)
 
     def category_lineage(self, code: str) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ carries them all. The names and meanings of the keys are fixed by shared/API.md.
 
 from __future__ import annotations
 
+import importlib
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -43,11 +44,9 @@ from kopilka.kernel.program import (
     TimeWindow,
 )
 from kopilka.kernel.reading import Reader, parse_date, show
-from kopilka.mechanics.cashback.model import parse_cashback
 from kopilka.mechanics.discounts.model import DiscountSettings
 from kopilka.mechanics.discounts.section import DiscountContext, parse_discount_settings
 from kopilka.mechanics.tiers.section import parse_tiers
-from kopilka.mechanics.triggers.section import parse_triggers
 
 PROGRAM_KEYS = (
     "code",
@@ -63,11 +62,9 @@ PROGRAM_KEYS = (
     "catalog",
     "rules",
     "tiers",
-    "triggers",
     "discounts",
     "discount_limits",
     "discount_cards",
-    "cashback",
 )
 ACCRUAL_KEYS = ("base_percent", "on", "pending_days", "max_percent", "max_points_per_receipt")
 RULE_KEYS = ("code", "name", "kind", "when", "then", "priority")
@@ -112,6 +109,27 @@ SectionParser = Callable[[Reader, SectionContext], object]
 _SECTIONS: dict[str, SectionParser] = {}
 
 
+# The product's mechanics register their sections in this module, loaded by name before
+# the first program is read (so the kernel imports no mechanic, and a program file read
+# anywhere — the server, the command line, a test — knows every section of the product).
+PRODUCT_SECTIONS = "kopilka.sections"
+_product_sections_loaded = False
+
+
+def _load_product_sections() -> None:
+    global _product_sections_loaded
+    if not _product_sections_loaded:
+        _product_sections_loaded = True
+        importlib.import_module(PRODUCT_SECTIONS)
+
+
+def program_keys() -> tuple[str, ...]:
+    """Every top-level key a program file may have: the core's, then each registered
+    section's in the order registered."""
+    _load_product_sections()
+    return (*PROGRAM_KEYS, *_SECTIONS)
+
+
 def register_section(key: str, parse: SectionParser) -> None:
     """Read `key` of every program file with `parse` from now on (a mechanic's section)."""
     if key in PROGRAM_KEYS or key in _SECTIONS:
@@ -132,7 +150,7 @@ def _sections(top: Reader, context: SectionContext) -> Mapping[str, object]:
 def parse_program(data: object) -> Program:
     """Validate a program document; raise `InvalidInput` naming every problem found."""
     problems: list[Problem] = []
-    top = Reader(data, "", problems, (*PROGRAM_KEYS, *_SECTIONS))
+    top = Reader(data, "", problems, program_keys())
     code = top.text(
         "code", required=True, pattern=SLUG, what="a slug (lower-case letters, digits, '-')"
     )
@@ -175,8 +193,6 @@ def parse_program(data: object) -> Program:
         products=MappingProxyType(products),
         rules=rules,
         tiers=tiers,
-        triggers=parse_triggers(top, points.precision, money_digits),
-        cashback=parse_cashback(top, money_digits),
         discounts=_discounts(top, context),
         sections=_sections(top, SectionContext(money_digits, points.precision,
                                                frozenset(locations), frozenset(products),

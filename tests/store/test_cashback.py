@@ -27,7 +27,7 @@ from kopilka.mechanics.cashback.handlers import (
     preview_cashback,
     request_payout,
 )
-from kopilka.mechanics.cashback.model import InsufficientCashback, compute_cashback
+from kopilka.mechanics.cashback.model import InsufficientCashback, cashback_of, compute_cashback
 from kopilka.mechanics.cashback.tables import cashback_budgets
 from kopilka.members.handlers import register_member
 from kopilka.platform.files import load_document
@@ -100,7 +100,7 @@ def give(
     def work(connection: Any) -> dict[str, Any] | None:
         loaded = load_program(connection, "zerno")
         program = loaded.calculator.program
-        awards = compute_cashback(program.cashback, paid=paid, location="rest-a",
+        awards = compute_cashback(cashback_of(program), paid=paid, location="rest-a",
                                   partner="zerno", method="card", card_bin=card_bin,
                                   at=NOW)  # fmt: skip
         given = accrue_cashback(connection, loaded.program_id, program, member_id, purchase_id,
@@ -158,7 +158,7 @@ def test_accrued_pending_activated_requested_approved_paid(books):
     assert wallet(books, "100010")["pending"] == "1000.00"
     document: Any = load_document(EXAMPLES / "zerno" / "program.yaml")
     program = parse_program({**document, "cashback": CASHBACK})
-    awards = compute_cashback(program.cashback, paid=paid, location="rest-a", partner="zerno",
+    awards = compute_cashback(cashback_of(program), paid=paid, location="rest-a", partner="zerno",
                               method="card", card_bin=None, at=NOW)  # fmt: skip
     assert preview_cashback(program, awards, NOW) == given  # what a quote shows
     assert run_due_work(books, now=NOW + 13 * DAY)["cashback_activated"] == 0

@@ -15,6 +15,7 @@ from kopilka.mechanics.cashback.model import (
     BinRange,
     CashbackAward,
     CashbackSettings,
+    cashback_of,
     compute_cashback,
     percent_of,
     share_of,
@@ -46,7 +47,7 @@ DOCUMENT: dict[str, Any] = {
 def settings(**campaign: Any) -> CashbackSettings:
     document = copy.deepcopy(DOCUMENT)
     document["cashback"]["campaigns"] = [{**copy.deepcopy(CAMPAIGN), **campaign}]
-    parsed = parse_program(document).cashback
+    parsed = cashback_of(parse_program(document))
     assert parsed is not None
     return parsed
 
@@ -93,8 +94,8 @@ def test_the_documented_section_parses_into_minor_units_and_decimals():
 
 def test_no_section_is_no_cashback_and_defaults_are_zero():
     document = {k: v for k, v in DOCUMENT.items() if k != "cashback"}
-    assert parse_program(document).cashback is None
-    minimal = parse_program({**DOCUMENT, "cashback": {"campaigns": [CAMPAIGN]}}).cashback
+    assert cashback_of(parse_program(document)) is None
+    minimal = cashback_of(parse_program({**DOCUMENT, "cashback": {"campaigns": [CAMPAIGN]}}))
     assert minimal is not None
     assert (minimal.pending_days, minimal.min_payout) == (0, 0)
 
@@ -223,7 +224,7 @@ def test_each_matching_campaign_gives_its_own_award():
     card = {"code": "bank-card", "bands": [{"min": "0", "percent": "0.5"}],
             "payment": {"methods": ["card"]}}  # fmt: skip
     document["cashback"]["campaigns"].append(card)
-    found = parse_program(document).cashback
+    found = cashback_of(parse_program(document))
     assert found is not None
     both = cashback(found, "4000.00", method="card")
     assert [(a.campaign, a.amount) for a in both] == [("more-you-spend", 12000),

@@ -40,6 +40,7 @@ from kopilka.mechanics.cashback.model import (
     CashbackAward,
     CashbackSettings,
     InsufficientCashback,
+    cashback_of,
     share_of,
     show_percent,
 )
@@ -75,7 +76,7 @@ def accrue_cashback(
 ) -> dict[str, Any] | None:  # fmt: skip
     """Give a purchase its cashback (in the caller's transaction); the answer's `cashback`
     object, or None when nothing is given. A second call for the purchase answers the first."""
-    settings = program.cashback
+    settings = cashback_of(program)
     if settings is None or not any(award.amount > 0 for award in awards):
         return None
     earlier = connection.execute(
@@ -119,7 +120,7 @@ def preview_cashback(
 ) -> dict[str, Any] | None:
     """The `cashback` object a quote shows: what the awards would give, before budgets
     (a purchase may get less once a budget runs out). Writes nothing."""
-    settings = program.cashback
+    settings = cashback_of(program)
     granted = [(award, award.amount) for award in awards if award.amount > 0]
     if settings is None or not granted:
         return None
@@ -349,7 +350,8 @@ def request_payout(
 
 def _check_payable(settings: Program, amount: int, available: int) -> None:
     digits = settings.money_digits
-    minimum = settings.cashback.min_payout if settings.cashback is not None else 0
+    cashback = cashback_of(settings)
+    minimum = cashback.min_payout if cashback is not None else 0
     if amount < minimum:
         least = format_minor(minimum, digits)
         message = f"{format_minor(amount, digits)} is below the least payout, {least}"
@@ -658,7 +660,7 @@ def cashback_campaigns(engine: Engine, program_code: str) -> dict[str, Any]:
             .where(cashback_budgets.c.program_id == program.program_id)
         ).tuples().all())  # fmt: skip
     settings = program.calculator.program
-    cashback = settings.cashback
+    cashback = cashback_of(settings)
     if cashback is None:
         return {"pending_days": None, "min_payout": None, "campaigns": []}
     digits = settings.money_digits

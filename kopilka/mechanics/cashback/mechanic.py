@@ -23,7 +23,7 @@ from kopilka.mechanics.cashback.handlers import (
     claw_back_cashback,
     preview_cashback,
 )
-from kopilka.mechanics.cashback.model import CashbackAward, compute_cashback
+from kopilka.mechanics.cashback.model import CashbackAward, cashback_of, compute_cashback
 
 
 class Cashback(Mechanic):
@@ -96,7 +96,7 @@ def _awards(sale: Sale) -> list[CashbackAward]:
     receipt = sale.receipt
     location = receipt.location
     partner = settings.locations[location].partner if location else None
-    return compute_cashback(settings.cashback, paid=sale.priced.quote.paid, location=location,
+    return compute_cashback(cashback_of(settings), paid=sale.priced.quote.paid, location=location,
                             partner=partner, method=receipt.payment_method,
                             card_bin=receipt.payment_bin, at=receipt.at)  # fmt: skip
 

@@ -18,9 +18,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from kopilka.kernel.errors import KopilkaError
 from kopilka.kernel.reading import Reader, show
+
+if TYPE_CHECKING:
+    from kopilka.kernel.program import Program
 
 CASHBACK_KEYS = ("pending_days", "min_payout", "campaigns")
 CAMPAIGN_KEYS = (
@@ -182,6 +186,12 @@ def _bin_matches(ranges: tuple[BinRange, ...], card_bin: str | None) -> bool:
 
 
 # — the program file —
+
+
+def cashback_of(program: Program) -> CashbackSettings | None:
+    """The program's `cashback` section (registered in `kopilka.sections`), if it has one."""
+    found = program.sections.get("cashback")
+    return found if isinstance(found, CashbackSettings) else None
 
 
 def parse_cashback(top: Reader, money_digits: int) -> CashbackSettings | None:

@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from kopilka.kernel.periods import CalendarPeriod, period_start
 from kopilka.ledger.wallet import Wallet
-from kopilka.mechanics.triggers.model import Trigger, TriggerOccasion
+from kopilka.mechanics.triggers.model import Trigger, TriggerOccasion, triggers_of
 from kopilka.members.standing import net_spend
 from kopilka.platform.idempotency import retrying
 from kopilka.platform.tables import events, member_profiles, members, programs, purchases
@@ -51,7 +51,7 @@ def fire_triggers(engine: Engine, *, now: datetime, actor: str = "worker") -> in
         with engine.connect() as connection:
             program = load_program(connection, code)
             work = [(trigger, _due(connection, program, trigger, now))
-                    for trigger in program.calculator.program.triggers]  # fmt: skip
+                    for trigger in triggers_of(program.calculator.program)]  # fmt: skip
         for trigger, due in work:
             for member_id, occasion in due:
                 fired += retrying(engine, partial(

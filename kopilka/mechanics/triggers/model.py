@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from kopilka.kernel.periods import CalendarPeriod
+
+if TYPE_CHECKING:
+    from kopilka.kernel.program import Program
 
 
 class TriggerOccasion(Enum):
@@ -39,3 +43,9 @@ class Trigger:
     min_purchases: int | None = None  # check_point
     min_spend: int | None = None  # check_point, money minor units
     number: int | None = None  # purchase_number
+
+
+def triggers_of(program: Program) -> tuple[Trigger, ...]:
+    """The program's `triggers` section (registered in `kopilka.sections`): none if absent."""
+    found = program.sections.get("triggers")
+    return found if isinstance(found, tuple) else ()

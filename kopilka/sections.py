@@ -1,0 +1,20 @@
+"""The program file's sections that belong to the product's mechanics, registered in one
+place: the parser (`kernel.program_parser`) loads this module by name before it reads
+its first program, so the kernel imports no mechanic and every program file read —
+by the server, the command line or a test — knows every section of the product.
+
+A mechanic's settings are then found at `Program.sections[key]`, read through its own
+typed accessor (`cashback_of`, `triggers_of`). A mechanic that lives outside the product
+(one a test registers) registers its section itself, with its hooks.
+"""
+
+from __future__ import annotations
+
+from kopilka.kernel.program_parser import register_section
+from kopilka.mechanics.cashback.model import parse_cashback
+from kopilka.mechanics.triggers.section import parse_triggers
+
+register_section(
+    "triggers", lambda top, context: parse_triggers(top, context.point_digits, context.money_digits)
+)
+register_section("cashback", lambda top, context: parse_cashback(top, context.money_digits))

@@ -1,6 +1,5 @@
 """A purchase's one load: the program's current version, the member with their balances
-(locked), their tier, and every mechanic's reads — one round trip on PostgreSQL (a
-quote's load is the same, without the locks).
+(locked), their tier, and every mechanic's reads — one round trip on PostgreSQL.
 
 A mechanic says what it reads as queries (`Mechanic.reads` → `Reads`), never by running
 them, so the pipeline sends them in the pipeline that locks the member: adding a
@@ -78,11 +77,11 @@ def load(
     planned: tuple[_PlannedRead, ...] = ()
     read_rows: Sequence[Sequence[Any]] = []
     rows: Sequence[Any]
-    if connection.dialect.name == "postgresql":
+    if lock and connection.dialect.name == "postgresql":
         guess = _last_seen.get(program_code)
         planned = _planned(guess, column, mechanics()) if guess is not None else ()
-        rows, read_rows = _pipelined(connection, column, shared, planned, now, lock=lock)
-    else:  # SQLite: one writer, no round trips; one query after another
+        rows, read_rows = _pipelined(connection, column, shared, planned, now)
+    else:  # SQLite (one writer, no round trips) and quotes: one query after another
         rows = connection.execute(_member_query(column, lock=False), shared).all()
     if not rows:  # say which is missing: the program or the member
         program = load_program(connection, program_code)
@@ -105,20 +104,19 @@ def load(
 
 def _pipelined(
     connection: Connection, column: ColumnElement[Any], shared: dict[str, Any],
-    planned: Sequence[_PlannedRead], now: datetime, *, lock: bool,
+    planned: Sequence[_PlannedRead], now: datetime,
 ) -> tuple[Sequence[Any], Sequence[Sequence[Any]]]:  # fmt: skip
-    """The member query (locking, for a purchase), the tier as it is once the lock is
-    held, and the mechanics' reads — one pipeline, with psycopg's BEGIN."""
-    statements: list[tuple[str, dict[str, Any]]] = [(_member_sql(column, lock), shared)]
-    if lock:
-        statements.append((_tier_sql(column), shared))
+    """The locking member query, the tier as it is once the lock is held, and the
+    mechanics' reads — one pipeline, with psycopg's BEGIN."""
+    statements: list[tuple[str, dict[str, Any]]] = [
+        (_member_sql(column), shared),
+        (_tier_sql(column), shared),
+    ]
     for plan in planned:
         values = {**shared, **plan.reads.parameters(now)}
         pairs = zip(plan.sql, plan.constants, strict=True)
         statements += [(sql, {**constants, **values}) for sql, constants in pairs]
-    # a quote ends in a rollback: nothing prepared for psycopg to deallocate after it
-    rows, *read_rows = driver_rows_pipelined(connection, statements, prepare=lock)
-    tier = read_rows.pop(0) if lock else None
+    rows, tier, *read_rows = driver_rows_pipelined(connection, statements)
     if rows and tier and rows[0].tier != tier[0].code:
         # changed while this purchase waited for the member's lock: the purchase is
         # priced at the tier in force when it got the member, as if it came after
@@ -187,10 +185,10 @@ def _member_id(column: ColumnElement[Any]) -> ScalarSelect[Any]:
 
 
 @cache
-def _member_sql(column: ColumnElement[Any], lock: bool) -> str:
-    """The member query (locking or not) as psycopg's text."""
+def _member_sql(column: ColumnElement[Any]) -> str:
+    """The locking member query as psycopg's text."""
     dialect = psycopg_dialect()  # type: ignore[no-untyped-call]
-    return str(_member_query(column, lock=lock).compile(dialect=dialect))
+    return str(_member_query(column, lock=True).compile(dialect=dialect))
 
 
 @cache

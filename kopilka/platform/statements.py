@@ -164,16 +164,13 @@ async def _async_rows(
 
 
 def driver_rows_pipelined(
-    connection: Connection, statements: Sequence[tuple[str, Mapping[str, Any]]], *,
-    prepare: bool = True,
-) -> list[list[Any]]:  # fmt: skip
+    connection: Connection, statements: Sequence[tuple[str, Mapping[str, Any]]]
+) -> list[list[Any]]:
     """`statements` (each psycopg's text and its values) in order in one pipeline: one
     round trip, with psycopg's BEGIN; the rows of each. Each statement takes its own
     snapshot: on PostgreSQL's READ COMMITTED, those after the first see what was
     committed while the first waited for its row locks. Listeners see the batch as one
-    execution of the statements joined by `;` (one round trip). `prepare=False` for a
-    transaction that ends in a rollback, after which psycopg deallocates every statement
-    the connection prepared (a round trip of its own, and each prepared again)."""
+    execution of the statements joined by `;` (one round trip)."""
     import psycopg
 
     driver = connection.connection.driver_connection
@@ -181,7 +178,7 @@ def driver_rows_pipelined(
     parameters = statements[0][1]
     try:
         if isinstance(driver, psycopg.AsyncConnection):
-            return await_only(_async_pipelined(connection, driver, statements, batch, prepare))
+            return await_only(_async_pipelined(connection, driver, statements, batch))
         assert isinstance(driver, psycopg.Connection)
         from psycopg.rows import namedtuple_row
 
@@ -190,7 +187,7 @@ def driver_rows_pipelined(
             _fire(connection, cursors[0], batch, parameters, before=True)
             with driver.pipeline():
                 for cursor, (sql, values) in zip(cursors, statements, strict=True):
-                    cursor.execute(sql, values, prepare=prepare)
+                    cursor.execute(sql, values, prepare=True)
             _fire(connection, cursors[0], batch, parameters, before=False)
             return [cursor.fetchall() for cursor in cursors]
         finally:
@@ -207,7 +204,7 @@ def driver_rows_pipelined(
 
 async def _async_pipelined(
     connection: Connection, driver: Any, statements: Sequence[tuple[str, Mapping[str, Any]]],
-    batch: str, prepare: bool,
+    batch: str,
 ) -> list[list[Any]]:  # fmt: skip
     from psycopg.rows import namedtuple_row
 
@@ -217,7 +214,7 @@ async def _async_pipelined(
         _fire(connection, cursors[0], batch, parameters, before=True)
         async with driver.pipeline():
             for cursor, (sql, values) in zip(cursors, statements, strict=True):
-                await cursor.execute(sql, values, prepare=prepare)
+                await cursor.execute(sql, values, prepare=True)
         _fire(connection, cursors[0], batch, parameters, before=False)
         return [await cursor.fetchall() for cursor in cursors]
     finally:

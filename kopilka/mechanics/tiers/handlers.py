@@ -74,14 +74,10 @@ __all__ = [
 def upgrade_after_purchase(
     connection: Connection, program: LoadedProgram, member_id: int, now: datetime, *,
     member: Row[Any] | None = None, purchase_id: int | None = None, actor: str = "purchase",
-    before: tuple[int, int] | None = None, spend: int = 0,
 ) -> str | None:  # fmt: skip
     """Raise the member's tier if the purchase just written qualifies them for a higher
     level; the new tier's code, or None. `member`: the purchase's member row (with the
-    stored `tier` and `created_at`), saving a query. `before`: the member's spend and
-    purchases in the window before this purchase (read with the purchase's load), to
-    which the purchase adds its `spend` and itself — saving the read after the write.
-    The caller holds the member."""
+    stored `tier` and `created_at`), saving a query. The caller holds the member."""
     settings = program.calculator.program.tiers
     if settings is None:
         return None
@@ -92,12 +88,8 @@ def upgrade_after_purchase(
     if rank(settings, current) >= top:
         return None
     rules = program.calculator.program
-    if before is not None:
-        window = window_bounds(settings.window, now, rules.timezone)
-        standing = Standing(before[0] + spend, before[1] + 1, tenure_days(member.created_at, now))
-    else:
-        standing, window = standing_at(connection, rules, member_id, member.created_at,
-                                       now)  # fmt: skip
+    standing, window = standing_at(connection, rules, member_id, member.created_at,
+                                   now)  # fmt: skip
     level, standing = best_level(connection, rules, member_id, standing, window,
                                  above=max(rank(settings, current), 0))  # fmt: skip
     if level is None or not is_upgrade(settings, current, level):

@@ -45,29 +45,23 @@ COUNTED = ("completed", "partially_refunded", "refunded")  # held/cancelled/expi
 Window = tuple[datetime, datetime]  # the first and last moments counted
 
 
-def standing_query(member: Any) -> Select[Any]:
-    """A member's spend and purchases between `tiers_start` and `tiers_end`, the member
-    named by `member` (the purchase load's subquery): the tiers mechanic's read."""
+@cache
+def _member_standing() -> Select[Any]:
+    """One member's spend and purchases in one window; built once (the purchase path)."""
     stamp = purchases.c.created_at.type
     return select(
         func.coalesce(func.sum(net_spend()), 0),
         func.coalesce(func.sum(case((purchases.c.status == "refunded", 0), else_=1)), 0),
     ).where(
-        purchases.c.member_id == member,
+        purchases.c.member_id == bindparam("member_id"),
         purchases.c.status.in_(COUNTED),
-        purchases.c.created_at >= bindparam("tiers_start", type_=stamp),
-        purchases.c.created_at <= bindparam("tiers_end", type_=stamp),
+        purchases.c.created_at >= bindparam("start", type_=stamp),
+        purchases.c.created_at <= bindparam("end", type_=stamp),
     )
 
 
-@cache
-def _member_standing() -> Select[Any]:
-    """One member's spend and purchases in one window; built once."""
-    return standing_query(bindparam("member_id"))
-
-
-# `_member_standing` as psycopg's text, for `driver_rows` (a hold's confirm, the member's
-# answer; SQLAlchemy's per-statement machinery would cost as much CPU as the query itself)
+# `_member_standing` as psycopg's text, for `driver_rows` on the purchase path (SQLAlchemy's
+# per-statement machinery would cost as much CPU as the query itself)
 _MEMBER_STANDING_PG = """
 SELECT coalesce(sum(CASE WHEN p.status = 'completed' THEN coalesce(p.spend, 0)
                     ELSE coalesce(p.spend, 0) - (SELECT coalesce(sum(r.spend), 0) FROM refunds r
@@ -75,12 +69,12 @@ SELECT coalesce(sum(CASE WHEN p.status = 'completed' THEN coalesce(p.spend, 0)
        count(*) FILTER (WHERE p.status <> 'refunded')
 FROM purchases p
 WHERE p.member_id = %(member_id)s AND p.status IN ('completed', 'partially_refunded', 'refunded')
-  AND p.created_at >= %(tiers_start)s AND p.created_at <= %(tiers_end)s"""
+  AND p.created_at >= %(start)s AND p.created_at <= %(end)s"""
 
 
 def member_standing(connection: Connection, member_id: int, window: Window) -> tuple[int, int]:
     """(spend, purchases) of one member within `window`."""
-    parameters = {"member_id": member_id, "tiers_start": window[0], "tiers_end": window[1]}
+    parameters = {"member_id": member_id, "start": window[0], "end": window[1]}
     if connection.dialect.name == "postgresql":
         [(spend, count)] = driver_rows(connection, _MEMBER_STANDING_PG, parameters)
     else:

@@ -16,8 +16,11 @@ the local `test` database; the bench works in a schema of its own, dropped after
   bench/http_purchase.lua: distinct 2-line receipts from a pos key at the kiosk, members
   spread, one in five paying 1.00 with points.
 - Rounds alternate the trivial endpoint and purchases so both see the same machine;
-  figures are medians of the rounds. Afterwards every purchase answered 201 must be in
-  the database exactly once, and `verify` must find the ledger balanced.
+  figures are medians of the rounds. Each round also reads, from /proc, the CPU time the
+  server's processes and PostgreSQL's spent during it: CPU µs per request of each (the
+  split of a purchase's cost between the server and the database). Afterwards every
+  purchase answered 201 must be in the database exactly once, and `verify` must find
+  the ledger balanced.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def main() -> None:
         server = start_server(url, port, options.workers)
         try:
             base = f"http://127.0.0.1:{port}"
-            load = Load(base, key, options.connections)
+            load = Load(base, key, options.connections, server.pid)
             load.run("/bench/echo", 3, "warm")  # both paths warm before anything counts
             load.run("/v1/programs/zerno/purchases", 3, "warm")
             echo, bought = [], []
@@ -83,14 +86,53 @@ def main() -> None:
     summarise(echo, bought, answered, int(stored or 0), report, options)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU the processes `pids` have used so far (those gone count 0)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (after the comm)
+    return total / tick
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and its descendants (the server's workers)."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            queue += [int(child) for child in task.read_text().split()]
+    return found
+
+
+def postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
 class Load:
-    def __init__(self, base: str, key: str, connections: int) -> None:
+    def __init__(self, base: str, key: str, connections: int, server: int) -> None:
         self.base, self.key, self.connections = base, key, connections
+        self.server = server
         self.purchase_results: list[dict[str, Any]] = []
 
     def run(self, path: str, seconds: int, run: str) -> dict[str, Any]:
         env = {**os.environ, "KOPILKA_KEY": self.key, "KOPILKA_MEMBERS": str(MEMBERS),
                "KOPILKA_RUN": f"{run}-{uuid.uuid4().hex[:6]}"}  # fmt: skip
+        server, postgres = tree(self.server), postgres_pids()
+        before = cpu_seconds(server), cpu_seconds(postgres)
         out = subprocess.run(
             ["wrk", "-t2", f"-c{self.connections}", f"-d{seconds}s", "--timeout", "10s",
              "-s", str(LUA), self.base + path],
@@ -99,10 +141,16 @@ class Load:
         line = next(line for line in out.splitlines() if line.startswith("RESULT "))
         result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
         result["rate"] = result["requests"] / result["seconds"]
+        after = cpu_seconds(server), cpu_seconds(postgres)
+        requests = max(int(result["requests"]), 1)
+        result["server_cpu_us"] = (after[0] - before[0]) * 1e6 / requests
+        result["postgres_cpu_us"] = (after[1] - before[1]) * 1e6 / requests
         if "purchases" in path:
             self.purchase_results.append(result)
         print(f"  {run:>5} {path:<32} {result['rate']:8.0f}/s  p50 {result['p50_ms']:6.2f} ms"
-              f"  p99 {result['p99_ms']:6.2f} ms  {result['statuses']}", flush=True)  # fmt: skip
+              f"  p99 {result['p99_ms']:6.2f} ms  CPU µs/request: server "
+              f"{result['server_cpu_us']:5.0f}, PostgreSQL {result['postgres_cpu_us']:5.0f}"
+              f"  {result['statuses']}", flush=True)  # fmt: skip
         return result
 
 
@@ -139,6 +187,8 @@ def summarise(echo: list[dict[str, Any]], bought: list[dict[str, Any]], answered
         "purchase_p50_ms": round(median(bought, "p50_ms"), 2),
         "purchase_p99_ms": round(median(bought, "p99_ms"), 2),
         "purchases_vs_echo": round(median(bought, "rate") / median(echo, "rate"), 3),
+        "purchase_server_cpu_us": round(median(bought, "server_cpu_us")),
+        "purchase_postgres_cpu_us": round(median(bought, "postgres_cpu_us")),
         "purchase_rounds": [round(r["rate"]) for r in bought],
         "non_2xx_or_socket_errors": errors,
         "answered_201": answered,

@@ -131,7 +131,10 @@ def program_keys() -> tuple[str, ...]:
 
 
 def register_section(key: str, parse: SectionParser) -> None:
-    """Read `key` of every program file with `parse` from now on (a mechanic's section)."""
+    """Read `key` of every program file with `parse` from now on (a mechanic's section).
+    The product's sections come first, whoever registers first: the order of the keys
+    (in the problems that list them) is the same in every process."""
+    _load_product_sections()
     if key in PROGRAM_KEYS or key in _SECTIONS:
         raise ValueError(f"the program file's key {key!r} is taken")
     _SECTIONS[key] = parse

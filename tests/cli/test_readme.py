@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.databases import PG_URL
-from tests.store.conftest import postgresql_problem
+from tests.store.conftest import require_postgresql
 
 pytestmark = pytest.mark.slow  # the README's commands, each a subprocess or a served process
 
@@ -216,11 +216,7 @@ def test_import_section(scratch: Path) -> None:
 
 
 def test_production_section_on_postgresql(scratch: Path) -> None:
-    problem = postgresql_problem()
-    if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required in CI: {problem}")
-        pytest.skip(f"PostgreSQL not reachable ({problem})")
+    require_postgresql()
     schema = f"readme_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_URL)
     with admin.begin() as connection:

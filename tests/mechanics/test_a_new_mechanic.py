@@ -145,6 +145,17 @@ def test_what_it_reads_goes_out_in_the_purchase_s_load(shop: Engine) -> None:
     assert first["thanks"]["thanked_before"] == 0
     with_it = _statements(shop, receipt("L-2", "250.00"))
     assert with_it.answer["thanks"]["thanked_before"] == 1
+    # a new version of the program: the load planned for the old one reads again for it
+    document = load_document(EXAMPLES / "zerno" / "program.yaml")
+    assert isinstance(document, dict)
+    document["thanks"] = {"points": "7", "min_total": "100.00"}
+    apply_program(shop, document, actor="test", now=NOW)
+    changed = process_purchase(shop, "zerno", receipt("L-V", "250.00"), now=NOW,
+                               actor="pos:test").answer  # fmt: skip
+    assert changed["thanks"] == {"points": "7.00", "note": "thank you for coming back",
+                                 "thanked_before": 2}  # fmt: skip
+    with_it = _statements(shop, receipt("L-2b", "250.00"))
+    assert with_it.answer["thanks"]["thanked_before"] == 3
     if shop.dialect.name != "postgresql":
         return  # SQLite: one query after another in one transaction, no round trips
     loads = [sql for sql in with_it.sent if "FOR UPDATE" in sql]

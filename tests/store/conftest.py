@@ -40,6 +40,19 @@ def postgresql_problem() -> str | None:
     return None
 
 
+def require_postgresql(node_id: str | None = None) -> None:
+    """Go on only with PostgreSQL: under `CI=true` its absence fails the test, elsewhere
+    it skips it (counted for the summary's `PostgreSQL part NOT run` when `node_id`)."""
+    problem = postgresql_problem()
+    if problem is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL is required in CI and can't be reached: {problem}")
+    if node_id is not None:
+        _skipped_pg.append(node_id)
+    pytest.skip(f"PostgreSQL not reachable ({problem})")
+
+
 # Every PostgreSQL test makes a schema of ~40 tables and drops it: a run leaves ~1.5 million
 # dead rows in the system catalogs, and where autovacuum is off (as on the CI machine) they
 # pile up run after run — the catalogs of `test` had grown to 837 MB, and every CREATE
@@ -74,12 +87,7 @@ def engine(request: pytest.FixtureRequest, tmp_path, templates: Templates) -> It
         yield db
         db.dispose()
         return
-    problem = postgresql_problem()
-    if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required in CI and can't be reached: {problem}")
-        _skipped_pg.append(request.node.nodeid)
-        pytest.skip(f"PostgreSQL not reachable ({problem})")
+    require_postgresql(request.node.nodeid)
     with templates.postgresql(migrate=migrate, pool_size=20, max_overflow=60) as db:
         yield db
 

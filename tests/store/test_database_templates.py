@@ -5,15 +5,14 @@ trigger and function, and the rows (alembic_version's) — or the suite tests an
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine
 
 from tests.databases import Templates
-from tests.store.conftest import postgresql_problem
+from tests.store.conftest import require_postgresql
 
 # Each statement changes one more thing a copy could get wrong; the description must see it.
 SQLITE_CHANGES = [
@@ -39,31 +38,29 @@ POSTGRESQL_CHANGES = [
 def test_a_sqlite_copy_is_the_migration_itself(templates: Templates, tmp_path: Path) -> None:
     real = templates.sqlite(tmp_path / "real.sqlite3", migrate=True)
     copy = templates.sqlite(tmp_path / "copy.sqlite3")
-    described = describe_sqlite(real)
-    assert describe_sqlite(copy) == described
-    for change in SQLITE_CHANGES:
-        with copy.begin() as connection:
-            connection.exec_driver_sql(change)
-        assert describe_sqlite(copy) != described, change
-        described = describe_sqlite(copy)
+    assert_alike_and_each_change_seen(real, copy, SQLITE_CHANGES, describe_sqlite)
     real.dispose()
     copy.dispose()
 
 
 def test_a_postgresql_copy_is_the_migration_itself(templates: Templates) -> None:
-    problem = postgresql_problem()
-    if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required in CI and can't be reached: {problem}")
-        pytest.skip(f"PostgreSQL not reachable ({problem})")
+    require_postgresql()
     with templates.postgresql(migrate=True) as real, templates.postgresql() as copy:
-        described = describe_postgresql(real)
-        assert describe_postgresql(copy) == described
-        for change in POSTGRESQL_CHANGES:
-            with copy.begin() as connection:
-                connection.exec_driver_sql(change)
-            assert describe_postgresql(copy) != described, change
-            described = describe_postgresql(copy)
+        assert_alike_and_each_change_seen(real, copy, POSTGRESQL_CHANGES, describe_postgresql)
+
+
+def assert_alike_and_each_change_seen(
+    real: Engine, copy: Engine, changes: list[str], describe: Callable[[Engine], Any]
+) -> None:
+    """The copy describes as the migrated database does, and the description sees each of
+    `changes` made to the copy (so it could tell the two apart)."""
+    described = describe(real)
+    assert describe(copy) == described
+    for change in changes:
+        with copy.begin() as connection:
+            connection.exec_driver_sql(change)
+        assert describe(copy) != described, change
+        described = describe(copy)
 
 
 def describe_sqlite(engine: Engine) -> dict[str, Any]:

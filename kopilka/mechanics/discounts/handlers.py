@@ -43,52 +43,55 @@ CARD_PURCHASE_KEYS = ("card", "payment_ref", "valid_from")
 
 def shopper_reads(program: Program, member: ScalarSelect[Any]) -> Reads | None:
     """The queries of what the program's discounts ask of the member (their purchases,
-    lifetime spend, latest purchase per partner, discount cards in force); None when they
-    ask nothing. They go out with the purchase's load."""
+    lifetime spend, latest purchase per partner, discount cards in force), each with the
+    facts its rows make; None when they ask nothing. They go out with the purchase's load."""
     settings = program.discounts
     if settings is None:
         return None
     days = max((d.bought_at.days for d in settings.discounts if d.bought_at), default=0)
-    queries: list[Select[Any]] = []
+    asked: list[tuple[Select[Any], Callable[[Sequence[Any]], dict[str, Any]]]] = []
     if settings.needs_history:
-        queries += _history_queries(member)
+        asked.append((_history_query(member), _history_facts))
         if days:
-            queries.append(_last_bought_query(member))
+            asked.append(
+                (
+                    _last_bought_query(member),
+                    lambda rows: {"last_bought": _latest_by_partner(program, rows)},
+                )
+            )
     if settings.needs_cards:
-        queries.append(_cards_query(member))
-    if not queries:
+        asked.append((_cards_query(member), lambda rows: {"cards": frozenset(r[0] for r in rows)}))
+    if not asked:
         return None
 
     def facts(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
-        found: dict[str, Any] = {}
-        at = 0
-        if settings.needs_history:
-            (count, spent), refunded = rows[0][0], rows[1][0][0]
-            found |= {"purchases": int(count), "lifetime_spend": int(spent) - int(refunded)}
-            at = 2
-            if days:
-                found["last_bought"] = _latest_by_partner(program, rows[at])
-                at += 1
-        if settings.needs_cards:
-            found["cards"] = frozenset(row[0] for row in rows[at])
-        return found
+        return {key: value for (_, made), found in zip(asked, rows, strict=True)
+                for key, value in made(found).items()}  # fmt: skip
 
     def parameters(now: datetime) -> dict[str, Any]:
         return {"discounts_now": now, "discounts_since": now - timedelta(days=days)}
 
-    return Reads(tuple(queries), facts, parameters)
+    return Reads(tuple(query for query, _ in asked), facts, parameters)
 
 
-def _history_queries(member: ScalarSelect[Any]) -> list[Select[Any]]:
+def _history_query(member: ScalarSelect[Any]) -> Select[Any]:
     """The member's purchases that still stand (count, spend) and what was refunded of
-    them: lifetime spend net of refunds."""
+    them: lifetime spend net of refunds, in one query."""
     counted = and_(purchases.c.member_id == member, purchases.c.status.in_(COUNTED))
-    return [
-        select(func.count(), func.coalesce(func.sum(purchases.c.spend), 0)).where(counted),
+    refunded = (
         select(func.coalesce(func.sum(refunds.c.spend), 0))
         .join(purchases, purchases.c.id == refunds.c.purchase_id)
-        .where(counted),
-    ]
+        .where(counted)
+        .scalar_subquery()
+    )
+    return select(func.count(), func.coalesce(func.sum(purchases.c.spend), 0), refunded).where(
+        counted
+    )
+
+
+def _history_facts(rows: Sequence[Any]) -> dict[str, Any]:
+    count, spent, refunded = rows[0]
+    return {"purchases": int(count), "lifetime_spend": int(spent) - int(refunded)}
 
 
 def _last_bought_query(member: ScalarSelect[Any]) -> Select[Any]:

@@ -18,17 +18,28 @@ from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, ScalarSelect, Select, and_, bindparam, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    ScalarSelect,
+    Select,
+    and_,
+    bindparam,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.visitors import cloned_traverse
 
 from kopilka.checkout.mechanic import JSON, Mechanic, Reads, mechanics
-from kopilka.ledger.wallet import Wallet
+from kopilka.ledger.wallet import LOTS_COLUMNS, Wallet
 from kopilka.members.handlers import MEMBER_COLUMNS, find_member, member_key
-from kopilka.platform.statements import driver_rows_pipelined
+from kopilka.platform.statements import BEGIN, driver_rows_pipelined
 from kopilka.platform.tables import (
     accounts,
+    lots,
     member_profiles,
     member_tiers,
     members,
@@ -65,23 +76,32 @@ _last_seen: dict[str, LoadedProgram] = {}
 
 def load(
     connection: Connection, program_code: str, member_ref: object, now: datetime, *,
-    lock: bool = True,
+    lock: bool = True, lots: bool = False, begin: bool = False,
 ) -> Loaded:  # fmt: skip
     """The program's current version and the member with their balances (locked, for a
-    purchase) and everything the mechanics read of them — one round trip on PostgreSQL."""
+    purchase) and everything the mechanics read of them — one round trip on PostgreSQL.
+    `lots`: the member's available lots too (a receipt that pays with points spends
+    them), read once the lock is held. `begin`: the transaction is begun here, by a BEGIN
+    sent with the first statements (`retrying(begun_by_work=True)`; PostgreSQL)."""
     key = member_key(member_ref) if isinstance(member_ref, str) else None
     if key is None:  # no member (or a malformed one, which the receipt's parse names)
+        if begin:
+            connection.exec_driver_sql(BEGIN)
         return Loaded(load_program(connection, program_code), None, None, {})
     column, value = key
     shared = {"program_code": program_code, "member_key": value}
     planned: tuple[_PlannedRead, ...] = ()
     read_rows: Sequence[Sequence[Any]] = []
     rows: Sequence[Any]
-    if lock and connection.dialect.name == "postgresql":
+    lot_rows: Sequence[Any] | None = None
+    if connection.dialect.name == "postgresql":
         guess = _last_seen.get(program_code)
         planned = _planned(guess, column, mechanics()) if guess is not None else ()
-        rows, read_rows = _pipelined(connection, column, shared, planned, now)
-    else:  # SQLite (one writer, no round trips) and quotes: one query after another
+        rows, read_rows = _pipelined(connection, column, shared, planned, now,
+                                     lock=lock, lots=lots and lock, begin=begin)  # fmt: skip
+        if lots and lock:
+            lot_rows, *read_rows = read_rows
+    else:  # SQLite (one writer, no round trips): one query after another
         rows = connection.execute(_member_query(column, lock=False), shared).all()
     if not rows:  # say which is missing: the program or the member
         program = load_program(connection, program_code)
@@ -98,25 +118,35 @@ def load(
             for query in plan.reads.queries
         ]
     wallet = Wallet.from_rows(connection, program.program_id, program.calculator.program,
-                              rows[0].id, now, rows)  # fmt: skip
+                              rows[0].id, now, rows, lots=lot_rows)  # fmt: skip
     return Loaded(program, rows[0], wallet, _read(planned, read_rows))
 
 
 def _pipelined(
     connection: Connection, column: ColumnElement[Any], shared: dict[str, Any],
-    planned: Sequence[_PlannedRead], now: datetime,
+    planned: Sequence[_PlannedRead], now: datetime, *, lock: bool, lots: bool, begin: bool,
 ) -> tuple[Sequence[Any], Sequence[Sequence[Any]]]:  # fmt: skip
-    """The locking member query, the tier as it is once the lock is held, and the
-    mechanics' reads — one pipeline, with psycopg's BEGIN."""
-    statements: list[tuple[str, dict[str, Any]]] = [
-        (_member_sql(column), shared),
-        (_tier_sql(column), shared),
-    ]
+    """The member query (locking, for a purchase), the tier as it is once the lock is
+    held, the member's available lots (`lots`: first of the reads' rows) and the
+    mechanics' reads — one pipeline, with a BEGIN (ours, when `begin`; else psycopg's,
+    which costs a round trip of its own)."""
+    statements: list[tuple[str, dict[str, Any]]] = [(BEGIN, {})] if begin else []
+    statements.append((_member_sql(column, lock), shared))
+    if lock:
+        statements.append((_tier_sql(column), shared))
+    if lots:
+        statements.append((_lots_sql(column), shared))
     for plan in planned:
         values = {**shared, **plan.reads.parameters(now)}
         pairs = zip(plan.sql, plan.constants, strict=True)
         statements += [(sql, {**constants, **values}) for sql, constants in pairs]
-    rows, tier, *read_rows = driver_rows_pipelined(connection, statements)
+    if begin:
+        _, rows, *read_rows = driver_rows_pipelined(connection, statements)
+    else:
+        rows, *read_rows = driver_rows_pipelined(connection, statements)
+    if not lock:
+        return rows, read_rows
+    tier, *read_rows = read_rows
     if rows and tier and rows[0].tier != tier[0].code:
         # changed while this purchase waited for the member's lock: the purchase is
         # priced at the tier in force when it got the member, as if it came after
@@ -185,10 +215,10 @@ def _member_id(column: ColumnElement[Any]) -> ScalarSelect[Any]:
 
 
 @cache
-def _member_sql(column: ColumnElement[Any]) -> str:
-    """The locking member query as psycopg's text."""
+def _member_sql(column: ColumnElement[Any], lock: bool) -> str:
+    """The member query (locking, or not for a quote) as psycopg's text."""
     dialect = psycopg_dialect()  # type: ignore[no-untyped-call]
-    return str(_member_query(column, lock=True).compile(dialect=dialect))
+    return str(_member_query(column, lock=lock).compile(dialect=dialect))
 
 
 @cache
@@ -196,6 +226,18 @@ def _tier_sql(column: ColumnElement[Any]) -> str:
     """The member's stored tier as psycopg's text; sent after the locking query, it reads
     the tier as it is once the lock is held."""
     query = select(member_tiers.c.code).where(member_tiers.c.member_id == _member_id(column))
+    return str(query.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]
+
+
+@cache
+def _lots_sql(column: ColumnElement[Any]) -> str:
+    """The member's available lots with points left, as the wallet reads them
+    (`LOTS_COLUMNS`), as psycopg's text; sent after the locking query."""
+    query = select(*(lots.c[name] for name in LOTS_COLUMNS)).where(
+        lots.c.member_id == _member_id(column),
+        lots.c.status == literal_column("'available'"),
+        lots.c.remaining > literal_column("0"),
+    )
     return str(query.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]
 
 

@@ -191,6 +191,14 @@ class Mechanic:
         """Before the purchase is written: add to the answer stored with it, and plan
         postings on the member's wallet (they go out in the purchase's own write)."""
 
+    def writes_after(self, sale: Sale) -> bool:
+        """Whether `completed` will write for this sale (asked before the purchase is
+        written). When no mechanic will, the purchase's write carries its transaction's
+        COMMIT in the same round trip, and nothing may be written after it. The default:
+        a mechanic that has a `completed` writes."""
+        del sale
+        return type(self).completed is not Mechanic.completed
+
     def completed(self, sale: Sale) -> None:
         """The purchase is written (or held, `sale.hold`): do this mechanic's part."""
 

@@ -23,7 +23,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
-    insert,
     select,
     update,
 )
@@ -56,8 +55,10 @@ from kopilka.ledger.one_statement import write_under
 from kopilka.ledger.wallet import Wallet
 from kopilka.mechanics.tiers.status import seen_tier
 from kopilka.members.handlers import find_member, member_refs
+from kopilka.members.standing import counted, local_day, points_moved
+from kopilka.platform.db import reading
 from kopilka.platform.idempotency import fingerprint, idempotent, remembered, retrying
-from kopilka.platform.statements import ChildRows, NewRow
+from kopilka.platform.statements import Bump, ChildRows, NewRow, add_to_totals
 from kopilka.platform.tables import (
     holds,
     programs,
@@ -98,15 +99,17 @@ def process_purchase(
     request_hash = fingerprint(body)
 
     def attempt(connection: Connection) -> tuple[dict[str, Any], bool]:
-        if idempotency_key is None:
-            return _process(connection, program_code, body, request_hash, now, actor)
+        if idempotency_key is None:  # the purchase begins and may end the transaction
+            return _process(connection, program_code, body, request_hash, now, actor,
+                            commit=True, begin=explicit)  # fmt: skip
         program = load_program(connection, program_code)
         return remembered(
             connection, program.program_id, idempotency_key, "purchase", request_hash, now,
             lambda: _process(connection, program_code, body, request_hash, now, actor),
         )  # fmt: skip
 
-    answer, created = retrying(engine, attempt)
+    explicit = idempotency_key is None and engine.dialect.name == "postgresql"
+    answer, created = retrying(engine, attempt, begun_by_work=explicit)
     return PurchaseResult(answer, created)
 
 
@@ -114,7 +117,7 @@ def quote_purchase(
     engine: Engine, program_code: str, body: object, *, now: datetime
 ) -> dict[str, Any]:
     """The answer a purchase would get now — with the member's balance — writing nothing."""
-    with engine.connect() as connection:
+    with reading(engine, one_snapshot=False) as connection:
         raw_member = body.get("member") if isinstance(body, dict) else None
         loaded = load(connection, program_code, raw_member, now, lock=False)
         program, member, wallet = loaded.program, loaded.member, loaded.wallet
@@ -141,9 +144,16 @@ def _process(
     request_hash: str,
     now: datetime,
     actor: str,
+    *,
+    commit: bool = False,
+    begin: bool = False,
 ) -> tuple[dict[str, Any], bool]:
+    """`commit`: nothing follows in this transaction, so when no mechanic writes after
+    the purchase (`Mechanic.writes_after`), its write carries the COMMIT (PostgreSQL).
+    `begin`: the load begins the transaction (`retrying(begun_by_work=True)`)."""
     raw_member = body.get("member") if isinstance(body, dict) else None
-    loaded = load(connection, program_code, raw_member, now)
+    pays = isinstance(body, dict) and body.get("redeem") is not None  # spends lots: read them
+    loaded = load(connection, program_code, raw_member, now, lots=pays, begin=begin)
     program, member, wallet = loaded.program, loaded.member, loaded.wallet
     receipt = parse_receipt(body, program.calculator.program, now=now)
     if not receipt.receipt_id:
@@ -178,7 +188,8 @@ def _process(
     parent = _insert(program, receipt, location, member_id, request_hash,
                      "held" if hold else "completed", answer, uses, now, quote,
                      sale)  # fmt: skip
-    purchase_id = _write(connection, program, parent, wallet, actor, now)
+    last = commit and not any(mechanic.writes_after(sale) for mechanic in mechanics())
+    purchase_id = _write(connection, program, parent, wallet, actor, now, commit=last)
     if purchase_id is None:  # a concurrent or earlier copy of this receipt got there first
         replay = _replay(connection, program, location, receipt.receipt_id, request_hash)
         assert replay is not None
@@ -187,22 +198,12 @@ def _process(
     stored, written = dict(answer), len(sale.awards)
     for mechanic in mechanics():
         mechanic.completed(sale)
+    late = answer if answer != stored else None
+    if last and (late is not None or sale.awards[written:]):
+        raise AssertionError("a mechanic changed the purchase after its COMMIT: its "
+                             "writes_after must say it writes")  # fmt: skip
     # a mechanic's part known only once written (a budget's cashback): one more write
-    write_late(connection, purchase_id, answer if answer != stored else None,
-               sale.awards[written:])  # fmt: skip
-    if hold:
-        settings = program.calculator.program
-        connection.execute(
-            insert(holds).values(
-                program_id=program.program_id,
-                purchase_id=purchase_id,
-                member_id=member_id,
-                amount=quote.redeemed,
-                accrued=quote.accrued,  # and the coupons' points, from the answer, on confirm
-                status="held",
-                expires_at=now + timedelta(minutes=settings.redemption.hold_minutes),
-            )
-        )
+    write_late(connection, purchase_id, late, sale.awards[written:])
     return {"purchase_id": str(purchase_id), **answer}, True
 
 
@@ -271,16 +272,17 @@ def balance_json(wallet: Wallet, digits: int) -> dict[str, str]:
 
 def _write(
     connection: Connection, program: LoadedProgram, parent: NewRow, wallet: Wallet | None,
-    actor: str, now: datetime,
+    actor: str, now: datetime, *, commit: bool,
 ) -> int | None:  # fmt: skip
-    """Write the purchase, its records and its postings; its id, or None for a copy."""
+    """Write the purchase, its records and its postings; its id, or None for a copy.
+    `commit`: the write ends the transaction (on PostgreSQL, in the same round trip)."""
     if wallet is not None:
-        return wallet.write_under(parent, parent_is="purchase", actor=actor)
+        return wallet.write_under(parent, parent_is="purchase", actor=actor, commit=commit)
     if connection.dialect.name != "postgresql":
         return parent.insert(connection)
     return write_under(connection, parent, parent_is="purchase", program_id=program.program_id,
                        postings=[], ids={}, actor=actor, now=now, purchase_id=None,
-                       lot_changes=[], new_lots=[])  # fmt: skip
+                       lot_changes=[], new_lots=[], commit=commit)  # fmt: skip
 
 
 LINE_COLUMNS = tuple(c.name for c in purchase_lines.c if c.name != "purchase_id")
@@ -308,7 +310,7 @@ def _insert(
                 {"n": line.n, "qty": str(line.qty), "sku": line.sku, "category": line.category}
                 for line in receipt.lines
             ],
-            "spend": sum(line.amount for line in quote.lines),  # net of every discount
+            "spend": _spend(quote),
             "lots_used": [list(use) for use in lots_used] or None,
             "created_at": now,
             "total": quote.total,
@@ -327,8 +329,53 @@ def _insert(
                 [award.row() for award in sale.awards],
             ),
             *sale.rows,
+            *_hold(program, member_id, quote, now, hold=status == "held"),
         ),
+        bumps=_standing(program, member_id, now, quote, sale.wallet, hold=status == "held"),
     )
+
+
+HOLD_COLUMNS = ("program_id", "member_id", "amount", "accrued", "status", "expires_at")
+
+
+def _hold(
+    program: LoadedProgram, member_id: int | None, quote: Quote, now: datetime, *, hold: bool
+) -> tuple[ChildRows, ...]:
+    """A held purchase's hold row, written with it: the points reserved and those to
+    accrue at confirm (the coupons' come from the answer, on confirm)."""
+    if not hold:
+        return ()
+    minutes = program.calculator.program.redemption.hold_minutes
+    row = {"program_id": program.program_id, "member_id": member_id, "amount": quote.redeemed,
+           "accrued": quote.accrued, "status": "held",
+           "expires_at": now + timedelta(minutes=minutes)}  # fmt: skip
+    return (ChildRows(holds, "purchase_id", HOLD_COLUMNS, [row]),)
+
+
+def _standing(
+    program: LoadedProgram, member_id: int | None, now: datetime, quote: Quote,
+    wallet: Wallet | None, *, hold: bool,
+) -> tuple[Bump, ...]:  # fmt: skip
+    """What the purchase adds to the member's standing: its spend and itself on its day
+    (a held one at its confirm), the points it earned and paid for the lifetime figures."""
+    if member_id is None:
+        return ()
+    bumps: tuple[Bump, ...] = ()
+    if not hold:
+        day = local_day(now, program.calculator.program.timezone)
+        bumps = counted(member_id, day, _spend(quote), 1)
+    if wallet is not None:
+        bumps += (_points_moved(member_id, wallet),)
+    return bumps
+
+
+def _points_moved(member_id: int, wallet: Wallet) -> Bump:
+    return points_moved(member_id, wallet.planned(Reason.PURCHASE_ACCRUAL),
+                        wallet.planned(Reason.PURCHASE_REDEMPTION))  # fmt: skip
+
+
+def _spend(quote: Quote) -> int:
+    return sum(line.amount for line in quote.lines)  # net of every discount
 
 
 def _replay(
@@ -435,7 +482,8 @@ def _settle(
     settings = program.calculator.program
     key = f"{settings.code}:hold:{hold.purchase_id}"
     purchase = connection.execute(
-        select(purchases.c.answer, purchases.c.lots_used, purchases.c.paid)
+        select(purchases.c.answer, purchases.c.lots_used, purchases.c.paid, purchases.c.spend,
+               purchases.c.created_at)
         .where(purchases.c.id == hold.purchase_id)
     ).one()  # fmt: skip
     pending = settings.accrual.pending_days > 0
@@ -452,6 +500,11 @@ def _settle(
     # the purchase counts (or stops counting) before the mechanics look: a tier reads it
     connection.execute(update(purchases).where(purchases.c.id == hold.purchase_id)
                        .values(status=purchase_status))  # fmt: skip
+    bumps = [_points_moved(hold.member_id, wallet)]
+    if status == "confirmed":
+        day = local_day(purchase.created_at, settings.timezone)
+        bumps += counted(hold.member_id, day, int(purchase.spend or 0), 1)
+    add_to_totals(connection, bumps)
     answer = {"purchase_id": str(hold.purchase_id), **purchase.answer, "status": purchase_status}
     settlement = Settlement(connection, program, wallet, hold.purchase_id, hold.member_id,
                             status, dict(purchase.answer), answer, now, actor,
@@ -480,7 +533,7 @@ def _settle(
 def read_purchase(engine: Engine, program_code: str, purchase_ref: str) -> dict[str, Any]:
     """A purchase's answer as it stands now (its status follows confirms and refunds)."""
     number = row_id(purchase_ref) or -1
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         program = load_program(connection, program_code)
         row = connection.execute(
             select(purchases.c.id, purchases.c.status, purchases.c.answer).where(

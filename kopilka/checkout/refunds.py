@@ -28,7 +28,9 @@ from kopilka.kernel.reading import Reader, row_id
 from kopilka.kernel.receipt import QTY_DIGITS
 from kopilka.kernel.refund_lines import BoughtLine, RefundLine, refund_lines
 from kopilka.ledger.wallet import Wallet
+from kopilka.members.standing import counted, local_day
 from kopilka.platform.idempotency import idempotent
+from kopilka.platform.statements import add_to_totals
 from kopilka.platform.tables import lots, purchases, refunds, transfers
 from kopilka.programs.handlers import canonical, load_program, to_json
 
@@ -157,6 +159,10 @@ def _refund(
     if answer != written:  # the mechanics' parts, known once the refund is written
         connection.execute(update(refunds).where(refunds.c.id == row_id).values(answer=answer))
     connection.execute(update(purchases).where(purchases.c.id == purchase.id).values(status=status))
+    if purchase.member_id is not None:  # the member's standing: on the purchase's day
+        day = local_day(purchase.created_at, settings.timezone)
+        spend_back = sum(line.spend_back for line in lines)
+        add_to_totals(connection, counted(purchase.member_id, day, -spend_back, -1 if whole else 0))
     return answer, True
 
 
@@ -243,6 +249,7 @@ def _purchase(connection: Connection, program_id: int, ref: str) -> Any:
             purchases.c.paid,
             purchases.c.lots_used,
             purchases.c.spend,
+            purchases.c.created_at,
         ).where(
             purchases.c.program_id == program_id,
             purchases.c.id == (row_id(ref) or -1),

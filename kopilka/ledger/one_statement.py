@@ -3,7 +3,8 @@
 Every round trip to the database costs Python ~70–80 µs of CPU (and SQLAlchemy's
 statement machinery as much again), so the hot path sends the parent row (the
 purchase, `ON CONFLICT DO NOTHING … RETURNING id`) and everything that hangs off it —
-the transfers, the member accounts' cached totals, the lots taken and made — as one
+the transfers, the member accounts' cached totals, the lots taken and made, the running
+totals it adds to (`Bump`: a member's spend per day, say) — as one
 `WITH … SELECT`. When the parent conflicts (a copy of the request got there first) its
 CTE returns no row, and so every other part inserts or updates nothing: no partial
 write is possible. Keys and references that need the parent's id are filled in by the
@@ -19,7 +20,7 @@ than use its primary key.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from typing import Any
 
@@ -27,7 +28,15 @@ from sqlalchemy import JSON, Connection, Table
 
 from kopilka.kernel.ledger import Posting
 from kopilka.ledger.accounts import account_totals
-from kopilka.platform.statements import NewRow, driver_rows, record_columns
+from kopilka.platform.statements import (
+    COMMIT,
+    NewRow,
+    RunningTotal,
+    driver_rows,
+    driver_rows_pipelined,
+    merged,
+    record_columns,
+)
 
 LOT_COLUMNS = (
     "program_id",
@@ -56,11 +65,17 @@ def write_under(
     purchase_id: int | None,
     lot_changes: list[dict[str, int]],
     new_lots: list[dict[str, Any]],
+    commit: bool = False,
 ) -> int | None:
-    """Insert `parent` and, only if it went in, everything else; the parent's id or None."""
+    """Insert `parent` and, only if it went in, everything else; the parent's id or None.
+    `commit`: the transaction ends with this write, its COMMIT sent in the same round
+    trip (nothing may be written after it)."""
     children = tuple((child.table, child.parent_column, child.columns) for child in parent.children)
-    sql = _statement(parent.table, tuple(parent.values), parent.unique, parent_is, children)
-    totals = account_totals(postings, ids)
+    bumped = merged(parent.bumps)
+    totals = tuple(bumped)
+    sql = _statement(parent.table, tuple(parent.values), parent.unique, parent_is, children,
+                     totals)  # fmt: skip
+    moved_totals = account_totals(postings, ids)
     parameters: dict[str, Any] = {
         **{f"new_{name}": _parent_value(parent, name) for name in parent.values},
         "program_id": program_id,
@@ -73,8 +88,8 @@ def write_under(
              "reason": p.reason.value}
             for p in postings
         ]),
-        "totals": _json(totals),
-        "total_ids": [total["account"] for total in totals],
+        "totals": _json(moved_totals),
+        "total_ids": [total["account"] for total in moved_totals],
         "taken": _json(lot_changes),
         "taken_ids": [change["lot"] for change in lot_changes],
         "made": _json([{**lot, "earned_at": lot["earned_at"].isoformat(),
@@ -84,8 +99,12 @@ def write_under(
         **{f"child_{i}": _json([{name: _child_value(row[name]) for name in child.columns}
                                 for row in child.rows])
            for i, child in enumerate(parent.children)},
+        **{f"bump_{i}": _json(rows) for i, rows in enumerate(bumped.values())},
     }  # fmt: skip
-    rows = driver_rows(connection, sql, parameters)
+    if commit:
+        rows = driver_rows_pipelined(connection, [(sql, parameters), (COMMIT, {})])[0]
+    else:
+        rows = driver_rows(connection, sql, parameters)
     return int(rows[0].id) if rows else None
 
 
@@ -101,7 +120,14 @@ def _child_value(value: Any) -> Any:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_iso)
+
+
+def _iso(value: Any) -> str:
+    """A day or a moment in JSON: its ISO text (as `json_to_recordset` reads it)."""
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _children_sql(children: tuple[tuple[Table, str, tuple[str, ...]], ...]) -> str:
@@ -118,10 +144,27 @@ def _children_sql(children: tuple[tuple[Table, str, tuple[str, ...]], ...]) -> s
     return "".join(parts)
 
 
+def _bumps_sql(totals: tuple[RunningTotal, ...]) -> str:
+    """A CTE per running total: its rows added to (inserted when new) from a JSON array."""
+    parts = []
+    for i, total in enumerate(totals):
+        name = total.table.name
+        added = ", ".join(f"{count} = {name}.{count} + excluded.{count}" for count in total.counts)
+        parts.append(f"""
+), bump_{i} AS (
+    INSERT INTO {name} ({", ".join(total.columns)})
+    SELECT {", ".join(f"b.{column}" for column in total.columns)}
+    FROM parent, json_to_recordset(%(bump_{i})s::json)
+         AS b({record_columns(total.table, total.columns)})
+    ON CONFLICT ({", ".join(total.key)}) DO UPDATE SET {added}""")
+    return "".join(parts)
+
+
 @cache
 def _statement(
     table: Table, columns: tuple[str, ...], unique: tuple[str, ...], parent_is: str,
     children: tuple[tuple[Table, str, tuple[str, ...]], ...] = (),
+    totals: tuple[RunningTotal, ...] = (),
 ) -> str:  # fmt: skip
     """The statement's text for a parent row of `table` with `columns` — built once."""
     types = table.c
@@ -162,6 +205,6 @@ WITH parent AS (
     FROM parent, json_to_recordset(%(made)s::json)
          AS m(program_id int, member_id int, status text, amount bigint, remaining bigint,
               earned_at timestamptz, available_at timestamptz, expires_at timestamptz,
-              purchase_id int, reason text){_children_sql(children)}
+              purchase_id int, reason text){_children_sql(children)}{_bumps_sql(totals)}
 )
 SELECT id FROM parent"""

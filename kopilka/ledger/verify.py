@@ -8,7 +8,9 @@ Set-based checks, each a query over the whole ledger:
   transfers moved, and its lines and awards add up to them; refunds move back no more
   than their purchase moved;
 - the lots of each member add up to the balance they index (available, pending);
-- the held points equal the open holds, and no hold was both paid and given back.
+- the held points equal the open holds, and no hold was both paid and given back;
+- each member's kept standing (`member_totals`, and `member_days` added up) equals what
+  their purchases, refunds and transfers say.
 Cashback (money, in the same ledger) is proven by the same checks, widened: its member
 accounts' totals are member accounts' totals; a purchase's cashback awards are what
 its cashback transfers gave; refunds claw back no more cashback than the purchase gave; and
@@ -237,6 +239,45 @@ CHECKS: list[tuple[str, str]] = [
            having sum(case when t.reason = 'purchase.redemption' then 1 else 0 end) > 0
               and sum(case when t.reason in ('hold.cancel', 'hold.timeout')
                            then 1 else 0 end) > 0""",
+    ),
+    (
+        "members' kept standing equals their purchases, refunds and transfers",
+        """select m.id, 'member ' || m.id || ': kept spend ' || coalesce(k.spend, 0)
+                || ', purchases ' || coalesce(k.purchases, 0)
+                || ', points accrued ' || coalesce(k.points_accrued, 0)
+                || ', redeemed ' || coalesce(k.points_redeemed, 0)
+                || '; by day ' || coalesce(d.spend, 0) || ', ' || coalesce(d.n, 0)
+                || '; the rows say ' || coalesce(p.spend, 0) || ', ' || coalesce(p.n, 0)
+                || ', ' || coalesce(x.accrued, 0) || ', ' || coalesce(x.redeemed, 0)
+           from members m
+           left join member_totals k on k.member_id = m.id
+           left join (select member_id, sum(spend) spend, sum(purchases) n from member_days
+                      group by member_id) d on d.member_id = m.id
+           left join (select p.member_id,
+                             sum(coalesce(p.spend, 0) - coalesce(r.back, 0)) spend,
+                             sum(case when p.status = 'refunded' then 0 else 1 end) n
+                      from purchases p
+                      left join (select purchase_id, sum(spend) back from refunds
+                                 group by purchase_id) r on r.purchase_id = p.id
+                      where p.member_id is not null
+                        and p.status in ('completed', 'partially_refunded', 'refunded')
+                      group by p.member_id) p on p.member_id = m.id
+           left join (select a.member_id,
+                             sum(case when t.reason = 'purchase.accrual'
+                                      then t.amount else 0 end) accrued,
+                             sum(case when t.reason = 'purchase.redemption'
+                                      then t.amount else 0 end) redeemed
+                      from transfers t
+                      join accounts a on a.id = t.credit_account_id or a.id = t.debit_account_id
+                      where a.member_id is not null
+                        and t.reason in ('purchase.accrual', 'purchase.redemption')
+                      group by a.member_id) x on x.member_id = m.id
+           where coalesce(k.spend, 0) <> coalesce(p.spend, 0)
+              or coalesce(k.purchases, 0) <> coalesce(p.n, 0)
+              or coalesce(d.spend, 0) <> coalesce(p.spend, 0)
+              or coalesce(d.n, 0) <> coalesce(p.n, 0)
+              or coalesce(k.points_accrued, 0) <> coalesce(x.accrued, 0)
+              or coalesce(k.points_redeemed, 0) <> coalesce(x.redeemed, 0)""",
     ),
 ]
 

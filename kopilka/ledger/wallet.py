@@ -185,20 +185,29 @@ class Wallet:
     @classmethod
     def from_rows(
         cls, connection: Connection, program_id: int, program: Program, member_id: int,
-        now: datetime, rows: Sequence[Any],
+        now: datetime, rows: Sequence[Any], *, lots: Sequence[Any] | None = None,
     ) -> Wallet:  # fmt: skip
         """A wallet from rows already read (and locked) with `account_id, code, debits_posted,
-        credits_posted` columns — for use cases that read the member in the same query."""
+        credits_posted` columns — for use cases that read the member in the same query;
+        `lots`: their available lots with points left, read with them (`LOTS_COLUMNS`)."""
         found: dict[AccountCode, tuple[int, int]] = {}
         for row in rows:
             code = AccountCode(row.code)
             found[code] = (row.account_id, balance(code, row.debits_posted, row.credits_posted))
         purse = Purse(connection, program_id, member_id, now, POINTS, *_split(found))
-        return cls(purse, program)
+        wallet = cls(purse, program)
+        if lots is not None:
+            wallet._lots = {row.id: Lot(row.id, row.remaining, row.expires_at, row.purchase_id)
+                            for row in lots}  # fmt: skip
+        return wallet
 
     @property
     def balances(self) -> dict[AccountCode, int]:
         return self.purse.balances
+
+    def planned(self, reason: Reason) -> int:
+        """The points of the transfers planned (not yet written) with `reason`."""
+        return sum(posting.amount for posting in self.purse.postings if posting.reason is reason)
 
     # — movements —
 
@@ -316,12 +325,19 @@ class Wallet:
         self._write_lots(purchase_id)
 
     def write_under(
-        self, parent: NewRow, *, parent_is: str, actor: str, purchase_id: int | None = None
+        self,
+        parent: NewRow,
+        *,
+        parent_is: str,
+        actor: str,
+        purchase_id: int | None = None,
+        commit: bool = False,
     ) -> int | None:
         """Insert `parent` (`ON CONFLICT DO NOTHING RETURNING id`: a purchase or a refund)
         and, only if it went in, the planned writes; the parent's id, or None.
 
-        On PostgreSQL it is one statement; elsewhere (SQLite, in-process, where a
+        On PostgreSQL it is one statement (with the COMMIT in the same round trip when
+        `commit`: nothing is written after it); elsewhere (SQLite, in-process, where a
         statement costs no round trip) the parent goes first and `flush` follows.
         """
         assert not self._activations, "activations are flushed on their own"
@@ -346,6 +362,7 @@ class Wallet:
             purchase_id=purchase_id,
             lot_changes=[{"lot": lot, "points": n} for lot, n in self._taken.items() if lot > 0],
             new_lots=[self._lot_row(lot, purchase_id) for lot in self._new_lots.values()],
+            commit=commit,
         )
         purse.postings, self._taken, self._new_lots = [], {}, {}
         return new_id
@@ -462,6 +479,7 @@ class Wallet:
         return [Lot(row.id, row.remaining, row.expires_at, row.purchase_id) for row in rows]
 
 
+LOTS_COLUMNS = ("id", "remaining", "expires_at", "purchase_id")
 LOTS_SQL = """
 SELECT id, remaining, expires_at, purchase_id FROM lots
 WHERE member_id = %(member_id)s AND status = %(status)s

@@ -7,15 +7,17 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, case, func, or_, select
+from sqlalchemy import Connection, Engine, or_, select
 
 from kopilka.kernel.errors import IdempotencyConflict, InsufficientPoints, InvalidInput, Problem
-from kopilka.kernel.ledger import AccountCode, Reason
+from kopilka.kernel.ledger import AccountCode
 from kopilka.kernel.money import format_minor, is_within_limits, parse_decimal, to_minor
 from kopilka.kernel.reading import text_problem
 from kopilka.ledger.accounts import member_balances
 from kopilka.ledger.wallet import Wallet
+from kopilka.members import standing
 from kopilka.members.handlers import find_member
+from kopilka.platform.db import reading
 from kopilka.platform.idempotency import AfterWrite, followed, idempotent
 from kopilka.platform.tables import accounts, lots, purchases, transfers
 from kopilka.programs.handlers import load_program
@@ -24,22 +26,11 @@ HISTORY_PAGE = 50
 
 
 def balance(engine: Engine, program_code: str, member_ref: str) -> dict[str, Any]:
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         program = load_program(connection, program_code)
         member = find_member(connection, program.program_id, member_ref)
         balances = member_balances(connection, program.program_id, member.id)
-        member_accounts = [account_id for account_id, _ in balances.values()]
-        lifetime = connection.execute(
-            select(
-                func.coalesce(func.sum(case(
-                    (transfers.c.reason == Reason.PURCHASE_ACCRUAL.value, transfers.c.amount),
-                    else_=0)), 0),
-                func.coalesce(func.sum(case(
-                    (transfers.c.reason == Reason.PURCHASE_REDEMPTION.value, transfers.c.amount),
-                    else_=0)), 0),
-            ).where(or_(transfers.c.credit_account_id.in_(member_accounts),
-                        transfers.c.debit_account_id.in_(member_accounts)))
-        ).one()  # fmt: skip
+        lifetime = standing.lifetime(connection, member.id)  # kept, not summed
         burning = connection.execute(
             select(lots.c.expires_at, lots.c.remaining)
             .where(
@@ -66,8 +57,8 @@ def balance(engine: Engine, program_code: str, member_ref: str) -> dict[str, Any
         "available": format_minor(balances[AccountCode.AVAILABLE][1], digits),
         "pending": format_minor(balances[AccountCode.PENDING][1], digits),
         "held": format_minor(balances[AccountCode.HELD][1], digits),
-        "lifetime_accrued": format_minor(int(lifetime[0]), digits),
-        "lifetime_redeemed": format_minor(int(lifetime[1]), digits),
+        "lifetime_accrued": format_minor(lifetime["points_accrued"], digits),
+        "lifetime_redeemed": format_minor(lifetime["points_redeemed"], digits),
         "expiring": expiring,
     }
 

@@ -24,6 +24,7 @@ from kopilka.ledger.accounts import open_accounts
 from kopilka.ledger.wallet import Wallet
 from kopilka.mechanics.tiers.status import tier_fields
 from kopilka.members.link_tables import member_links
+from kopilka.platform.db import reading
 from kopilka.platform.idempotency import AfterWrite, Answer, followed, idempotent, retrying
 from kopilka.platform.tables import member_consents, member_profiles, members, programs
 from kopilka.programs.handlers import LoadedProgram, load_program
@@ -281,7 +282,7 @@ def _lookup(connection: Connection, program_id: int, ref: str) -> Row[Any] | Non
 def member_id_of(engine: Engine, program_code: str, ref: str) -> int | None:
     """The id of the member `ref` names — whichever of their references it is — or None:
     so that what is counted per member is counted once, however the member is named."""
-    with engine.connect() as connection:
+    with reading(engine, one_snapshot=False) as connection:
         program_id = connection.execute(
             select(programs.c.id).where(programs.c.code == program_code)
         ).scalar_one_or_none()
@@ -376,7 +377,7 @@ def read_member(
 ) -> dict[str, Any]:
     """A member's profile by any of their references; `NotFound` otherwise. `now`: the
     moment the tier's progress is counted at (default: the clock)."""
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         program = load_program(connection, program_code)
         member = find_member(connection, program.program_id, ref)
         return member_document(connection, member, program, now or datetime.now(UTC))

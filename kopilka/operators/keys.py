@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from kopilka.kernel.errors import InvalidInput, NotFound, Problem
 from kopilka.kernel.reading import MAX_TEXT, row_id, text_problem
+from kopilka.platform.db import reading
 from kopilka.platform.idempotency import AfterWrite
 from kopilka.platform.tables import api_keys
 from kopilka.programs.handlers import load_program
@@ -135,7 +136,7 @@ def authenticate(engine: Engine, key: str) -> Principal | None:
     """The caller a key names, or None for an unknown or revoked key."""
     if not key.startswith(PREFIX):
         return None
-    with engine.connect() as connection:
+    with reading(engine, one_snapshot=False) as connection:
         row = connection.execute(
             select(api_keys.c.id, api_keys.c.program, api_keys.c.role, api_keys.c.location)
             .where(api_keys.c.key_hash == digest(key), api_keys.c.revoked_at.is_(None))

@@ -9,9 +9,11 @@ instead of failing half-way with "database is locked".
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -64,3 +66,21 @@ def _sqlite_engine(url: str, **options: Any) -> Engine:
 
 def is_postgresql(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+@contextmanager
+def reading(engine: Engine, *, one_snapshot: bool = True) -> Iterator[Connection]:
+    """A connection for reads only.
+
+    Its transaction is ended with COMMIT — for a transaction that wrote nothing the
+    same as a rollback, but psycopg answers a ROLLBACK by deallocating every statement
+    the connection prepared (then the next purchase on it prepares each again: round
+    trips and server CPU). An error still rolls it back. `one_snapshot=False`: the
+    reads need not see one moment (a key's lookup, a quote), so on PostgreSQL they run
+    with no transaction at all — no BEGIN and no COMMIT, a round trip each saved."""
+    with engine.connect() as connection:
+        if not one_snapshot and engine.dialect.name == "postgresql":
+            yield connection.execution_options(isolation_level="AUTOCOMMIT")
+            return
+        yield connection
+        connection.commit()

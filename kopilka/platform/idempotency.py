@@ -36,12 +36,26 @@ def fingerprint(body: object) -> str:
     return hashlib.sha256(canonical(to_json(body)).encode()).hexdigest()
 
 
-def retrying(engine: Engine, work: Callable[[Connection], T]) -> T:
-    """Run `work` in one transaction; a race the database reports retries it."""
+def retrying(engine: Engine, work: Callable[[Connection], T], *, begun_by_work: bool = False) -> T:
+    """Run `work` in one transaction; a race the database reports retries it.
+
+    `begun_by_work` (PostgreSQL): the driver starts no transaction by itself — `work`
+    sends `BEGIN` with its first statements (in their round trip: psycopg would wait for
+    its own BEGIN in a round trip of its own) and may send `COMMIT` with its last. Its
+    first statement must be that BEGIN; the transaction is committed (or rolled back) at
+    the end as any other. Ignored elsewhere."""
+    explicit = begun_by_work and engine.dialect.name == "postgresql"
     for attempt in range(ATTEMPTS):
         try:
-            with engine.begin() as connection:
-                return work(connection)
+            if not explicit:
+                with engine.begin() as connection:
+                    return work(connection)
+            with engine.connect() as plain:
+                # the driver in autocommit sends no BEGIN of its own; the pool restores
+                # the connection's isolation level when it is returned
+                connection = plain.execution_options(isolation_level="AUTOCOMMIT")
+                with connection.begin():
+                    return work(connection)
         except DBAPIError as error:
             if attempt == ATTEMPTS - 1 or not _is_retryable(error):
                 raise

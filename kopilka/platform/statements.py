@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table, TextualSelect, bindparam, insert, text
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Table,
+    TextClause,
+    TextualSelect,
+    bindparam,
+    insert,
+    text,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.util import await_only
 
@@ -33,14 +42,79 @@ class ChildRows:
 
 
 @dataclass(frozen=True)
+class RunningTotal:
+    """Totals kept per `key` (a member and a day, say) and added to by the writes that
+    change them, so a read takes one row instead of summing a history. `key` is the
+    table's primary key; `counts` the columns added to."""
+
+    table: Table
+    key: tuple[str, ...]
+    counts: tuple[str, ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.key + self.counts
+
+
+@dataclass(frozen=True)
+class Bump:
+    """Amounts added to one row of a running total (inserted at them if it is new)."""
+
+    total: RunningTotal
+    key: tuple[Any, ...]
+    amounts: tuple[int, ...]
+
+
+def merged(bumps: Sequence[Bump]) -> dict[RunningTotal, list[dict[str, Any]]]:
+    """Each total's rows, one per key with the amounts added up: a statement may change a
+    row once only (PostgreSQL refuses an upsert that meets its own row again); rows
+    whose amounts are all 0 are left out."""
+    sums: dict[RunningTotal, dict[tuple[Any, ...], list[int]]] = {}
+    for bump in bumps:
+        rows = sums.setdefault(bump.total, {})
+        amounts = rows.setdefault(bump.key, [0] * len(bump.total.counts))
+        for i, amount in enumerate(bump.amounts):
+            amounts[i] += amount
+    return {
+        total: [dict(zip(total.columns, (*key, *amounts), strict=True))
+                for key, amounts in rows.items() if any(amounts)]
+        for total, rows in sums.items()
+    }  # fmt: skip
+
+
+def add_to_totals(connection: Connection, bumps: Sequence[Bump]) -> None:
+    """Add `bumps` to their running totals: one executemany per total (any database)."""
+    for total, rows in merged(bumps).items():
+        if rows:
+            connection.execute(_upsert(total), rows)
+
+
+@cache
+def _upsert(total: RunningTotal) -> TextClause:
+    """`INSERT … ON CONFLICT (key) DO UPDATE SET n = n + excluded.n`: the same text on
+    PostgreSQL and SQLite (3.24+)."""
+    table = total.table
+    columns = total.columns
+    added = ", ".join(f"{name} = {table.name}.{name} + excluded.{name}" for name in total.counts)
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(':' + name for name in columns)}) "
+        f"ON CONFLICT ({', '.join(total.key)}) DO UPDATE SET {added}"
+    )
+    return text(sql).bindparams(*(bindparam(name, type_=table.c[name].type) for name in columns))
+
+
+@dataclass(frozen=True)
 class NewRow:
     """A row to insert unless one with the same `unique` key exists (then: no row, no id),
-    and its `children`, inserted only when it is."""
+    its `children`, inserted only when it is, and the running totals it adds to (`bumps`),
+    likewise only when it is."""
 
     table: Table
     values: Mapping[str, Any]
     unique: tuple[str, ...]
     children: tuple[ChildRows, ...] = ()
+    bumps: tuple[Bump, ...] = ()
 
     @property
     def statement(self) -> TextualSelect:
@@ -54,6 +128,7 @@ class NewRow:
                 if child.rows:
                     rows = [{**row, child.parent_column: new_id} for row in child.rows]
                     connection.execute(insert(child.table), rows)
+            add_to_totals(connection, self.bumps)
         return new_id
 
     @property
@@ -65,7 +140,7 @@ class NewRow:
 
 # json_to_recordset's column types, by SQLAlchemy's type
 _RECORD_TYPES = {"integer": "int", "big_integer": "bigint", "string": "text", "text": "text",
-                 "boolean": "boolean", "datetime": "timestamptz"}  # fmt: skip
+                 "boolean": "boolean", "datetime": "timestamptz", "date": "date"}  # fmt: skip
 
 
 def record_columns(table: Table, columns: tuple[str, ...]) -> str:
@@ -163,6 +238,14 @@ async def _async_rows(
         return rows
 
 
+# The last statement of a pipeline that ends the transaction with its last write: one
+# round trip for both. psycopg's own `commit()` then finds no transaction open and sends
+# nothing, so SQLAlchemy ends its transaction as always. Never prepared (PostgreSQL
+# prepares no transaction control).
+COMMIT = "COMMIT"
+BEGIN = "BEGIN"  # the first, when the caller begins the transaction (`retrying`)
+
+
 def driver_rows_pipelined(
     connection: Connection, statements: Sequence[tuple[str, Mapping[str, Any]]]
 ) -> list[list[Any]]:
@@ -187,9 +270,9 @@ def driver_rows_pipelined(
             _fire(connection, cursors[0], batch, parameters, before=True)
             with driver.pipeline():
                 for cursor, (sql, values) in zip(cursors, statements, strict=True):
-                    cursor.execute(sql, values, prepare=True)
+                    cursor.execute(sql, values, prepare=sql not in (BEGIN, COMMIT))
             _fire(connection, cursors[0], batch, parameters, before=False)
-            return [cursor.fetchall() for cursor in cursors]
+            return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
         finally:
             for cursor in cursors:
                 cursor.close()
@@ -214,9 +297,9 @@ async def _async_pipelined(
         _fire(connection, cursors[0], batch, parameters, before=True)
         async with driver.pipeline():
             for cursor, (sql, values) in zip(cursors, statements, strict=True):
-                await cursor.execute(sql, values, prepare=True)
+                await cursor.execute(sql, values, prepare=sql not in (BEGIN, COMMIT))
         _fire(connection, cursors[0], batch, parameters, before=False)
-        return [await cursor.fetchall() for cursor in cursors]
+        return [await cursor.fetchall() if cursor.description else [] for cursor in cursors]
     finally:
         for cursor in cursors:
             await cursor.close()

@@ -390,6 +390,33 @@ purchase_awards = Table(
     Index("ix_purchase_awards_purchase_id", "purchase_id"),
 )
 
+# A member's standing kept as running totals (issue 17), added to by the writes of the
+# purchases, refunds and hold confirmations that change it, so that nothing on the hot
+# path sums a member's history. `member_days`: spend (money net of discounts and of
+# refunds) and purchases (a purchase refunded in full is none) per day in the program's
+# time zone, by the day the purchase was made; a window reads at most one row per day of
+# it. `member_totals`: the same over the member's life, and the points their purchases
+# earned (`points_accrued`, transfers of reason purchase.accrual) and paid
+# (`points_redeemed`, purchase.redemption). `verify` checks both against the rows.
+member_days = Table(
+    "member_days",
+    metadata,
+    Column("member_id", Integer, ForeignKey("members.id"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("spend", BigInteger, nullable=False),
+    Column("purchases", Integer, nullable=False),
+)
+
+member_totals = Table(
+    "member_totals",
+    metadata,
+    Column("member_id", Integer, ForeignKey("members.id"), primary_key=True),
+    Column("spend", BigInteger, nullable=False),
+    Column("purchases", Integer, nullable=False),
+    Column("points_accrued", BigInteger, nullable=False),
+    Column("points_redeemed", BigInteger, nullable=False),
+)
+
 # Each mechanic's tables live beside its code, on this one metadata (issue 7 onwards).
 from kopilka.mechanics.cashback import tables as _cashback  # noqa: E402, F401
 from kopilka.mechanics.coupons import tables as _coupons  # noqa: E402, F401

@@ -549,10 +549,13 @@ def test_a_program_without_tiers_pays_no_query_for_them(engine: Engine) -> None:
     program(engine)  # the same program with tiers, as a new version
     buy(engine, anna, "100.00", at=T0)
     with_tiers = _statements(engine, lambda: buy(engine, anna, "100.00", at=T0))
-    assert len(with_tiers) == len(plain) + 1  # the member's spend and purchases
+    # the member's spend and purchases in the window, from the kept standing: in the
+    # load's one pipeline on PostgreSQL, a query of its own on SQLite
+    read = 0 if engine.dialect.name == "postgresql" else 1
+    assert len(with_tiers) == len(plain) + read
     set_tier(engine, "kolos", anna, {"tier": "gold", "reason": "x"}, actor="k", now=T0)
     at_the_top = _statements(engine, lambda: buy(engine, anna, "100.00", at=T0))
-    assert len(at_the_top) == len(plain)
+    assert len(at_the_top) == len(plain) + read
     assert read_member(engine, "kolos", anna, now=T0)["next_tier"] is None
 
 

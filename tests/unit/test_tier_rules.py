@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -49,7 +50,10 @@ def test_a_period_starts_at_local_midnight_of_its_first_day(
 
 
 def test_windows_roll_or_follow_the_calendar() -> None:
-    assert window_bounds(QualifyingWindow(30, None), MOMENT, MSK) == (MOMENT - 30 * DAY, MOMENT)
+    # a rolling window is whole local days: the moment's day and the 29 before it
+    day = MOMENT.astimezone(ZoneInfo(MSK)).date()
+    assert window_bounds(QualifyingWindow(30, None), MOMENT, MSK) == (
+        local_midnight(day.year, day.month, day.day) - 29 * DAY, MOMENT)  # fmt: skip
     assert window_bounds(QualifyingWindow(None, CalendarPeriod.MONTH), MOMENT, MSK) == (
         local_midnight(2026, 5, 1), MOMENT)  # fmt: skip
 

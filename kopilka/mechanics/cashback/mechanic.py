@@ -43,6 +43,9 @@ class Cashback(Mechanic):
                 sale.answer["cashback"] = {**preview, "status": "on_confirm"}
                 sale.awards += _records(preview, ON_CONFIRM, sale.program.calculator.program)
 
+    def writes_after(self, sale: Sale) -> bool:
+        return not sale.hold and sale.member_id is not None and bool(_awards(sale))
+
     def completed(self, sale: Sale) -> None:
         if sale.hold or sale.member_id is None:
             return

@@ -69,6 +69,9 @@ class Coupons(Mechanic):
             wallet.accrue(key, points, reason=Reason.COUPON,
                           pending=wallet.program.accrual.pending_days > 0)  # fmt: skip
 
+    def writes_after(self, sale: Sale) -> bool:
+        return bool(_coupons(sale.priced).applied)
+
     def completed(self, sale: Sale) -> None:
         assert sale.purchase_id is not None
         redeem_coupons(sale.connection, sale.program.program_id, sale.purchase_id,

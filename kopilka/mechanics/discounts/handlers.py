@@ -31,7 +31,7 @@ from kopilka.kernel.reading import CODE_PATTERN, Reader
 from kopilka.mechanics.discounts.tables import member_discount_cards
 from kopilka.members.handlers import find_member
 from kopilka.platform.idempotency import idempotent
-from kopilka.platform.tables import purchases, refunds
+from kopilka.platform.tables import member_totals, purchases
 from kopilka.programs.handlers import apply_program, load_program, read_program, to_json
 
 COUNTED = ("completed", "partially_refunded")  # purchases that happened and still stand
@@ -75,23 +75,16 @@ def shopper_reads(program: Program, member: ScalarSelect[Any]) -> Reads | None:
 
 
 def _history_query(member: ScalarSelect[Any]) -> Select[Any]:
-    """The member's purchases that still stand (count, spend) and what was refunded of
-    them: lifetime spend net of refunds, in one query."""
-    counted = and_(purchases.c.member_id == member, purchases.c.status.in_(COUNTED))
-    refunded = (
-        select(func.coalesce(func.sum(refunds.c.spend), 0))
-        .join(purchases, purchases.c.id == refunds.c.purchase_id)
-        .where(counted)
-        .scalar_subquery()
-    )
-    return select(func.count(), func.coalesce(func.sum(purchases.c.spend), 0), refunded).where(
-        counted
+    """The member's purchases that still stand and their lifetime spend net of refunds:
+    one row of their kept standing (`kopilka.members.standing`), never a sum."""
+    return select(member_totals.c.purchases, member_totals.c.spend).where(
+        member_totals.c.member_id == member
     )
 
 
 def _history_facts(rows: Sequence[Any]) -> dict[str, Any]:
-    count, spent, refunded = rows[0]
-    return {"purchases": int(count), "lifetime_spend": int(spent) - int(refunded)}
+    count, spent = rows[0] if rows else (0, 0)
+    return {"purchases": int(count), "lifetime_spend": int(spent)}
 
 
 def _last_bought_query(member: ScalarSelect[Any]) -> Select[Any]:

@@ -1,9 +1,11 @@
 """Tiers over time: upgrades after a purchase, periodic reviews, tiers set by hand.
 
 - `upgrade_after_purchase` runs in the purchase's transaction, after the purchase is
-  written (the purchase itself was computed at the old tier): one aggregate query over
-  the member's purchases in the window, none for a member already at the top level, and
-  nothing at all for a program without tiers.
+  written (the purchase itself was computed at the old tier). The member's standing in
+  the window was read with the purchase's load (`standing_reads`, from the running
+  totals per day): the purchase adds itself to it, and nothing more is read unless the
+  tier changes (or a level's `bought` must be looked at). Nothing at all for a program
+  without tiers.
 - `review_tiers` (the worker's) holds each program's review once per member per review
   period (the start of the day/week/month/quarter/year in the program's time zone) and
   lowers who fell due at the end of a grace period. In batches of members, one
@@ -17,12 +19,25 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, bindparam, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    ScalarSelect,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 
+from kopilka.checkout.mechanic import Reads
 from kopilka.kernel.errors import Conflict, InvalidInput, Problem
 from kopilka.kernel.money import format_minor
 from kopilka.kernel.program import Program
@@ -34,6 +49,7 @@ from kopilka.mechanics.tiers.model import (
     TierSettings,
     TierState,
     is_upgrade,
+    needs_bought,
     rank,
     review,
     review_moment,
@@ -51,9 +67,10 @@ from kopilka.mechanics.tiers.store import (
     write_change,
 )
 from kopilka.members.handlers import find_member
+from kopilka.members.standing import days_between
 from kopilka.platform.idempotency import retrying
 from kopilka.platform.pages import newest_first
-from kopilka.platform.tables import member_tiers, members, programs, tier_history
+from kopilka.platform.tables import member_days, member_tiers, members, programs, tier_history
 from kopilka.programs.handlers import LoadedProgram, load_program
 
 BATCH_MEMBERS = 500
@@ -71,29 +88,53 @@ __all__ = [
 # — after a purchase —
 
 
+def standing_reads(program: LoadedProgram, member: ScalarSelect[Any]) -> Reads | None:
+    """The member's spend and purchases in the window as it stands before the purchase —
+    read with the purchase's load (no round trip of its own), from the kept standing;
+    None for a program without tiers."""
+    rules = program.calculator.program
+    settings = rules.tiers
+    if settings is None:
+        return None
+    day = member_days.c.day
+    query = select(func.coalesce(func.sum(member_days.c.spend), 0),
+                   func.coalesce(func.sum(member_days.c.purchases), 0)).where(
+        member_days.c.member_id == member,
+        day >= bindparam("tiers_first", type_=day.type),
+        day <= bindparam("tiers_last", type_=day.type),
+    )  # fmt: skip
+
+    def parameters(now: datetime) -> dict[str, Any]:
+        first, last = days_between(*window_bounds(settings.window, now, rules.timezone),
+                                   rules.timezone)  # fmt: skip
+        return {"tiers_first": first, "tiers_last": last}
+
+    def facts(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+        [(spend, count)] = rows[0]
+        return {"window": (int(spend), int(count))}
+
+    return Reads((query,), facts, parameters)
+
+
 def upgrade_after_purchase(
     connection: Connection, program: LoadedProgram, member_id: int, now: datetime, *,
     member: Row[Any] | None = None, purchase_id: int | None = None, actor: str = "purchase",
+    counted: tuple[int, int] | None = None,
 ) -> str | None:  # fmt: skip
     """Raise the member's tier if the purchase just written qualifies them for a higher
     level; the new tier's code, or None. `member`: the purchase's member row (with the
-    stored `tier` and `created_at`), saving a query. The caller holds the member."""
-    settings = program.calculator.program.tiers
-    if settings is None:
-        return None
+    stored `tier` and `created_at`), saving a query. `counted`: the member's (spend,
+    purchases) in the window with the purchase, when already known (read with the
+    purchase's load): then nothing is read unless the tier changes. The caller holds the
+    member."""
     if member is None:
         member = _member_row(connection, member_id)
-    current: str | None = member.tier  # as the purchase saw it
-    top = len(settings.levels) - 1
-    if rank(settings, current) >= top:
+    due = _level_due(connection, program, member, now, counted)
+    if due is None:
         return None
-    rules = program.calculator.program
-    standing, window = standing_at(connection, rules, member_id, member.created_at,
-                                   now)  # fmt: skip
-    level, standing = best_level(connection, rules, member_id, standing, window,
-                                 above=max(rank(settings, current), 0))  # fmt: skip
-    if level is None or not is_upgrade(settings, current, level):
-        return None
+    settings, rules = program.calculator.program.tiers, program.calculator.program
+    assert settings is not None
+    level, standing = due
     # read again before changing it: on PostgreSQL the purchase's own read of the tier
     # may predate a change (a review, an operator) it waited on for the member's lock
     current = _member_row(connection, member_id).tier
@@ -112,6 +153,47 @@ def upgrade_after_purchase(
         exists=current is not None,
     )  # fmt: skip
     return level.code
+
+
+def upgrade_due(
+    connection: Connection, program: LoadedProgram, member: Row[Any], now: datetime,
+    counted: tuple[int, int],
+) -> bool:  # fmt: skip
+    """Whether the purchase being written raises the member's tier — decided before it
+    is written, from `counted` (the window with the purchase); True also when it can't
+    be decided yet (a higher level's `bought` needs the purchase's own lines written)."""
+    settings = program.calculator.program.tiers
+    if settings is None:
+        return False
+    above = settings.levels[max(rank(settings, member.tier), 0) + 1 :]
+    if any(needs_bought(level.qualify) for level in above):
+        return True
+    return _level_due(connection, program, member, now, counted) is not None
+
+
+def _level_due(
+    connection: Connection, program: LoadedProgram, member: Row[Any], now: datetime,
+    counted: tuple[int, int] | None,
+) -> tuple[TierLevel, Standing] | None:  # fmt: skip
+    """The higher level the member qualifies for now (with what they had for it), or
+    None: none, or the member is at the top already (nothing read then)."""
+    rules = program.calculator.program
+    settings = rules.tiers
+    if settings is None:
+        return None
+    current: str | None = member.tier  # as the purchase saw it
+    if rank(settings, current) >= len(settings.levels) - 1:
+        return None
+    if counted is None:
+        standing, window = standing_at(connection, rules, member.id, member.created_at, now)
+    else:
+        window = window_bounds(settings.window, now, rules.timezone)
+        standing = Standing(*counted, tenure_days(member.created_at, now))
+    level, standing = best_level(connection, rules, member.id, standing, window,
+                                 above=max(rank(settings, current), 0))  # fmt: skip
+    if level is None or not is_upgrade(settings, current, level):
+        return None
+    return level, standing
 
 
 def _member_row(connection: Connection, member_id: int) -> Row[Any]:
@@ -230,7 +312,7 @@ def _review_batch(
     )
     at_review = window_at_review(settings.window, moment, rules.timezone)
     at_now = window_bounds(settings.window, now, rules.timezone)
-    counted = standings(connection, ids, [at_review, at_now])
+    counted = standings(connection, ids, [at_review, at_now], rules.timezone)
     changed, marks = 0, []
     for row in sorted(rows, key=lambda row: row.member_id):
         reviewing = row.reviewed_at is None or row.reviewed_at < moment

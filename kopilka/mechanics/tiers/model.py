@@ -17,7 +17,8 @@ are pure — time is a parameter, the facts are handed in:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from kopilka.kernel.money import format_minor
 from kopilka.kernel.periods import CalendarPeriod, period_start
@@ -166,10 +167,14 @@ def window_bounds(
     window: QualifyingWindow, end: datetime, timezone: str
 ) -> tuple[datetime, datetime]:
     """The first and last moments (both counted) of the window that ends at `end`: the
-    last `days` days, or the calendar `period` that `end` falls in, up to `end`."""
+    last `days` days (whole days in `timezone`: `end`'s day and the `days - 1` before
+    it — a member's standing is kept per day), or the calendar `period` that `end` falls
+    in, up to `end`."""
     if window.period is not None:
         return period_start(window.period, end, timezone), end
-    return end - timedelta(days=window.days or 365), end
+    zone = ZoneInfo(timezone)
+    first = end.astimezone(zone).date() - timedelta(days=(window.days or 365) - 1)
+    return datetime.combine(first, time(), tzinfo=zone).astimezone(UTC), end
 
 
 def review_moment(settings: TierSettings, now: datetime, timezone: str) -> datetime:

@@ -58,7 +58,7 @@ def standing_at(
     """The member's spend, purchases and tenure in the window that ends at `end`."""
     assert program.tiers is not None
     window = window_bounds(program.tiers.window, end, program.timezone)
-    spend, count = member_standing(connection, member_id, window)
+    spend, count = member_standing(connection, member_id, window, program.timezone)
     return Standing(spend, count, tenure_days(joined, end)), window
 
 

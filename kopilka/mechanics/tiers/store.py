@@ -1,12 +1,13 @@
 """What tiers read and write: members' spend and purchases in a window, what they
 bought, their tier rows and the history of changes.
 
-Qualification is computed from the purchases themselves, never from counters kept
-aside: a purchase counts its `spend` (money net of discounts) unless it is held,
-cancelled or expired; its refunds take back their `spend` (`net_spend`, which the
-triggers share, from `kopilka.members.standing`), and a purchase refunded in full is no
-longer a purchase. One aggregate query per member — or per batch of members in a
-review — over the `(member_id, created_at)` index.
+Spend and purchases come from the member's standing, kept as running totals per day by
+the purchases' and refunds' own writes (`kopilka.members.standing`): a purchase counts
+its `spend` (money net of discounts) unless it is held, cancelled or expired; its refunds
+take back their `spend`, and a purchase refunded in full is no longer a purchase. One
+query per member — or per batch of members in a review — over at most a row per day of
+the window, however long the member's history. What was bought (`bought` thresholds) is
+read from the purchases' lines in the window.
 """
 
 from __future__ import annotations
@@ -15,24 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from functools import cache
-from typing import Any
 
 from sqlalchemy import (
     Connection,
-    Select,
-    and_,
-    bindparam,
-    case,
-    func,
     insert,
     select,
     update,
 )
 
 from kopilka.kernel.receipt import QTY_DIGITS
-from kopilka.members.standing import net_spend
-from kopilka.platform.statements import driver_rows
+from kopilka.members.standing import days_between, standing_in, standings_in
 from kopilka.platform.tables import (
     member_tiers,
     purchase_lines,
@@ -45,71 +38,21 @@ COUNTED = ("completed", "partially_refunded", "refunded")  # held/cancelled/expi
 Window = tuple[datetime, datetime]  # the first and last moments counted
 
 
-@cache
-def _member_standing() -> Select[Any]:
-    """One member's spend and purchases in one window; built once (the purchase path)."""
-    stamp = purchases.c.created_at.type
-    return select(
-        func.coalesce(func.sum(net_spend()), 0),
-        func.coalesce(func.sum(case((purchases.c.status == "refunded", 0), else_=1)), 0),
-    ).where(
-        purchases.c.member_id == bindparam("member_id"),
-        purchases.c.status.in_(COUNTED),
-        purchases.c.created_at >= bindparam("start", type_=stamp),
-        purchases.c.created_at <= bindparam("end", type_=stamp),
-    )
-
-
-# `_member_standing` as psycopg's text, for `driver_rows` on the purchase path (SQLAlchemy's
-# per-statement machinery would cost as much CPU as the query itself)
-_MEMBER_STANDING_PG = """
-SELECT coalesce(sum(CASE WHEN p.status = 'completed' THEN coalesce(p.spend, 0)
-                    ELSE coalesce(p.spend, 0) - (SELECT coalesce(sum(r.spend), 0) FROM refunds r
-                                                 WHERE r.purchase_id = p.id) END), 0),
-       count(*) FILTER (WHERE p.status <> 'refunded')
-FROM purchases p
-WHERE p.member_id = %(member_id)s AND p.status IN ('completed', 'partially_refunded', 'refunded')
-  AND p.created_at >= %(start)s AND p.created_at <= %(end)s"""
-
-
-def member_standing(connection: Connection, member_id: int, window: Window) -> tuple[int, int]:
-    """(spend, purchases) of one member within `window`."""
-    parameters = {"member_id": member_id, "start": window[0], "end": window[1]}
-    if connection.dialect.name == "postgresql":
-        [(spend, count)] = driver_rows(connection, _MEMBER_STANDING_PG, parameters)
-    else:
-        spend, count = connection.execute(_member_standing(), parameters).one()
-    return int(spend), int(count)
+def member_standing(
+    connection: Connection, member_id: int, window: Window, timezone: str
+) -> tuple[int, int]:
+    """(spend, purchases) of one member within `window`: from the member's running totals
+    per day (`kopilka.members.standing`), at most one row per day of the window."""
+    return standing_in(connection, member_id, days_between(*window, timezone))
 
 
 def standings(
-    connection: Connection, member_ids: Sequence[int], windows: Sequence[Window]
+    connection: Connection, member_ids: Sequence[int], windows: Sequence[Window], timezone: str
 ) -> dict[int, list[tuple[int, int]]]:
     """(spend, purchases) per window for each of `member_ids` — one query for them all.
     Members with nothing counted are absent."""
-    if not member_ids or not windows:
-        return {}
-    counted = (
-        select(purchases.c.member_id, purchases.c.created_at, purchases.c.status,
-               net_spend().label("net"))
-        .where(purchases.c.member_id.in_(member_ids), purchases.c.status.in_(COUNTED),
-               purchases.c.created_at >= min(start for start, _ in windows),
-               purchases.c.created_at <= max(end for _, end in windows))
-        .subquery()
-    )  # fmt: skip
-    columns = []
-    for start, end in windows:
-        inside = and_(counted.c.created_at >= start, counted.c.created_at <= end)
-        columns.append(func.sum(case((inside, counted.c.net), else_=0)))
-        kept = and_(inside, counted.c.status != "refunded")
-        columns.append(func.sum(case((kept, 1), else_=0)))
-    rows = connection.execute(
-        select(counted.c.member_id, *columns).group_by(counted.c.member_id)
-    ).all()
-    return {
-        int(row[0]): [(int(row[1 + 2 * i]), int(row[2 + 2 * i])) for i in range(len(windows))]
-        for row in rows
-    }
+    days = [days_between(start, end, timezone) for start, end in windows]
+    return standings_in(connection, member_ids, days)
 
 
 def bought_lines(

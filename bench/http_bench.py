@@ -6,6 +6,8 @@ Run:  .venv/bin/python bench/http_bench.py           (make bench-http; ~3 minute
 
 Needs `wrk` (Debian: `apt-get install wrk`) and PostgreSQL at $KOPILKA_BENCH_PG (default
 the local `test` database; the bench works in a schema of its own, dropped afterwards).
+`--db sqlite`: the same on the embedded default, a SQLite file in a temporary folder
+(`--workers 1` is the choice there: see the README; "PostgreSQL" CPU then reads 0).
 
 - The database: the café program of seed 002, 1,000 members with points (as in
   bench/purchase_bench.py).
@@ -33,6 +35,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -56,14 +59,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run")
     parser.add_argument("--workers", type=int, default=2, help="server processes")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--db",
+        choices=("postgresql", "sqlite"),
+        default="postgresql",
+        help="sqlite: the embedded default, a file in a temporary folder",
+    )
     options = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     seconds, rounds = (8, 2) if options.quick else (12, 3)
-    with database("postgresql", MEMBERS, ROOT) as db:
+    with tempfile.TemporaryDirectory() as folder, database(options.db, MEMBERS,
+                                                           Path(folder)) as db:  # fmt: skip
         engine = db.engine()
         key = create_key(engine, "zerno", "pos", location="kiosk", now=NOW)[0]
-        url = f"{db.url}?options=-csearch_path%3D{db.schema}"
+        url = db.url if db.schema is None else f"{db.url}?options=-csearch_path%3D{db.schema}"
         port = 18000 + os.getpid() % 1000
         server = start_server(url, port, options.workers)
         try:

@@ -9,6 +9,9 @@ instead of failing half-way with "database is locked".
 from __future__ import annotations
 
 import os
+import threading
+import weakref
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -59,9 +62,74 @@ def _sqlite_engine(url: str, **options: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # a reader (`reading`) takes no lock: in WAL mode it sees the last commit and
+        # never waits for a writer nor makes one wait
+        reader = connection.get_execution_options().get(READER, False)
+        connection.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
 
+    _writers[engine] = WriterQueue()
     return engine
+
+
+# SQLite has one writer at a time. Left to itself, every other writer sleeps in SQLite's
+# busy handler and tries again (backing off up to 100 ms a try): sixteen connections
+# writing at once made one purchase in a hundred wait 1.5 s. So the writes of one
+# process queue for their turn in order (`writing`) and each starts the moment the one
+# before it ends. Across processes (`serve --workers N` on SQLite) only SQLite's own
+# lock orders them: on SQLite, one server process is the better choice.
+READER = "kopilka_reader"
+_writers: weakref.WeakKeyDictionary[Engine, WriterQueue] = weakref.WeakKeyDictionary()
+
+
+class WriterQueue:
+    """A lock granted in the order it was asked for (a plain lock wakes any waiter);
+    the thread that holds it may take it again (a use case inside another's turn)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._waiting: deque[threading.Lock] = deque()
+        self._owner: int | None = None
+        self._depth = 0
+
+    def acquire(self) -> None:
+        me = threading.get_ident()
+        with self._guard:
+            if self._owner == me:
+                self._depth += 1
+                return
+            if self._owner is None:
+                self._owner, self._depth = me, 1
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiting.append(turn)
+        turn.acquire()  # released by the writer before us, who hands us the queue
+        with self._guard:
+            self._owner, self._depth = me, 1
+
+    def release(self) -> None:
+        with self._guard:
+            self._depth -= 1
+            if self._depth:
+                return
+            self._owner = None
+            if self._waiting:
+                self._waiting.popleft().release()  # its next holder takes it on waking
+                self._owner = -1  # nobody else may slip in before it does
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[None]:
+    """Wait for this process's turn to write (SQLite); nothing to wait for elsewhere."""
+    queue = _writers.get(engine)
+    if queue is None:
+        yield
+        return
+    queue.acquire()
+    try:
+        yield
+    finally:
+        queue.release()
 
 
 def is_postgresql(engine: Engine) -> bool:
@@ -82,5 +150,5 @@ def reading(engine: Engine, *, one_snapshot: bool = True) -> Iterator[Connection
         if not one_snapshot and engine.dialect.name == "postgresql":
             yield connection.execution_options(isolation_level="AUTOCOMMIT")
             return
-        yield connection
+        yield connection.execution_options(**{READER: True})
         connection.commit()

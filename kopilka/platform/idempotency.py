@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from kopilka.kernel.errors import IdempotencyConflict, InvalidInput, Problem
 from kopilka.kernel.reading import MAX_TEXT
+from kopilka.platform.db import writing
 from kopilka.platform.tables import idempotency_keys
 from kopilka.programs.handlers import canonical, load_program, to_json
 
@@ -37,7 +38,8 @@ def fingerprint(body: object) -> str:
 
 
 def retrying(engine: Engine, work: Callable[[Connection], T], *, begun_by_work: bool = False) -> T:
-    """Run `work` in one transaction; a race the database reports retries it.
+    """Run `work` in one transaction; a race the database reports retries it. On SQLite
+    it first waits for its turn among this process's writers (`writing`).
 
     `begun_by_work` (PostgreSQL): the driver starts no transaction by itself — `work`
     sends `BEGIN` with its first statements (in their round trip: psycopg would wait for
@@ -48,7 +50,7 @@ def retrying(engine: Engine, work: Callable[[Connection], T], *, begun_by_work: 
     for attempt in range(ATTEMPTS):
         try:
             if not explicit:
-                with engine.begin() as connection:
+                with writing(engine), engine.begin() as connection:
                     return work(connection)
             with engine.connect() as plain:
                 # the driver in autocommit sends no BEGIN of its own; the pool restores

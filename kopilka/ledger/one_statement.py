@@ -177,7 +177,7 @@ def _statement(
     lot_purchase = (
         "coalesce(m.purchase_id, parent.id)" if parent_is == "purchase" else "m.purchase_id"
     )
-    return f"""
+    return _compact(f"""
 WITH parent AS (
     INSERT INTO {table.name} ({", ".join(columns)}) VALUES ({values})
     ON CONFLICT ({", ".join(unique)}) DO NOTHING RETURNING id
@@ -207,4 +207,12 @@ WITH parent AS (
               earned_at timestamptz, available_at timestamptz, expires_at timestamptz,
               purchase_id int, reason text){_children_sql(children)}{_bumps_sql(totals)}
 )
-SELECT id FROM parent"""
+SELECT id FROM parent""")
+
+
+def _compact(sql: str) -> str:
+    """`sql` with its runs of whitespace made one space (it holds no text literals):
+    psycopg keeps its parse of a statement only up to 4,096 characters (its
+    MAX_CACHED_STATEMENT_LENGTH) and parses a longer one again on every execution —
+    ~400 µs of CPU for the purchase's statement."""
+    return " ".join(sql.split())

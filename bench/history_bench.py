@@ -25,7 +25,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from purchase_bench import LINES, NOW, PROGRAM, database  # type: ignore[import-not-found]
 
@@ -40,7 +40,7 @@ SPAN = timedelta(days=730)
 
 def program() -> dict[str, Any]:
     """The café's program with VIP out of reach and a discount by lifetime spend."""
-    document = copy.deepcopy(load_document(PROGRAM))
+    document = cast(dict[str, Any], copy.deepcopy(load_document(PROGRAM)))
     for level in document["tiers"]["levels"]:
         if level.get("qualify"):
             level["qualify"]["spend"] = "900000000.00"

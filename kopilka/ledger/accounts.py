@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
+from sqlalchemy import Connection, Engine, Insert, Update, bindparam, insert, select, text, update
 
 from kopilka.kernel.ledger import (
     CASHBACK_MEMBER_ACCOUNTS,
@@ -205,7 +206,7 @@ def post(
         # a program account opened since the ids were remembered (cashback's, by migration)
         ids = {**program_account_ids(connection, program_id, refresh=True), **member_accounts}
     connection.execute(
-        insert(transfers),
+        _insert_transfers(),
         [
             {
                 "program_id": program_id,
@@ -223,14 +224,25 @@ def post(
             for p in postings
         ],
     )
-    connection.execute(
+    connection.execute(_add_to_accounts(), account_totals(postings, ids))
+
+
+# The statements `post` runs, built once: SQLAlchemy keys its cache of compiled forms by a
+# statement's structure, and works that key out anew for every new statement object.
+@cache
+def _insert_transfers() -> Insert:
+    return insert(transfers)
+
+
+@cache
+def _add_to_accounts() -> Update:
+    return (
         update(accounts)
         .where(accounts.c.id == bindparam("account"))
         .values(
             debits_posted=accounts.c.debits_posted + bindparam("debits"),
             credits_posted=accounts.c.credits_posted + bindparam("credits"),
-        ),
-        account_totals(postings, ids),
+        )
     )
 
 

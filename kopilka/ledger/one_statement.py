@@ -19,11 +19,11 @@ than use its primary key.
 
 from __future__ import annotations
 
-import json
-from datetime import date, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any
 
+import msgspec
 from sqlalchemy import JSON, Connection, Table
 
 from kopilka.kernel.ledger import Posting
@@ -49,6 +49,7 @@ LOT_COLUMNS = (
     "expires_at",
     "purchase_id",
     "reason",
+    "expiry_day",
 )
 
 
@@ -120,14 +121,12 @@ def _child_value(value: Any) -> Any:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_iso)
+    """`value` as JSON text (msgspec: days and moments as ISO text, as
+    `json_to_recordset` reads them; several times faster than the json module)."""
+    return _encode(value).decode()
 
 
-def _iso(value: Any) -> str:
-    """A day or a moment in JSON: its ISO text (as `json_to_recordset` reads it)."""
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
+_encode = msgspec.json.Encoder().encode
 
 
 def _children_sql(children: tuple[tuple[Table, str, tuple[str, ...]], ...]) -> str:
@@ -201,11 +200,12 @@ WITH parent AS (
 ), earned AS (
     INSERT INTO lots ({", ".join(LOT_COLUMNS)})
     SELECT m.program_id, m.member_id, m.status, m.amount, m.remaining, m.earned_at,
-           m.available_at, m.expires_at, {lot_purchase}, m.reason
+           m.available_at, m.expires_at, {lot_purchase}, m.reason, m.expiry_day
     FROM parent, json_to_recordset(%(made)s::json)
          AS m(program_id int, member_id int, status text, amount bigint, remaining bigint,
               earned_at timestamptz, available_at timestamptz, expires_at timestamptz,
-              purchase_id int, reason text){_children_sql(children)}{_bumps_sql(totals)}
+              purchase_id int, reason text,
+              expiry_day date){_children_sql(children)}{_bumps_sql(totals)}
 )
 SELECT id FROM parent""")
 

@@ -10,7 +10,8 @@ Set-based checks, each a query over the whole ledger:
 - the lots of each member add up to the balance they index (available, pending);
 - the held points equal the open holds, and no hold was both paid and given back;
 - each member's kept standing (`member_totals`, and `member_days` added up) equals what
-  their purchases, refunds and transfers say.
+  their purchases, refunds and transfers say, and their expiring points kept per day
+  (`member_expiring`) what their lots say.
 Cashback (money, in the same ledger) is proven by the same checks, widened: its member
 accounts' totals are member accounts' totals; a purchase's cashback awards are what
 its cashback transfers gave; refunds claw back no more cashback than the purchase gave; and
@@ -112,6 +113,12 @@ CASHBACK_INDEXES = """
                       group by program_id, campaign) w
              on w.program_id = b.program_id and w.campaign = b.campaign
            where b.spent <> coalesce(w.total, 0)"""
+
+# The available lots' points by the last day they can be spent (what `member_expiring`
+# keeps).
+_EXPIRING_LOTS = """select member_id, expiry_day as day, sum(remaining) as points from lots
+                    where status = 'available' and expiry_day is not null and remaining > 0
+                    group by member_id, expiry_day"""
 
 CHECKS: list[tuple[str, str]] = [
     (
@@ -278,6 +285,20 @@ CHECKS: list[tuple[str, str]] = [
               or coalesce(d.n, 0) <> coalesce(p.n, 0)
               or coalesce(k.points_accrued, 0) <> coalesce(x.accrued, 0)
               or coalesce(k.points_redeemed, 0) <> coalesce(x.redeemed, 0)""",
+    ),
+    (
+        "members' expiring points equal their lots",
+        f"""select k.member_id, 'member ' || k.member_id || ' on ' || k.day || ': kept '
+                || k.points || ' expiring, lots ' || coalesce(l.points, 0)
+           from member_expiring k
+           left join ({_EXPIRING_LOTS}) l on l.member_id = k.member_id and l.day = k.day
+           where k.points <> coalesce(l.points, 0)
+           union all
+           select l.member_id, 'member ' || l.member_id || ' on ' || l.day || ': lots '
+                || l.points || ' expiring, none kept'
+           from ({_EXPIRING_LOTS}) l
+           left join member_expiring k on k.member_id = l.member_id and k.day = l.day
+           where k.member_id is null""",
     ),
 ]
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Select, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Insert, Select, Update, bindparam, insert, or_, select, update
 
 from kopilka.kernel.ledger import AccountCode, AccountRef, Posting, Reason, balance
 from kopilka.kernel.lots import (
@@ -372,24 +373,14 @@ class Wallet:
         connection = self.purse.connection
         taken = [{"lot": lot, "points": points} for lot, points in self._taken.items() if lot > 0]
         if taken:
-            connection.execute(
-                update(lots)
-                .where(lots.c.id == bindparam("lot"))
-                .values(remaining=lots.c.remaining - bindparam("points")),
-                taken,
-            )
+            connection.execute(_take_from_lots(), taken)
         self._taken = {}
         if self._activations:
-            connection.execute(
-                update(lots)
-                .where(lots.c.id == bindparam("lot"))
-                .values(status="available", remaining=bindparam("remaining")),
-                self._activations,
-            )
+            connection.execute(_activate_lots(), self._activations)
         self._activations = []
         new = [self._lot_row(lot, purchase_id) for lot in self._new_lots.values() if lot.amount]
         if new:
-            connection.execute(insert(lots), new)
+            connection.execute(_insert_lots(), new)
         self._new_lots = {}
 
     def _lot_row(self, lot: _NewLot, purchase_id: int | None) -> dict[str, Any]:
@@ -404,6 +395,7 @@ class Wallet:
             "expires_at": lot.expires_at,
             "purchase_id": lot.purchase_id or purchase_id,
             "reason": lot.reason,
+            "expiry_day": expiry_day(lot.expires_at, self.program.timezone),
         }
 
     # — the parts —
@@ -477,6 +469,39 @@ class Wallet:
         else:
             rows = connection.execute(_lots_query(), parameters).all()
         return [Lot(row.id, row.remaining, row.expires_at, row.purchase_id) for row in rows]
+
+
+def expiry_day(expires_at: datetime | None, timezone: str) -> date | None:
+    """The last day points burning at `expires_at` can be spent, in `timezone`: a lot
+    burning at midnight is spent by the eve."""
+    if expires_at is None:
+        return None
+    return (expires_at - timedelta(microseconds=1)).astimezone(ZoneInfo(timezone)).date()
+
+
+# The statements `_write_lots` runs, built once (SQLAlchemy works out the cache key of
+# every new statement object anew: most of a statement's cost on SQLite).
+@cache
+def _take_from_lots() -> Update:
+    return (
+        update(lots)
+        .where(lots.c.id == bindparam("lot"))
+        .values(remaining=lots.c.remaining - bindparam("points"))
+    )
+
+
+@cache
+def _activate_lots() -> Update:
+    return (
+        update(lots)
+        .where(lots.c.id == bindparam("lot"))
+        .values(status="available", remaining=bindparam("remaining"))
+    )
+
+
+@cache
+def _insert_lots() -> Insert:
+    return insert(lots)
 
 
 LOTS_COLUMNS = ("id", "remaining", "expires_at", "purchase_id")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, or_, select
 
@@ -19,7 +18,7 @@ from kopilka.members import standing
 from kopilka.members.handlers import find_member
 from kopilka.platform.db import reading
 from kopilka.platform.idempotency import AfterWrite, followed, idempotent
-from kopilka.platform.tables import accounts, lots, purchases, transfers
+from kopilka.platform.tables import accounts, member_expiring, purchases, transfers
 from kopilka.programs.handlers import load_program
 
 HISTORY_PAGE = 50
@@ -31,27 +30,15 @@ def balance(engine: Engine, program_code: str, member_ref: str) -> dict[str, Any
         member = find_member(connection, program.program_id, member_ref)
         balances = member_balances(connection, program.program_id, member.id)
         lifetime = standing.lifetime(connection, member.id)  # kept, not summed
-        burning = connection.execute(
-            select(lots.c.expires_at, lots.c.remaining)
-            .where(
-                lots.c.member_id == member.id,
-                lots.c.status == "available",
-                lots.c.remaining > 0,
-                lots.c.expires_at.is_not(None),
-            )
-            .order_by(lots.c.expires_at)
+        expiring_rows = connection.execute(  # kept per day (`member_expiring`): no lot read
+            select(member_expiring.c.day, member_expiring.c.points)
+            .where(member_expiring.c.member_id == member.id, member_expiring.c.points > 0)
+            .order_by(member_expiring.c.day)
         ).all()
-    settings = program.calculator.program
-    digits = settings.points.precision
-    by_day: dict[date, int] = {}
-    zone = ZoneInfo(settings.timezone)
-    for expires_at, remaining in burning:
-        # the last day the points can be spent: a lot burning at midnight is spent by the eve
-        day = (expires_at - timedelta(microseconds=1)).astimezone(zone).date()
-        by_day[day] = by_day.get(day, 0) + remaining
+    digits = program.calculator.program.points.precision
     expiring = [
         {"date": day.isoformat(), "points": format_minor(points, digits)}
-        for day, points in by_day.items()
+        for day, points in expiring_rows
     ]
     return {
         "available": format_minor(balances[AccountCode.AVAILABLE][1], digits),

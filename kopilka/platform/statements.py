@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Connection,
+    Insert,
     Table,
     TextClause,
     TextualSelect,
@@ -127,7 +128,7 @@ class NewRow:
             for child in self.children:
                 if child.rows:
                     rows = [{**row, child.parent_column: new_id} for row in child.rows]
-                    connection.execute(insert(child.table), rows)
+                    connection.execute(_insert_into(child.table), rows)
             add_to_totals(connection, self.bumps)
         return new_id
 
@@ -155,6 +156,12 @@ def _record_type(table: Table, name: str) -> str:
     if isinstance(column_type, JSON):
         return "json"
     return _RECORD_TYPES[column_type.__visit_name__]
+
+
+@cache
+def _insert_into(table: Table) -> Insert:
+    """`INSERT INTO table`, built once per table (see the module's docstring)."""
+    return insert(table)
 
 
 @cache

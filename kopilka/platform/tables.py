@@ -219,6 +219,9 @@ lots = Table(
     Column("expires_at", Timestamp()),
     Column("purchase_id", Integer, ForeignKey("purchases.id")),
     Column("reason", String(48), nullable=False),
+    # the last day its points can be spent, in the program's time zone (`expires_at`
+    # less a microsecond): the day `member_expiring` counts them on
+    Column("expiry_day", Date),
     CheckConstraint("remaining >= 0 and remaining <= amount", name="remaining"),
 )
 Index("ix_lots_member_id_status", lots.c.member_id, lots.c.status)
@@ -415,6 +418,18 @@ member_totals = Table(
     Column("purchases", Integer, nullable=False),
     Column("points_accrued", BigInteger, nullable=False),
     Column("points_redeemed", BigInteger, nullable=False),
+)
+
+# The points a member can still spend that burn, per last day they can be spent: the
+# available lots' `remaining` by `expiry_day`, kept by triggers on `lots` (revision
+# 0017) whoever writes them — a purchase, a refund, the expiry worker — so that a
+# balance reads a row per day instead of every lot. `verify` checks it against the lots.
+member_expiring = Table(
+    "member_expiring",
+    metadata,
+    Column("member_id", Integer, ForeignKey("members.id"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("points", BigInteger, nullable=False),
 )
 
 # Each mechanic's tables live beside its code, on this one metadata (issue 7 onwards).

@@ -11,11 +11,14 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, select
 
-from kopilka.checkout.purchases import settle_hold
+from kopilka.checkout.purchases import process_purchase, settle_hold
 from kopilka.ledger.verify import verify
 from kopilka.members.balances import balance
+from kopilka.members.handlers import register_member
 from kopilka.platform.migrate import downgrade, upgrade
-from kopilka.platform.tables import member_days, member_totals
+from kopilka.platform.tables import member_days, member_expiring, member_totals
+from tests.store.conftest import NOW
+from tests.store.test_purchases import receipt
 from tests.store.test_tiers import DAY, T0, buy, code, member, program, refund
 
 
@@ -101,7 +104,11 @@ def test_a_tier_purchase_and_a_balance_read_no_purchases_nor_transfers(engine: E
         balance(engine, "kolos", anna)
     finally:
         event.remove(engine, "before_cursor_execute", record)
-    reads = [sql for sql in seen if "from purchases" in sql or "from transfers" in sql]
+    reads = [
+        sql
+        for sql in seen
+        if any(f"from {table}" in sql for table in ("purchases", "transfers", "lots"))
+    ]
     assert reads == [], reads
     assert code(engine, anna, T0 + 6 * DAY) == "silver"  # 1100.00 in the window
 
@@ -115,3 +122,32 @@ def test_revision_0016_builds_the_standing_of_what_came_before(engine: Engine) -
     assert days_of(engine) == kept_days
     assert totals_of(engine) == kept_totals
     assert verify(engine)[1] == []
+
+
+@pytest.mark.real_migration
+def test_revision_0017_builds_the_expiring_points_of_the_lots_before(zerno_engine: Engine) -> None:
+    """The café's points burn 365 days after they are earned: a day each purchase."""
+    register_member(zerno_engine, "zerno", {"card": "100009"}, now=NOW)
+    for n in range(3):
+        process_purchase(zerno_engine, "zerno", receipt(receipt_id=f"R-{n}", member="card:100009"),
+                         now=NOW + n * DAY, actor="pos")  # fmt: skip
+    paying = receipt(receipt_id="R-pay", member="card:100009", redeem="1.00")
+    process_purchase(zerno_engine, "zerno", paying, now=NOW + 3 * DAY, actor="pos")
+    kept = expiring_of(zerno_engine)
+    assert len(kept) == 4  # the paying purchase earned too
+    assert all(points > 0 for points in kept.values())
+    assert balance(zerno_engine, "zerno", "card:100009")["expiring"][0]["date"] == min(
+        kept).isoformat()  # fmt: skip
+    downgrade(zerno_engine, "0016")
+    upgrade(zerno_engine)
+    assert expiring_of(zerno_engine) == kept
+    assert verify(zerno_engine)[1] == []
+
+
+def expiring_of(engine: Engine) -> dict[date, int]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(member_expiring.c.day, member_expiring.c.points)
+            .where(member_expiring.c.points != 0)
+        ).all()  # fmt: skip
+    return {day: int(points) for day, points in rows}

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any, NoReturn
 
+import msgspec
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
@@ -184,5 +185,14 @@ def made_here(engine: Engine, principal: keys.Principal, program: str, purchase_
                         f"location {principal.location!r}")  # fmt: skip
 
 
+class FastJSON(JSONResponse):
+    """A JSON answer encoded by msgspec: the same compact UTF-8 text as Starlette's
+    `JSONResponse`, several times faster for a purchase's answer, and — returned as is
+    — spared FastAPI's walk of the document (`jsonable_encoder`)."""
+
+    def render(self, content: Any) -> bytes:
+        return msgspec.json.encode(content)
+
+
 def created(answer: Any, is_new: bool) -> JSONResponse:
-    return JSONResponse(answer, status_code=201 if is_new else 200)
+    return FastJSON(answer, status_code=201 if is_new else 200)

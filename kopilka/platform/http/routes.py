@@ -31,6 +31,7 @@ from kopilka.platform.http.common import (
     SELLERS,
     Body,
     Database,
+    FastJSON,
     IdempotencyKey,
     at_own_location,
     caller,
@@ -279,7 +280,7 @@ async def quote(
         answer = await run(engine, purchase_handlers.quote_purchase, engine, program, body,
                            now=now())  # fmt: skip
         unknown_coupons(request, who, answer)
-    return answer
+    return FastJSON(answer)
 
 
 @purchases.post(

@@ -5,7 +5,8 @@ balance summed every transfer of the member's life for its lifetime figures: bot
 with the member's history. The purchase, refund and hold-confirmation writes now add to
 these totals; this revision creates them and back-fills them from the purchases, refunds
 and transfers made before (the day of a purchase in its program's time zone, as the
-program file in force says). Self-contained: it imports nothing of the application.
+program file in force says). It reads the tables directly (with
+`kopilka.platform.migrations.stored`) and imports nothing else of the application.
 
 Revision ID: 0016
 Revises: 0015
@@ -14,12 +15,13 @@ Create Date: 2026-12-03
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from alembic import op
+
+from kopilka.platform.migrations.stored import moment, program_zones
 
 revision = "0016"
 down_revision = "0015"
@@ -62,7 +64,7 @@ def downgrade() -> None:
 
 def _fill() -> None:
     bind = op.get_bind()
-    zones = _zones(bind)
+    zones = program_zones(bind)
     days: dict[tuple[int, Any], list[int]] = {}
     totals: dict[int, list[int]] = {}
     query = sa.text(
@@ -78,7 +80,7 @@ def _fill() -> None:
         after = rows[-1].id
         for row in rows:
             counted = 0 if row.status == "refunded" else 1
-            day = _moment(row.created_at).astimezone(zones.get(row.program_id, ZoneInfo("UTC")))
+            day = moment(row.created_at).astimezone(zones.get(row.program_id, ZoneInfo("UTC")))
             for sums in (days.setdefault((row.member_id, day.date()), [0, 0]),
                          totals.setdefault(row.member_id, [0, 0, 0, 0])):  # fmt: skip
                 sums[0] += int(row.net)
@@ -106,23 +108,3 @@ def _fill() -> None:
         for start in range(0, len(values), BATCH):
             part = values[start : start + BATCH]
             bind.execute(sa.table(table, *map(sa.column, part[0])).insert(), part)
-
-
-def _zones(bind: Any) -> dict[int, ZoneInfo]:
-    """Each program's time zone, as its version in force declares it (UTC if none)."""
-    query = sa.text(
-        "SELECT p.id, v.document FROM programs p JOIN program_versions v "
-        "ON v.program_id = p.id AND v.version = p.current_version"
-    ).columns(document=sa.JSON)
-    return {
-        program_id: ZoneInfo((document or {}).get("timezone") or "UTC")
-        for program_id, document in bind.execute(query)
-    }
-
-
-def _moment(value: Any) -> datetime:
-    """A stored moment as an aware datetime (SQLite hands back text or naive values)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    moment: datetime = value
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=ZoneInfo("UTC"))

@@ -65,6 +65,11 @@ def main() -> None:
         default="postgresql",
         help="sqlite: the embedded default, a file in a temporary folder",
     )
+    parser.add_argument(
+        "--vacuum",
+        action="store_true",
+        help="VACUUM ANALYZE before each round (where autovacuum is off)",
+    )
     options = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -83,6 +88,10 @@ def main() -> None:
             load.run("/v1/programs/zerno/purchases", 3, "warm")
             echo, bought = [], []
             for n in range(rounds):
+                if options.vacuum:  # what autovacuum would have done meanwhile
+                    with engine.connect() as connection:
+                        connection.execution_options(isolation_level="AUTOCOMMIT")
+                        connection.exec_driver_sql("VACUUM ANALYZE")
                 echo.append(load.run("/bench/echo", seconds, f"e{n}"))
                 bought.append(load.run("/v1/programs/zerno/purchases", seconds, f"p{n}"))
         finally:

@@ -19,7 +19,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, case, func, select
+from sqlalchemy import Connection, Select, and_, case, func, select
 
 from kopilka.platform.statements import Bump, RunningTotal
 from kopilka.platform.tables import member_days, member_totals, purchases, refunds
@@ -65,6 +65,16 @@ def counted(member_id: int, day: date, spend: int, purchases: int) -> tuple[Bump
 def points_moved(member_id: int, accrued: int, redeemed: int) -> Bump:
     """Points a member's purchases earned and paid, for the lifetime figures."""
     return Bump(TOTALS, (member_id,), (0, 0, accrued, redeemed))
+
+
+def window_query(member: Any, first: Any, last: Any) -> Select[Any]:
+    """(spend, purchases) of `member` from day `first` to day `last`, both included: a
+    column, a subquery or bound values each — over at most one row per day."""
+    day = member_days.c.day
+    return select(
+        func.coalesce(func.sum(member_days.c.spend), 0),
+        func.coalesce(func.sum(member_days.c.purchases), 0),
+    ).where(member_days.c.member_id == member, day >= first, day <= last)
 
 
 def standing_in(connection: Connection, member_id: int, days: Days) -> tuple[int, int]:

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import cache
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 
 from kopilka.platform.files import load_document
 from kopilka.programs.handlers import apply_program
@@ -122,3 +122,19 @@ def at_once(work: Callable[[], T], times: int = 2) -> list[T]:
     with ThreadPoolExecutor(times) as pool:
         futures = [pool.submit(together) for _ in range(times)]
         return [future.result() for future in futures]
+
+
+def statements_of(engine: Engine, work: Callable[[], Any]) -> list[str]:
+    """Every statement (or pipelined batch, joined by ";\n") `work` sends on `engine`,
+    in order, but a lone BEGIN (SQLite's, or the driver's): what a test counts."""
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:  # (conn, cursor, statement, …)
+        seen.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        work()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return [sql for sql in seen if sql.strip().upper() not in ("BEGIN", "BEGIN IMMEDIATE")]

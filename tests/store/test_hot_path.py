@@ -4,30 +4,14 @@ after its write sends no statement after it."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 
 from kopilka.checkout.purchases import process_purchase
 from kopilka.members.balances import adjust
 from kopilka.members.handlers import register_member
-from tests.store.conftest import NOW
+from tests.store.conftest import NOW, statements_of
 from tests.store.test_purchases import receipt
-
-
-def statements_of(engine: Engine, work: Any) -> list[str]:
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:  # (conn, cursor, statement, …)
-        seen.append(args[2])
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        work()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return seen
 
 
 def test_a_purchase_is_a_load_and_a_write_each_short_enough_to_keep(zerno_engine: Engine) -> None:

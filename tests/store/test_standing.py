@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, select
 
 from kopilka.checkout.purchases import process_purchase, settle_hold
 from kopilka.ledger.verify import verify
@@ -17,7 +17,7 @@ from kopilka.members.balances import balance
 from kopilka.members.handlers import register_member
 from kopilka.platform.migrate import downgrade, upgrade
 from kopilka.platform.tables import member_days, member_expiring, member_totals
-from tests.store.conftest import NOW
+from tests.store.conftest import NOW, statements_of
 from tests.store.test_purchases import receipt
 from tests.store.test_tiers import DAY, T0, buy, code, member, program, refund
 
@@ -92,18 +92,9 @@ def test_a_tier_purchase_and_a_balance_read_no_purchases_nor_transfers(engine: E
     anna = member(engine)
     for n in range(5):
         buy(engine, anna, "200.00", at=T0 + n * DAY)
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:  # (conn, cursor, statement, …)
-        statement: str = args[2]
-        seen.append(" ".join(statement.lower().split()))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        buy(engine, anna, "100.00", at=T0 + 6 * DAY)
-        balance(engine, "kolos", anna)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    sent = statements_of(engine, lambda: (buy(engine, anna, "100.00", at=T0 + 6 * DAY),
+                                          balance(engine, "kolos", anna)))  # fmt: skip
+    seen = [" ".join(sql.lower().split()) for sql in sent]
     reads = [
         sql
         for sql in seen

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, func, select, update
+from sqlalchemy import Engine, func, select, update
 
 from kopilka.checkout.purchases import process_purchase, quote_purchase, settle_hold
 from kopilka.checkout.refunds import refund_purchase
@@ -22,7 +22,7 @@ from kopilka.members.handlers import read_member, register_member
 from kopilka.platform.migrate import downgrade, upgrade
 from kopilka.platform.tables import accounts, member_tiers, purchases, refunds, tier_history
 from kopilka.programs.handlers import apply_program
-from tests.store.conftest import at_once
+from tests.store.conftest import at_once, statements_of
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)  # a Tuesday; 12:00 in Moscow
 DAY = timedelta(days=1)
@@ -545,32 +545,18 @@ def test_a_program_without_tiers_pays_no_query_for_them(engine: Engine) -> None:
     apply_program(engine, document, actor="test", now=T0)
     anna = member(engine)
     buy(engine, anna, "100.00", at=T0)  # the version compiled: no query for that below
-    plain = _statements(engine, lambda: buy(engine, anna, "100.00", at=T0))
+    plain = statements_of(engine, lambda: buy(engine, anna, "100.00", at=T0))
     program(engine)  # the same program with tiers, as a new version
     buy(engine, anna, "100.00", at=T0)
-    with_tiers = _statements(engine, lambda: buy(engine, anna, "100.00", at=T0))
+    with_tiers = statements_of(engine, lambda: buy(engine, anna, "100.00", at=T0))
     # the member's spend and purchases in the window, from the kept standing: in the
     # load's one pipeline on PostgreSQL, a query of its own on SQLite
     read = 0 if engine.dialect.name == "postgresql" else 1
     assert len(with_tiers) == len(plain) + read
     set_tier(engine, "kolos", anna, {"tier": "gold", "reason": "x"}, actor="k", now=T0)
-    at_the_top = _statements(engine, lambda: buy(engine, anna, "100.00", at=T0))
+    at_the_top = statements_of(engine, lambda: buy(engine, anna, "100.00", at=T0))
     assert len(at_the_top) == len(plain) + read
     assert read_member(engine, "kolos", anna, now=T0)["next_tier"] is None
-
-
-def _statements(engine: Engine, work: Any) -> list[str]:
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        work()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return [sql for sql in seen if not sql.lstrip().upper().startswith(("BEGIN", "SAVEPOINT"))]
 
 
 def _history_rows(engine: Engine) -> int:

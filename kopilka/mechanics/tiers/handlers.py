@@ -31,7 +31,6 @@ from sqlalchemy import (
     ScalarSelect,
     and_,
     bindparam,
-    func,
     or_,
     select,
     update,
@@ -67,7 +66,7 @@ from kopilka.mechanics.tiers.store import (
     write_change,
 )
 from kopilka.members.handlers import find_member
-from kopilka.members.standing import days_between
+from kopilka.members.standing import days_between, window_query
 from kopilka.platform.idempotency import retrying
 from kopilka.platform.pages import newest_first
 from kopilka.platform.tables import member_days, member_tiers, members, programs, tier_history
@@ -96,13 +95,9 @@ def standing_reads(program: LoadedProgram, member: ScalarSelect[Any]) -> Reads |
     settings = rules.tiers
     if settings is None:
         return None
-    day = member_days.c.day
-    query = select(func.coalesce(func.sum(member_days.c.spend), 0),
-                   func.coalesce(func.sum(member_days.c.purchases), 0)).where(
-        member_days.c.member_id == member,
-        day >= bindparam("tiers_first", type_=day.type),
-        day <= bindparam("tiers_last", type_=day.type),
-    )  # fmt: skip
+    day_type = member_days.c.day.type
+    query = window_query(member, bindparam("tiers_first", type_=day_type),
+                         bindparam("tiers_last", type_=day_type))  # fmt: skip
 
     def parameters(now: datetime) -> dict[str, Any]:
         first, last = days_between(*window_bounds(settings.window, now, rules.timezone),

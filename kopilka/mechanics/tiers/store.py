@@ -34,7 +34,6 @@ from kopilka.platform.tables import (
     tier_history,
 )
 
-COUNTED = ("completed", "partially_refunded", "refunded")  # held/cancelled/expired are not
 Window = tuple[datetime, datetime]  # the first and last moments counted
 
 

@@ -140,6 +140,7 @@ def include_routes(app: FastAPI, router: APIRouter) -> None:
             response_class=route.response_class, name=route.name,
             callbacks=route.callbacks, openapi_extra=route.openapi_extra,
             generate_unique_id_function=route.generate_unique_id_function,
+            route_class_override=type(route),  # a `DirectRoute` stays one
         )  # fmt: skip
 
 

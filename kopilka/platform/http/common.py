@@ -4,13 +4,14 @@ checking keys."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from decimal import Decimal
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import msgspec
 from fastapi import Depends, FastAPI, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 
 from kopilka.checkout import purchases
@@ -117,19 +118,25 @@ def caller(*roles: str) -> Callable[..., Any]:
         program: str,
         authorization: Annotated[str | None, Header()] = None,
     ) -> keys.Principal:
-        scheme, _, token = (authorization or "").partition(" ")
-        principal = (
-            await _principal(request.app, token.strip()) if scheme.lower() == "bearer" else None
-        )
-        if principal is None:
-            _refuse_failed_authentication(request)
-        if principal.program != program:
-            raise NotFound(f"program {program!r} does not exist")
-        if principal.role not in roles:
-            raise Forbidden(f"a {principal.role} key can't do this")
-        return principal
+        return await principal_of(request, program, authorization, roles)
 
     return check
+
+
+async def principal_of(
+    request: Request, program: str, authorization: str | None, roles: tuple[str, ...]
+) -> keys.Principal:
+    """The principal of the `Authorization` header's key, if its program is `program` and its
+    role one of `roles`; else 401 (or 429), 404 or 403 — what `caller` checks."""
+    scheme, _, token = (authorization or "").partition(" ")
+    principal = await _principal(request.app, token.strip()) if scheme.lower() == "bearer" else None
+    if principal is None:
+        _refuse_failed_authentication(request)
+    if principal.program != program:
+        raise NotFound(f"program {program!r} does not exist")
+    if principal.role not in roles:
+        raise Forbidden(f"a {principal.role} key can't do this")
+    return principal
 
 
 def _refuse_failed_authentication(request: Request) -> NoReturn:
@@ -192,6 +199,36 @@ class FastJSON(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return msgspec.json.encode(content)
+
+
+class DirectRoute(APIRoute):
+    """A route whose endpoint may carry a `direct` twin (`answered_directly`): a handler of
+    the bare request that reads what the endpoint's parameters declare — in the same order,
+    with the same problems — and calls the endpoint. FastAPI's solving of dependencies per
+    request (a third of the framework's share of a purchase's CPU, bench/README.md) is
+    skipped on the hot routes; the declared signature still makes their OpenAPI document,
+    and tests/api/test_direct_routes.py holds the two readings to one behaviour."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        direct: Callable[[Request], Coroutine[Any, Any, Response]] | None = getattr(
+            self.endpoint, "direct", None
+        )
+        return direct if direct is not None else super().get_route_handler()
+
+
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def answered_directly(
+    direct: Callable[[Request], Coroutine[Any, Any, Response]],
+) -> Callable[[Endpoint], Endpoint]:
+    """Mark an endpoint of a `DirectRoute` router as answered by `direct`."""
+
+    def mark(endpoint: Endpoint) -> Endpoint:
+        endpoint.direct = direct  # type: ignore[attr-defined]
+        return endpoint
+
+    return mark
 
 
 def created(answer: Any, is_new: bool) -> JSONResponse:

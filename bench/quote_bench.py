@@ -8,6 +8,9 @@ figure is the median over batches of the time per receipt, for:
 - cold:   every memo cleared before every receipt — the worst case, each line's
           deciding rules chosen from scratch;
 - +json:  warm quote plus rendering the full JSON answer with explanations.
+- whole:  what the server does for a quote of the body, bar the database: the JSON
+          bytes read (`read_json`) and parsed (`parse_receipt`), quoted, the answer
+          rendered and encoded to bytes (issue 17's goal: ≤ 25 µs).
 Goal (issue 3): ≥ 50,000 receipts/s on one core, median ≤ 20 µs per receipt (warm).
 """
 
@@ -22,11 +25,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from kopilka.checkout.calculator import Calculator
 from kopilka.checkout.wire import quote_json
 from kopilka.kernel.program import Program
 from kopilka.kernel.program_parser import parse_program
 from kopilka.kernel.receipt import MemberContext, Receipt, parse_receipt
+from kopilka.platform.http.common import read_json
 
 LOCATIONS = [f"store-{i}" for i in range(8)]
 TOP_CATEGORIES = ["drinks", "food", "bakery", "tobacco", "grocery", "household"]
@@ -105,8 +111,16 @@ def program_document(rng: random.Random, scale: int = 1) -> dict[str, Any]:
 Sample = tuple[Receipt, MemberContext]
 
 
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
 def receipts(program: Program, rng: random.Random, count: int) -> list[Sample]:
-    start = datetime(2026, 1, 1, tzinfo=UTC)
+    return [(parse_receipt(body, program, now=START), member)
+            for body, member in bodies(rng, count)]  # fmt: skip
+
+
+def bodies(rng: random.Random, count: int) -> list[tuple[dict[str, Any], MemberContext]]:
+    start = START
     made = []
     for k in range(count):
         card = f"card:{100000 + rng.randrange(500)}"
@@ -131,7 +145,7 @@ def receipts(program: Program, rng: random.Random, count: int) -> list[Sample]:
             frozenset(rng.sample(SEGMENTS, rng.randrange(3))),
             100_000_00,
         )
-        made.append((parse_receipt(body, program, now=start), member))
+        made.append((body, member))
     return made
 
 
@@ -158,7 +172,9 @@ def main() -> None:
     program = parse_program(document)
     calculator = Calculator(program)
     compile_ms = (time.perf_counter_ns() - began) / 1e6
-    batch = receipts(program, rng, args.receipts)
+    sent = bodies(rng, args.receipts)
+    batch = [(parse_receipt(body, program, now=START), member) for body, member in sent]
+    raw = [(json.dumps(body).encode(), member) for body, member in sent]
 
     def warm(item: tuple[Receipt, MemberContext]) -> None:
         calculator.quote(*item)
@@ -170,11 +186,19 @@ def main() -> None:
     def with_json(item: tuple[Receipt, MemberContext]) -> None:
         quote_json(calculator.quote(*item), program, status="completed", balance=item[1].balance)
 
+    def whole(item: tuple[bytes, MemberContext]) -> None:
+        body, member = item
+        receipt = parse_receipt(read_json(body), program, now=START)
+        answer = quote_json(calculator.quote(receipt, member), program, status="completed",
+                            balance=member.balance)  # fmt: skip
+        msgspec.json.encode(answer)
+
     for item in batch:  # warm the memo once, as a running server would be
         warm(item)
     warm_us = per_receipt_us(warm, batch, args.repeats)
     cold_us = per_receipt_us(cold, batch[: max(200, args.receipts // 10)], args.repeats)
     json_us = per_receipt_us(with_json, batch, args.repeats)
+    whole_us = per_receipt_us(whole, raw, args.repeats)
     result = {
         "machine": f"{platform.machine()}, Python {platform.python_version()}",
         "rules": len(program.rules),
@@ -185,6 +209,7 @@ def main() -> None:
         "warm_receipts_per_s": round(1e6 / warm_us),
         "cold_us_per_receipt": round(cold_us, 2),
         "warm_plus_json_us_per_receipt": round(json_us, 2),
+        "whole_quote_us_per_receipt": round(whole_us, 2),
     }
     print(json.dumps(result, indent=2))
 

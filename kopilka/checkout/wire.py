@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from kopilka.checkout.calculator import CapEntry, ExplainEntry, Quote, QuoteLine
+from kopilka.checkout.calculator.memo import remember
 from kopilka.kernel.money import format_minor, format_ratio
 from kopilka.kernel.program import Program
 from kopilka.mechanics.discounts.model import AppliedDiscount
@@ -99,9 +100,25 @@ def _line_json(line: QuoteLine, money: int, points: int) -> JSON:
 def reasons_json(line: QuoteLine, points: int) -> list[JSON]:
     """Why the line earned what it did: the rules and their coefficients, then the caps."""
     return [
-        *(_explain_json(entry, points) for entry in line.explain),
+        *_rules_json(line.explain, points),
         *(_cap_json(entry, points) for entry in line.capped),
     ]
+
+
+# A line's rules come from its plan, which the calculator keeps for every line alike
+# (`Calculator._line_plan`): the same tuple, rendered once. Keyed by the tuple's id and
+# holding the tuple, so the id can't be another's while it is here; the entries are
+# shared by the answers that use them, which are written out and never changed.
+_rendered_rules: dict[tuple[int, int], tuple[tuple[ExplainEntry, ...], tuple[JSON, ...]]] = {}
+
+
+def _rules_json(explain: tuple[ExplainEntry, ...], points: int) -> tuple[JSON, ...]:
+    known = _rendered_rules.get((id(explain), points))
+    if known is not None and known[0] is explain:
+        return known[1]
+    rendered = tuple(_explain_json(entry, points) for entry in explain)
+    remember(_rendered_rules, (id(explain), points), (explain, rendered))
+    return rendered
 
 
 def _discount_json(applied: AppliedDiscount, money: int) -> JSON:

@@ -153,11 +153,10 @@ def to_minor(value: Decimal, digits: int) -> int | None:
 
 def format_minor(minor: int, digits: int) -> str:
     """Minor units as decimal text with exactly `digits` decimals: 61000, 2 → '610.00'."""
-    sign = "-" if minor < 0 else ""
-    whole, fraction = divmod(abs(minor), 10**digits)
     if digits == 0:
-        return f"{sign}{whole}"
-    return f"{sign}{whole}.{fraction:0{digits}d}"
+        return str(minor)
+    text = str(-minor if minor < 0 else minor).rjust(digits + 1, "0")  # string work: ~2× divmod's
+    return f"{'-' if minor < 0 else ''}{text[:-digits]}.{text[-digits:]}"
 
 
 def format_ratio(value: Fraction) -> str:

@@ -3,14 +3,24 @@ control characters or surrogate halves, documents at most 32 levels deep."""
 
 from __future__ import annotations
 
-from decimal import Decimal
+import json
+from decimal import Decimal, localcontext
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kopilka.kernel.errors import InvalidInput, Problem
-from kopilka.kernel.money import parse_decimal
+from kopilka.kernel.money import format_minor, parse_decimal
 from kopilka.kernel.program_parser import parse_program
-from kopilka.kernel.reading import MAX_DEPTH, Reader, document_problems, parse_date, text_problem
+from kopilka.kernel.reading import (
+    MAX_DEPTH,
+    Reader,
+    document_problems,
+    json_problems,
+    parse_date,
+    text_problem,
+)
 from kopilka.platform.files import load_document, parse_text
 from tests.conftest import EXAMPLES
 
@@ -108,3 +118,40 @@ def test_dates_and_times_are_ascii_digits() -> None:
             "then": {"multiplier": 2}}  # fmt: skip
     with pytest.raises(InvalidInput, match="time"):
         parse_program({**document, "rules": [rule]})
+
+
+_TEXT = st.text(st.sampled_from('ab\t\n\x00\x1f\x7f\x85\x9f\xa0é\ud800\udfff\\"/u'), max_size=6)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | _TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON, st.integers(min_value=1, max_value=4), st.booleans())
+def test_a_json_text_finds_the_problems_its_document_has(
+    document: object, max_depth: int, escaped: bool
+) -> None:
+    """`json_problems` (the body reader's shortcut) says what `document_problems` says,
+    for a text with every character escaped and for one with them as they are."""
+    text = json.dumps(document, ensure_ascii=escaped)
+    parsed = json.loads(text)
+    assert json_problems(text, parsed, max_depth=max_depth) == document_problems(
+        parsed, max_depth=max_depth
+    )
+
+
+def test_a_json_text_with_nothing_to_refuse_is_not_walked_for_its_places() -> None:
+    assert json_problems('{"a": ["x", {"b": "y"}]}', {"a": ["x", {"b": "y"}]}) == []
+    assert json_problems('"\\u0000"', "\x00") == document_problems("\x00")
+    assert json_problems("[[[1]]]", [[[1]]], max_depth=2) == [
+        Problem("[0][0]", "is nested more than 2 levels deep")]  # fmt: skip
+
+
+@given(st.integers(min_value=-(10**33), max_value=10**33), st.integers(min_value=0, max_value=6))
+def test_minor_units_are_written_as_their_decimal_with_every_digit(minor: int, digits: int) -> None:
+    with localcontext() as exact:
+        exact.prec = 60
+        written = format(Decimal(minor).scaleb(-digits), f".{digits}f")
+    assert format_minor(minor, digits) == written

@@ -25,7 +25,7 @@ from kopilka.kernel.errors import (
     Unauthorized,
 )
 from kopilka.kernel.money import is_within_limits
-from kopilka.kernel.reading import MAX_DEPTH, MAX_TEXT, document_problems
+from kopilka.kernel.reading import MAX_DEPTH, MAX_TEXT, json_problems
 from kopilka.operators import keys
 from kopilka.platform.http.keycache import KeyCache
 from kopilka.platform.limits import FailedAuthLimiter
@@ -64,14 +64,16 @@ def read_json(raw: bytes) -> Any:
     (key or value) real Unicode text without control characters but tab and line breaks,
     every number with a fraction or exponent as plain decimal text (`"1e2"` → `"100"`)."""
     try:
-        document = json.loads(raw, parse_float=_plain_number, parse_constant=_no_constant)
+        # as json.loads(raw) reads bytes (UTF-8, -16 or -32), but the text is kept
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        document = json.loads(text, parse_float=_plain_number, parse_constant=_no_constant)
     except RecursionError:  # deeper than the parser goes: far past MAX_DEPTH
         raise InvalidInput([Problem("", f"is nested more than {MAX_DEPTH} levels deep")]) from None
     except _NumberOutOfRange as error:
         raise InvalidInput([Problem("", str(error))]) from None
     except ValueError as error:
         raise InvalidInput([Problem("", f"the body is not valid JSON: {error}")]) from None
-    problems = document_problems(document, max_depth=MAX_DEPTH)
+    problems = json_problems(text, document, max_depth=MAX_DEPTH)
     if problems:
         raise InvalidInput(problems)
     return document

@@ -202,8 +202,9 @@ def _process(
     if last and (late is not None or sale.awards[written:]):
         raise AssertionError("a mechanic changed the purchase after its COMMIT: its "
                              "writes_after must say it writes")  # fmt: skip
-    # a mechanic's part known only once written (a budget's cashback): one more write
-    write_late(connection, purchase_id, late, sale.awards[written:])
+    # a mechanic's part known only once written (a budget's cashback): one more write,
+    # which ends the transaction when nothing follows
+    write_late(connection, purchase_id, late, sale.awards[written:], commit=commit)
     return {"purchase_id": str(purchase_id), **answer}, True
 
 

@@ -24,7 +24,7 @@ from kopilka.checkout.calculator import Quote
 from kopilka.checkout.wire import reasons_json
 from kopilka.kernel.program import Program
 from kopilka.kernel.receipt import QTY_DIGITS, Receipt
-from kopilka.platform.statements import driver_rows, record_columns
+from kopilka.platform.statements import COMMIT, driver_rows, driver_rows_pipelined, record_columns
 from kopilka.platform.tables import purchase_awards, purchase_lines, purchases
 
 PROGRAM = "program"  # who funds what the program itself gives
@@ -95,11 +95,12 @@ AWARD_COLUMNS = tuple(c.name for c in purchase_awards.c if c.name not in ("id", 
 
 def write_late(
     connection: Connection, purchase_id: int, answer: dict[str, Any] | None,
-    awards: Sequence[Award],
+    awards: Sequence[Award], *, commit: bool = False,
 ) -> None:  # fmt: skip
     """What the mechanics added once the purchase was written — its stored answer (None:
     unchanged) and awards known only then (a budget's cashback) — in one statement on
-    PostgreSQL, and nothing at all when there is nothing."""
+    PostgreSQL, and nothing at all when there is nothing. `commit`: nothing follows in the
+    transaction, so the statement carries the COMMIT (PostgreSQL; one round trip)."""
     if not awards and answer is None:
         return
     if connection.dialect.name != "postgresql":
@@ -110,13 +111,12 @@ def write_late(
                                .values(answer=answer))  # fmt: skip
         return
     rows = [{name: getattr(award, name) for name in AWARD_COLUMNS} for award in awards]
-    # not prepared: it runs once a purchase at most, and the purchases that need it (a
-    # coupon's) lose psycopg's prepared statements to a ROLLBACK first (issue 17)
-    driver_rows(connection, _late_sql(), {
-        "purchase_id": purchase_id,
-        "answer": None if answer is None else _json(answer),
-        "awards": _json(rows),
-    }, prepare=False)  # fmt: skip
+    values = {"purchase_id": purchase_id, "answer": None if answer is None else _json(answer),
+              "awards": _json(rows)}  # fmt: skip
+    if commit:
+        driver_rows_pipelined(connection, [(_late_sql(), values), (COMMIT, {})])
+    else:
+        driver_rows(connection, _late_sql(), values)
 
 
 @cache

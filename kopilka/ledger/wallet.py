@@ -77,6 +77,17 @@ class Purse:
                              open_missing=unit.opened_at_first_use)  # fmt: skip
         return cls(connection, program_id, member_id, now, unit, *_split(rows))
 
+    def sibling(self, unit: Unit) -> Purse | None:
+        """The member's purse of `unit` from the accounts this one was read with — a
+        purchase's load reads (and locks) every account of the member, so their cashback
+        needs no read of its own; None when the member has not got them all yet (a unit
+        opened at first use: `open` opens them)."""
+        if any(code not in self.account_ids for code in unit.accounts):
+            return None
+        return Purse(self.connection, self.program_id, self.member_id, self.now, unit,
+                     {code: self.balances[code] for code in unit.accounts},
+                     {code: self.account_ids[code] for code in unit.accounts})  # fmt: skip
+
     @property
     def owner(self) -> str:
         return self.unit.owner_of(self.member_id)

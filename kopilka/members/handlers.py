@@ -282,12 +282,18 @@ def _lookup(connection: Connection, program_id: int, ref: str) -> Row[Any] | Non
 def member_id_of(engine: Engine, program_code: str, ref: str) -> int | None:
     """The id of the member `ref` names — whichever of their references it is — or None:
     so that what is counted per member is counted once, however the member is named."""
+    condition = member_condition(ref)
+    if condition is None:
+        return None
+    query = (  # one query, program and member (the coupon-guess limit asks it per purchase)
+        select(members.c.id)
+        .join(programs, programs.c.id == members.c.program_id)
+        .outerjoin(member_profiles, member_profiles.c.member_id == members.c.id)
+        .where(programs.c.code == program_code, condition)
+    )
     with reading(engine, one_snapshot=False) as connection:
-        program_id = connection.execute(
-            select(programs.c.id).where(programs.c.code == program_code)
-        ).scalar_one_or_none()
-        row = _lookup(connection, program_id, ref) if program_id is not None else None
-    return int(row.id) if row is not None else None
+        found = connection.execute(query).scalar_one_or_none()
+    return int(found) if found is not None else None
 
 
 def find_member(connection: Connection, program_id: int, ref: str) -> Row[Any]:

@@ -19,9 +19,11 @@ from sqlalchemy import (
     JSON,
     Connection,
     Insert,
+    Select,
     Table,
     TextClause,
     TextualSelect,
+    Update,
     bindparam,
     insert,
     text,
@@ -290,6 +292,25 @@ def driver_rows_pipelined(
         raise DBAPIError.instance(
             batch, parameters, error, psycopg.Error, connection_invalidated=gone
         ) from error
+
+
+def rows_together(
+    connection: Connection, statements: Sequence[Select[Any] | Insert | Update]
+) -> list[list[Any]]:
+    """The rows of each statement (none for one that returns none), run in order: on
+    PostgreSQL in one pipeline — one round trip, each statement seeing what those before
+    it did, as one after another would — elsewhere one after another. For statements a
+    use case sends together now and then (a coupon's), not the hot path's: each is
+    compiled on every call."""
+    if connection.dialect.name != "postgresql":
+        results = [connection.execute(statement) for statement in statements]
+        return [list(result) if result.returns_rows else [] for result in results]
+    forms = []
+    for statement in statements:
+        compiled = statement.compile(dialect=connection.dialect,
+                                     compile_kwargs={"render_postcompile": True})  # fmt: skip
+        forms.append((str(compiled), dict(compiled.params)))
+    return driver_rows_pipelined(connection, forms)
 
 
 async def _async_pipelined(

@@ -72,19 +72,25 @@ PAGE = 50
 
 def accrue_cashback(
     connection: Connection, program_id: int, program: Program, member_id: int, purchase_id: int,
-    awards: Sequence[CashbackAward], now: datetime, actor: str,
+    awards: Sequence[CashbackAward], now: datetime, actor: str, *, fresh: bool = False,
+    purse: Purse | None = None,
 ) -> dict[str, Any] | None:  # fmt: skip
     """Give a purchase its cashback (in the caller's transaction); the answer's `cashback`
-    object, or None when nothing is given. A second call for the purchase answers the first."""
+    object, or None when nothing is given. A second call for the purchase answers the
+    first; `fresh`: the purchase was written in this transaction, so there is none (a
+    round trip saved). `purse`: the member's cashback accounts as already read and
+    locked (`Purse.sibling`), else they are read here."""
     settings = cashback_of(program)
     if settings is None or not any(award.amount > 0 for award in awards):
         return None
-    earlier = connection.execute(
+    earlier = None if fresh else connection.execute(
         select(cashback_accruals.c.answer).where(cashback_accruals.c.purchase_id == purchase_id)
-    ).scalar_one_or_none()
+    ).scalar_one_or_none()  # fmt: skip
     if earlier is not None:
         return dict(earlier)
-    wallet = Purse.open(connection, program_id, member_id, now, unit=CASHBACK)  # the member first,
+    wallet = purse or Purse.open(
+        connection, program_id, member_id, now, unit=CASHBACK
+    )  # the member first,
     granted = _grant(connection, program_id, settings, awards)  # then budgets: one lock order
     total = sum(amount for _, amount in granted)
     if total == 0:

@@ -17,6 +17,7 @@ from kopilka.checkout.mechanic import Mechanic, Refunding, Sale, Settlement, Ste
 from kopilka.checkout.records import MONEY, Award
 from kopilka.kernel.money import to_minor
 from kopilka.kernel.program import Program
+from kopilka.ledger.accounts import CASHBACK
 from kopilka.mechanics.cashback.handlers import (
     accrue_cashback,
     activate_due_cashback,
@@ -55,7 +56,8 @@ class Cashback(Mechanic):
             settings = sale.program.calculator.program
             given = accrue_cashback(
                 sale.connection, sale.program.program_id, settings,
-                sale.member_id, sale.purchase_id, awards, sale.now, sale.actor,
+                sale.member_id, sale.purchase_id, awards, sale.now, sale.actor, fresh=True,
+                purse=sale.wallet.purse.sibling(CASHBACK) if sale.wallet is not None else None,
             )  # fmt: skip
             sale.answer["cashback"] = given
             sale.awards += _records(given, GIVEN, settings)

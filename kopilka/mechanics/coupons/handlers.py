@@ -25,12 +25,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from itertools import islice
 from random import Random
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import (
     Connection,
     Engine,
+    Insert,
     Row,
+    Select,
+    Update,
     and_,
     bindparam,
     false,
@@ -79,6 +82,7 @@ from kopilka.members.handlers import find_member
 from kopilka.platform.csv_export import csv_writer
 from kopilka.platform.idempotency import AfterWrite, Answer, followed, idempotent, retrying
 from kopilka.platform.pages import newest_first
+from kopilka.platform.statements import rows_together
 from kopilka.platform.tables import events, members, program_versions, programs
 from kopilka.programs.handlers import (
     CURRENT_VERSION_COLUMNS,
@@ -520,6 +524,10 @@ def _coupon_rows(connection: Connection, program_id: int, codes: Sequence[str], 
     `compiled` needs of the program's current version (its units read the campaigns)."""
     if not codes:
         return []
+    return list(connection.execute(_coupons_query(program_id, codes, with_program)).all())
+
+
+def _coupons_query(program_id: int, codes: Sequence[str], with_program: bool) -> Select[Any]:
     query = (
         select(*COUPON_COLUMNS)
         .join(coupon_campaigns, coupon_campaigns.c.id == coupons.c.campaign_id)
@@ -532,7 +540,7 @@ def _coupon_rows(connection: Connection, program_id: int, codes: Sequence[str], 
             .join(program_versions, and_(program_versions.c.program_id == programs.c.id,
                                          program_versions.c.version == programs.c.current_version))
         )  # fmt: skip
-    return list(connection.execute(query).all())
+    return query
 
 
 def _pick(rows_by_code: dict[str, Row[Any]], text: str) -> Row[Any] | None:
@@ -729,14 +737,21 @@ def load_coupons(
 ) -> list[CouponState | None]:
     """What the database knows of each code sent (None: no such code in the program).
     Codes are read as people type them; a public code matches whatever its case. One
-    query, and one more for the member's redemptions when there is a member."""
+    round trip: the coupons, and the member's redemptions in their campaigns."""
     wanted = sorted({candidate for code in codes for candidate in _candidates(code)})
-    rows = _coupon_rows(connection, program_id, wanted, with_program=True)
+    if not wanted:
+        return [None] * len(codes)
+    statements: list[Select[Any] | Update | Insert] = [_coupons_query(program_id, wanted, True)]
+    if member_id is not None:
+        campaigns = select(coupons.c.campaign_id).where(coupons.c.program_id == program_id,
+                                                        coupons.c.code.in_(wanted))  # fmt: skip
+        statements.append(_member_uses_query(member_id, campaigns))
+    rows, *counted = rows_together(connection, statements)
     if not rows:
         return [None] * len(codes)
     by_code = {row.code: row for row in rows}
     units = Units.of(compiled(connection, rows[0]).calculator.program)
-    used = _member_uses(connection, member_id, {row.campaign_id for row in rows})
+    used = {int(row.campaign_id): int(row.uses) for row in (counted[0] if counted else [])}
     states: list[CouponState | None] = []
     for code in codes:
         row = _pick(by_code, code)
@@ -747,24 +762,20 @@ def load_coupons(
         states.append(CouponState(
             row.coupon_id, row.code, campaign, row.owner_member_id, row.uses,
             used.get(row.campaign_id, 0), row.campaign_uses, row.campaign_discount,
-            _standing(row.owner_member_id, row.uses, row.per_code)))  # fmt: skip
+            _standing(row.owner_member_id, row.uses, row.per_code),
+            campaign_id=row.campaign_id))  # fmt: skip
     return states
 
 
-def _member_uses(
-    connection: Connection, member_id: int | None, campaign_ids: set[int]
-) -> dict[int, int]:
-    """The member's redemptions (not given back) per campaign."""
-    if member_id is None:
-        return {}
-    rows = connection.execute(
-        select(coupon_redemptions.c.campaign_id, func.count())
-        .where(coupon_redemptions.c.member_id == member_id,
-               coupon_redemptions.c.campaign_id.in_(sorted(campaign_ids)),
-               coupon_redemptions.c.returned_at.is_(None))
-        .group_by(coupon_redemptions.c.campaign_id)
-    ).all()  # fmt: skip
-    return {campaign_id: int(count) for campaign_id, count in rows}
+def _member_uses_query(member_id: int, campaign_ids: Any) -> Select[Any]:
+    """The member's redemptions (not given back) per campaign of `campaign_ids` (ids, or a
+    query of them), as `campaign_id, uses`."""
+    r = coupon_redemptions.c
+    return (
+        select(r.campaign_id, func.count().label("uses"))
+        .where(r.member_id == member_id, r.campaign_id.in_(campaign_ids), r.returned_at.is_(None))
+        .group_by(r.campaign_id)
+    )
 
 
 def redeem_coupons(
@@ -777,35 +788,52 @@ def redeem_coupons(
     `per_code` and only by its owner — so a lost race raises `CouponInvalid` (`used`,
     `limit_reached` or `not_yours`) and the whole purchase rolls back. Campaign rows are
     taken before code rows, each in id order, so two purchases never wait on each other
-    in a circle."""
+    in a circle. All of it goes out in one round trip (`rows_together`): the outcomes
+    are read once it is back, and any refusal rolls back what went with it."""
     if not applied:
         return
     _refuse_twice(applied)
-    sent = {check.coupon_id: check.code for check, _, _ in applied
-            if check.coupon_id is not None}  # fmt: skip
-    rows = {row.coupon_id: row for row in _coupon_rows_by_id(connection, program_id, sent)}
-    missing = [code for coupon_id, code in sent.items() if coupon_id not in rows]
-    if missing:
-        raise CouponInvalid(f"no coupon {missing[0]!r} in this program", coupon=missing[0],
-                            reason="not_found")  # fmt: skip
     by_campaign: dict[int, list[tuple[CouponCheck, int, int]]] = defaultdict(list)
     for entry in applied:
-        by_campaign[rows[_id(entry[0])].campaign_id].append(entry)
-    for campaign_id in sorted(by_campaign):
-        _take_from_campaign(connection, campaign_id, member_id, by_campaign[campaign_id])
-    for coupon_id in sorted(sent):
-        _take_code(connection, rows[coupon_id], sent[coupon_id], member_id)
-    connection.execute(insert(coupon_redemptions), [
-        {"program_id": program_id, "coupon_id": check.coupon_id,
-         "campaign_id": rows[_id(check)].campaign_id, "purchase_id": purchase_id,
+        by_campaign[_state(entry[0]).campaign_id].append(entry)
+    campaigns = sorted(by_campaign)
+    limited = {c for c in campaigns if _state(by_campaign[c][0][0]).campaign.limits.per_member
+               is not None} if member_id is not None else set()  # fmt: skip
+    taking = sorted(applied, key=lambda entry: _id(entry[0]))
+    statements: list[Select[Any] | Update | Insert] = [
+        _take_from_campaign(c, by_campaign[c]) for c in campaigns
+    ]
+    if limited:  # counted once the campaigns' rows are held: a concurrent purchase counts too
+        assert member_id is not None
+        statements.append(_member_uses_query(member_id, sorted(limited)))
+    statements += [_take_code(_state(check), member_id) for check, _, _ in taking]
+    statements.append(insert(coupon_redemptions).values([
+        {"program_id": program_id, "coupon_id": _id(check),
+         "campaign_id": _state(check).campaign_id, "purchase_id": purchase_id,
          "member_id": member_id, "discount": discount, "points": points, "created_at": now}
         for check, discount, points in applied
-    ])  # fmt: skip
+    ]))  # fmt: skip
+    outcomes = rows_together(connection, statements)
+    for campaign_id, taken in zip(campaigns, outcomes, strict=False):
+        _refuse_a_campaign_spent(by_campaign[campaign_id], taken)
+    if limited:
+        uses = {int(row.campaign_id): int(row.uses) for row in outcomes[len(campaigns)]}
+        for campaign_id in sorted(limited):
+            _refuse_past_per_member(by_campaign[campaign_id], uses.get(campaign_id, 0))
+    codes = outcomes[len(campaigns) + bool(limited) :]
+    for (check, _, _), taken in zip(taking, codes, strict=False):
+        if not taken:
+            _refuse_a_code_not_taken(connection, check)
 
 
 def _id(check: CouponCheck) -> int:
     assert check.coupon_id is not None  # `_refuse_twice` refused any check without one
     return check.coupon_id
+
+
+def _state(check: CouponCheck) -> CouponState:
+    assert check.state is not None  # a coupon that applies carries what it was checked against
+    return check.state
 
 
 def _refuse_twice(applied: Sequence[tuple[CouponCheck, int, int]]) -> None:
@@ -819,58 +847,56 @@ def _refuse_twice(applied: Sequence[tuple[CouponCheck, int, int]]) -> None:
                                 coupon=check.code, reason="used")  # fmt: skip
 
 
-def _coupon_rows_by_id(
-    connection: Connection, program_id: int, ids: dict[int, str]
-) -> list[Row[Any]]:
-    return list(connection.execute(
-        select(coupons.c.id.label("coupon_id"), coupons.c.campaign_id, coupon_campaigns.c.per_code,
-               coupon_campaigns.c.per_member, coupon_campaigns.c.document)
-        .join(coupon_campaigns, coupon_campaigns.c.id == coupons.c.campaign_id)
-        .where(coupons.c.program_id == program_id,
-               coupons.c.id.in_(sorted(ids)))
-    ).all())  # fmt: skip
-
-
-def _take_from_campaign(
-    connection: Connection, campaign_id: int, member_id: int | None,
-    entries: list[tuple[CouponCheck, int, int]],
-) -> None:  # fmt: skip
+def _take_from_campaign(campaign_id: int, entries: list[tuple[CouponCheck, int, int]]) -> Update:
+    """The campaign's totals moved by its `entries`, if its `total` and `budget` allow."""
     count = len(entries)
     discount = sum(entry[1] for entry in entries)
     points = sum(entry[2] for entry in entries)
     c = coupon_campaigns.c
-    taken = connection.execute(
+    return (
         update(coupon_campaigns)
         .where(c.id == campaign_id,
                or_(c.total.is_(None), c.uses + count <= c.total),
                or_(c.budget.is_(None), c.discount + discount <= c.budget))
         .values(uses=c.uses + count, discount=c.discount + discount, points=c.points + points)
-        .returning(c.per_member)
-    ).one_or_none()  # fmt: skip
-    code = entries[0][0].code
-    if taken is None:
+        .returning(c.id)
+    )  # fmt: skip
+
+
+def _refuse_a_campaign_spent(entries: list[tuple[CouponCheck, int, int]], taken: list[Any]) -> None:
+    if not taken:
+        code = entries[0][0].code
         raise CouponInvalid(f"coupon {code!r}: the campaign's redemptions or budget ran out",
                             coupon=code, reason="limit_reached")  # fmt: skip
-    if taken.per_member is not None and member_id is not None:
-        # counted once the campaign's row is held: a concurrent purchase is counted too
-        earlier = _member_uses(connection, member_id, {campaign_id}).get(campaign_id, 0)
-        if earlier + count > taken.per_member:
-            raise CouponInvalid(f"coupon {code!r}: the member has used the campaign's "
-                                f"{taken.per_member} per member", coupon=code,
-                                reason="limit_reached")  # fmt: skip
 
 
-def _take_code(connection: Connection, row: Any, code: str, member_id: int | None) -> None:
+def _refuse_past_per_member(entries: list[tuple[CouponCheck, int, int]], earlier: int) -> None:
+    per_member = _state(entries[0][0]).campaign.limits.per_member
+    if per_member is not None and earlier + len(entries) > per_member:
+        code = entries[0][0].code
+        raise CouponInvalid(f"coupon {code!r}: the member has used the campaign's "
+                            f"{per_member} per member", coupon=code,
+                            reason="limit_reached")  # fmt: skip
+
+
+def _take_code(state: CouponState, member_id: int | None) -> Update:
+    """One more use of the code, if it has one left and is the member's to use."""
     c = coupons.c
     owned = c.owner_member_id == member_id if member_id is not None else false()
-    mine = owned if row.document.get("issued_only") else or_(c.owner_member_id.is_(None), owned)
-    conditions = [c.id == row.coupon_id, mine]
-    if row.per_code is not None:
-        conditions.append(c.uses < row.per_code)
-    if connection.execute(update(coupons).where(*conditions).values(uses=c.uses + 1)).rowcount:
-        return
-    uses = connection.execute(select(c.uses).where(c.id == row.coupon_id)).scalar_one()
-    if row.per_code is not None and uses >= row.per_code:
+    mine = owned if state.campaign.issued_only else or_(c.owner_member_id.is_(None), owned)
+    conditions = [c.id == state.coupon_id, mine]
+    per_code = state.campaign.limits.per_code
+    if per_code is not None:
+        conditions.append(c.uses < per_code)
+    return update(coupons).where(*conditions).values(uses=c.uses + 1).returning(c.id)
+
+
+def _refuse_a_code_not_taken(connection: Connection, check: CouponCheck) -> NoReturn:
+    """Why the code's use was refused: no use left, or another member's."""
+    state, code = _state(check), check.code
+    uses = connection.execute(select(coupons.c.uses).where(coupons.c.id == state.coupon_id))
+    per_code = state.campaign.limits.per_code
+    if per_code is not None and uses.scalar_one() >= per_code:
         raise CouponInvalid(f"coupon {code!r} was used", coupon=code, reason="used")
     raise CouponInvalid(f"coupon {code!r} is another member's", coupon=code, reason="not_yours")
 

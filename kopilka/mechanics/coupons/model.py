@@ -108,6 +108,7 @@ class CouponState:
     campaign_uses: int
     campaign_discount: int  # money minor units given so far
     status: str  # available | issued | used | expired | paused (see `coupon_status`)
+    campaign_id: int = 0  # the campaign's row (0: a state made without one, in tests)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,7 @@ class CouponCheck:
     # what is left of the campaign's budget (money minor units): cap the discount at it;
     # None: no budget
     budget_left: int | None = None
+    state: CouponState | None = None  # what it was checked against, for a coupon that applies
 
 
 # — reading a campaign —
@@ -392,7 +394,7 @@ def check_coupon(
     budget = campaign.limits.budget
     left = budget - state.campaign_discount if budget is not None else None
     return CouponCheck(code, state.coupon_id, campaign.code, None,
-                       f"applies: {campaign.name}", campaign.effect, left)  # fmt: skip
+                       f"applies: {campaign.name}", campaign.effect, left, state)  # fmt: skip
 
 
 def _refusal(

@@ -201,10 +201,7 @@ def post(
     """Insert the transfers (one multi-row INSERT) and move the member accounts' totals."""
     if not postings:
         return
-    ids = {**program_account_ids(connection, program_id), **member_accounts}
-    if any(p.debit not in ids or p.credit not in ids for p in postings):
-        # a program account opened since the ids were remembered (cashback's, by migration)
-        ids = {**program_account_ids(connection, program_id, refresh=True), **member_accounts}
+    ids = posting_ids(connection, program_id, postings, member_accounts)
     connection.execute(
         _insert_transfers(),
         [
@@ -225,6 +222,18 @@ def post(
         ],
     )
     connection.execute(_add_to_accounts(), account_totals(postings, ids))
+
+
+def posting_ids(
+    connection: Connection, program_id: int, postings: list[Posting],
+    member_accounts: dict[AccountRef, int],
+) -> dict[AccountRef, int]:  # fmt: skip
+    """The ids of every account `postings` name: the program's and `member_accounts`."""
+    ids = {**program_account_ids(connection, program_id), **member_accounts}
+    if any(p.debit not in ids or p.credit not in ids for p in postings):
+        # a program account opened since the ids were remembered (cashback's, by migration)
+        ids = {**program_account_ids(connection, program_id, refresh=True), **member_accounts}
+    return ids
 
 
 # The statements `post` runs, built once: SQLAlchemy keys its cache of compiled forms by a

@@ -34,7 +34,14 @@ from kopilka.kernel.lots import (
     take_from_lots,
 )
 from kopilka.kernel.program import Program, SpentPoints
-from kopilka.ledger.accounts import POINTS, Unit, post, program_account_ids, unit_balances
+from kopilka.ledger.accounts import (
+    POINTS,
+    Unit,
+    post,
+    posting_ids,
+    program_account_ids,
+    unit_balances,
+)
 from kopilka.ledger.one_statement import write_under
 from kopilka.platform.statements import NewRow, driver_rows
 from kopilka.platform.tables import lots
@@ -131,6 +138,24 @@ class Purse:
              purchase_id=purchase_id, refund_id=refund_id, note=note,
              member_accounts=self.account_refs())  # fmt: skip
         self.postings = []
+
+    def write_under(self, parent: NewRow, *, actor: str, purchase_id: int) -> int | None:
+        """Insert `parent` (a row of the purchase `purchase_id`'s, `ON CONFLICT DO NOTHING
+        RETURNING id`) and, only if it went in, the planned transfers (of that purchase);
+        the parent's id, or None. One statement on PostgreSQL; elsewhere the parent goes
+        first and `flush` follows."""
+        if self.connection.dialect.name != "postgresql":
+            new_id = parent.insert(self.connection)
+            if new_id is not None:
+                self.flush(actor=actor, purchase_id=purchase_id)
+            return new_id
+        ids = posting_ids(self.connection, self.program_id, self.postings, self.account_refs())
+        new_id = write_under(self.connection, parent, parent_is=parent.table.name,
+                             program_id=self.program_id, postings=self.postings, ids=ids,
+                             actor=actor, now=self.now, purchase_id=purchase_id,
+                             lot_changes=[], new_lots=[])  # fmt: skip
+        self.postings = []
+        return new_id
 
     def ref(self, code: AccountCode) -> AccountRef:
         """The account `code` names: the member's own, or the program's. A code of another

@@ -55,6 +55,7 @@ from kopilka.members.handlers import find_member
 from kopilka.platform.csv_export import csv_writer
 from kopilka.platform.idempotency import idempotent
 from kopilka.platform.pages import newest_first
+from kopilka.platform.statements import ChildRows, NewRow
 from kopilka.platform.tables import members, programs, transfers
 from kopilka.programs.handlers import LoadedProgram, load_program
 
@@ -104,21 +105,25 @@ def accrue_cashback(
     available_at = now + timedelta(days=settings.pending_days)
     answer = _accrual_json(program.money_digits, granted, total,
                            available_at if pending else None)  # fmt: skip
-    accrual_id = connection.execute(
-        insert(cashback_accruals).values(
-            program_id=program_id, member_id=member_id, purchase_id=purchase_id, amount=total,
-            paid=max(award.base for award in awards), pending=total if pending else 0,
-            refunded=0, clawed_back=0, status="pending" if pending else "available",
-            available_at=available_at, created_at=now, answer=answer,
-        ).returning(cashback_accruals.c.id)
-    ).scalar_one()  # fmt: skip
-    connection.execute(insert(cashback_awards), [
-        {"program_id": program_id, "accrual_id": accrual_id, "campaign": award.campaign,
+    per_campaign = ChildRows(cashback_awards, "accrual_id", AWARD_COLUMNS, [
+        {"program_id": program_id, "campaign": award.campaign,
          "percent": show_percent(award.percent), "amount": amount}
         for award, amount in granted if amount > 0
     ])  # fmt: skip
-    wallet.flush(actor=actor, purchase_id=purchase_id)
+    accrual = NewRow(cashback_accruals, {
+        "program_id": program_id, "member_id": member_id, "purchase_id": purchase_id,
+        "amount": total, "paid": max(award.base for award in awards),
+        "pending": total if pending else 0, "refunded": 0, "clawed_back": 0,
+        "status": "pending" if pending else "available", "available_at": available_at,
+        "created_at": now, "answer": answer,
+    }, unique=("purchase_id",), children=(per_campaign,))  # fmt: skip
+    # the accrual, its campaigns and its transfers: one statement on PostgreSQL
+    written = wallet.write_under(accrual, actor=actor, purchase_id=purchase_id)
+    assert written is not None, "a purchase's cashback is given once, in its transaction"
     return answer
+
+
+AWARD_COLUMNS = ("program_id", "campaign", "percent", "amount")
 
 
 def preview_cashback(

@@ -4,50 +4,148 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    String,
+    bindparam,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 
 from kopilka.kernel.errors import IdempotencyConflict, InsufficientPoints, InvalidInput, Problem
 from kopilka.kernel.ledger import AccountCode
+from kopilka.kernel.ledger import balance as balance_of
 from kopilka.kernel.money import format_minor, is_within_limits, parse_decimal, to_minor
 from kopilka.kernel.reading import text_problem
-from kopilka.ledger.accounts import member_balances
+from kopilka.ledger.accounts import POINTS, member_balances
 from kopilka.ledger.wallet import Wallet
 from kopilka.members import standing
-from kopilka.members.handlers import find_member
-from kopilka.platform.db import reading
+from kopilka.members.handlers import find_member, member_key
+from kopilka.platform.db import is_postgresql, reading
 from kopilka.platform.idempotency import AfterWrite, followed, idempotent
-from kopilka.platform.tables import accounts, member_expiring, purchases, transfers
-from kopilka.programs.handlers import load_program
+from kopilka.platform.statements import COMMIT, driver_rows_pipelined
+from kopilka.platform.tables import (
+    accounts,
+    member_expiring,
+    member_profiles,
+    member_totals,
+    members,
+    program_versions,
+    programs,
+    purchases,
+    transfers,
+)
+from kopilka.programs.handlers import CURRENT_VERSION_COLUMNS, LoadedProgram, compiled, load_program
 
 HISTORY_PAGE = 50
 
 
 def balance(engine: Engine, program_code: str, member_ref: str) -> dict[str, Any]:
     with reading(engine) as connection:
-        program = load_program(connection, program_code)
-        member = find_member(connection, program.program_id, member_ref)
-        balances = member_balances(connection, program.program_id, member.id)
-        lifetime = standing.lifetime(connection, member.id)  # kept, not summed
-        expiring_rows = connection.execute(  # kept per day (`member_expiring`): no lot read
-            select(member_expiring.c.day, member_expiring.c.points)
-            .where(member_expiring.c.member_id == member.id, member_expiring.c.points > 0)
-            .order_by(member_expiring.c.day)
-        ).all()
+        read = (
+            _read_at_once(connection, program_code, member_ref) if is_postgresql(engine) else None
+        )
+        if read is None:  # SQLite (no round trips to save), or a program or member missing
+            read = _read_in_turn(connection, program_code, member_ref)
+    program, balances, lifetime, expiring_rows = read
     digits = program.calculator.program.points.precision
     expiring = [
         {"date": day.isoformat(), "points": format_minor(points, digits)}
         for day, points in expiring_rows
     ]
     return {
-        "available": format_minor(balances[AccountCode.AVAILABLE][1], digits),
-        "pending": format_minor(balances[AccountCode.PENDING][1], digits),
-        "held": format_minor(balances[AccountCode.HELD][1], digits),
+        "available": format_minor(balances[AccountCode.AVAILABLE], digits),
+        "pending": format_minor(balances[AccountCode.PENDING], digits),
+        "held": format_minor(balances[AccountCode.HELD], digits),
         "lifetime_accrued": format_minor(lifetime["points_accrued"], digits),
         "lifetime_redeemed": format_minor(lifetime["points_redeemed"], digits),
         "expiring": expiring,
     }
+
+
+# what a balance reads: the program, the member's points balances, their lifetime totals
+# (kept, not summed) and their points by the day they expire (kept per day: no lot read)
+BalanceRead = tuple[LoadedProgram, dict[AccountCode, int], dict[str, int], list[Any]]
+
+
+def _read_in_turn(connection: Connection, program_code: str, member_ref: str) -> BalanceRead:
+    program = load_program(connection, program_code)
+    member = find_member(connection, program.program_id, member_ref)
+    balances = member_balances(connection, program.program_id, member.id)
+    expiring_rows = connection.execute(_expiring(member_expiring.c.member_id == member.id)).all()
+    return (program, {code: value for code, (_, value) in balances.items()},
+            standing.lifetime(connection, member.id), list(expiring_rows))  # fmt: skip
+
+
+def _read_at_once(connection: Connection, program_code: str, member_ref: str) -> BalanceRead | None:
+    """The same reads in one round trip on PostgreSQL — BEGIN, the four queries, COMMIT in
+    one pipeline, the member found in each by their reference — or None when the program
+    or the member is missing (the reads in turn say which)."""
+    key = member_key(member_ref)
+    if key is None:
+        return None
+    values = {"program_code": program_code, "member_key": key[1]}
+    statements = [(sql, {**constants, **values}) for sql, constants in _at_once(key[0])]
+    version, points, totals, expiring_rows, _ = driver_rows_pipelined(
+        connection, [*statements, (COMMIT, {})]
+    )
+    if not version or not points:
+        return None
+    codes = [AccountCode(row.code) for row in points]
+    balances = {code: balance_of(code, row.debits_posted, row.credits_posted)
+                for code, row in zip(codes, points, strict=True)}  # fmt: skip
+    lifetime = dict(zip(standing.TOTALS.counts, totals[0] if totals else
+                        (0,) * len(standing.TOTALS.counts), strict=True))  # fmt: skip
+    return compiled(connection, version[0]), balances, lifetime, list(expiring_rows)
+
+
+@cache
+def _at_once(column: ColumnElement[Any]) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """psycopg's text of the four reads (with their own constants), for a member found by
+    `column` — compiled once per column."""
+    member = (
+        select(members.c.id)
+        .join(programs, programs.c.id == members.c.program_id)
+        .outerjoin(member_profiles, member_profiles.c.member_id == members.c.id)
+        .where(programs.c.code == bindparam("program_code", None, type_=String),
+               column == bindparam("member_key", None, type_=column.type))
+        .scalar_subquery()
+    )  # fmt: skip
+    queries = (
+        select(*CURRENT_VERSION_COLUMNS)
+        .join(program_versions, program_versions.c.program_id == programs.c.id)
+        .where(programs.c.code == bindparam("program_code", None, type_=String),
+               program_versions.c.version == programs.c.current_version),
+        select(accounts.c.code, accounts.c.debits_posted, accounts.c.credits_posted)
+        .where(accounts.c.member_id == member,
+               accounts.c.code.in_([code.value for code in POINTS.accounts])),
+        select(*(member_totals.c[name] for name in standing.TOTALS.counts))
+        .where(member_totals.c.member_id == member),
+        _expiring(member_expiring.c.member_id == member),
+    )  # fmt: skip
+    dialect = psycopg_dialect()  # type: ignore[no-untyped-call]
+    forms = []
+    for query in queries:
+        compiled_query = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        constants = {name: value for name, value in compiled_query.params.items()
+                     if name not in ("program_code", "member_key")}  # fmt: skip
+        forms.append((str(compiled_query), constants))
+    return tuple(forms)
+
+
+def _expiring(whose: ColumnElement[bool]) -> Select[Any]:
+    return (
+        select(member_expiring.c.day, member_expiring.c.points)
+        .where(whose, member_expiring.c.points > 0)
+        .order_by(member_expiring.c.day)
+    )
 
 
 def history(

@@ -22,7 +22,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Row,
-    ScalarSelect,
     Select,
     and_,
     bindparam,
@@ -30,13 +29,11 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
-from sqlalchemy.sql.elements import BindParameter
-from sqlalchemy.sql.visitors import cloned_traverse
 
 from kopilka.checkout.mechanic import JSON, Mechanic, Reads, mechanics
 from kopilka.ledger.wallet import LOTS_COLUMNS, Wallet
-from kopilka.members.handlers import MEMBER_COLUMNS, find_member, member_key
-from kopilka.platform.statements import BEGIN, driver_rows_pipelined
+from kopilka.members.handlers import MEMBER_COLUMNS, find_member, member_id_by, member_key
+from kopilka.platform.statements import BEGIN, driver_form, driver_rows_pipelined
 from kopilka.platform.tables import (
     accounts,
     lots,
@@ -171,47 +168,17 @@ def _planned(
 ) -> tuple[_PlannedRead, ...]:
     """What the registered mechanics read for `program`, with the member found by
     `column` — compiled once per version, column and set of mechanics."""
-    member = _member_id(column)
-    dialect = psycopg_dialect()  # type: ignore[no-untyped-call]
+    member = member_id_by(column)
     planned = []
     for mechanic in registered:
         reads = mechanic.reads(program, member)
         if reads is None or not reads.queries:
             continue
-        texts, constants = [], []
-        for query in reads.queries:
-            compiled_query = _fillable(query).compile(dialect=dialect,
-                                           compile_kwargs={"render_postcompile": True})  # fmt: skip
-            texts.append(str(compiled_query))
-            constants.append(dict(compiled_query.params))  # its literals' values
-        planned.append(_PlannedRead(mechanic.name, reads, tuple(texts), tuple(constants)))
+        # each query's text, and its literals' values (the load fills in the rest)
+        forms = [driver_form(query, unset=True) for query in reads.queries]
+        texts, constants = (tuple(form) for form in zip(*forms, strict=True))
+        planned.append(_PlannedRead(mechanic.name, reads, texts, constants))
     return tuple(planned)
-
-
-def _fillable(query: Select[Any]) -> Select[Any]:
-    """`query` with the values the load fills in (its unset bind parameters) optional, so
-    it compiles before they are known — `IN` lists rendered as one parameter each."""
-
-    def optional(bind: BindParameter[Any]) -> None:
-        if bind.required:
-            bind.required = False
-            bind.value = None
-
-    return cloned_traverse(query, {}, {"bindparam": optional})
-
-
-@cache
-def _member_id(column: ColumnElement[Any]) -> ScalarSelect[Any]:
-    """The member's id, found as `_member_query` finds them (by the purchase's program
-    code and member reference): how a mechanic's read names the member."""
-    return (
-        select(members.c.id)
-        .join(programs, programs.c.id == members.c.program_id)
-        .outerjoin(member_profiles, member_profiles.c.member_id == members.c.id)
-        .where(programs.c.code == bindparam("program_code"),
-               column == bindparam("member_key", type_=column.type))
-        .scalar_subquery()
-    )  # fmt: skip
 
 
 @cache
@@ -225,7 +192,7 @@ def _member_sql(column: ColumnElement[Any], lock: bool) -> str:
 def _tier_sql(column: ColumnElement[Any]) -> str:
     """The member's stored tier as psycopg's text; sent after the locking query, it reads
     the tier as it is once the lock is held."""
-    query = select(member_tiers.c.code).where(member_tiers.c.member_id == _member_id(column))
+    query = select(member_tiers.c.code).where(member_tiers.c.member_id == member_id_by(column))
     return str(query.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]
 
 
@@ -234,7 +201,7 @@ def _lots_sql(column: ColumnElement[Any]) -> str:
     """The member's available lots with points left, as the wallet reads them
     (`LOTS_COLUMNS`), as psycopg's text; sent after the locking query."""
     query = select(*(lots.c[name] for name in LOTS_COLUMNS)).where(
-        lots.c.member_id == _member_id(column),
+        lots.c.member_id == member_id_by(column),
         lots.c.status == literal_column("'available'"),
         lots.c.remaining > literal_column("0"),
     )

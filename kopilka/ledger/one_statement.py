@@ -57,7 +57,9 @@ def write_under(
     connection: Connection,
     parent: NewRow,
     *,
-    parent_is: str,  # "purchase" or "refund": which reference the parent's id fills
+    # "purchase" or "refund": which reference the parent's id fills; anything else (a
+    # mechanic's row of the purchase `purchase_id`, say) fills none
+    parent_is: str,
     program_id: int,
     postings: list[Posting],
     ids: dict[Any, int],

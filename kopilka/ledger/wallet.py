@@ -39,7 +39,6 @@ from kopilka.ledger.accounts import (
     Unit,
     post,
     posting_ids,
-    program_account_ids,
     unit_balances,
 )
 from kopilka.ledger.one_statement import write_under
@@ -386,7 +385,7 @@ class Wallet:
                     "purchase_id": purchase_id, "refund_id": new_id}  # fmt: skip
                 self.flush(actor=actor, keys={parent_is: new_id}, **links)
             return new_id
-        ids = {**program_account_ids(purse.connection, purse.program_id), **purse.account_refs()}
+        ids = posting_ids(purse.connection, purse.program_id, purse.postings, purse.account_refs())
         new_id = write_under(
             purse.connection,
             parent,

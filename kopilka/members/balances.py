@@ -12,12 +12,10 @@ from sqlalchemy import (
     Connection,
     Engine,
     Select,
-    String,
     bindparam,
     or_,
     select,
 )
-from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 
 from kopilka.kernel.errors import IdempotencyConflict, InsufficientPoints, InvalidInput, Problem
 from kopilka.kernel.ledger import AccountCode
@@ -27,16 +25,14 @@ from kopilka.kernel.reading import text_problem
 from kopilka.ledger.accounts import POINTS, member_balances
 from kopilka.ledger.wallet import Wallet
 from kopilka.members import standing
-from kopilka.members.handlers import find_member, member_key
+from kopilka.members.handlers import find_member, member_id_by, member_key
 from kopilka.platform.db import is_postgresql, reading
 from kopilka.platform.idempotency import AfterWrite, followed, idempotent
-from kopilka.platform.statements import COMMIT, driver_rows_pipelined
+from kopilka.platform.statements import COMMIT, driver_form, driver_rows_pipelined
 from kopilka.platform.tables import (
     accounts,
     member_expiring,
-    member_profiles,
     member_totals,
-    members,
     program_versions,
     programs,
     purchases,
@@ -110,18 +106,11 @@ def _read_at_once(connection: Connection, program_code: str, member_ref: str) ->
 def _at_once(column: ColumnElement[Any]) -> tuple[tuple[str, dict[str, Any]], ...]:
     """psycopg's text of the four reads (with their own constants), for a member found by
     `column` — compiled once per column."""
-    member = (
-        select(members.c.id)
-        .join(programs, programs.c.id == members.c.program_id)
-        .outerjoin(member_profiles, member_profiles.c.member_id == members.c.id)
-        .where(programs.c.code == bindparam("program_code", None, type_=String),
-               column == bindparam("member_key", None, type_=column.type))
-        .scalar_subquery()
-    )  # fmt: skip
+    member = member_id_by(column)
     queries = (
         select(*CURRENT_VERSION_COLUMNS)
         .join(program_versions, program_versions.c.program_id == programs.c.id)
-        .where(programs.c.code == bindparam("program_code", None, type_=String),
+        .where(programs.c.code == bindparam("program_code"),
                program_versions.c.version == programs.c.current_version),
         select(accounts.c.code, accounts.c.debits_posted, accounts.c.credits_posted)
         .where(accounts.c.member_id == member,
@@ -130,14 +119,7 @@ def _at_once(column: ColumnElement[Any]) -> tuple[tuple[str, dict[str, Any]], ..
         .where(member_totals.c.member_id == member),
         _expiring(member_expiring.c.member_id == member),
     )  # fmt: skip
-    dialect = psycopg_dialect()  # type: ignore[no-untyped-call]
-    forms = []
-    for query in queries:
-        compiled_query = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-        constants = {name: value for name, value in compiled_query.params.items()
-                     if name not in ("program_code", "member_key")}  # fmt: skip
-        forms.append((str(compiled_query), constants))
-    return tuple(forms)
+    return tuple(driver_form(query, unset=True) for query in queries)
 
 
 def _expiring(whose: ColumnElement[bool]) -> Select[Any]:

@@ -11,10 +11,22 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import ColumnElement, Connection, Engine, Row, delete, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    ScalarSelect,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from kopilka.kernel.errors import Conflict, Duplicate, InvalidInput, NotFound, Problem
@@ -282,18 +294,28 @@ def _lookup(connection: Connection, program_id: int, ref: str) -> Row[Any] | Non
 def member_id_of(engine: Engine, program_code: str, ref: str) -> int | None:
     """The id of the member `ref` names — whichever of their references it is — or None:
     so that what is counted per member is counted once, however the member is named."""
-    condition = member_condition(ref)
-    if condition is None:
+    key = member_key(ref)
+    if key is None:
         return None
-    query = (  # one query, program and member (the coupon-guess limit asks it per purchase)
+    values = {"program_code": program_code, "member_key": key[1]}
+    with reading(engine, one_snapshot=False) as connection:  # one query: program and member
+        member_id = connection.execute(select(member_id_by(key[0])), values).scalar_one_or_none()
+    return int(member_id) if member_id is not None else None
+
+
+@cache
+def member_id_by(column: ColumnElement[Any]) -> ScalarSelect[Any]:
+    """The id of the member of the program `:program_code` whose `column` (`member_key`'s)
+    holds `:member_key` — how one statement names a member by their reference without
+    reading them first (the purchase's load, a mechanic's reads, a balance)."""
+    return (
         select(members.c.id)
         .join(programs, programs.c.id == members.c.program_id)
         .outerjoin(member_profiles, member_profiles.c.member_id == members.c.id)
-        .where(programs.c.code == program_code, condition)
-    )
-    with reading(engine, one_snapshot=False) as connection:
-        found = connection.execute(query).scalar_one_or_none()
-    return int(found) if found is not None else None
+        .where(programs.c.code == bindparam("program_code"),
+               column == bindparam("member_key", type_=column.type))
+        .scalar_subquery()
+    )  # fmt: skip
 
 
 def find_member(connection: Connection, program_id: int, ref: str) -> Row[Any]:

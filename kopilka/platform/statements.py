@@ -29,6 +29,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.visitors import cloned_traverse
 from sqlalchemy.util import await_only
 
 
@@ -305,12 +307,29 @@ def rows_together(
     if connection.dialect.name != "postgresql":
         results = [connection.execute(statement) for statement in statements]
         return [list(result) if result.returns_rows else [] for result in results]
-    forms = []
-    for statement in statements:
-        compiled = statement.compile(dialect=connection.dialect,
-                                     compile_kwargs={"render_postcompile": True})  # fmt: skip
-        forms.append((str(compiled), dict(compiled.params)))
-    return driver_rows_pipelined(connection, forms)
+    return driver_rows_pipelined(connection, [driver_form(s) for s in statements])
+
+
+def driver_form(
+    statement: Select[Any] | Insert | Update, *, unset: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """`statement` as psycopg's text and the values of its bound parameters (`IN` lists
+    rendered as one parameter each), for `driver_rows…`. `unset`: the statement's unset
+    parameters (values each execution fills in, after these) may stay unset — compiled
+    once, executed many times."""
+    from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
+
+    if unset:
+        statement = cloned_traverse(statement, {}, {"bindparam": _optional})
+    compiled = statement.compile(dialect=psycopg_dialect(),  # type: ignore[no-untyped-call]
+                                 compile_kwargs={"render_postcompile": True})  # fmt: skip
+    return str(compiled), dict(compiled.params)
+
+
+def _optional(bind: BindParameter[Any]) -> None:
+    if bind.required:
+        bind.required = False
+        bind.value = None
 
 
 async def _async_pipelined(

@@ -89,10 +89,9 @@ def accrue_cashback(
     ).scalar_one_or_none()  # fmt: skip
     if earlier is not None:
         return dict(earlier)
-    wallet = purse or Purse.open(
-        connection, program_id, member_id, now, unit=CASHBACK
-    )  # the member first,
-    granted = _grant(connection, program_id, settings, awards)  # then budgets: one lock order
+    # the member's accounts first, then the budgets: one lock order
+    wallet = purse or Purse.open(connection, program_id, member_id, now, unit=CASHBACK)
+    granted = _grant(connection, program_id, settings, awards)
     total = sum(amount for _, amount in granted)
     if total == 0:
         return None

@@ -813,15 +813,16 @@ def redeem_coupons(
          "member_id": member_id, "discount": discount, "points": points, "created_at": now}
         for check, discount, points in applied
     ]))  # fmt: skip
-    outcomes = rows_together(connection, statements)
-    for campaign_id, taken in zip(campaigns, outcomes, strict=False):
+    outcomes = rows_together(connection, statements)  # in the order of `statements`
+    spent, outcomes = outcomes[: len(campaigns)], outcomes[len(campaigns) :]
+    for campaign_id, taken in zip(campaigns, spent, strict=True):
         _refuse_a_campaign_spent(by_campaign[campaign_id], taken)
     if limited:
-        uses = {int(row.campaign_id): int(row.uses) for row in outcomes[len(campaigns)]}
+        counted, *outcomes = outcomes
+        uses = {int(row.campaign_id): int(row.uses) for row in counted}
         for campaign_id in sorted(limited):
             _refuse_past_per_member(by_campaign[campaign_id], uses.get(campaign_id, 0))
-    codes = outcomes[len(campaigns) + bool(limited) :]
-    for (check, _, _), taken in zip(taking, codes, strict=False):
+    for (check, _, _), taken in zip(taking, outcomes[: len(taking)], strict=True):
         if not taken:
             _refuse_a_code_not_taken(connection, check)
 

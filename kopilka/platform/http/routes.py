@@ -272,18 +272,23 @@ async def adjust(
 purchases = APIRouter(tags=["purchases"], route_class=DirectRoute)
 
 
-async def _quote_directly(request: Request) -> Response:
+async def _seller_request(request: Request) -> tuple[str, Any, keys.Principal]:
+    """The path's program, the body, then the seller's key — as the endpoints' parameters
+    declare them, in their order (a body's problem before the key's)."""
     program = request.path_params["program"]
     body = await json_body(request)
     who = await principal_of(request, program, request.headers.get("authorization"), SELLERS)
+    return program, body, who
+
+
+async def _quote_directly(request: Request) -> Response:
+    program, body, who = await _seller_request(request)
     answer: Response = await quote(request, program, body, request.app.state.engine, who)
     return answer
 
 
 async def _purchase_directly(request: Request) -> Response:
-    program = request.path_params["program"]
-    body = await json_body(request)
-    who = await principal_of(request, program, request.headers.get("authorization"), SELLERS)
+    program, body, who = await _seller_request(request)
     return await purchase(request, program, body, request.app.state.engine, who,
                           request.headers.get("idempotency-key"))  # fmt: skip
 

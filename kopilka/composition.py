@@ -8,14 +8,17 @@ the order below: expiry's due work runs before the triggers' and the tiers' revi
 from __future__ import annotations
 
 from kopilka.checkout.mechanic import register
+from kopilka.mechanics.actions.mechanic import Actions
 from kopilka.mechanics.cashback.mechanic import Cashback
 from kopilka.mechanics.coupons.mechanic import Coupons
 from kopilka.mechanics.discounts.mechanic import Discounts
 from kopilka.mechanics.expiry.mechanic import Expiry
+from kopilka.mechanics.referrals.mechanic import Referrals
 from kopilka.mechanics.tiers.mechanic import Tiers
 from kopilka.mechanics.triggers.mechanic import Triggers
 
-MECHANICS = (Discounts(), Coupons(), Cashback(), Expiry(), Triggers(), Tiers())
+MECHANICS = (Discounts(), Coupons(), Cashback(), Expiry(), Triggers(), Tiers(), Actions(),
+             Referrals())  # fmt: skip
 
 for mechanic in MECHANICS:
     register(mechanic)

@@ -11,10 +11,14 @@ typed accessor (`cashback_of`, `triggers_of`). A mechanic that lives outside the
 from __future__ import annotations
 
 from kopilka.kernel.program_parser import register_section
+from kopilka.mechanics.actions import section as actions
 from kopilka.mechanics.cashback.model import parse_cashback
+from kopilka.mechanics.referrals import section as referrals
 from kopilka.mechanics.triggers.section import parse_triggers
 
 register_section(
     "triggers", lambda top, context: parse_triggers(top, context.point_digits, context.money_digits)
 )
 register_section("cashback", lambda top, context: parse_cashback(top, context.money_digits))
+register_section("actions", actions.parse_section)
+register_section("referrals", referrals.parse_section)

@@ -22,7 +22,16 @@ package under `kopilka/mechanics/` with a `Mechanic` that the composition root
   purchase is refunded, each inside that operation's own transaction; it may add its
   part to the answer (`answer`), which the pipeline stores with the purchase;
   `refund_points` — points it gave that a refund takes back with the lines' own;
-- `due_work` — what falls due with time (`kopilka worker`): how many things it did.
+- `due_work` — what falls due with time (`kopilka worker`): how many things it did;
+- `joined` — a member registered (inside the registration's transaction): what the
+  registration carried beyond the profile (a referral code, a device) is the mechanic's;
+- `member_part` — its part of a member as the member API, the member page and the
+  console's profile show them (stamps, badges, a referral code), or None.
+
+A mechanic keeps a member's progress as running state (`Sale.bumps`: counts added to in
+the purchase's own write) and may ask for a personal coupon as a reward
+(`Sale.coupons_wanted`): the coupons mechanic gives it in its `issue` hook, which runs
+after every mechanic's `planned`, so no mechanic imports another.
 
 Every hook has a default that does nothing, so a mechanic writes only what it does.
 Mechanics are run in `step` order (registration order within a step). A mechanic
@@ -52,7 +61,7 @@ if TYPE_CHECKING:  # types only: the pipeline hands these to mechanics
     from kopilka.checkout.records import Award
     from kopilka.kernel.receipt import Receipt
     from kopilka.ledger.wallet import Wallet
-    from kopilka.platform.statements import ChildRows
+    from kopilka.platform.statements import Bump, ChildRows
     from kopilka.programs.handlers import LoadedProgram
 
 JSON = dict[str, Any]
@@ -89,6 +98,19 @@ class Step(IntEnum):
     LATER = 500  # tiers, triggers, and the mechanics still to come
 
 
+@dataclass(frozen=True)
+class CouponWanted:
+    """A personal coupon a mechanic gives as a reward: one new code of the program's coupon
+    campaign `campaign`, the member's own, usable from `valid_from` until `valid_until`
+    (None: as long as the campaign runs); `reason` says why, in the answer."""
+
+    mechanic: str  # who asked: a refund of the purchase asks it what to take back
+    campaign: str
+    reason: str
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+
+
 @dataclass
 class Sale:
     """A purchase as the pipeline makes it (or quotes it), handed to each mechanic."""
@@ -111,6 +133,11 @@ class Sale:
     # with its id), added by `planned`: they go out in the purchase's own write (one
     # statement on PostgreSQL), so a mechanic that writes this way adds no round trip
     rows: list[ChildRows] = field(default_factory=list)
+    # counts a mechanic keeps per member (progress on a card, a challenge), added to in the
+    # purchase's own write: running state, never a sum over the member's history
+    bumps: list[Bump] = field(default_factory=list)
+    # personal coupons the mechanics give as rewards, issued by the coupons mechanic
+    coupons_wanted: list[CouponWanted] = field(default_factory=list)
 
     @property
     def member_id(self) -> int | None:
@@ -153,6 +180,22 @@ class Refunding:
     actor: str
     changed: bool = field(default=False)  # set when a hook changed `answer`
     awards: list[Award] = field(default_factory=list)  # what the purchase recorded
+    # the quantity of each line (by `n`) returned by the purchase's refunds, this one too
+    returned: dict[int, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Joining:
+    """A member being registered, handed to each mechanic inside the registration's
+    transaction."""
+
+    connection: Connection
+    program: LoadedProgram
+    member_id: int
+    referrer_id: int | None  # the member `referrer` named, if any
+    extras: JSON  # what the registration carried for the mechanics: referral_code, device
+    answer: JSON  # the registration's answer; a mechanic may add its part
+    now: datetime
 
 
 class Mechanic:
@@ -191,6 +234,10 @@ class Mechanic:
         """Before the purchase is written: add to the answer stored with it, and plan
         postings on the member's wallet (they go out in the purchase's own write)."""
 
+    def issue(self, sale: Sale) -> None:
+        """After every mechanic's `planned`: act on what the others asked of this one
+        (the coupons mechanic issues `sale.coupons_wanted`)."""
+
     def writes_after(self, sale: Sale) -> bool:
         """Whether `completed` will write for this sale (asked before the purchase is
         written). When no mechanic will, the purchase's write carries its transaction's
@@ -220,6 +267,20 @@ class Mechanic:
     def due_work(self, engine: Engine, now: datetime) -> dict[str, int]:  # noqa: ARG002
         """Do what fell due by `now` (idempotent for its moment); counts by name."""
         return {}
+
+    def joined(self, joining: Joining) -> None:
+        """A member is being registered (`joining.extras`: what they came with)."""
+
+    def member_part(
+        self,
+        connection: Connection,  # noqa: ARG002 - the default shows nothing
+        program: LoadedProgram,  # noqa: ARG002
+        member_id: int,  # noqa: ARG002
+        now: datetime,  # noqa: ARG002
+    ) -> JSON | None:
+        """This mechanic's part of a member as the API and the pages show them (under
+        its name), or None when it has nothing to show."""
+        return None
 
 
 _registered: list[Mechanic] = []

@@ -182,6 +182,8 @@ def _process(
                 hold=hold, awards=priced_awards(quote, program.calculator.program))  # fmt: skip
     for mechanic in mechanics():
         mechanic.planned(sale)
+    for mechanic in mechanics():
+        mechanic.issue(sale)
     if wallet is not None:  # as every posting planned leaves it
         answer["balance"] = balance_json(wallet, program.calculator.program.points.precision)
     uses = wallet.redeemed_uses if wallet is not None else []
@@ -332,7 +334,10 @@ def _insert(
             *sale.rows,
             *_hold(program, member_id, quote, now, hold=status == "held"),
         ),
-        bumps=_standing(program, member_id, now, quote, sale.wallet, hold=status == "held"),
+        bumps=(
+            *_standing(program, member_id, now, quote, sale.wallet, hold=status == "held"),
+            *sale.bumps,
+        ),
     )
 
 

@@ -123,7 +123,8 @@ def _refund(
     refunding = Refunding(connection, program, wallet, purchase, 0,
                           f"{settings.code}:refund:{{refund}}", _money_back(settings, lines),
                           whole, answer, now, actor,
-                          awards=awards_of(connection, purchase.id))  # fmt: skip
+                          awards=awards_of(connection, purchase.id),
+                          returned=_returned_now(earlier_refunds, lines))  # fmt: skip
     accrued_back += sum(mechanic.refund_points(refunding) for mechanic in mechanics())
     burnt = (
         _plan(connection, wallet, purchase, earlier_refunds, redeemed_back, accrued_back)
@@ -275,6 +276,14 @@ def _returned(earlier: list[Any]) -> dict[int, Decimal]:
     for refund in earlier:
         for line in refund.lines:
             returned[line["n"]] = returned.get(line["n"], Decimal(0)) + Decimal(line["qty"])
+    return returned
+
+
+def _returned_now(earlier: list[Any], lines: list[RefundLine]) -> dict[int, Decimal]:
+    """The quantity of each line returned by the earlier refunds and this one."""
+    returned = _returned(earlier)
+    for line in lines:
+        returned[line.n] = returned.get(line.n, Decimal(0)) + line.qty
     return returned
 
 

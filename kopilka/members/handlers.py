@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from kopilka.checkout.mechanic import Joining, mechanics
 from kopilka.kernel.errors import Conflict, Duplicate, InvalidInput, NotFound, Problem
 from kopilka.kernel.ledger import AccountCode, luhn_check_digit
 from kopilka.kernel.reading import Reader, row_id
@@ -41,7 +42,10 @@ from kopilka.platform.idempotency import AfterWrite, Answer, followed, idempoten
 from kopilka.platform.tables import member_consents, member_profiles, members, programs
 from kopilka.programs.handlers import LoadedProgram, load_program
 
-MEMBER_KEYS = ("card", "phone", "email", "external_id", "name", "birthday", "referrer", "consents")
+MEMBER_KEYS = ("card", "phone", "email", "external_id", "name", "birthday", "referrer", "consents",
+               "referral_code", "device")  # fmt: skip
+REFERRAL_CODE = re.compile(r"^[0-9A-Za-z-]{4,32}$")
+DEVICE = re.compile(r"^[\x21-\x7e]{1,128}$")  # a device fingerprint: printable ASCII
 # personal data processing (152-FZ), then each channel messages may go by (38-FZ)
 CONSENT_CHANNELS = ("personal_data", "sms", "email", "push", "calls")
 CARD_PREFIX = "2"  # "2…" numbers are reserved for in-store use, so no bank card clashes
@@ -61,6 +65,10 @@ class NewMember:
     birthday: date | None
     referrer: str | None
     consents: dict[str, bool]
+    # for the mechanics (`Mechanic.joined`): the code of the referral link the member came
+    # by, and the fingerprint of the device they registered on, when the caller sends one
+    referral_code: str | None = None
+    device: str | None = None
 
 
 def parse_new_member(data: object) -> NewMember:
@@ -76,6 +84,14 @@ def parse_new_member(data: object) -> NewMember:
         birthday=body.day("birthday"),
         referrer=body.text("referrer"),
         consents=_consents(body),
+        referral_code=body.text(
+            "referral_code",
+            pattern=REFERRAL_CODE,
+            what="a referral code (4–32 letters, digits, '-')",
+        ),
+        device=body.text(
+            "device", pattern=DEVICE, what="a device fingerprint (1–128 printable ASCII characters)"
+        ),
     )
     if problems:
         raise InvalidInput(problems)
@@ -220,8 +236,14 @@ def _register(
     open_accounts(connection, program.program_id, member_id)
     record_consents(connection, program.program_id, member_id, new.consents,
                     source="registration", now=now)  # fmt: skip
-    return member_document(connection, find_member(connection, program.program_id,
-                                                   str(member_id)), program, now)  # fmt: skip
+    answer = member_document(connection, find_member(connection, program.program_id,
+                                                     str(member_id)), program, now)  # fmt: skip
+    extras = {"referral_code": new.referral_code, "device": new.device}
+    joining = Joining(connection, program, member_id, referrer.id if referrer else None,
+                      extras, answer, now)  # fmt: skip
+    for mechanic in mechanics():
+        mechanic.joined(joining)
+    return answer
 
 
 def _refuse_taken(connection: Connection, program_id: int, new: NewMember) -> None:
@@ -353,11 +375,16 @@ def member_document(
 ) -> dict[str, Any]:
     """A member as the API shows them: the profile, the consents in force, and the tier
     (`tier`, `next_tier` with what is `missing`, `privileges`)."""
-    return {
+    document = {
         **member_json(row),
         "consents": current_consents(connection, row.id),
         **tier_fields(connection, program.calculator.program, row.id, row.created_at, now),
     }
+    for mechanic in mechanics():  # stamps, challenges and badges, a referral code …
+        part = mechanic.member_part(connection, program, int(row.id), now)
+        if part is not None:
+            document[mechanic.name] = part
+    return document
 
 
 def erase_member(

@@ -121,6 +121,14 @@ MEMBER = {
         "birthday": {"type": "string", "format": "date"},
         "referrer": text(description=MEMBER_REF),
         "consents": CONSENTS,
+        "referral_code": text(
+            32, description="the code of the referral link the member came by (docs/referrals.md)"
+        ),
+        "device": text(
+            128,
+            description="a fingerprint of the device the member registers on, "
+            "1–128 printable ASCII characters: referral fraud checks compare it",
+        ),
     },
     "additionalProperties": False,
 }

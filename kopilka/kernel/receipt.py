@@ -33,7 +33,7 @@ RECEIPT_KEYS = (
     "hold",
 )
 LINE_KEYS = ("sku", "name", "category", "qty", "price", "discount")
-PAYMENT_KEYS = ("method", "bin")
+PAYMENT_KEYS = ("method", "bin", "last4", "device")
 MAX_LINES = 1000
 MAX_COUPONS = 10  # a till scans a few; more is someone trying codes
 QTY_DIGITS = 6  # weighed goods come in grams; no scale reads finer than a milligram
@@ -66,6 +66,8 @@ class Receipt:
     payment_method: str | None
     hold: bool
     payment_bin: str | None = None  # the card's first digits (6–8), for cashback by bank
+    payment_last4: str | None = None  # its last four digits (with the BIN: referral checks)
+    device: str | None = None  # the paying device's fingerprint, when the caller sends one
 
     @property
     def total(self) -> int:
@@ -97,7 +99,7 @@ def parse_receipt(data: object, program: Program, *, now: datetime) -> Receipt:
         body.report("location", f"{show(location)} is not a location of program {program.code}")
         location = None
     lines = tuple(_lines(body, program))
-    payment_method, payment_bin = _payment(body)
+    payment_method, payment_bin, payment_last4, device = _payment(body)
     receipt = Receipt(
         receipt_id=body.text("receipt_id"),
         location=location,
@@ -109,6 +111,8 @@ def parse_receipt(data: object, program: Program, *, now: datetime) -> Receipt:
         payment_method=payment_method,
         hold=bool(body.boolean("hold")),
         payment_bin=payment_bin,
+        payment_last4=payment_last4,
+        device=device,
     )
     if problems:
         raise InvalidInput(problems)
@@ -238,12 +242,19 @@ def _coupons(body: Reader) -> tuple[str, ...]:
 
 
 _BIN = re.compile(r"^[0-9]{6,8}$")  # ASCII digits: "٤٢٧٦٠٠" is no BIN
+_LAST4 = re.compile(r"^[0-9]{4}$")
+_DEVICE = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, as at registration
 
 
-def _payment(body: Reader) -> tuple[str | None, str | None]:
-    """The payment's method and card BIN (the first 6–8 digits of the card number)."""
+def _payment(body: Reader) -> tuple[str | None, str | None, str | None, str | None]:
+    """The payment's method, card BIN (the first 6–8 digits of the card number) and last
+    four digits, and the paying device's fingerprint — never a whole card number."""
     payment = body.mapping("payment", PAYMENT_KEYS)
     if payment is None:
-        return None, None
+        return None, None, None, None
     card_bin = payment.text("bin", pattern=_BIN, what="a card BIN: the first 6 to 8 digits")
-    return payment.text("method"), card_bin
+    last4 = payment.text("last4", pattern=_LAST4, what="the card's last 4 digits")
+    device = payment.text(
+        "device", pattern=_DEVICE, what="a device fingerprint (1–128 printable ASCII characters)"
+    )
+    return payment.text("method"), card_bin, last4, device

@@ -80,6 +80,10 @@ RECEIPT = {
         "coupons": {"type": "array", "items": text(), "maxItems": MAX_COUPONS},
         "payment": {"type": "object", "properties": {
             "method": text(), "bin": {"type": "string", "pattern": "^[0-9]{6,8}$"},
+            "last4": {"type": "string", "pattern": "^[0-9]{4}$",
+                      "description": "the card's last four digits (never a whole number)"},
+            "device": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,128}$",
+                       "description": "the paying device's fingerprint"},
         }, "additionalProperties": False},
         "hold": {"type": "boolean"},
     },

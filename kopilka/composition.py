@@ -14,11 +14,12 @@ from kopilka.mechanics.coupons.mechanic import Coupons
 from kopilka.mechanics.discounts.mechanic import Discounts
 from kopilka.mechanics.expiry.mechanic import Expiry
 from kopilka.mechanics.referrals.mechanic import Referrals
+from kopilka.mechanics.stamps.mechanic import Stamps
 from kopilka.mechanics.tiers.mechanic import Tiers
 from kopilka.mechanics.triggers.mechanic import Triggers
 
-MECHANICS = (Discounts(), Coupons(), Cashback(), Expiry(), Triggers(), Tiers(), Actions(),
-             Referrals())  # fmt: skip
+MECHANICS = (Discounts(), Coupons(), Cashback(), Expiry(), Triggers(), Tiers(), Stamps(),
+             Actions(), Referrals())  # fmt: skip
 
 for mechanic in MECHANICS:
     register(mechanic)

@@ -14,6 +14,7 @@ from kopilka.kernel.program_parser import register_section
 from kopilka.mechanics.actions import section as actions
 from kopilka.mechanics.cashback.model import parse_cashback
 from kopilka.mechanics.referrals import section as referrals
+from kopilka.mechanics.stamps import section as stamps
 from kopilka.mechanics.triggers.section import parse_triggers
 
 register_section(
@@ -22,3 +23,4 @@ register_section(
 register_section("cashback", lambda top, context: parse_cashback(top, context.money_digits))
 register_section("actions", actions.parse_section)
 register_section("referrals", referrals.parse_section)
+register_section(stamps.KEY, stamps.parse_section)

@@ -305,7 +305,7 @@ def test_every_text_of_the_member_page_is_in_russian() -> None:
     translation in `member.po`, or — for the shared ones — in the console's catalog."""
     folder = ROOT / "kopilka" / "platform" / "console" / "templates"
     wanted = {f"coupon.{status}" for status in ("issued", "available", "paused", "expired",
-                                                "used")}  # fmt: skip
+                                                "used", "revoked")}  # fmt: skip
     for name in ("member_base.html", "member_page.html", "member_page_error.html"):
         found = extract_from_file("jinja2.ext:babel_extract", folder / name,
                                   options={"extensions": "jinja2.ext.i18n"})  # fmt: skip

@@ -48,6 +48,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from kopilka.checkout.mechanic import CouponWanted
 from kopilka.kernel.errors import (
     Conflict,
     CouponInvalid,
@@ -65,6 +66,7 @@ from kopilka.mechanics.coupons.model import (
     CampaignKind,
     CouponCheck,
     CouponState,
+    OwnWindow,
     Units,
     campaign_document,
     coupon_status,
@@ -515,7 +517,16 @@ COUPON_COLUMNS = (
     coupon_campaigns.c.code.label("campaign_code"), coupon_campaigns.c.kind,
     coupon_campaigns.c.document, coupon_campaigns.c.uses.label("campaign_uses"),
     coupon_campaigns.c.discount.label("campaign_discount"), coupon_campaigns.c.per_code,
+    coupons.c.valid_from.label("own_from"), coupons.c.valid_until.label("own_until"),
+    coupons.c.revoked_at, coupons.c.source, coupons.c.source_purchase_id,
 )  # fmt: skip
+
+
+def own_window(row: Any) -> OwnWindow | None:
+    """A personal coupon's own window (None for a code of a batch or a public code)."""
+    if row.source_purchase_id is None:
+        return None
+    return OwnWindow(row.own_from, row.own_until, row.revoked_at)
 
 
 def _coupon_rows(connection: Connection, program_id: int, codes: Sequence[str], *,
@@ -564,14 +575,28 @@ def _coupon_json(row: Any, program: LoadedProgram, now: datetime) -> dict[str, A
     return {
         "code": _display(row.code, row.kind), "campaign": row.campaign_code,
         "kind": row.kind,
-        "status": coupon_status(campaign, row.owner_member_id, row.uses, now),
+        "status": coupon_status(campaign, row.owner_member_id, row.uses, now, own_window(row)),
         "owner": str(row.owner_member_id) if row.owner_member_id is not None else None,
         "channel": row.channel,
         "issued_at": row.issued_at.isoformat() if row.issued_at else None,
         "uses": row.uses, "uses_left": per_code - row.uses if per_code is not None else None,
-        "valid": row.document["valid"], "effect": row.document["effect"],
+        "valid": _valid(row), "effect": row.document["effect"],
         "conditions": row.document["conditions"],
+        **({"given_by": row.source} if row.source else {}),
     }  # fmt: skip
+
+
+def _valid(row: Any) -> Any:
+    """The campaign's window, narrowed by a personal coupon's own."""
+    valid = dict(row.document["valid"] or {})
+    if row.source_purchase_id is None:
+        return valid
+    for key, own, narrower in (("from", row.own_from, max), ("until", row.own_until, min)):
+        campaign = valid.get(key)
+        if own is not None:
+            ends = [own] + ([datetime.fromisoformat(campaign)] if campaign else [])
+            valid[key] = narrower(ends).isoformat()
+    return valid
 
 
 def read_coupon(engine: Engine, program_code: str, code: str, *, now: datetime) -> dict[str, Any]:
@@ -650,7 +675,7 @@ def _refuse_to_give(row: Any, program: LoadedProgram, now: datetime) -> None:
     if row.kind != CampaignKind.UNIQUE.value:
         raise Conflict(f"{row.code} is a public code: it is given out as it is, not issued")
     campaign = _campaign_of(row, Units.of(program.calculator.program))
-    status = coupon_status(campaign, row.owner_member_id, row.uses, now)
+    status = coupon_status(campaign, row.owner_member_id, row.uses, now, own_window(row))
     if status == "used" or (status == "expired" and campaign.valid_until is not None
                             and now >= campaign.valid_until):  # fmt: skip
         raise Conflict(f"coupon {_display(row.code, row.kind)} is {status}")
@@ -763,7 +788,7 @@ def load_coupons(
             row.coupon_id, row.code, campaign, row.owner_member_id, row.uses,
             used.get(row.campaign_id, 0), row.campaign_uses, row.campaign_discount,
             _standing(row.owner_member_id, row.uses, row.per_code),
-            campaign_id=row.campaign_id))  # fmt: skip
+            campaign_id=row.campaign_id, own=own_window(row)))  # fmt: skip
     return states
 
 
@@ -939,3 +964,72 @@ def give_back_coupons(
         .where(coupons.c.id.in_(ids)).order_by(coupons.c.id)
     ).all()  # fmt: skip
     return [_display(row.code, row.kind) for row in shown]
+
+
+# — personal coupons the purchase's mechanics give (a stamp card's reward, a bounce-back) —
+
+REWARD_BITS = 60  # a code made inside a purchase's write cannot be drawn again: no clash
+PERSONAL_COLUMNS = ("program_id", "campaign_id", "code", "owner_member_id", "channel",
+                    "issued_at", "uses", "valid_from", "valid_until", "source")  # fmt: skip
+_rng = secrets.SystemRandom()
+# a campaign's id and kind never change: known once per process, a purchase that gives
+# one of its coupons reads nothing for it after the first
+_campaigns_known: dict[tuple[int, str], tuple[int, str]] = {}
+
+
+def personal_coupons(
+    connection: Connection, program: LoadedProgram, member_id: int,
+    wanted: Sequence[CouponWanted], now: datetime,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # fmt: skip
+    """The coupon rows a purchase gives (written with it: `source_purchase_id` is its id)
+    and what its answer says of each. A campaign that is not the program's, or whose
+    codes are not personal (a public code), gives nothing: the answer says why."""
+    known = _campaigns(connection, program.program_id, {want.campaign for want in wanted})
+    rows, answers = [], []
+    for want in wanted:
+        campaign = known.get(want.campaign)
+        if campaign is None or campaign[1] != CampaignKind.UNIQUE.value:
+            why = "no such campaign" if campaign is None else "its codes are public, not personal"
+            answers.append({"campaign": want.campaign, "reason": want.reason,
+                            "given": False, "detail": f"no coupon given: {why}"})  # fmt: skip
+            continue
+        code = coupon_codes.new_code(_rng, bits=REWARD_BITS)
+        rows.append({"program_id": program.program_id, "campaign_id": campaign[0], "code": code,
+                     "owner_member_id": member_id, "channel": "pos", "issued_at": now,
+                     "uses": 0, "valid_from": want.valid_from, "valid_until": want.valid_until,
+                     "source": want.mechanic})  # fmt: skip
+        answers.append({"campaign": want.campaign, "reason": want.reason, "given": True,
+                        "code": coupon_codes.shown(code),
+                        "valid_from": _iso(want.valid_from),
+                        "valid_until": _iso(want.valid_until)})  # fmt: skip
+    return rows, answers
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _campaigns(
+    connection: Connection, program_id: int, codes: set[str]
+) -> dict[str, tuple[int, str]]:
+    missing = sorted(code for code in codes if (program_id, code) not in _campaigns_known)
+    if missing:
+        c = coupon_campaigns.c
+        for row in connection.execute(
+            select(c.id, c.code, c.kind).where(c.program_id == program_id, c.code.in_(missing))
+        ).all():
+            _campaigns_known[(program_id, row.code)] = (int(row.id), row.kind)
+    return {code: _campaigns_known[(program_id, code)] for code in codes
+            if (program_id, code) in _campaigns_known}  # fmt: skip
+
+
+def revoke_given(connection: Connection, purchase_id: int, now: datetime) -> list[str]:
+    """The unused personal coupons a purchase gave, revoked (its refund undoes it); a
+    coupon already used stays as it is. Their codes, as printed."""
+    c = coupons.c
+    rows = connection.execute(
+        update(coupons)
+        .where(c.source_purchase_id == purchase_id, c.uses == 0, c.revoked_at.is_(None))
+        .values(revoked_at=now).returning(c.code)
+    ).all()  # fmt: skip
+    return sorted(coupon_codes.shown(row.code) for row in rows)

@@ -19,10 +19,18 @@ from kopilka.checkout.records import Award, total
 from kopilka.kernel.errors import CouponInvalid
 from kopilka.kernel.ledger import Reason
 from kopilka.kernel.money import format_minor, to_minor
-from kopilka.mechanics.coupons.handlers import give_back_coupons, redeem_coupons
+from kopilka.mechanics.coupons.handlers import (
+    PERSONAL_COLUMNS,
+    give_back_coupons,
+    personal_coupons,
+    redeem_coupons,
+    revoke_given,
+)
 from kopilka.mechanics.coupons.model import CouponCheck
 from kopilka.mechanics.coupons.pages import router
 from kopilka.mechanics.coupons.pricing import CouponsPriced, coupon_step, settle
+from kopilka.mechanics.coupons.tables import coupons
+from kopilka.platform.statements import ChildRows
 
 
 class Coupons(Mechanic):
@@ -69,6 +77,17 @@ class Coupons(Mechanic):
             wallet.accrue(key, points, reason=Reason.COUPON,
                           pending=wallet.program.accrual.pending_days > 0)  # fmt: skip
 
+    def issue(self, sale: Sale) -> None:
+        """The personal coupons the other mechanics give with this purchase (a stamp
+        card's reward, a bounce-back): written with the purchase, named in its answer."""
+        if not sale.coupons_wanted or sale.member_id is None:
+            return
+        rows, answers = personal_coupons(sale.connection, sale.program, sale.member_id,
+                                         sale.coupons_wanted, sale.now)  # fmt: skip
+        if rows:
+            sale.rows.append(ChildRows(coupons, "source_purchase_id", PERSONAL_COLUMNS, rows))
+        sale.answer["coupons_given"] = answers
+
     def writes_after(self, sale: Sale) -> bool:
         return bool(_coupons(sale.priced).applied)
 
@@ -100,6 +119,10 @@ class Coupons(Mechanic):
             refund.answer["coupons_returned"] = give_back_coupons(
                 refund.connection, refund.program.program_id, refund.purchase.id, refund.now
             )
+            # and the coupons it gave are taken back, unless already used
+            revoked = revoke_given(refund.connection, refund.purchase.id, refund.now)
+            if revoked:
+                refund.answer["coupons_revoked"] = revoked
 
 
 NONE = CouponsPriced((), [], [])

@@ -109,6 +109,27 @@ class CouponState:
     campaign_discount: int  # money minor units given so far
     status: str  # available | issued | used | expired | paused (see `coupon_status`)
     campaign_id: int = 0  # the campaign's row (0: a state made without one, in tests)
+    own: OwnWindow | None = None  # a personal coupon's own window (a purchase gave it)
+
+
+@dataclass(frozen=True, slots=True)
+class OwnWindow:
+    """A personal coupon a purchase gave (a stamp card's reward, a bounce-back): usable
+    from `valid_from` until `valid_until` within its campaign's window, and no more once
+    a refund of that purchase revoked it."""
+
+    valid_from: datetime | None
+    valid_until: datetime | None
+    revoked_at: datetime | None = None
+
+    def problem(self, at: datetime) -> str | None:
+        if self.revoked_at is not None:
+            return "the coupon was revoked: the purchase that earned it was refunded"
+        if self.valid_from is not None and at < self.valid_from:
+            return f"the coupon is valid from {self.valid_from.isoformat()}"
+        if self.valid_until is not None and at >= self.valid_until:
+            return f"the coupon expired at {self.valid_until.isoformat()}"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,12 +371,14 @@ def _sorted(codes: frozenset[str] | None) -> list[str] | None:
 
 
 def coupon_status(campaign: Campaign, owner_member_id: int | None, uses: int,
-                  at: datetime) -> str:  # fmt: skip
-    """`used` (no use left), `expired` (outside the validity window), `paused`, `issued`
-    (to a member) or `available`."""
+                  at: datetime, own: OwnWindow | None = None) -> str:  # fmt: skip
+    """`used` (no use left), `revoked` (a refund took it back), `expired` (outside the
+    validity window), `paused`, `issued` (to a member) or `available`."""
     if campaign.limits.per_code is not None and uses >= campaign.limits.per_code:
         return "used"
-    if _window_problem(campaign, at) is not None:
+    if own is not None and own.revoked_at is not None:
+        return "revoked"
+    if _window_problem(campaign, at) is not None or (own is not None and own.problem(at)):
         return "expired"
     if campaign.paused:
         return "paused"
@@ -402,7 +425,7 @@ def _refusal(
     member_id: int | None, tier: str | None, segments: frozenset[str], at: datetime,
 ) -> tuple[str, str] | None:  # fmt: skip
     campaign = state.campaign
-    window = _window_problem(campaign, at)
+    window = _window_problem(campaign, at) or (state.own.problem(at) if state.own else None)
     if window is not None:
         return "expired", window
     if campaign.paused:

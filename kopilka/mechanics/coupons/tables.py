@@ -74,9 +74,22 @@ coupons = Table(
     Column("channel", String(16)),  # how it was issued: sms | email | push | partner_site | pos
     Column("issued_at", Timestamp()),
     Column("uses", Integer, nullable=False),
+    # a personal coupon a purchase gave (a stamp card's reward, a bounce-back): its own
+    # window within the campaign's, who gave it and with which purchase, and when a
+    # refund of that purchase took it back unused
+    Column("valid_from", Timestamp()),
+    Column("valid_until", Timestamp()),
+    Column("source", String(64)),
+    Column(
+        "source_purchase_id",
+        Integer,
+        ForeignKey("purchases.id", name="fk_coupons_source_purchase_id"),
+    ),
+    Column("revoked_at", Timestamp()),
     UniqueConstraint("program_id", "code"),
     Index("ix_coupons_campaign_id", "campaign_id", "id"),
     Index("ix_coupons_owner_member_id", "owner_member_id", "id"),
+    Index("ix_coupons_source_purchase_id", "source_purchase_id"),
 )
 
 # A redemption in a purchase; `returned_at` is set when a whole refund or a cancelled

@@ -1,4 +1,4 @@
-"""Stamp cards (issue 18, in progress: the model; not yet registered as a mechanic).
+"""Stamp cards: "buy 5 coffees, the 6th is free".
 
 A card gives a stamp for each qualifying receipt, unit or amount of qualifying spend;
 at `stamps` stamps the member gets the card's reward and the card starts again. What a
@@ -19,7 +19,8 @@ from kopilka.kernel.reading import Reader, show
 CARD_KEYS = ("code", "name", "stamps", "per", "amount", "skus", "categories", "min_spend",
              "max_per_receipt", "valid", "reward", "on_refund")  # fmt: skip
 VALID_KEYS = ("from", "until")
-REWARD_KEYS = ("points", "coupon")
+REWARD_KEYS = ("points", "coupon", "note")
+MAX_NOTE = 200  # what the reward is, as the cashier says it
 MAX_STAMPS = 1000  # a card of more stamps than this is a typo, not a promotion
 
 
@@ -44,6 +45,7 @@ class OnRefund(StrEnum):
 class StampReward:
     points: int | None = None  # point minor units
     coupon: str | None = None  # a coupon campaign's code: one personal code issued
+    note: str | None = None  # what it is in words ("a free coffee")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,23 @@ def advance(card: StampCard, before: int, earned: int) -> tuple[int, int]:
     return total // card.stamps, total % card.stamps
 
 
+def to_go(card: StampCard, held: int) -> int:
+    """Stamps the card still needs before its next reward (more than `stamps` while it
+    owes stamps a refund clawed back)."""
+    return card.stamps - held
+
+
+def message(card: StampCard, held: int, rewards: int, reward_words: str) -> str:
+    """What the cashier reads out: "Coffee: 5 of 6 — 1 more to a free coffee"."""
+    if rewards:
+        given = reward_words if rewards == 1 else f"{rewards} × {reward_words}"
+        return f"{card.name}: {given} given; the card starts again ({held} of {card.stamps})"
+    if held < 0:
+        return (f"{card.name}: owes {-held} stamps a refund took back; "
+                f"{to_go(card, held)} more to {reward_words}")  # fmt: skip
+    return f"{card.name}: {held} of {card.stamps} — {to_go(card, held)} more to {reward_words}"
+
+
 # — the section of the program file —
 
 
@@ -171,8 +190,9 @@ def _reward(item: Reader, point_digits: int) -> StampReward | None:
     if reward.has("points") == reward.has("coupon"):
         reward.report(reward.loc, "give exactly one of points or coupon")
         return None
+    note = reward.text("note", max_length=MAX_NOTE)
     if reward.has("points"):
         points = reward.minor("points", point_digits, unit="points", required=True)
-        return StampReward(points=points) if points else None
+        return StampReward(points=points, note=note) if points else None
     coupon = reward.code("coupon")
-    return StampReward(coupon=coupon) if coupon else None
+    return StampReward(coupon=coupon, note=note) if coupon else None

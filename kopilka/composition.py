@@ -10,6 +10,7 @@ from __future__ import annotations
 from kopilka.checkout.mechanic import register
 from kopilka.mechanics.actions.mechanic import Actions
 from kopilka.mechanics.cashback.mechanic import Cashback
+from kopilka.mechanics.challenges.mechanic import Challenges
 from kopilka.mechanics.coupons.mechanic import Coupons
 from kopilka.mechanics.discounts.mechanic import Discounts
 from kopilka.mechanics.expiry.mechanic import Expiry
@@ -19,7 +20,7 @@ from kopilka.mechanics.tiers.mechanic import Tiers
 from kopilka.mechanics.triggers.mechanic import Triggers
 
 MECHANICS = (Discounts(), Coupons(), Cashback(), Expiry(), Triggers(), Tiers(), Stamps(),
-             Actions(), Referrals())  # fmt: skip
+             Challenges(), Actions(), Referrals())  # fmt: skip
 
 for mechanic in MECHANICS:
     register(mechanic)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from kopilka.kernel.program_parser import register_section
 from kopilka.mechanics.actions import section as actions
 from kopilka.mechanics.cashback.model import parse_cashback
+from kopilka.mechanics.challenges import section as challenges
 from kopilka.mechanics.referrals import section as referrals
 from kopilka.mechanics.stamps import section as stamps
 from kopilka.mechanics.triggers.section import parse_triggers
@@ -24,3 +25,5 @@ register_section("cashback", lambda top, context: parse_cashback(top, context.mo
 register_section("actions", actions.parse_section)
 register_section("referrals", referrals.parse_section)
 register_section(stamps.KEY, stamps.parse_section)
+register_section(challenges.CHALLENGES, challenges.parse_challenges_section)
+register_section(challenges.BADGES, challenges.parse_badges_section)

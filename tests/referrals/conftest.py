@@ -55,14 +55,19 @@ def code_of(engine: Engine, card: str) -> str:
 
 
 def buy(
-    engine: Engine, card: str, *, at: datetime = NOW, qty: int = 1, **payment: str
+    engine: Engine,
+    card: str,
+    *,
+    at: datetime = NOW,
+    qty: int = 1,
+    payment: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A purchase of `qty` teas (150.00 each) by the member, paid by card (`bin`,
-    `last4`) and from a `device` when given."""
+    """A purchase of `qty` teas (150.00 each) by the member, paid by card (`payment`:
+    its `bin` and `last4`, the paying `device`, when given)."""
     body = {
         "receipt_id": f"R-{next(_numbers)}", "location": "kiosk",
         "member": f"card:{card}", "lines": [{"sku": "TEA-400", "qty": qty}],
-        "payment": {"method": "card", **payment},
+        "payment": {"method": "card", **(payment or {})},
     }  # fmt: skip
     return process_purchase(engine, "zerno", body, now=at, actor="pos").answer
 

@@ -24,7 +24,7 @@ from kopilka.kernel.money import format_minor
 from kopilka.kernel.periods import period_start
 from kopilka.kernel.reading import MAX_NOTE, Reader, row_id
 from kopilka.ledger.wallet import Wallet
-from kopilka.mechanics.referrals import store
+from kopilka.mechanics.referrals import status as records
 from kopilka.mechanics.referrals.model import (
     FIRST_PURCHASE_REFUNDED,
     REJECTED_BY_REVIEWER,
@@ -80,9 +80,9 @@ def on_joined(joining: Joining) -> None:
     code = joining.extras.get("referral_code")
     referrer_id = _referrer_of(connection, program_id, code, joining.referrer_id)
     device = joining.extras.get("device")
-    own = store.profile_identities(connection, member_id) | identities(device=device)
-    store.add_fingerprints(connection, program_id, member_id, own)
-    store.ensure_code(connection, program_id, member_id, joining.now)
+    own = records.profile_identities(connection, member_id) | identities(device=device)
+    records.add_fingerprints(connection, program_id, member_id, own)
+    records.ensure_code(connection, program_id, member_id, joining.now)
     if referrer_id is not None:
         if joining.referrer_id is None:  # came by a code: the member's referrer is its owner
             connection.execute(
@@ -105,7 +105,7 @@ def _referrer_of(
 ) -> int | None:
     if code is None:
         return named
-    owner = store.owner_of_code(connection, program_id, normalise_code(code))
+    owner = records.owner_of_code(connection, program_id, normalise_code(code))
     if owner is None or owner.status != "active":
         raise InvalidInput(
             [Problem("referral_code", f"{code!r} is no referral code of a member of this program")]
@@ -124,13 +124,13 @@ def _refer(
     friend: set[Any],
     now: datetime,
 ) -> None:
-    referrer = store.fingerprints_of(connection, [referrer_id])[referrer_id]
-    referrer |= store.profile_identities(connection, referrer_id)
+    referrer = records.fingerprints_of(connection, [referrer_id])[referrer_id]
+    referrer |= records.profile_identities(connection, referrer_id)
     hard = hard_reasons(Facts(frozenset(friend), frozenset(referrer)))
-    if store.member_status(connection, referrer_id) != "active":
+    if records.member_status(connection, referrer_id) != "active":
         hard.append(REFERRER_INACTIVE)
     status = Status.REJECTED if hard else Status.WAITING
-    referral_id = store.insert_referral(
+    referral_id = records.insert_referral(
         connection,
         {
             "program_id": program_id,
@@ -143,7 +143,7 @@ def _refer(
             "decided_at": now if hard else None,
         },
     )
-    store.record_decision(
+    records.record_decision(
         connection,
         program_id=program_id,
         referral_id=referral_id,
@@ -161,9 +161,9 @@ def _refer(
 def member_part(connection: Connection, program: LoadedProgram, member_id: int) -> dict[str, Any]:
     """The member's code, link and referrals by status (as the member API shows them)."""
     settings = settings_of(program)
-    code = store.code_of(connection, member_id)
-    counts = store.counts_by_status(connection, referrer_id=member_id)
-    earned = store.points_earned_as_referrer(connection, member_id)
+    code = records.code_of(connection, member_id)
+    counts = records.counts_by_status(connection, referrer_id=member_id)
+    earned = records.points_earned_as_referrer(connection, member_id)
     digits = program.calculator.program.points.precision
     return {
         "code": code,
@@ -189,7 +189,7 @@ def member_referral(
         member = find_member(connection, program.program_id, member_ref)
         if member.status != "active":
             raise Conflict(f"member {member_ref!r} is {member.status}: they refer nobody")
-        store.ensure_code(connection, program.program_id, int(member.id), now)
+        records.ensure_code(connection, program.program_id, int(member.id), now)
         return member_part(connection, program, int(member.id))
 
     return retrying(engine, attempt)
@@ -210,7 +210,7 @@ def settle_due(engine: Engine, *, now: datetime, actor: str = "worker") -> dict[
             settings = settings_of(program)
             if settings is None:
                 continue
-            due = store.due_referrals(
+            due = records.due_referrals(
                 connection,
                 program.program_id,
                 _least_paid(settings),
@@ -247,10 +247,10 @@ def _settle(
     now: datetime,
     actor: str,
 ) -> Status | None:
-    row = store.lock_referral(connection, program.program_id, referral_id)
+    row = records.lock_referral(connection, program.program_id, referral_id)
     if row is None or row.status != Status.WAITING.value:
         return None  # judged meanwhile (another worker)
-    first = store.first_purchase(connection, row.friend_id, _least_paid(settings))
+    first = records.first_purchase(connection, row.friend_id, _least_paid(settings))
     if first is None:
         return None
     if first.status != "completed":
@@ -283,12 +283,12 @@ def _facts(
     row: Any,
     now: datetime,
 ) -> Facts:
-    chain = store.young_chain(
+    chain = records.young_chain(
         connection, row.referrer_id, row.friend_id, row.friend_registered, settings.review
     )
-    found = store.fingerprints_of(connection, [*chain, row.referrer_id])
-    friend = found[row.friend_id] | store.profile_identities(connection, row.friend_id)
-    referrer = found[row.referrer_id] | store.profile_identities(connection, row.referrer_id)
+    found = records.fingerprints_of(connection, [*chain, row.referrer_id])
+    friend = found[row.friend_id] | records.profile_identities(connection, row.friend_id)
+    referrer = found[row.referrer_id] | records.profile_identities(connection, row.referrer_id)
     others = set().union(*(found[m] for m in chain if m not in (row.friend_id, row.referrer_id)))
     period = settings.limits.per_period
     since = (
@@ -296,13 +296,13 @@ def _facts(
         if period is not None
         else None
     )
-    paid_ever, paid_recently = store.paid_counts(connection, row.referrer_id, since)
+    paid_ever, paid_recently = records.paid_counts(connection, row.referrer_id, since)
     return Facts(
         friend=frozenset(friend),
         referrer=frozenset(referrer),
         chain=frozenset(others),
         chain_length=len(chain),
-        earlier_accounts=store.earlier_accounts(connection, program.program_id, row.friend_id),
+        earlier_accounts=records.earlier_accounts(connection, program.program_id, row.friend_id),
         paid_by_referrer=paid_ever,
         paid_in_period=paid_recently,
     )
@@ -310,9 +310,9 @@ def _facts(
 
 def _inactive(connection: Connection, row: Any) -> list[str]:
     reasons = []
-    if store.member_status(connection, row.referrer_id) != "active":
+    if records.member_status(connection, row.referrer_id) != "active":
         reasons.append(REFERRER_INACTIVE)
-    if store.member_status(connection, row.friend_id) != "active":
+    if records.member_status(connection, row.friend_id) != "active":
         reasons.append(FRIEND_INACTIVE)
     return reasons
 
@@ -360,8 +360,8 @@ def _conclude(
             assert wallets is not None
             assert settings is not None
             values.update(_pay(program, settings, row, wallets, actor), paid_at=now)
-    store.change_referral(connection, row.id, **values)
-    store.record_decision(
+    records.change_referral(connection, row.id, **values)
+    records.record_decision(
         connection,
         program_id=program.program_id,
         referral_id=row.id,
@@ -421,7 +421,7 @@ def decide(
         settings = _settings(program, program_code)
         referral_id = row_id(referral_ref)
         row = (
-            store.lock_referral(connection, program.program_id, referral_id)
+            records.lock_referral(connection, program.program_id, referral_id)
             if referral_id
             else None
         )
@@ -537,7 +537,7 @@ def referral_json(row: Any, digits: int) -> dict[str, Any]:
 
 
 def _read(connection: Connection, program: LoadedProgram, referral_id: int) -> dict[str, Any]:
-    rows = store.referral_rows(
+    rows = records.referral_rows(
         connection, program.program_id, status=None, before=None, limit=1, referral_id=referral_id
     )
     if not rows:
@@ -552,7 +552,7 @@ def _read(connection: Connection, program: LoadedProgram, referral_id: int) -> d
             "actor": d.actor,
             "at": d.at.isoformat(),
         }
-        for d in store.decisions_of(connection, referral_id)
+        for d in records.decisions_of(connection, referral_id)
     ]
     return document
 
@@ -584,7 +584,7 @@ def list_referrals(
     """Referrals newest first (by `status` when given); `next` is the `before` of the next page."""
 
     def work(connection: Connection, program: LoadedProgram) -> dict[str, Any]:
-        rows = store.referral_rows(
+        rows = records.referral_rows(
             connection, program.program_id, status=status, before=before, limit=limit
         )
         digits = program.calculator.program.points.precision
@@ -598,10 +598,10 @@ def figures(engine: Engine, program_code: str) -> dict[str, Any]:
     """Members with a code, referrals by status, rewards paid and what they cost."""
 
     def work(connection: Connection, program: LoadedProgram) -> dict[str, Any]:
-        counts = store.counts_by_status(connection, program_id=program.program_id)
-        cost = store.points_paid(connection, program_id=program.program_id)
+        counts = records.counts_by_status(connection, program_id=program.program_id)
+        cost = records.points_paid(connection, program_id=program.program_id)
         return {
-            "members_with_code": store.codes_made(connection, program.program_id),
+            "members_with_code": records.codes_made(connection, program.program_id),
             "referrals": counts,
             "rewards_paid": counts[Status.PAID.value],
             "cost": format_minor(cost, program.calculator.program.points.precision),

@@ -24,7 +24,7 @@ from kopilka.mechanics.referrals import pages as console_pages
 from kopilka.mechanics.referrals import routes as api_routes
 from kopilka.mechanics.referrals.handlers import member_part, on_joined, settings_of, settle_due
 from kopilka.mechanics.referrals.model import identities, payment_card
-from kopilka.mechanics.referrals.store import fingerprint_bumps
+from kopilka.mechanics.referrals.status import fingerprint_bumps
 from kopilka.programs.handlers import LoadedProgram
 
 HERE = Path(__file__).resolve().parent

@@ -6,7 +6,7 @@ It waits until the friend's first qualifying purchase has stood `waiting_days` w
 refund; then the checks decide: a hard failure (the friend is the referrer under another
 name, or a member of the same young chain) rejects it for good, a limit reached rejects it
 with the limit's name, a suspicion sends it to a person's review, and otherwise both
-sides are paid. Everything here is standard library: the facts are gathered by the store,
+sides are paid. Everything here is standard library: the facts are gathered by `status`,
 and time is a parameter.
 """
 
@@ -189,7 +189,7 @@ def identities(
 
 @dataclass(frozen=True)
 class Facts:
-    """What the store found of a referral at the moment it is judged."""
+    """What `status` found of a referral at the moment it is judged."""
 
     friend: frozenset[Identity]
     referrer: frozenset[Identity]

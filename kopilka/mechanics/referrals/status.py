@@ -1,6 +1,7 @@
-"""The referrals' queries, in the caller's transaction: codes, fingerprints, the facts a
-verdict needs, and the referrals' rows. No query here runs on a purchase's hot path: a
-purchase only adds to `referral_fingerprints` in its own write (`fingerprint_bumps`)."""
+"""The referrals' state as stored, and its queries (in the caller's transaction): codes,
+fingerprints, the facts a verdict needs, the referrals' rows and their counts by status.
+No query here runs on a purchase's hot path: a purchase only adds to
+`referral_fingerprints` in its own write (`fingerprint_bumps`)."""
 
 from __future__ import annotations
 

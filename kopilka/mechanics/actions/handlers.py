@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -86,7 +86,7 @@ class Report:
 
     def fingerprint(self) -> str:
         """Its identity for repeats: the same member reference, id and moment."""
-        moment = self.occurred_at.isoformat() if self.occurred_at else None
+        moment = self.occurred_at.astimezone(UTC).isoformat() if self.occurred_at else None
         return fingerprint({"member": self.member, "external_id": self.external_id,
                             "occurred_at": moment})  # fmt: skip
 

@@ -100,8 +100,8 @@ def _secret_env(item: Reader, reported_by: frozenset[Reporter]) -> str | None:
                           "(capital letters, digits, '_')")  # fmt: skip
     by_callback = Reporter.CALLBACK in reported_by
     if by_callback and name is None and not item.has("secret_env"):
-        item.report(item.at("secret_env"), "is required: an action reported by callback needs "
-                                           "the environment variable of its shared secret")  # fmt: skip
+        item.report(item.at("secret_env"), "is required: an action reported by callback "
+                                           "needs the variable of its shared secret")  # fmt: skip
     if not by_callback and item.has("secret_env"):
         item.report(item.at("secret_env"), "only an action reported_by callback has a secret")
     return name if by_callback else None

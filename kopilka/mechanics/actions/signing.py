@@ -31,7 +31,7 @@ _SIGNATURE = re.compile(r"sha256=([0-9a-f]{64})")
 
 def signature_of(secret: str, timestamp: str, body: bytes) -> str:
     """The header value a service sends: `sha256=<hex>`."""
-    message = timestamp.encode("ascii") + b"." + body
+    message = timestamp.encode("utf-8") + b"." + body
     return "sha256=" + hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
 

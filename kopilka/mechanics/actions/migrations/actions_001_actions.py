@@ -39,8 +39,9 @@ def upgrade() -> None:
         sa.Column("occurred_at", TZ),
         sa.Column("received_at", TZ, nullable=False),
         sa.Column("answer", sa.JSON, nullable=False),
-        sa.UniqueConstraint("program_id", "action", "external_id",
-                            name="uq_action_reports_external_id"),  # fmt: skip
+        sa.UniqueConstraint(
+            "program_id", "action", "external_id", name="uq_action_reports_external_id"
+        ),
         sa.CheckConstraint("points >= 0", name="ck_action_reports_points"),
     )
     op.create_index("ix_action_reports_member_id", "action_reports", ["member_id", "id"])

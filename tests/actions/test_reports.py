@@ -167,3 +167,18 @@ def test_the_member_s_reports_come_by_pages(partner):
     second = partner.get(f"/members/{ANNA}/actions",
                          params={"limit": 2, "before": first["next"]}).json()  # fmt: skip
     assert [item["external_id"] for item in second["items"]] == ["i-2", "i-1"]
+
+
+def test_an_idempotency_key_answers_its_first_answer_as_on_any_post(partner):
+    headers = {"Idempotency-Key": "K-1"}
+    first = partner.post("/actions/invite_friend/reports",
+                         {"member": ANNA, "external_id": "i-1"}, headers=headers)  # fmt: skip
+    again = partner.post("/actions/invite_friend/reports",
+                         {"member": ANNA, "external_id": "i-1"}, headers=headers)  # fmt: skip
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json() == again.json()
+    other = partner.post("/actions/invite_friend/reports",
+                         {"member": ANNA, "external_id": "i-2"}, headers=headers)  # fmt: skip
+    assert other.status_code == 409
+    assert other.json()["code"] == "idempotency_conflict"
+    assert available(partner) == "100.00"

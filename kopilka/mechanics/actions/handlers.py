@@ -1,8 +1,8 @@
 """Points for actions: a report credited exactly once, or refused by name; what a member
 was given; the catalogue's figures.
 
-A report is one transaction (`retrying`): the member's accounts are locked (`Wallet.open`),
-then the report's external id is looked up — a repeat answers the first answer, another
+A report is one retried transaction (`idempotent`): the member's accounts are locked
+(`Wallet.open`), then the report's external id is looked up — a repeat answers the first answer, another
 body under the same id is `idempotency_conflict` — then the running counts of the member
 for the action (ever, and in the report's period) are made if missing and locked, the
 verdict weighed against them (`model.judge`), and the report recorded. A credit raises
@@ -52,7 +52,7 @@ from kopilka.mechanics.actions.model import (
 from kopilka.mechanics.actions.signing import secrets_in
 from kopilka.mechanics.actions.tables import action_counts, action_reports
 from kopilka.members.handlers import find_member
-from kopilka.platform.idempotency import fingerprint, retrying
+from kopilka.platform.idempotency import fingerprint, idempotent
 from kopilka.platform.pages import newest_first
 from kopilka.programs.handlers import LoadedProgram, load_program
 
@@ -101,13 +101,6 @@ class Reporting:
     shows_balance: bool = True  # an outside service is not told the member's balance
 
 
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    answer: dict[str, Any]
-    is_new: bool
-    refused: bool
-
-
 # — reading a report —
 
 
@@ -150,18 +143,20 @@ def _moment(reader: Reader, timezone: str, now: datetime) -> datetime | None:
 
 def report_action(
     engine: Engine, program_code: str, action_code: str, body: object, *,
-    reporting: Reporting, now: datetime,
+    reporting: Reporting, now: datetime, idempotency_key: str | None = None,
 ) -> tuple[dict[str, Any], bool]:  # fmt: skip
-    """Credit the action's points for the report in `body`, once per external id; the
-    answer and whether it was made now. A refusal is recorded, then raised
-    (`ActionRefused`), as is its repeat."""
-    outcome = retrying(engine, partial(_report, program_code=program_code,
-                                       action_code=action_code, body=body,
-                                       reporting=reporting, now=now))  # fmt: skip
-    answer = _shown(outcome.answer, reporting)
-    if outcome.refused:
+    """Credit the action's points for the report in `body`, once per external id (and
+    per `Idempotency-Key`, when one is sent); the answer and whether it was made now. A
+    refusal is recorded, then raised (`ActionRefused`), as is its repeat."""
+    work = partial(_report, program_code=program_code, action_code=action_code, body=body,
+                   reporting=reporting, now=now)  # fmt: skip
+    request = {"action": action_code, "body": body}
+    answer, is_new = idempotent(engine, program_code, idempotency_key, "action.report", request,
+                                now, work)  # fmt: skip
+    answer = _shown(answer, reporting)
+    if answer["status"] == "refused":
         raise ActionRefused(str(answer["reason"]), answer=answer)
-    return answer, outcome.is_new
+    return answer, is_new
 
 
 def _shown(answer: dict[str, Any], reporting: Reporting) -> dict[str, Any]:
@@ -173,7 +168,7 @@ def _shown(answer: dict[str, Any], reporting: Reporting) -> dict[str, Any]:
 def _report(
     connection: Connection, *, program_code: str, action_code: str, body: object,
     reporting: Reporting, now: datetime,
-) -> _Outcome:  # fmt: skip
+) -> tuple[dict[str, Any], bool]:  # fmt: skip
     program = load_program(connection, program_code)
     action = reportable_action(program, action_code, reporting.by)
     report = read_report(body, program, now)
@@ -217,7 +212,7 @@ def _report(
         location=reporting.location, occurred_at=report.occurred_at, received_at=now,
         answer=answer,
     ))  # fmt: skip
-    return _Outcome(answer, True, not verdict.is_credited)
+    return answer, True
 
 
 def reportable_action(program: LoadedProgram, code: str, by: Reporter) -> Action:
@@ -245,11 +240,11 @@ def _earlier(connection: Connection, program_id: int, action: str, external_id: 
     ).one_or_none()  # fmt: skip
 
 
-def _repeat(earlier: Any, report: Report) -> _Outcome:
+def _repeat(earlier: Any, report: Report) -> tuple[dict[str, Any], bool]:
     if earlier.request_hash != report.fingerprint():
         raise IdempotencyConflict(f"external_id {report.external_id!r} was reported with "
                                   "another body")  # fmt: skip
-    return _Outcome(dict(earlier.answer), False, earlier.status == "refused")
+    return dict(earlier.answer), False
 
 
 # — the running counts —

@@ -33,6 +33,7 @@ from kopilka.platform.http.common import (
     MAX_BODY,
     Body,
     Database,
+    IdempotencyKey,
     caller,
     created,
     now,
@@ -119,6 +120,7 @@ def _refused(error: actions.ActionRefused) -> JSONResponse:
 async def report_action(
     program: str, action: str, body: Body, engine: Database,
     who: Annotated[keys.Principal, Depends(caller(*REPORTERS))],
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:  # fmt: skip
     """Report that a member did the action: its points are credited once per
     `external_id` (`201`); the same report again answers the first answer (`200`), the
@@ -129,7 +131,8 @@ async def report_action(
     reporting = actions.Reporting(Reporter.PARTNER, f"key:{who.key_id}", who.location)
     try:
         answer, is_new = await run(engine, actions.report_action, engine, program, action,
-                                   body, reporting=reporting, now=now())  # fmt: skip
+                                   body, reporting=reporting, now=now(),
+                                   idempotency_key=idempotency_key)  # fmt: skip
     except actions.ActionRefused as error:
         return _refused(error)
     return created(answer, is_new)

@@ -2,13 +2,14 @@
 was given; the catalogue's figures.
 
 A report is one retried transaction (`idempotent`): the member's accounts are locked
-(`Wallet.open`), then the report's external id is looked up — a repeat answers the first answer, another
-body under the same id is `idempotency_conflict` — then the running counts of the member
-for the action (ever, and in the report's period) are made if missing and locked, the
-verdict weighed against them (`model.judge`), and the report recorded. A credit raises
-the counts and moves the points through the ledger under the transfer key
-`<program>:action:<action>:<hash of the external id>`; a refusal is recorded too (so its
-repeat is refused alike, and support sees it) and only then raised, after the commit.
+(`Wallet.open`), then the report's external id is looked up — a repeat answers the first
+answer, another body under the same id is `idempotency_conflict` — then the running
+counts of the member for the action (ever, and in the report's period) are made if
+missing and locked, the verdict weighed against them (`model.judge`), and the report
+recorded. A credit raises the counts and moves the points through the ledger under the
+transfer key `<program>:action:<action>:<hash of the external id>`; a refusal is
+recorded too (so its repeat is refused alike, and support sees it) and only then
+raised, after the commit.
 """
 
 from __future__ import annotations

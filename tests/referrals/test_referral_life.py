@@ -12,6 +12,7 @@ from sqlalchemy import Engine, func, select
 from kopilka.kernel.errors import InvalidInput
 from kopilka.ledger.verify import verify
 from kopilka.mechanics.referrals.handlers import list_referrals, member_referral
+from kopilka.mechanics.referrals.tables import referral_fingerprints
 from kopilka.members.handlers import read_member
 from kopilka.platform.tables import transfers
 from kopilka.platform.worker import run_due_work
@@ -25,7 +26,7 @@ from tests.referrals.conftest import (
     settle,
     with_referrals,
 )
-from tests.store.conftest import NOW, at_once, require_postgresql
+from tests.store.conftest import NOW, at_once, require_postgresql, statements_of
 
 
 def referral_transfers(engine: Engine) -> int:
@@ -118,3 +119,22 @@ def test_two_workers_at_once_pay_a_referral_once(cafe: Engine) -> None:
     assert referral_transfers(cafe) == 12
     assert available(cafe, "100001") == "1800.00"
     assert verify(cafe)[1] == []
+
+
+def test_a_purchase_keeps_its_fingerprints_in_its_own_write(cafe: Engine) -> None:
+    """A paying card and device cost a purchase no round trip of its own on PostgreSQL
+    (they ride in its one statement; SQLite, in-process, adds to the totals after it)."""
+    join(cafe, "100001")
+    buy(cafe, "100001")  # warm: the program compiled, the statements prepared
+    plain = statements_of(cafe, lambda: buy(cafe, "100001", at=NOW + DAY))
+    payment = {"bin": "220070", "last4": "4242", "device": "iphone-7f3a"}
+    marked = statements_of(cafe, lambda: buy(cafe, "100001", at=NOW + DAY, payment=payment))
+    if cafe.dialect.name == "postgresql":
+        assert len(marked) == len(plain)
+    with cafe.connect() as connection:
+        kinds = connection.execute(
+            select(referral_fingerprints.c.kind, referral_fingerprints.c.uses)
+            .where(referral_fingerprints.c.kind.in_(("payment_card", "device")))
+            .order_by(referral_fingerprints.c.kind)
+        ).all()  # fmt: skip
+    assert [tuple(row) for row in kinds] == [("device", 1), ("payment_card", 1)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from kopilka.checkout.mechanic import register
 from kopilka.mechanics.actions.mechanic import Actions
+from kopilka.mechanics.bounce_back.mechanic import BounceBack
 from kopilka.mechanics.cashback.mechanic import Cashback
 from kopilka.mechanics.challenges.mechanic import Challenges
 from kopilka.mechanics.coupons.mechanic import Coupons
@@ -20,7 +21,7 @@ from kopilka.mechanics.tiers.mechanic import Tiers
 from kopilka.mechanics.triggers.mechanic import Triggers
 
 MECHANICS = (Discounts(), Coupons(), Cashback(), Expiry(), Triggers(), Tiers(), Stamps(),
-             Challenges(), Actions(), Referrals())  # fmt: skip
+             Challenges(), BounceBack(), Actions(), Referrals())  # fmt: skip
 
 for mechanic in MECHANICS:
     register(mechanic)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from kopilka.kernel.program_parser import register_section
 from kopilka.mechanics.actions import section as actions
+from kopilka.mechanics.bounce_back import section as bounce_back
 from kopilka.mechanics.cashback.model import parse_cashback
 from kopilka.mechanics.challenges import section as challenges
 from kopilka.mechanics.referrals import section as referrals
@@ -27,3 +28,4 @@ register_section("referrals", referrals.parse_section)
 register_section(stamps.KEY, stamps.parse_section)
 register_section(challenges.CHALLENGES, challenges.parse_challenges_section)
 register_section(challenges.BADGES, challenges.parse_badges_section)
+register_section(bounce_back.KEY, bounce_back.parse_section)

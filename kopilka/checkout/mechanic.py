@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -182,6 +183,28 @@ class Refunding:
     awards: list[Award] = field(default_factory=list)  # what the purchase recorded
     # the quantity of each line (by `n`) returned by the purchase's refunds, this one too
     returned: dict[int, Any] = field(default_factory=dict)
+    # what is left of each line of the purchase once this refund is written
+    left: list[LineLeft] = field(default_factory=list)
+
+    def gift_stands(self, mechanic: str) -> bool:
+        """Whether what `mechanic` gave with the purchase (a personal coupon) stands after
+        this refund: that mechanic's `gift_stands` says."""
+        for known in mechanics():
+            if known.name == mechanic:
+                return known.gift_stands(self)
+        return not self.whole
+
+
+@dataclass(frozen=True, slots=True)
+class LineLeft:
+    """A line of a refunded purchase as its refunds leave it: the quantity not returned,
+    and the money paid for it (after discounts) in proportion."""
+
+    n: int
+    sku: str
+    category: str | None
+    qty: Decimal
+    amount: int  # money minor units
 
 
 @dataclass
@@ -263,6 +286,12 @@ class Mechanic:
     def refunded(self, refund: Refunding) -> None:
         """A purchase is refunded (whole when `refund.whole`): take back this mechanic's
         share of what the purchase gave."""
+
+    def gift_stands(self, refund: Refunding) -> bool:
+        """Whether a personal coupon this mechanic gave with the purchase stands after
+        `refund` (the coupons mechanic revokes it, unused, when not): by default until
+        the last of the receipt is returned."""
+        return not refund.whole
 
     def due_work(self, engine: Engine, now: datetime) -> dict[str, int]:  # noqa: ARG002
         """Do what fell due by `now` (idempotent for its moment); counts by name."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
-from kopilka.checkout.mechanic import Refunding, mechanics
+from kopilka.checkout.mechanic import LineLeft, Refunding, mechanics
 from kopilka.checkout.purchases import balance_json
 from kopilka.checkout.records import awards_of, lines_of
 from kopilka.kernel.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound, Problem
@@ -125,6 +125,7 @@ def _refund(
                           whole, answer, now, actor,
                           awards=awards_of(connection, purchase.id),
                           returned=_returned_now(earlier_refunds, lines))  # fmt: skip
+    refunding.left = _left(bought, refunding.returned)
     accrued_back += sum(mechanic.refund_points(refunding) for mechanic in mechanics())
     burnt = (
         _plan(connection, wallet, purchase, earlier_refunds, redeemed_back, accrued_back)
@@ -251,6 +252,7 @@ def _purchase(connection: Connection, program_id: int, ref: str) -> Any:
             purchases.c.lots_used,
             purchases.c.spend,
             purchases.c.created_at,
+            purchases.c.location,
         ).where(
             purchases.c.program_id == program_id,
             purchases.c.id == (row_id(ref) or -1),
@@ -285,6 +287,18 @@ def _returned_now(earlier: list[Any], lines: list[RefundLine]) -> dict[int, Deci
     for line in lines:
         returned[line.n] = returned.get(line.n, Decimal(0)) + line.qty
     return returned
+
+
+def _left(bought: list[Any], returned: dict[int, Decimal]) -> list[LineLeft]:
+    """Each line as the refunds leave it: what is not returned, and its money in
+    proportion (rounded down)."""
+    left = []
+    for line in bought:
+        qty = _qty(line)
+        kept = max(qty - returned.get(line.n, Decimal(0)), Decimal(0))
+        amount = int(int(line.amount) * kept / qty) if qty else 0
+        left.append(LineLeft(line.n, line.sku, line.category, kept, amount))
+    return left
 
 
 def _bought(bought: list[Any], earlier: list[Any]) -> list[BoughtLine]:

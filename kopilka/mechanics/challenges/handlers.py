@@ -7,14 +7,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
+from kopilka.checkout.mechanic import LineLeft
 from kopilka.kernel.money import format_minor
 from kopilka.kernel.program import Program
-from kopilka.kernel.receipt import QTY_DIGITS, Receipt
+from kopilka.kernel.receipt import Receipt
 from kopilka.mechanics.challenges.model import (
     EVER,
     Badge,
@@ -35,7 +35,7 @@ from kopilka.mechanics.challenges.tables import (
 )
 from kopilka.mechanics.challenges.tables import CHALLENGES as RUNNING
 from kopilka.platform.statements import Bump, add_to_totals
-from kopilka.platform.tables import member_tiers, members, purchase_lines
+from kopilka.platform.tables import member_tiers, members
 from kopilka.programs.handlers import load_program
 
 TIER_DAYS = 365  # a tier a challenge gives holds this long before a review may lower it
@@ -194,7 +194,7 @@ class ChallengeBack:
 
 
 def refund_plan(connection: Connection, program: Program, purchase: Any,
-                returned: Mapping[int, Decimal], whole: bool) -> list[ChallengeBack]:  # fmt: skip
+                left: Sequence[LineLeft], whole: bool) -> list[ChallengeBack]:  # fmt: skip
     """What a refund takes back of each challenge the purchase moved: all of it with the
     last of the receipt; before, the units or money the returned lines gave. A purchase
     that completed a challenge gives its reward back once the progress falls under the
@@ -207,11 +207,15 @@ def refund_plan(connection: Connection, program: Program, purchase: Any,
     if not rows:
         return []
     known = {challenge.code: challenge for challenge in challenges_of(program)}
-    left = None if whole else _lines_left(connection, program, purchase.id, returned)
+    lines = None if whole else [
+        ChallengeLine(line.sku, program.category_lineage(line.category) if line.category else (),
+                      line.category, int(line.qty), line.amount)
+        for line in left
+    ]  # fmt: skip
     plan = []
     for row in rows:
         challenge = known.get(row.challenge)
-        kept = _kept(challenge, row, left)
+        kept = _kept(challenge, row, lines)
         back = int(row.progress) - int(row.taken_back) - kept
         now_at = _progress(connection, purchase.member_id, row.challenge, row.period)
         completion = (
@@ -242,20 +246,6 @@ def _progress(connection: Connection, member_id: int, challenge: str, period: st
                                  c.period == period)
     ).scalar()  # fmt: skip
     return int(found or 0)
-
-
-def _lines_left(connection: Connection, program: Program, purchase_id: int,
-                returned: Mapping[int, Decimal]) -> list[ChallengeLine]:  # fmt: skip
-    lines = []
-    for line in connection.execute(
-        select(purchase_lines).where(purchase_lines.c.purchase_id == purchase_id)
-    ).all():
-        qty = Decimal(int(line.qty_micro)).scaleb(-QTY_DIGITS)
-        left = max(qty - returned.get(line.n, Decimal(0)), Decimal(0))
-        amount = int(int(line.amount) * left / qty) if qty else 0
-        lineage = program.category_lineage(line.category) if line.category else ()
-        lines.append(ChallengeLine(line.sku, lineage, line.category, int(left), amount))
-    return lines
 
 
 def take_back(connection: Connection, purchase_id: int, member_id: int,

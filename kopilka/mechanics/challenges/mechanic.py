@@ -204,4 +204,4 @@ def _tiers_due(sale: Sale) -> list[Move]:
 
 def _refund_plan(refund: Refunding) -> list[handlers.ChallengeBack]:
     return handlers.refund_plan(refund.connection, refund.program.calculator.program,
-                                refund.purchase, refund.returned, refund.whole)  # fmt: skip
+                                refund.purchase, refund.left, refund.whole)  # fmt: skip

@@ -1023,13 +1023,29 @@ def _campaigns(
             if (program_id, code) in _campaigns_known}  # fmt: skip
 
 
-def revoke_given(connection: Connection, purchase_id: int, now: datetime) -> list[str]:
-    """The unused personal coupons a purchase gave, revoked (its refund undoes it); a
-    coupon already used stays as it is. Their codes, as printed."""
+def given_by(connection: Connection, purchase_id: int) -> list[str]:
+    """The mechanics whose personal coupons a purchase gave and are neither used nor
+    revoked yet."""
+    c = coupons.c
+    return list(connection.execute(
+        select(c.source).distinct()
+        .where(c.source_purchase_id == purchase_id, c.uses == 0, c.revoked_at.is_(None))
+    ).scalars())  # fmt: skip
+
+
+def revoke_given(
+    connection: Connection, purchase_id: int, sources: Sequence[str], now: datetime
+) -> list[str]:
+    """The unused personal coupons the mechanics `sources` gave with a purchase, revoked
+    (its refund undoes what earned them); a coupon already used stays as it is. Their
+    codes, as printed."""
+    if not sources:
+        return []
     c = coupons.c
     rows = connection.execute(
         update(coupons)
-        .where(c.source_purchase_id == purchase_id, c.uses == 0, c.revoked_at.is_(None))
+        .where(c.source_purchase_id == purchase_id, c.source.in_(list(sources)), c.uses == 0,
+               c.revoked_at.is_(None))
         .values(revoked_at=now).returning(c.code)
     ).all()  # fmt: skip
     return sorted(coupon_codes.shown(row.code) for row in rows)

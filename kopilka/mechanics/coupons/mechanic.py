@@ -22,6 +22,7 @@ from kopilka.kernel.money import format_minor, to_minor
 from kopilka.mechanics.coupons.handlers import (
     PERSONAL_COLUMNS,
     give_back_coupons,
+    given_by,
     personal_coupons,
     redeem_coupons,
     revoke_given,
@@ -119,10 +120,12 @@ class Coupons(Mechanic):
             refund.answer["coupons_returned"] = give_back_coupons(
                 refund.connection, refund.program.program_id, refund.purchase.id, refund.now
             )
-            # and the coupons it gave are taken back, unless already used
-            revoked = revoke_given(refund.connection, refund.purchase.id, refund.now)
-            if revoked:
-                refund.answer["coupons_revoked"] = revoked
+        # the coupons it gave are taken back, unless used, when what earned them is gone
+        sources = given_by(refund.connection, refund.purchase.id)
+        undone = [source for source in sources if not refund.gift_stands(source)]
+        revoked = revoke_given(refund.connection, refund.purchase.id, undone, refund.now)
+        if revoked:
+            refund.answer["coupons_revoked"] = revoked
 
 
 NONE = CouponsPriced((), [], [])

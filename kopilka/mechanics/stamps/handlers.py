@@ -8,20 +8,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
+from kopilka.checkout.mechanic import LineLeft
 from kopilka.kernel.money import format_minor
 from kopilka.kernel.program import Program
-from kopilka.kernel.receipt import QTY_DIGITS, Receipt
+from kopilka.kernel.receipt import Receipt
 from kopilka.mechanics.stamps.model import OnRefund, StampCard, StampLine, advance, message
 from kopilka.mechanics.stamps.section import KEY
 from kopilka.mechanics.stamps.tables import STAMPS, member_stamps, purchase_stamps
 from kopilka.members.standing import local_day
 from kopilka.platform.statements import Bump, add_to_totals
-from kopilka.platform.tables import members, purchase_lines
+from kopilka.platform.tables import members
 from kopilka.programs.handlers import load_program
 
 
@@ -45,12 +45,15 @@ class CardProgress:
                     (self.after - self.before, self.earned, self.rewards))  # fmt: skip
 
 
+def _lineage(program: Program, category: str | None) -> tuple[str, ...]:
+    return program.category_lineage(category) if category else ()
+
+
 def stamp_lines(program: Program, receipt: Receipt, amounts: Mapping[int, int]) -> list[StampLine]:
     """The receipt's lines as the cards see them: `amounts` is what the member paid for
     each line (by `n`) after every discount."""
     return [
-        StampLine(line.sku, program.category_lineage(line.category) if line.category else (),
-                  line.qty, amounts.get(line.n, 0))
+        StampLine(line.sku, _lineage(program, line.category), line.qty, amounts.get(line.n, 0))
         for line in receipt.lines
     ]  # fmt: skip
 
@@ -112,9 +115,9 @@ class CardBack:
 
 
 def refund_plan(
-    connection: Connection, program: Program, purchase: Any, returned: Mapping[int, Decimal]
+    connection: Connection, program: Program, purchase: Any, left: Sequence[LineLeft]
 ) -> list[CardBack]:
-    """What a refund (the purchase's lines returned so far: `returned`, by `n`) takes back
+    """What a refund (the purchase's lines as its refunds leave them: `left`) takes back
     on each card the purchase earned on. A card keeps what the lines still kept earn; the
     stamps above that go back. Stamps a reward already used leave the card owing them
     (`claw_back`) — unless this purchase gave points rewards, which are taken back
@@ -129,11 +132,12 @@ def refund_plan(
     cards = {card.code: card for card in cards_of(program)}
     held = _held(connection, purchase.member_id, [row.card for row in rows])
     day = local_day(purchase.created_at, program.timezone)
-    left = _lines_left(connection, program, purchase.id, returned)
+    lines = [StampLine(line.sku, _lineage(program, line.category), line.qty, line.amount)
+             for line in left]  # fmt: skip
     plan = []
     for row in rows:
         card = cards.get(row.card)
-        kept = _kept(card, left, day, int(row.stamps))
+        kept = _kept(card, lines, day, int(row.stamps))
         back = int(row.stamps) - int(row.stamps_back) - kept
         if back > 0:
             plan.append(_card_back(card, row, held.get(row.card, 0), back))
@@ -171,23 +175,6 @@ def _held(connection: Connection, member_id: int, codes: Sequence[str]) -> dict[
         )
     ).all()
     return {card: int(held) for card, held in rows}
-
-
-def _lines_left(
-    connection: Connection, program: Program, purchase_id: int, returned: Mapping[int, Decimal]
-) -> list[StampLine]:
-    """The purchase's lines as the cards see them, less what its refunds returned (a
-    line's amount in proportion to what is left of it)."""
-    lines = []
-    for line in connection.execute(
-        select(purchase_lines).where(purchase_lines.c.purchase_id == purchase_id)
-    ).all():
-        qty = Decimal(int(line.qty_micro)).scaleb(-QTY_DIGITS)
-        left = max(qty - returned.get(line.n, Decimal(0)), Decimal(0))
-        amount = int(int(line.amount) * left / qty) if qty else 0
-        lineage = program.category_lineage(line.category) if line.category else ()
-        lines.append(StampLine(line.sku, lineage, left, amount))
-    return lines
 
 
 def take_back(connection: Connection, member_id: int, plan: Sequence[CardBack]) -> None:

@@ -124,4 +124,4 @@ def _refund_plan(refund: Refunding) -> list[handlers.CardBack]:
     """What the refund takes back on each card; worked out again by each hook that asks
     (the same reads, inside the refund's transaction with the member locked)."""
     return handlers.refund_plan(refund.connection, refund.program.calculator.program,
-                                refund.purchase, refund.returned)  # fmt: skip
+                                refund.purchase, refund.left)  # fmt: skip

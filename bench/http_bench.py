@@ -23,6 +23,10 @@ the local `test` database; the bench works in a schema of its own, dropped after
   split of a purchase's cost between the server and the database). Afterwards every
   purchase answered 201 must be in the database exactly once, and `verify` must find
   the ledger balanced.
+- `--engagement` (issue 18): each round also runs the purchases again under the program
+  with three stamp cards and two challenges (bench/round_trips.py's, applied as the
+  program's next version before that load and taken back after it), so the same sitting
+  says what engagement mechanics cost: `engaged_per_s` against `purchases_per_s`.
 """
 
 from __future__ import annotations
@@ -42,12 +46,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from purchase_bench import NOW, database  # type: ignore[import-not-found]
+from purchase_bench import NOW, PROGRAM, database  # type: ignore[import-not-found]
+from round_trips import CHALLENGES, STAMP_CARDS  # type: ignore[import-not-found]
 from sqlalchemy import func, select
 
 from kopilka.ledger.verify import verify
 from kopilka.operators.keys import create_key
+from kopilka.platform.files import load_document
 from kopilka.platform.tables import purchases
+from kopilka.programs.handlers import apply_program
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "bench" / "http_purchase.lua"
@@ -65,6 +72,8 @@ def main() -> None:
         default="postgresql",
         help="sqlite: the embedded default, a file in a temporary folder",
     )
+    parser.add_argument("--engagement", action="store_true",
+                        help="also purchases under 3 stamp cards and 2 challenges")  # fmt: skip
     parser.add_argument(
         "--vacuum",
         action="store_true",
@@ -86,7 +95,15 @@ def main() -> None:
             load = Load(base, key, options.connections, server.pid)
             load.run("/bench/echo", 3, "warm")  # both paths warm before anything counts
             load.run("/v1/programs/zerno/purchases", 3, "warm")
-            echo, bought = [], []
+            echo, bought, engaged = [], [], []
+            plain = load_document(PROGRAM)
+            assert isinstance(plain, dict)
+            with_engagement = {**plain, "stamp_cards": STAMP_CARDS, "challenges": CHALLENGES}
+            if options.engagement:  # both versions warm in the server before anything counts
+                apply_program(engine, with_engagement, actor="bench", now=NOW)
+                load.run("/v1/programs/zerno/purchases", 3, "warm")
+                apply_program(engine, plain, actor="bench", now=NOW)
+                load.run("/v1/programs/zerno/purchases", 2, "warm")
             for n in range(rounds):
                 if options.vacuum:  # what autovacuum would have done meanwhile
                     with engine.connect() as connection:
@@ -94,6 +111,10 @@ def main() -> None:
                         connection.exec_driver_sql("VACUUM ANALYZE")
                 echo.append(load.run("/bench/echo", seconds, f"e{n}"))
                 bought.append(load.run("/v1/programs/zerno/purchases", seconds, f"p{n}"))
+                if options.engagement:
+                    apply_program(engine, with_engagement, actor="bench", now=NOW)
+                    engaged.append(load.run("/v1/programs/zerno/purchases", seconds, f"s{n}"))
+                    apply_program(engine, plain, actor="bench", now=NOW)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -102,7 +123,7 @@ def main() -> None:
             stored = connection.execute(select(func.count()).select_from(purchases)).scalar()
         report = verify(engine)[1]
         engine.dispose()
-    summarise(echo, bought, answered, int(stored or 0), report, options)
+    summarise(echo, bought, answered, int(stored or 0), report, options, engaged)
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -190,7 +211,8 @@ def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
 
 
 def summarise(echo: list[dict[str, Any]], bought: list[dict[str, Any]], answered: int,
-              stored: int, report: list[Any], options: Any) -> None:  # fmt: skip
+              stored: int, report: list[Any], options: Any,
+              engaged: list[dict[str, Any]]) -> None:  # fmt: skip
     def median(rounds: list[dict[str, Any]], field: str) -> float:
         return float(statistics.median(r[field] for r in rounds))
 
@@ -214,6 +236,15 @@ def summarise(echo: list[dict[str, Any]], bought: list[dict[str, Any]], answered
         "stored": stored,
         "verify_discrepancies": len(report),
     }
+    if engaged:
+        figures |= {
+            "engaged_per_s": round(median(engaged, "rate")),
+            "engaged_vs_purchases": round(median(engaged, "rate") / median(bought, "rate"), 3),
+            "engaged_p99_ms": round(median(engaged, "p99_ms"), 2),
+            "engaged_server_cpu_us": round(median(engaged, "server_cpu_us")),
+            "engaged_postgres_cpu_us": round(median(engaged, "postgres_cpu_us")),
+            "engaged_rounds": [round(r["rate"]) for r in engaged],
+        }
     print(json.dumps(figures, indent=2))
     if errors or report or stored < answered:
         sys.exit("the run was not clean: see the figures above")

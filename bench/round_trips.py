@@ -27,7 +27,10 @@ laid out. The café program of examples/zerno/program.yaml, `--members` members 
   by card), `coupon` (a fresh code, not by card), `coupon+cashback` (both);
 - phase 3, the program with discounts that read the member's past (an accumulative
   discount by lifetime spend, a first-purchase one, a cross-discount for a purchase at a
-  partner in the last 7 days): `accrual` again — what a mechanic's reads cost.
+  partner in the last 7 days): `accrual` again — what a mechanic's reads cost;
+- phase 4 (issue 18), the program as shipped with three stamp cards and two challenges:
+  `accrual` again (every purchase earns stamps and progress, and now and then a reward)
+  — what engagement mechanics cost a purchase, beside phase 1's `accrual`.
 
 Each case is warmed up first (`--warm` purchases, at least one per member: program
 caches, prepared statements, pooled connections, each member's first cashback), then
@@ -100,6 +103,21 @@ CASHBACK: dict[str, Any] = {
 }  # fmt: skip
 COUPONS = {"code": "bench-10", "kind": "unique", "effect": {"percent": 10}}
 CARD = {"method": "card", "bin": "22001234"}
+# issue 18: three stamp cards (per receipt, per unit, per amount; one fills every few
+# purchases, so rewards are given while measuring) and two challenges (visits a month with
+# a points reward; spend a quarter)
+STAMP_CARDS = [
+    {"code": "any-visit", "stamps": 3, "per": "receipt", "reward": {"points": "10"}},
+    {"code": "bakery", "stamps": 10, "per": "unit", "categories": ["bakery"],
+     "reward": {"points": "50"}},
+    {"code": "spend", "stamps": 100, "per": "amount", "amount": "100.00",
+     "reward": {"points": "100"}},
+]  # fmt: skip
+CHALLENGES = [
+    {"code": "visits", "goal": {"visits": 5}, "period": "month", "reward": {"points": "20"}},
+    {"code": "quarter", "goal": {"spend": "100000.00"}, "period": "quarter",
+     "reward": {"points": "500"}},
+]  # fmt: skip
 HISTORY_DISCOUNTS = [
     {"code": "loyal", "accumulative": [{"spend": "0.00", "percent": 1},
                                        {"spend": "100000.00", "percent": 2}]},
@@ -457,6 +475,10 @@ def loyal(answer: dict[str, Any]) -> bool:
     return any(discount["code"] == "loyal" for discount in answer["discounts"])
 
 
+def engaged(answer: dict[str, Any]) -> bool:
+    return accrues(answer) and len(answer.get("stamps", [])) >= 2 and "challenges" in answer
+
+
 def applied(answer: dict[str, Any]) -> bool:
     return [c["applied"] for c in answer["coupons"]] == [True]
 
@@ -601,6 +623,19 @@ def run(wire: Wire, client: httpx.Client, admin: str, pos: str, options: Any) ->
           " a recent purchase at a partner)")  # fmt: skip
     go(Case("accrual (phase 3)", "/purchases", lambda n: receipt(f"{run_id}h", n, members),
             lambda a: accrues(a) and loyal(a)))  # fmt: skip
+
+    document = call(client, "GET", "/v1/programs/zerno", admin)["document"]
+    for section in ("cashback", "discounts"):
+        document.pop(section, None)
+    document["stamp_cards"] = copy.deepcopy(STAMP_CARDS)
+    document["challenges"] = copy.deepcopy(CHALLENGES)
+    call(client, "PUT", "/v1/programs/zerno", admin, document)
+    print("\nphase 4: the program as shipped + 3 stamp cards and 2 challenges (issue 18)")
+    go(
+        Case(
+            "accrual (phase 4)", "/purchases", lambda n: receipt(f"{run_id}s", n, members), engaged
+        )
+    )
     return results
 
 

@@ -231,6 +231,12 @@ class Mechanic:
     templates: Path | None = None  # its console templates' folder
     translations: Path | None = None  # its console texts: <lang>/LC_MESSAGES/messages.po
     migrations: Path | None = None  # its Alembic branch's versions folder
+    # its page on the console's Engagement page: the path under /console/{program}/ and
+    # its title (a text of its translations)
+    console_link: tuple[str, str] | None = None
+    # what `kopilka verify` checks of its own tables: (name, SQL selecting `id, detail` of
+    # each discrepancy), on PostgreSQL and SQLite alike
+    checks: tuple[tuple[str, str], ...] = ()
 
     def reads(
         self,

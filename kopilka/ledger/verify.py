@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Connection, Engine, ScalarSelect, case, func, select, text
 
+from kopilka.checkout.mechanic import mechanics
 from kopilka.kernel.ledger import Reason
 from kopilka.platform.tables import (
     purchase_awards,
@@ -312,14 +313,15 @@ class Discrepancy:
 def verify(engine: Engine) -> tuple[list[str], list[Discrepancy]]:
     """The checks run, and every discrepancy found (none: the books are sound)."""
     found: list[Discrepancy] = []
+    checks = CHECKS + [check for mechanic in mechanics() for check in mechanic.checks]
     with engine.connect() as connection:
-        for name, query in CHECKS:
+        for name, query in checks:
             for row in connection.execute(text(query)):
                 found.append(Discrepancy(name, row[1]))
         found += _answers_against_transfers(connection)
         found += _refunds_against_transfers(connection)
         found += _lines_against_purchases(connection)
-    return [name for name, _ in CHECKS] + [ANSWERS_CHECK, REFUNDS_CHECK, LINES_CHECK], found
+    return [name for name, _ in checks] + [ANSWERS_CHECK, REFUNDS_CHECK, LINES_CHECK], found
 
 
 ANSWERS_CHECK = "purchase records equal their transfers"

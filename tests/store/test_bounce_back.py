@@ -41,9 +41,12 @@ def shop(engine: Engine) -> Engine:
 
 def body(receipt_id: str, *lines: tuple[str, int], coupon: str | None = None,
          card: str = "100001") -> dict[str, Any]:  # fmt: skip
-    made: dict[str, Any] = {"receipt_id": receipt_id, "location": "kiosk",
-                            "member": f"card:{card}",
-                            "lines": [{"sku": sku, "qty": qty} for sku, qty in lines]}
+    made: dict[str, Any] = {
+        "receipt_id": receipt_id,
+        "location": "kiosk",
+        "member": f"card:{card}",
+        "lines": [{"sku": sku, "qty": qty} for sku, qty in lines],
+    }
     if coupon:
         made["coupons"] = [coupon]
     return made
@@ -96,7 +99,8 @@ def test_a_refund_under_the_minimum_revokes_the_unused_coupon(shop: Engine) -> N
     assert under["coupons_revoked"] == [code]
     assert under["bounce_back_taken_back"] == ["next-20"]
     assert coupons.read_coupon(shop, "zerno", code, now=NOW + timedelta(days=1))["status"] == (
-        "revoked")
+        "revoked"
+    )
     with pytest.raises(CouponInvalid, match="revoked"):
         process_purchase(shop, "zerno", body("B-2", ("TEA-400", 1), coupon=code),
                          now=NOW + timedelta(days=1), actor="pos:test")  # fmt: skip

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from kopilka.checkout.purchases import process_purchase
 from kopilka.checkout.refunds import refund_purchase
@@ -38,8 +38,10 @@ CHALLENGES = [
     {"code": "weekly", "name": "Every week for 3 weeks", "goal": {"weekly_streak": {
         "weeks": 3, "grace_weeks": 1}}, "reward": {"points": "50"}},
 ]  # fmt: skip
-BADGES = [{"code": "regular", "name": "Regular"},
-          {"code": "explorer", "name": "Explorer", "description": "Tried something new"}]
+BADGES = [
+    {"code": "regular", "name": "Regular"},
+    {"code": "explorer", "name": "Explorer", "description": "Tried something new"},
+]
 DESSERT = {"code": "free-dessert", "kind": "unique", "effect": {"amount": "100.00"}}
 
 
@@ -62,8 +64,13 @@ def cafe(engine: Engine) -> Engine:
 
 def buy(engine: Engine, receipt_id: str, *lines: tuple[str, int],
         now: datetime = NOW) -> dict[str, Any]:  # fmt: skip
-    body = {"receipt_id": receipt_id, "location": "kiosk", "member": "card:100001",
-            "at": now.isoformat(), "lines": [{"sku": sku, "qty": qty} for sku, qty in lines]}
+    body = {
+        "receipt_id": receipt_id,
+        "location": "kiosk",
+        "member": "card:100001",
+        "at": now.isoformat(),
+        "lines": [{"sku": sku, "qty": qty} for sku, qty in lines],
+    }
     return process_purchase(engine, "zerno", body, now=now, actor="pos:test").answer
 
 
@@ -111,7 +118,10 @@ def test_units_and_a_coupon_reward(cafe: Engine) -> None:
     assert moved(done, "lunches")["completed"] is True  # type: ignore[index]
     (given,) = done["coupons_given"]
     assert (given["campaign"], given["reason"], given["given"]) == (
-        "free-dessert", "challenge lunches", True)
+        "free-dessert",
+        "challenge lunches",
+        True,
+    )
 
 
 def test_spend_in_a_quarter_raises_the_tier(cafe: Engine) -> None:
@@ -154,8 +164,13 @@ def test_a_refund_takes_back_the_progress_and_the_completion(cafe: Engine) -> No
     refund, _ = refund_purchase(cafe, "zerno", third["purchase_id"], {"refund_id": "RF-1"},
                                 actor="pos:test", now=NOW)  # fmt: skip
     back = {item["challenge"]: item for item in refund["challenges_back"]}
-    assert back["three-visits"] == {"challenge": "three-visits", "period": "2026-03-01",
-                                    "progress": 1, "completion": True, "points": "200.00"}
+    assert back["three-visits"] == {
+        "challenge": "three-visits",
+        "period": "2026-03-01",
+        "progress": 1,
+        "completion": True,
+        "points": "200.00",
+    }
     assert back["lunches"]["progress"] == 2
     assert standing(cafe, "three-visits") == [("2026-03-01", 2, 0)]
     assert Decimal(refund["balance"]["available"]) == balance - Decimal(refund["accrued_back"])
@@ -196,3 +211,14 @@ def test_a_reward_must_name_what_the_program_has(change: dict[str, str], message
     with pytest.raises(InvalidInput) as caught:
         parse_program(program(challenges=challenges))
     assert any(message in problem.message for problem in caught.value.problems), caught.value
+
+
+def test_verify_finds_a_challenge_s_running_state_changed_behind_its_back(cafe: Engine) -> None:
+    buy(cafe, "V-1", ("TEA-400", 1))
+    assert verify(cafe)[1] == []
+    with cafe.begin() as connection:
+        connection.execute(update(member_challenges).values(completions=1))
+    found = verify(cafe)[1]
+    assert {d.check for d in found} == {
+        "challenges' running state equals their purchases' progress"
+    }

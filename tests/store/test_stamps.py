@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from kopilka.checkout.purchases import process_purchase, quote_purchase
 from kopilka.checkout.refunds import refund_purchase
@@ -68,14 +68,26 @@ def held(engine: Engine, card: str = "coffee") -> tuple[int, int, int]:
 def test_a_card_fills_gives_its_reward_and_starts_again(cafe: Engine) -> None:
     first = buy(cafe, "S-1", ("CAP-300", 2), ("CRS-1", 1))
     assert card_of(first, "coffee") | {"message": ""} == {
-        "card": "coffee", "name": "Coffee card", "earned": 2, "held": 2, "of": 6, "to_go": 4,
-        "rewards": 0, "reward": {"note": "a free coffee", "points": "0.00"}, "message": ""}
+        "card": "coffee",
+        "name": "Coffee card",
+        "earned": 2,
+        "held": 2,
+        "of": 6,
+        "to_go": 4,
+        "rewards": 0,
+        "reward": {"note": "a free coffee", "points": "0.00"},
+        "message": "",
+    }
     assert card_of(first, "coffee")["message"] == "Coffee card: 2 of 6 — 4 more to a free coffee"
     assert buy(cafe, "S-2", ("ESP-60", 5))["stamps"][0]["earned"] == 3  # at most 3 a receipt
     before = buy(cafe, "S-3", ("TEA-400", 1))  # no coffee: no stamp, nothing said
     assert "stamps" not in before
-    quoted = quote_purchase(cafe, "zerno", {"member": "card:100001", "location": "kiosk",
-                                            "lines": [{"sku": "CAP-300", "qty": 1}]}, now=NOW)
+    quoted = quote_purchase(
+        cafe,
+        "zerno",
+        {"member": "card:100001", "location": "kiosk", "lines": [{"sku": "CAP-300", "qty": 1}]},
+        now=NOW,
+    )
     assert card_of(quoted, "coffee")["rewards"] == 1  # the quote says so, and writes nothing
     assert held(cafe) == (5, 5, 0)
 
@@ -162,11 +174,17 @@ def test_a_card_s_coupon_reward_is_personal_and_revoked_by_its_refund(cafe: Engi
     assert card_of(third, "lunch")["rewards"] == 1
     (given,) = third["coupons_given"]
     assert (given["campaign"], given["given"], given["reason"]) == (
-        "free-dessert", True, "stamp card lunch")
+        "free-dessert",
+        True,
+        "stamp card lunch",
+    )
     code = given["code"]
     coupon = coupons.read_coupon(cafe, "zerno", code, now=NOW)
     assert (coupon["status"], coupon["owner"], coupon["given_by"]) == (
-        "issued", third["member"], "stamps")
+        "issued",
+        third["member"],
+        "stamps",
+    )
     refunded, _ = refund_purchase(cafe, "zerno", third["purchase_id"], {"refund_id": "RF-1"},
                                   actor="pos:test", now=NOW)  # fmt: skip
     assert refunded["coupons_revoked"] == [code]
@@ -182,3 +200,13 @@ def test_two_racing_purchases_give_the_reward_once(cafe: Engine) -> None:
     answers = at_once(lambda: buy(cafe, f"R-race-{next(numbers)}", ("CAP-300", 1)), times=4)
     assert sum(card_of(answer, "coffee")["rewards"] for answer in answers) == 1
     assert held(cafe) == (3, 9, 1)
+
+
+def test_verify_finds_a_card_s_running_state_changed_behind_its_back(cafe: Engine) -> None:
+    buy(cafe, "V-1", ("CAP-300", 2))
+    assert verify(cafe)[1] == []
+    with cafe.begin() as connection:
+        connection.execute(update(member_stamps).values(earned=member_stamps.c.earned + 1))
+    found = verify(cafe)[1]
+    assert [d.check for d in found] == ["stamp cards' running state equals their purchases' stamps"]
+    assert "card coffee: kept 3 stamps/0 rewards, purchases 2/0" in found[0].detail

@@ -29,6 +29,7 @@ class Actions(Mechanic):
     step = Step.LATER
     router = routes.router
     pages = pages.router
+    console_link = ("actions", "Points for actions")
     templates = HERE / "templates"
     translations = HERE / "locale"
     migrations = HERE / "migrations"

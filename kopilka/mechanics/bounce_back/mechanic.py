@@ -35,6 +35,7 @@ class BounceBack(Mechanic):
     templates = HERE / "templates"
     translations = HERE / "locale"
     migrations = HERE / "migrations"
+    console_link = ("bounce-back", "Bounce-back coupons")
 
     def quoted(self, sale: Sale) -> None:
         earned = _earned(sale)

@@ -28,6 +28,7 @@ from kopilka.mechanics.challenges.model import Goal, Standing
 from kopilka.mechanics.challenges.pages import router
 from kopilka.mechanics.challenges.tables import (
     BADGE_COLUMNS,
+    CHECKS,
     PURCHASE_CHALLENGE_COLUMNS,
     member_badges,
     member_categories,
@@ -48,6 +49,8 @@ class Challenges(Mechanic):
     templates = HERE / "templates"
     translations = HERE / "locale"
     migrations = HERE / "migrations"
+    checks = CHECKS
+    console_link = ("challenges", "Challenges and badges")
 
     def reads(self, program: LoadedProgram, member: ScalarSelect[Any]) -> Reads | None:
         settings = program.calculator.program

@@ -83,3 +83,24 @@ BADGE_COLUMNS = ("program_id", "member_id", "badge", "challenge", "earned_at")
 __all__ = ["BADGE_COLUMNS", "CATEGORIES", "CHALLENGES", "PURCHASE_CHALLENGE_COLUMNS",
            "member_badges", "member_categories", "member_challenges",
            "purchase_challenges"]  # fmt: skip
+
+
+# what `kopilka verify` checks: each member's running state per challenge and period is
+# the sum of what their purchases added and their refunds took back
+CHECKS = (
+    (
+        "challenges' running state equals their purchases' progress",
+        """
+    select member_id, 'member ' || member_id || ' challenge ' || challenge || ' '
+           || period || ': kept ' || sum(kept) || '/' || sum(kept_done) || ', purchases '
+           || sum(bought) || '/' || sum(bought_done)
+    from (select member_id, challenge, period, progress kept, completions kept_done,
+                 0 bought, 0 bought_done from member_challenges
+          union all
+          select member_id, challenge, period, 0, 0, sum(progress - taken_back),
+                 sum(completed - reward_back) from purchase_challenges
+          group by member_id, challenge, period) both_sides
+    group by member_id, challenge, period
+    having sum(kept) <> sum(bought) or sum(kept_done) <> sum(bought_done)""",
+    ),
+)

@@ -35,6 +35,7 @@ class Referrals(Mechanic):
     step = Step.LATER
     router = api_routes.router
     pages = console_pages.router
+    console_link = ("referrals", "Referrals")
     templates = HERE / "templates"
     translations = HERE / "locale"
     migrations = HERE / "migrations"

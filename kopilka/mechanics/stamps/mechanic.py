@@ -22,7 +22,12 @@ from kopilka.kernel.ledger import Reason
 from kopilka.mechanics.stamps import handlers
 from kopilka.mechanics.stamps.handlers import CardProgress, cards_of
 from kopilka.mechanics.stamps.pages import router
-from kopilka.mechanics.stamps.tables import PURCHASE_STAMP_COLUMNS, member_stamps, purchase_stamps
+from kopilka.mechanics.stamps.tables import (
+    CHECKS,
+    PURCHASE_STAMP_COLUMNS,
+    member_stamps,
+    purchase_stamps,
+)
 from kopilka.platform.statements import ChildRows
 from kopilka.programs.handlers import LoadedProgram
 
@@ -36,6 +41,8 @@ class Stamps(Mechanic):
     templates = HERE / "templates"
     translations = HERE / "locale"  # its page's texts, ru and en
     migrations = HERE / "migrations"
+    console_link = ("stamps", "Stamp cards")
+    checks = CHECKS
 
     def reads(self, program: LoadedProgram, member: ScalarSelect[Any]) -> Reads | None:
         """What the member's cards hold: one row per card, read with the purchase's load."""

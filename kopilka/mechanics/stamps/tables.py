@@ -48,3 +48,24 @@ PURCHASE_STAMP_COLUMNS = ("program_id", "member_id", "card", "stamps", "rewards"
                           "stamps_back", "rewards_back", "created_at")  # fmt: skip
 
 __all__ = ["PURCHASE_STAMP_COLUMNS", "STAMPS", "member_stamps", "purchase_stamps"]
+
+
+# what `kopilka verify` checks: each member's running state per card is the sum of what
+# their purchases gave and their refunds took back
+CHECKS = (
+    (
+        "stamp cards' running state equals their purchases' stamps",
+        """
+    select member_id, 'member ' || member_id || ' card ' || card || ': kept '
+           || sum(kept) || ' stamps/' || sum(kept_rewards) || ' rewards, purchases '
+           || sum(bought) || '/' || sum(bought_rewards)
+    from (select member_id, card, earned kept, rewards kept_rewards, 0 bought,
+                 0 bought_rewards from member_stamps
+          union all
+          select member_id, card, 0, 0, sum(stamps - stamps_back),
+                 sum(rewards - rewards_back) from purchase_stamps group by member_id, card
+         ) both_sides
+    group by member_id, card
+    having sum(kept) <> sum(bought) or sum(kept_rewards) <> sum(bought_rewards)""",
+    ),
+)

@@ -19,12 +19,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import Engine
 
+from kopilka.checkout.mechanic import mechanics
 from kopilka.kernel.errors import InvalidInput, KopilkaError
 from kopilka.operators import handlers as operators
 from kopilka.operators import keys
 from kopilka.operators.handlers import Operator
 from kopilka.platform.console.pages import redirect, render
-from kopilka.platform.console.routes import engine_of, form_of, operator_of, serve
+from kopilka.platform.console.routes import EVERYONE, engine_of, form_of, operator_of, serve
 from kopilka.platform.requests import now
 
 ADMIN = ("admin",)
@@ -89,3 +90,13 @@ async def _keys_page(
                   new_key=form.get("new_key"), made=form.get("made"),
                   problems=form.get("problems", []), role=form.get("role", ""),
                   location=form.get("location", ""), label=form.get("label", ""))  # fmt: skip
+
+
+@router.get("/console/{program}/engagement", include_in_schema=False)
+async def engagement(request: Request, program: str) -> Response:
+    """The engagement mechanics' pages (stamp cards, challenges, bounce-back coupons,
+    points for actions, referrals), each with its figures, listed in one place."""
+    engine = request.app.state.engine
+    operator = await operator_of(request, engine, program, EVERYONE)
+    links = [mechanic.console_link for mechanic in mechanics() if mechanic.console_link]
+    return render(request, "engagement.html", operator=operator, program=program, links=links)

@@ -6,8 +6,9 @@ and name each problem; errors come out as RFC 9457 problem JSON with the stable 
 code. Keys are checked on every request: a key of another program is answered
 `404 not_found`, exactly as a program that does not exist.
 
-The routes are routers: the API's own (`kopilka.platform.http.routes`) and each
-mechanic's (`kopilka.mechanics.<name>.routes`); their endpoints get the engine from the
+The routes are routers: the API's own (`kopilka.platform.http.routes`), each older
+mechanic's (`kopilka.mechanics.<name>.routes`), and the `router` each newer mechanic
+names (`Mechanic.router`); their endpoints get the engine from the
 app's state and the caller from its key, as FastAPI dependencies.
 """
 
@@ -29,6 +30,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException
 
+from kopilka.checkout.mechanic import mechanics
 from kopilka.kernel.errors import Conflict, InvalidInput, KopilkaError, Problem, Unavailable
 from kopilka.mechanics.cashback import routes as cashback_routes
 from kopilka.mechanics.coupons import routes as coupon_routes
@@ -110,6 +112,9 @@ def create_app(engine: Engine, *, failed_auth: FailedAuthLimiter | None = None) 
 
     for router in ROUTERS:
         include_routes(app, router)
+    for mechanic in mechanics():  # the routers the newer mechanics name themselves
+        if mechanic.router is not None:
+            include_routes(app, mechanic.router)
     web_routes.register(app)  # its pages serve app.state.engine, set above
     # the rules pages use the console's sessions and error pages, so they come after it;
     # they and the member page (its link routes are in the API's document) are the app's

@@ -13,9 +13,11 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine
 
+from kopilka.mechanics.actions import routes as actions
 from kopilka.mechanics.cashback import routes as cashback
 from kopilka.mechanics.coupons import routes as coupons
 from kopilka.mechanics.discounts import routes as discounts
+from kopilka.mechanics.referrals import routes as referrals
 from kopilka.mechanics.tiers import routes as tiers
 from kopilka.members import page as member_page
 from kopilka.platform.console import program_pages
@@ -31,6 +33,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("purchases", routes.purchases), ("keys", routes.keys_router),
     ("member page", member_page.router), ("rules pages", rules_pages.router),
     ("console", console.router), ("console keys", program_pages.router),
+    ("actions", actions.router), ("referrals", referrals.router),
 ]  # fmt: skip
 
 

@@ -53,6 +53,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kopilka.kernel.ledger import Reason
+
 if TYPE_CHECKING:  # types only: the pipeline hands these to mechanics
     from fastapi import APIRouter
     from sqlalchemy import Connection, Engine, Row, ScalarSelect, Select
@@ -316,6 +318,31 @@ class Mechanic:
         """This mechanic's part of a member as the API and the pages show them (under
         its name), or None when it has nothing to show."""
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class Undone:
+    """A held purchase being cancelled, as a mechanic's refund plan reads a purchase:
+    nothing of it counts any more (its day, the moment of the cancel, no matter)."""
+
+    id: int
+    member_id: int
+    created_at: datetime
+    location: str | None = None
+
+
+def confirm_points(settlement: Settlement, mechanic: str) -> None:
+    """A held purchase confirmed: the points `mechanic` recorded for it (its awards of
+    kind `points`), accrued now — a purchase's own points wait for its confirm too."""
+    points = sum(
+        a.amount for a in settlement.awards if a.mechanic == mechanic and a.kind == "points"
+    )
+    if not points:
+        return
+    settings = settlement.program.calculator.program
+    settlement.wallet.accrue(f"{settings.code}:hold:{settlement.purchase_id}:{mechanic}", points,
+                             reason=Reason.MECHANIC, purchase_id=settlement.purchase_id,
+                             pending=settings.accrual.pending_days > 0)  # fmt: skip
 
 
 _registered: list[Mechanic] = []

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select, update
 
-from kopilka.checkout.purchases import process_purchase
+from kopilka.checkout.purchases import process_purchase, settle_hold
 from kopilka.checkout.refunds import refund_purchase
 from kopilka.kernel.errors import InvalidInput
 from kopilka.kernel.program_parser import parse_program
@@ -222,3 +222,36 @@ def test_verify_finds_a_challenge_s_running_state_changed_behind_its_back(cafe: 
     assert {d.check for d in found} == {
         "challenges' running state equals their purchases' progress"
     }
+
+
+def test_a_held_purchase_counts_at_once_rewards_at_confirm_and_a_cancel_undoes_it(
+    cafe: Engine,
+) -> None:
+    buy(cafe, "H-1", ("LUNCH-1", 1))
+    body = {"receipt_id": "H-2", "location": "kiosk", "member": "card:100001", "hold": True,
+            "at": NOW.isoformat(), "lines": [{"sku": "LUNCH-1", "qty": 2}]}  # fmt: skip
+    held = process_purchase(cafe, "zerno", body, now=NOW, actor="pos:test").answer
+    assert moved(held, "big-quarter")["completed"] is True  # type: ignore[index]
+    assert "tier_raised" not in held  # the tier waits for the confirm
+    confirmed, _ = settle_hold(cafe, "zerno", held["purchase_id"], "confirm", actor="pos:test",
+                               now=NOW)  # fmt: skip
+    assert confirmed["tier_raised"] == "vip"
+
+    third = process_purchase(cafe, "zerno", {**body, "receipt_id": "H-4",
+                                             "lines": [{"sku": "TEA-400", "qty": 1}]},
+                             now=NOW, actor="pos:test").answer  # fmt: skip
+    assert moved(third, "three-visits")["completed"] is True  # type: ignore[index]
+    cancelled, _ = settle_hold(cafe, "zerno", third["purchase_id"], "cancel", actor="pos:test",
+                               now=NOW)  # fmt: skip
+    back = {item["challenge"]: item for item in cancelled["challenges_back"]}
+    assert back["three-visits"] == {
+        "challenge": "three-visits",
+        "period": "2026-03-01",
+        "progress": 1,
+        "completion": True,
+        "points": "0.00",
+    }
+    assert standing(cafe, "three-visits") == [("2026-03-01", 2, 0)]
+    member = read_member(cafe, "zerno", "card:100001", now=NOW)
+    assert member["challenges"]["badges"] == []
+    assert verify(cafe)[1] == []

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select, update
 
-from kopilka.checkout.purchases import process_purchase, quote_purchase
+from kopilka.checkout.purchases import process_purchase, quote_purchase, settle_hold
 from kopilka.checkout.refunds import refund_purchase
 from kopilka.ledger.verify import verify
 from kopilka.mechanics.coupons import handlers as coupons
@@ -210,3 +210,33 @@ def test_verify_finds_a_card_s_running_state_changed_behind_its_back(cafe: Engin
     found = verify(cafe)[1]
     assert [d.check for d in found] == ["stamp cards' running state equals their purchases' stamps"]
     assert "card coffee: kept 3 stamps/0 rewards, purchases 2/0" in found[0].detail
+
+
+def test_a_held_purchase_stamps_at_once_pays_at_confirm_and_a_cancel_undoes_it(
+    cafe: Engine,
+) -> None:
+    buy(cafe, "H-0", ("CAP-300", 3))
+    buy(cafe, "H-1", ("CAP-300", 2))  # 5 of 6
+    body = {"receipt_id": "H-2", "location": "kiosk", "member": "card:100001", "hold": True,
+            "lines": [{"sku": "CAP-300", "qty": 1}]}  # fmt: skip
+    held_one = process_purchase(cafe, "zerno", body, now=NOW, actor="pos:test").answer
+    assert card_of(held_one, "coffee")["rewards"] == 1  # counted at once: no stamp twice
+    assert held(cafe) == (0, 6, 1)
+    before = Decimal(held_one["balance"]["available"])
+    confirmed, _ = settle_hold(cafe, "zerno", held_one["purchase_id"], "confirm",
+                               actor="pos:test", now=NOW)  # fmt: skip
+    reward = Decimal(confirmed["balance"]["available"]) - before
+    assert reward >= 100  # the reward's 100 points, with the purchase's own
+
+    standing = buy(cafe, "H-3", ("CAP-300", 3))["balance"]["available"]
+    again = {**body, "receipt_id": "H-4", "lines": [{"sku": "CAP-300", "qty": 3}]}
+    second = process_purchase(cafe, "zerno", again, now=NOW, actor="pos:test").answer
+    assert card_of(second, "coffee")["rewards"] == 1
+    assert held(cafe) == (0, 12, 2)
+    cancelled, _ = settle_hold(cafe, "zerno", second["purchase_id"], "cancel",
+                               actor="pos:test", now=NOW)  # fmt: skip
+    assert cancelled["stamps_back"] == [{"card": "coffee", "stamps": 3, "rewards": 1,
+                                         "points": "0.00"}]  # fmt: skip
+    assert held(cafe) == (3, 9, 1)  # as before the held purchase
+    assert cancelled["balance"]["available"] == standing  # no reward points were given
+    assert verify(cafe)[1] == []

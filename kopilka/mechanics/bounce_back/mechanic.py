@@ -9,9 +9,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
-from kopilka.checkout.mechanic import CouponWanted, Mechanic, Refunding, Sale, Step
+from kopilka.checkout.mechanic import CouponWanted, Mechanic, Refunding, Sale, Settlement, Step
 from kopilka.kernel.program import Program
 from kopilka.mechanics.bounce_back.model import Offer, OfferLine
 from kopilka.mechanics.bounce_back.pages import router
@@ -43,8 +43,8 @@ class BounceBack(Mechanic):
             sale.answer[self.name] = [_offer_json(sale, offer) for offer in earned]
 
     def planned(self, sale: Sale) -> None:
-        if sale.hold or sale.member_id is None:
-            return  # a held purchase gives nothing until it counts
+        if sale.member_id is None:
+            return
         earned = _earned(sale)
         if not earned:
             return
@@ -83,14 +83,26 @@ class BounceBack(Mechanic):
     def refunded(self, refund: Refunding) -> None:
         if self.gift_stands(refund):
             return
-        taken = refund.connection.execute(
-            update(bounce_backs)
-            .where(bounce_backs.c.purchase_id == refund.purchase.id,
-                   bounce_backs.c.taken_back_at.is_(None))
-            .values(taken_back_at=refund.now).returning(bounce_backs.c.offer)
-        ).scalars().all()  # fmt: skip
+        taken = _take_back(refund.connection, refund.purchase.id, refund.now)
         if taken:
-            refund.answer["bounce_back_taken_back"] = sorted(taken)
+            refund.answer["bounce_back_taken_back"] = taken
+
+    def cancelled(self, settlement: Settlement) -> None:
+        """A held purchase cancelled: the coupons it earned go (the coupons mechanic
+        revokes them, unused)."""
+        taken = _take_back(settlement.connection, settlement.purchase_id, settlement.now)
+        if taken:
+            settlement.answer["bounce_back_taken_back"] = taken
+
+
+def _take_back(connection: Connection, purchase_id: int, now: datetime) -> list[str]:
+    """The purchase's bounce-backs marked taken back; their offers."""
+    taken = connection.execute(
+        update(bounce_backs)
+        .where(bounce_backs.c.purchase_id == purchase_id, bounce_backs.c.taken_back_at.is_(None))
+        .values(taken_back_at=now).returning(bounce_backs.c.offer)
+    ).scalars().all()  # fmt: skip
+    return sorted(taken)
 
 
 def _lineage(program: Program, category: str | None) -> tuple[str, ...]:

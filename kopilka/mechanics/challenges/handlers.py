@@ -194,7 +194,8 @@ class ChallengeBack:
 
 
 def refund_plan(connection: Connection, program: Program, purchase: Any,
-                left: Sequence[LineLeft], whole: bool) -> list[ChallengeBack]:  # fmt: skip
+                left: Sequence[LineLeft], whole: bool, *,
+                undo: bool = False) -> list[ChallengeBack]:  # fmt: skip
     """What a refund takes back of each challenge the purchase moved: all of it with the
     last of the receipt; before, the units or money the returned lines gave. A purchase
     that completed a challenge gives its reward back once the progress falls under the
@@ -223,9 +224,10 @@ def refund_plan(connection: Connection, program: Program, purchase: Any,
             and not row.reward_back
             and (whole or challenge is None or now_at - back < challenge.target)
         )
+        points = int(row.points) if completion and not undo else 0
         if back or completion:
             plan.append(ChallengeBack(int(row.id), row.challenge, row.period, back, completion,
-                                      int(row.points) if completion else 0))  # fmt: skip
+                                      points))  # fmt: skip
     return plan
 
 
@@ -246,6 +248,15 @@ def _progress(connection: Connection, member_id: int, challenge: str, period: st
                                  c.period == period)
     ).scalar()  # fmt: skip
     return int(found or 0)
+
+
+def completed_by(connection: Connection, purchase_id: int) -> list[str]:
+    """The challenges a purchase completed (and no refund or cancel took back)."""
+    row = purchase_challenges.c
+    return list(connection.execute(
+        select(row.challenge).where(row.purchase_id == purchase_id, row.completed == 1,
+                                    row.reward_back == 0)
+    ).scalars())  # fmt: skip
 
 
 def take_back(connection: Connection, purchase_id: int, member_id: int,

@@ -19,7 +19,18 @@ from typing import Any
 
 from sqlalchemy import Connection, ScalarSelect, String, bindparam, select
 
-from kopilka.checkout.mechanic import JSON, CouponWanted, Mechanic, Reads, Refunding, Sale, Step
+from kopilka.checkout.mechanic import (
+    JSON,
+    CouponWanted,
+    Mechanic,
+    Reads,
+    Refunding,
+    Sale,
+    Settlement,
+    Step,
+    Undone,
+    confirm_points,
+)
 from kopilka.checkout.records import Award
 from kopilka.kernel.ledger import Reason
 from kopilka.mechanics.challenges import handlers
@@ -80,8 +91,8 @@ class Challenges(Mechanic):
             sale.answer[self.name] = [handlers.move_json(move, program) for move in found]
 
     def planned(self, sale: Sale) -> None:
-        if sale.hold or sale.wallet is None or sale.member_id is None:
-            return  # a held purchase counts for nothing here: see docs/challenges.md
+        if sale.wallet is None or sale.member_id is None:
+            return
         found = _moves(sale)
         program = sale.program.calculator.program
         member_id = sale.member_id
@@ -120,9 +131,10 @@ class Challenges(Mechanic):
             return 0
         assert sale.wallet is not None
         wallet = sale.wallet
-        wallet.accrue(f"{wallet.program.code}:purchase:{{purchase}}:challenge:{code}",
-                      reward.points, reason=Reason.MECHANIC,
-                      pending=wallet.program.accrual.pending_days > 0)  # fmt: skip
+        if not sale.hold:  # a held purchase's come at its confirm
+            wallet.accrue(f"{wallet.program.code}:purchase:{{purchase}}:challenge:{code}",
+                          reward.points, reason=Reason.MECHANIC,
+                          pending=wallet.program.accrual.pending_days > 0)  # fmt: skip
         sale.awards.append(Award(self.name, "points", reward.points, source=code))
         return reward.points
 
@@ -142,6 +154,30 @@ class Challenges(Mechanic):
                                    sale.member_id, tier, f"challenge {move.challenge.code}",
                                    sale.now):  # fmt: skip
                 sale.answer.setdefault("tier_raised", tier)
+
+    def confirmed(self, settlement: Settlement) -> None:
+        """A held purchase confirmed: its completions' points, and the tiers they raise."""
+        confirm_points(settlement, self.name)
+        program = settlement.program.calculator.program
+        rewards = {challenge.code: challenge.reward for challenge in challenges_of(program)}
+        for code in handlers.completed_by(settlement.connection, settlement.purchase_id):
+            tier = rewards[code].tier if code in rewards else None
+            if tier and handlers.raise_tier(settlement.connection, program,
+                                            settlement.program.program_id,
+                                            settlement.member_id, tier, f"challenge {code}",
+                                            settlement.now):  # fmt: skip
+                settlement.answer.setdefault("tier_raised", tier)
+
+    def cancelled(self, settlement: Settlement) -> None:
+        """A held purchase cancelled (or run out): what it added, and its completions."""
+        program = settlement.program.calculator.program
+        purchase = Undone(settlement.purchase_id, settlement.member_id, settlement.now)
+        plan = handlers.refund_plan(settlement.connection, program, purchase, [], True,
+                                    undo=True)  # fmt: skip
+        if plan:
+            handlers.take_back(settlement.connection, settlement.purchase_id,
+                               settlement.member_id, plan, settlement.now)  # fmt: skip
+            settlement.answer["challenges_back"] = handlers.back_json(plan, program)
 
     def refund_points(self, refund: Refunding) -> int:
         return sum(back.points for back in _refund_plan(refund))

@@ -109,6 +109,12 @@ class Coupons(Mechanic):
     def cancelled(self, settlement: Settlement) -> None:
         give_back_coupons(settlement.connection, settlement.program.program_id,
                           settlement.purchase_id, settlement.now)  # fmt: skip
+        # the coupons it gave (a held purchase's rewards) go, unless already used
+        connection = settlement.connection
+        sources = given_by(connection, settlement.purchase_id)
+        revoked = revoke_given(connection, settlement.purchase_id, sources, settlement.now)
+        if revoked:
+            settlement.answer["coupons_revoked"] = revoked
 
     def refund_points(self, refund: Refunding) -> int:
         if not refund.whole:  # a coupon's points go back with the last of the receipt

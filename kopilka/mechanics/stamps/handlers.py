@@ -115,13 +115,16 @@ class CardBack:
 
 
 def refund_plan(
-    connection: Connection, program: Program, purchase: Any, left: Sequence[LineLeft]
-) -> list[CardBack]:
+    connection: Connection, program: Program, purchase: Any, left: Sequence[LineLeft],
+    *, undo: bool = False,
+) -> list[CardBack]:  # fmt: skip
     """What a refund (the purchase's lines as its refunds leave them: `left`) takes back
     on each card the purchase earned on. A card keeps what the lines still kept earn; the
     stamps above that go back. Stamps a reward already used leave the card owing them
     (`claw_back`) — unless this purchase gave points rewards, which are taken back
-    first — or are forgiven (`keep`)."""
+    first — or are forgiven (`keep`). `undo`: the purchase never counted (a held one
+    cancelled): everything it earned goes back, its rewards too (their points were
+    never given)."""
     if purchase.member_id is None:
         return []
     rows = connection.execute(
@@ -139,9 +142,19 @@ def refund_plan(
         card = cards.get(row.card)
         kept = _kept(card, lines, day, int(row.stamps))
         back = int(row.stamps) - int(row.stamps_back) - kept
-        if back > 0:
+        if undo:
+            plan.append(_undone(card, row))
+        elif back > 0:
             plan.append(_card_back(card, row, held.get(row.card, 0), back))
     return plan
+
+
+def _undone(card: StampCard | None, row: Any) -> CardBack:
+    """A held purchase cancelled: the card holds what it held before it."""
+    stamps = int(row.stamps) - int(row.stamps_back)
+    rewards = int(row.rewards) - int(row.rewards_back)
+    size = card.stamps if card is not None else 0
+    return CardBack(int(row.id), row.card, stamps, rewards, 0, rewards * size - stamps)
 
 
 def _kept(card: StampCard | None, left: Sequence[StampLine], day: date, stamps: int) -> int:

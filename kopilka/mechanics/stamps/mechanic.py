@@ -16,7 +16,18 @@ from typing import Any
 
 from sqlalchemy import Connection, ScalarSelect, select
 
-from kopilka.checkout.mechanic import JSON, CouponWanted, Mechanic, Reads, Refunding, Sale, Step
+from kopilka.checkout.mechanic import (
+    JSON,
+    CouponWanted,
+    Mechanic,
+    Reads,
+    Refunding,
+    Sale,
+    Settlement,
+    Step,
+    Undone,
+    confirm_points,
+)
 from kopilka.checkout.records import Award
 from kopilka.kernel.ledger import Reason
 from kopilka.mechanics.stamps import handlers
@@ -59,8 +70,8 @@ class Stamps(Mechanic):
             sale.answer[self.name] = [handlers.progress_json(one, digits) for one in moved]
 
     def planned(self, sale: Sale) -> None:
-        if sale.hold or sale.wallet is None or sale.member_id is None:
-            return  # a held purchase earns its stamps with nothing: see docs/stamps.md
+        if sale.wallet is None or sale.member_id is None:
+            return
         moved = _progress(sale)
         if not moved:
             return
@@ -92,11 +103,26 @@ class Stamps(Mechanic):
         assert sale.wallet is not None
         points = reward.points * one.rewards
         wallet = sale.wallet
-        wallet.accrue(f"{wallet.program.code}:purchase:{{purchase}}:stamps:{one.card.code}",
-                      points, reason=Reason.MECHANIC,
-                      pending=wallet.program.accrual.pending_days > 0)  # fmt: skip
+        if not sale.hold:  # a held purchase's come at its confirm
+            wallet.accrue(f"{wallet.program.code}:purchase:{{purchase}}:stamps:{one.card.code}",
+                          points, reason=Reason.MECHANIC,
+                          pending=wallet.program.accrual.pending_days > 0)  # fmt: skip
         sale.awards.append(Award(self.name, "points", points, source=one.card.code))
         return points
+
+    def confirmed(self, settlement: Settlement) -> None:
+        """A held purchase confirmed: the points of the rewards its stamps completed."""
+        confirm_points(settlement, self.name)
+
+    def cancelled(self, settlement: Settlement) -> None:
+        """A held purchase cancelled (or run out): its stamps and rewards undone."""
+        program = settlement.program.calculator.program
+        purchase = Undone(settlement.purchase_id, settlement.member_id, settlement.now)
+        plan = handlers.refund_plan(settlement.connection, program, purchase, [], undo=True)
+        if plan:
+            handlers.take_back(settlement.connection, settlement.member_id, plan)
+            digits = program.points.precision
+            settlement.answer["stamps_back"] = handlers.back_json(plan, digits)
 
     def refund_points(self, refund: Refunding) -> int:
         return sum(back.points for back in _refund_plan(refund))

@@ -1,12 +1,15 @@
 """Where a purchase's server-side Python goes: the app called in-process over ASGI.
 
 Run:  .venv/bin/python bench/asgi_profile.py [--db sqlite] [--n 2000] [--profile FILE]
+                                             [--engagement]
 
 No HTTP server and no load generator: one caller sends café purchases (the receipts
 of bench/http_purchase.lua) straight to Kopilka's ASGI app, one after the other, on
 PostgreSQL ($KOPILKA_BENCH_PG) or SQLite. Figures: the process's CPU µs per purchase
 and wall µs per purchase (medians of 5 rounds) — the Python a purchase costs the
 server, less uvicorn's share. `--profile FILE` writes a cProfile of one more round.
+`--engagement`: under the program with 3 stamp cards and 2 challenges
+(bench/round_trips.py's), what the engagement mechanics cost in Python.
 """
 
 from __future__ import annotations
@@ -23,13 +26,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from purchase_bench import NOW, database  # type: ignore[import-not-found]
+from purchase_bench import NOW, PROGRAM, database  # type: ignore[import-not-found]
+from round_trips import CHALLENGES, STAMP_CARDS  # type: ignore[import-not-found]
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.operators.keys import create_key
 from kopilka.platform.db import make_engine
+from kopilka.platform.files import load_document
 from kopilka.platform.http.app import create_app
+from kopilka.programs.handlers import apply_program
 
 MEMBERS = 1000
 BASKETS = [
@@ -124,9 +130,20 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="purchases per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", help="write a cProfile of one more round here")
+    parser.add_argument("--engagement", action="store_true",
+                        help="3 stamp cards and 2 challenges (issue 18)")  # fmt: skip
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder, database(options.db, MEMBERS, Path(folder)) as db:
         key = create_key(db.engine(), "zerno", "pos", location="kiosk", now=NOW)[0]
+        if options.engagement:
+            document = load_document(PROGRAM)
+            assert isinstance(document, dict)
+            apply_program(
+                db.engine(),
+                {**document, "stamp_cards": STAMP_CARDS, "challenges": CHALLENGES},
+                actor="bench",
+                now=NOW,
+            )
         url = db.url if db.schema is None else f"{db.url}?options=-csearch_path%3D{db.schema}"
 
         async def run() -> list[tuple[float, float, float]]:

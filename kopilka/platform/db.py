@@ -42,9 +42,32 @@ def make_engine(url: str | None = None, *, asynchronous: bool = False, **options
         return _sqlite_engine(parsed.render_as_string(hide_password=False), **options)
     # No pre-ping: it would cost a round trip per transaction; a dropped connection fails
     # its transaction, which the services retry on a fresh one (see `retrying`).
+    keep_long_statements_parsed()
     if asynchronous:
         return create_async_engine(parsed, **options).sync_engine
     return create_engine(parsed, **options)
+
+
+# psycopg parses a statement's `%(name)s` placeholders once and keeps the parse (an LRU
+# of 128 shapes) — but only for statements of up to 4,096 characters and 50 parameters;
+# a longer one is parsed again at every execution. A purchase's one statement grows with
+# each mechanic that writes with it: 6,063 characters with stamp cards and challenges,
+# whose parse cost ~130 µs of CPU a purchase (bench/README.md, "Issue 18").
+LONGEST_KEPT_STATEMENT = 32_768
+MOST_KEPT_PARAMETERS = 200
+
+
+def keep_long_statements_parsed() -> None:
+    """Raise psycopg's bounds on the statements whose parse it keeps (module constants
+    it reads at each execution; left alone where a psycopg has none)."""
+    from psycopg import _queries  # a private module: its bounds have no public setting
+
+    if hasattr(_queries, "MAX_CACHED_STATEMENT_LENGTH"):
+        _queries.MAX_CACHED_STATEMENT_LENGTH = max(_queries.MAX_CACHED_STATEMENT_LENGTH,
+                                                   LONGEST_KEPT_STATEMENT)  # fmt: skip
+    if hasattr(_queries, "MAX_CACHED_STATEMENT_PARAMS"):
+        _queries.MAX_CACHED_STATEMENT_PARAMS = max(_queries.MAX_CACHED_STATEMENT_PARAMS,
+                                                   MOST_KEPT_PARAMETERS)  # fmt: skip
 
 
 def _sqlite_engine(url: str, **options: Any) -> Engine:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from enum import StrEnum
+from functools import lru_cache
 
 from kopilka.kernel.periods import CalendarPeriod
 from kopilka.kernel.reading import Reader, show
@@ -102,6 +103,7 @@ class Standing:
     completions: int = 0
 
 
+@lru_cache(maxsize=1024)
 def period_key(period: CalendarPeriod | None, day: date) -> str:
     """The period `day` falls in, by its first day ("2026-03-01"), or `EVER`."""
     if period is None:

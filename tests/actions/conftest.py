@@ -86,6 +86,8 @@ def admin(client: TestClient, actions_engine: Engine) -> Api:
     return Api(client, key_for(actions_engine, "admin"))
 
 
-def signed(body: bytes, timestamp: str, secret: str = SECRET) -> dict[str, str]:
+def signed(body: bytes, timestamp: str, secret: str = SECRET, action: str = "survey",
+           program: str = "zerno") -> dict[str, str]:  # fmt: skip
+    signature = signature_of(secret, timestamp, program, action, body)
     return {"Content-Type": "application/json", "X-Kopilka-Timestamp": timestamp,
-            "X-Kopilka-Signature": signature_of(secret, timestamp, body)}  # fmt: skip
+            "X-Kopilka-Signature": signature}  # fmt: skip

@@ -52,7 +52,8 @@ def test_a_validly_signed_callback_credits_once(client, actions_engine):
 
 def test_a_callback_only_action_is_reported_by_callback(client):
     body = json.dumps({"member": "card:100002", "external_id": "tg-1"}).encode()
-    answer = call(client, signed(body, now_stamp()), body, action="channel_subscription")
+    answer = call(client, signed(body, now_stamp(), action="channel_subscription"), body,
+                  action="channel_subscription")  # fmt: skip
     assert answer.status_code == 201
     assert answer.json()["points"] == "5.00"
 
@@ -129,3 +130,13 @@ def test_the_secret_never_appears_in_an_answer_or_the_openapi_document(client, a
     for answer in answers:
         assert SECRET not in answer.text
     assert '"secret_set":true' in answers[2].text.replace(" ", "")
+
+
+def test_a_callback_signed_for_one_action_is_refused_by_another_sharing_its_secret(client):
+    """survey and channel_subscription share one secret: a request captured for one is
+    no signature for the other (the program and the action are signed)."""
+    body = json.dumps({"member": "card:100002", "external_id": "tg-2"}).encode()
+    replayed = call(client, signed(body, now_stamp(), action="survey"), body,
+                    action="channel_subscription")  # fmt: skip
+    assert replayed.status_code == 401
+    assert "does not match" in replayed.text

@@ -25,6 +25,7 @@ from kopilka.mechanics.actions.model import Reporter
 from kopilka.mechanics.actions.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    Signed,
     signature_problem,
 )
 from kopilka.operators import keys
@@ -147,18 +148,20 @@ async def action_callback(
                                             description="Unix time in seconds")] = None,
     signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER,
                                             description="sha256=<hex HMAC-SHA256 of "
-                                            "'<timestamp>.<raw body>'>")] = None,
+                                            "'<timestamp>.<program>.<action>.<raw body>'>")] = None,
 ) -> JSONResponse:  # fmt: skip
     """An outside service (a survey, review or subscription service) reports the action:
     no key, but `X-Kopilka-Timestamp` and `X-Kopilka-Signature: sha256=<hex>`, the
-    HMAC-SHA256 of `<timestamp>.<raw body>` under the action's shared secret (the server's
+    HMAC-SHA256 of `<timestamp>.<program>.<action>.<raw body>` under the action's shared
+    secret (the server's
     environment variable its `secret_env` names). A missing or wrong signature, or a
     timestamp more than 5 minutes from the server's clock, is `401` and nothing is
     written. Otherwise as a report by key (the answer carries no balance); the action
     must list `callback` in `reported_by`."""
     raw = await _raw_body(request)
     secrets = await run(engine, actions.callback_secrets, engine, program, action)
-    problem = signature_problem(secrets, timestamp, signature, raw, now())
+    problem = signature_problem(secrets, timestamp, signature, Signed(program, action, raw),
+                                now())  # fmt: skip
     if problem is not None:
         _failed(request, problem)
     reporting = actions.Reporting(Reporter.CALLBACK, "callback", shows_balance=False)

@@ -3,11 +3,14 @@
 The service and Kopilka share a secret per action. Each request carries
 
     X-Kopilka-Timestamp: <Unix time in seconds>
-    X-Kopilka-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>" under the secret>
+    X-Kopilka-Signature: sha256=<hex HMAC-SHA256 of
+                         "<timestamp>.<program>.<action>.<raw body>" under the secret>
 
 A signature is compared in constant time; a timestamp more than `TOLERANCE_SECONDS` from
 the server's clock is refused, so a captured request can't be sent again later (within
-the window, the report's external id makes a repeat credit nothing). The variable may
+the window, the report's external id makes a repeat credit nothing); the program and the
+action are signed too, so a request captured for one action can't be sent to another
+that shares its secret. The variable may
 hold several secrets separated by commas — the new one and the old one while a service
 is moved to the new — and a signature under any of them is accepted.
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from dataclasses import dataclass
 from datetime import datetime
 
 TIMESTAMP_HEADER = "X-Kopilka-Timestamp"
@@ -29,9 +33,18 @@ _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"sha256=([0-9a-f]{64})")
 
 
-def signature_of(secret: str, timestamp: str, body: bytes) -> str:
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """What a callback's signature covers, beside its timestamp."""
+
+    program: str
+    action: str
+    body: bytes
+
+
+def signature_of(secret: str, timestamp: str, program: str, action: str, body: bytes) -> str:
     """The header value a service sends: `sha256=<hex>`."""
-    message = timestamp.encode("utf-8") + b"." + body
+    message = f"{timestamp}.{program}.{action}.".encode() + body
     return "sha256=" + hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
 
@@ -44,7 +57,7 @@ def secrets_in(value: str | None) -> list[str]:
 
 
 def signature_problem(
-    secrets: list[str], timestamp: str | None, signature: str | None, body: bytes,
+    secrets: list[str], timestamp: str | None, signature: str | None, signed: Signed,
     now: datetime,
 ) -> str | None:  # fmt: skip
     """Why the request's signature can't be accepted, or None when it can."""
@@ -59,6 +72,10 @@ def signature_problem(
     if not _SIGNATURE.fullmatch(signature):
         return f"{SIGNATURE_HEADER} is not sha256=<64 lowercase hex digits>"
     # every secret is tried, so the time taken says nothing of which one matched
-    matches = [hmac.compare_digest(signature_of(secret, timestamp, body), signature)
-               for secret in secrets]  # fmt: skip
+    matches = [
+        hmac.compare_digest(
+            signature_of(secret, timestamp, signed.program, signed.action, signed.body), signature
+        )
+        for secret in secrets
+    ]
     return None if any(matches) else "the signature does not match the body"

@@ -26,6 +26,7 @@ from datetime import datetime
 from itertools import islice
 from random import Random
 from typing import Any, NoReturn
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import (
     Connection,
@@ -972,9 +973,11 @@ REWARD_BITS = 60  # a code made inside a purchase's write cannot be drawn again:
 PERSONAL_COLUMNS = ("program_id", "campaign_id", "code", "owner_member_id", "channel",
                     "issued_at", "uses", "valid_from", "valid_until", "source")  # fmt: skip
 _rng = secrets.SystemRandom()
-# a campaign's id and kind never change: known once per process, a purchase that gives
-# one of its coupons reads nothing for it after the first
-_campaigns_known: dict[tuple[int, str], tuple[int, str]] = {}
+# a campaign's id and kind never change: known once per database (engine) and process, a
+# purchase that gives one of its coupons reads nothing for it after the first
+_campaigns_known: WeakKeyDictionary[Engine, dict[tuple[int, str], tuple[int, str]]] = (
+    WeakKeyDictionary()
+)
 
 
 def personal_coupons(
@@ -1012,15 +1015,16 @@ def _iso(moment: datetime | None) -> str | None:
 def _campaigns(
     connection: Connection, program_id: int, codes: set[str]
 ) -> dict[str, tuple[int, str]]:
-    missing = sorted(code for code in codes if (program_id, code) not in _campaigns_known)
+    known = _campaigns_known.setdefault(connection.engine, {})
+    missing = sorted(code for code in codes if (program_id, code) not in known)
     if missing:
         c = coupon_campaigns.c
         for row in connection.execute(
             select(c.id, c.code, c.kind).where(c.program_id == program_id, c.code.in_(missing))
         ).all():
-            _campaigns_known[(program_id, row.code)] = (int(row.id), row.kind)
-    return {code: _campaigns_known[(program_id, code)] for code in codes
-            if (program_id, code) in _campaigns_known}  # fmt: skip
+            known[(program_id, row.code)] = (int(row.id), row.kind)
+    return {code: known[(program_id, code)] for code in codes
+            if (program_id, code) in known}  # fmt: skip
 
 
 def given_by(connection: Connection, purchase_id: int) -> list[str]:

@@ -164,6 +164,9 @@ class Settlement:
     paid: int = 0  # money the purchase paid (minor units), from its record
     awards: list[Award] = field(default_factory=list)  # what the purchase recorded
     added: list[Award] = field(default_factory=list)  # what the settlement gives, recorded
+    # the personal coupons the purchase gave that the cancel revoked (unused), by the
+    # mechanic that gave them: a reward whose coupon was already used stands
+    revoked: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -187,6 +190,9 @@ class Refunding:
     returned: dict[int, Any] = field(default_factory=dict)
     # what is left of each line of the purchase once this refund is written
     left: list[LineLeft] = field(default_factory=list)
+    # the personal coupons the purchase gave that this refund revoked (unused), by the
+    # mechanic that gave them (the coupons mechanic, first in step order, fills it in)
+    revoked: dict[str, int] = field(default_factory=dict)
 
     def gift_stands(self, mechanic: str) -> bool:
         """Whether what `mechanic` gave with the purchase (a personal coupon) stands after

@@ -255,3 +255,38 @@ def test_a_held_purchase_counts_at_once_rewards_at_confirm_and_a_cancel_undoes_i
     member = read_member(cafe, "zerno", "card:100001", now=NOW)
     assert member["challenges"]["badges"] == []
     assert verify(cafe)[1] == []
+
+
+def test_a_partial_refund_under_the_target_revokes_a_coupon_completion(cafe: Engine) -> None:
+    done = buy(cafe, "K-1", ("LUNCH-1", 5), ("TEA-400", 1))
+    assert moved(done, "lunches")["completed"] is True  # type: ignore[index]
+    code = done["coupons_given"][0]["code"]
+    refund, _ = refund_purchase(cafe, "zerno", done["purchase_id"],
+                                {"refund_id": "RF-1", "lines": [{"n": 0, "qty": 1}]},
+                                actor="pos:test", now=NOW)  # fmt: skip
+    assert refund["coupons_revoked"] == [code]
+    back = {item["challenge"]: item for item in refund["challenges_back"]}
+    assert (back["lunches"]["progress"], back["lunches"]["completion"]) == (1, True)
+    assert standing(cafe, "lunches") == [("ever", 4, 0)]
+    assert verify(cafe)[1] == []
+
+
+def test_a_visit_goes_back_with_its_last_qualifying_line(cafe: Engine) -> None:
+    document = program(
+        challenges=[
+            {
+                "code": "lunch-visits",
+                "goal": {"visits": 3},
+                "categories": ["lunch"],
+                "reward": {"points": "10"},
+            }
+        ]
+    )
+    apply_program(cafe, document, actor="test", now=NOW)
+    bought = buy(cafe, "B-1", ("LUNCH-1", 1), ("TEA-400", 1))
+    assert moved(bought, "lunch-visits")["progress"] == 1  # type: ignore[index]
+    refund, _ = refund_purchase(cafe, "zerno", bought["purchase_id"],
+                                {"refund_id": "RF-1", "lines": [{"n": 0, "qty": 1}]},
+                                actor="pos:test", now=NOW)  # fmt: skip
+    assert refund["challenges_back"][0]["progress"] == 1  # the lunch gone, the tea is no visit
+    assert standing(cafe, "lunch-visits") == [("ever", 0, 0)]

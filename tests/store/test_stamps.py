@@ -189,7 +189,9 @@ def test_a_card_s_coupon_reward_is_personal_and_revoked_by_its_refund(cafe: Engi
                                   actor="pos:test", now=NOW)  # fmt: skip
     assert refunded["coupons_revoked"] == [code]
     assert coupons.read_coupon(cafe, "zerno", code, now=NOW)["status"] == "revoked"
-    assert held(cafe, "lunch") == (-1, 2, 1)  # a coupon reward stands in stamps owed
+    assert held(cafe, "lunch") == (2, 2, 0)  # the reward revoked: its stamps back on the card
+    assert refunded["stamps_back"] == [{"card": "lunch", "stamps": 1, "rewards": 1,
+                                        "points": "0.00"}]  # fmt: skip
     assert verify(cafe)[1] == []
 
 
@@ -240,3 +242,33 @@ def test_a_held_purchase_stamps_at_once_pays_at_confirm_and_a_cancel_undoes_it(
     assert held(cafe) == (3, 9, 1)  # as before the held purchase
     assert cancelled["balance"]["available"] == standing  # no reward points were given
     assert verify(cafe)[1] == []
+
+
+def test_a_used_coupon_reward_stands_and_the_card_owes_the_stamps(cafe: Engine) -> None:
+    for n in range(3):
+        third = buy(cafe, f"U-{n}", ("LUNCH-1", 1))
+    code = third["coupons_given"][0]["code"]
+    used = process_purchase(cafe, "zerno", {"receipt_id": "U-use", "location": "kiosk",
+                                            "member": "card:100001", "coupons": [code],
+                                            "lines": [{"sku": "TEA-400", "qty": 1}]},
+                            now=NOW, actor="pos:test").answer  # fmt: skip
+    assert used["coupons"][0]["applied"] is True
+    refunded, _ = refund_purchase(cafe, "zerno", third["purchase_id"], {"refund_id": "RF-1"},
+                                  actor="pos:test", now=NOW)  # fmt: skip
+    assert "coupons_revoked" not in refunded
+    assert held(cafe, "lunch") == (-1, 2, 1)  # used: the reward stands, the card owes
+
+
+def test_a_cancelled_hold_whose_coupon_was_used_keeps_the_reward(cafe: Engine) -> None:
+    buy(cafe, "C-1", ("LUNCH-1", 1))
+    buy(cafe, "C-2", ("LUNCH-1", 1))
+    body = {"receipt_id": "C-3", "location": "kiosk", "member": "card:100001", "hold": True,
+            "lines": [{"sku": "LUNCH-1", "qty": 1}]}  # fmt: skip
+    hold = process_purchase(cafe, "zerno", body, now=NOW, actor="pos:test").answer
+    code = hold["coupons_given"][0]["code"]
+    process_purchase(cafe, "zerno", {"receipt_id": "C-use", "location": "kiosk",
+                                     "member": "card:100001", "coupons": [code],
+                                     "lines": [{"sku": "TEA-400", "qty": 1}]},
+                     now=NOW, actor="pos:test")  # fmt: skip
+    settle_hold(cafe, "zerno", hold["purchase_id"], "cancel", actor="pos:test", now=NOW)
+    assert held(cafe, "lunch") == (-1, 2, 1)  # not filled again from 2: it owes the one

@@ -125,3 +125,9 @@ def test_the_member_s_page_shows_them_in_russian(client: TestClient, cafe: Engin
 def test_another_program_s_operator_does_not_see_them(client: TestClient, path: str) -> None:
     sign_in(client, "admin")  # zerno's admin
     assert client.get(f"/console/{OTHER}/{path}").status_code == 404
+
+
+def test_the_referrals_page_with_members_cards_is_not_a_marketer_s(client: TestClient) -> None:
+    sign_in(client, "marketer")
+    assert client.get("/console/zerno/referrals").status_code == 403
+    assert client.get("/console/zerno/stamps").status_code == 200  # figures only: anyone

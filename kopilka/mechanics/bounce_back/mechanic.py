@@ -76,7 +76,8 @@ class BounceBack(Mechanic):
                  for line in refund.left]  # fmt: skip
         day = local_day(refund.purchase.created_at, program.timezone)
         return all(
-            code in offers and offers[code].earned(lines, day, refund.purchase.location or None)
+            code not in offers  # an offer no longer in the program: its gift stands
+            or offers[code].earned(lines, day, refund.purchase.location or None)
             for code in given
         )
 

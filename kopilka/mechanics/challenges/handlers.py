@@ -194,12 +194,15 @@ class ChallengeBack:
 
 
 def refund_plan(connection: Connection, program: Program, purchase: Any,
-                left: Sequence[LineLeft], whole: bool, *,
-                undo: bool = False) -> list[ChallengeBack]:  # fmt: skip
+                left: Sequence[LineLeft], whole: bool, *, undo: bool = False,
+                coupons: int | None = 0) -> list[ChallengeBack]:  # fmt: skip
     """What a refund takes back of each challenge the purchase moved: all of it with the
-    last of the receipt; before, the units or money the returned lines gave. A purchase
-    that completed a challenge gives its reward back once the progress falls under the
-    target."""
+    last of the receipt; before, what the returned lines gave (the units or money; a
+    visit, a week or a category once no qualifying line is left). A purchase that
+    completed a challenge gives its completion back once the progress falls under the
+    target — with its points, and its coupon when the coupons mechanic revoked it unused
+    (`coupons`: how many it revoked; None: asking whether one would go): a completion
+    whose coupon was already used stands."""
     if purchase.member_id is None:
         return []
     rows = connection.execute(
@@ -213,6 +216,7 @@ def refund_plan(connection: Connection, program: Program, purchase: Any,
                       line.category, int(line.qty), line.amount)
         for line in left
     ]  # fmt: skip
+    revocable = None if coupons is None else [coupons]
     plan = []
     for row in rows:
         challenge = known.get(row.challenge)
@@ -223,6 +227,7 @@ def refund_plan(connection: Connection, program: Program, purchase: Any,
             bool(row.completed)
             and not row.reward_back
             and (whole or challenge is None or now_at - back < challenge.target)
+            and _coupon_goes(challenge, revocable)
         )
         points = int(row.points) if completion and not undo else 0
         if back or completion:
@@ -231,14 +236,33 @@ def refund_plan(connection: Connection, program: Program, purchase: Any,
     return plan
 
 
+def _coupon_goes(challenge: Challenge | None, revocable: list[int] | None) -> bool:
+    """Whether a completion can go back as far as its coupon is concerned. One that gave
+    points goes back with them whatever became of its coupon (the refund's points are
+    planned before the coupons mechanic revokes anything); one that gave only a coupon
+    goes back when its coupon was revoked."""
+    reward = challenge.reward if challenge is not None else None
+    if reward is None or not reward.coupon or reward.points or revocable is None:
+        return True
+    if revocable[0] <= 0:
+        return False  # used: the completion stands
+    revocable[0] -= 1
+    return True
+
+
 def _kept(challenge: Challenge | None, row: Any, left: list[ChallengeLine] | None) -> int:
-    """The progress the lines still kept give (None: nothing is kept)."""
+    """The progress the lines still kept give (`left` None: nothing is kept)."""
     given = int(row.progress) - int(row.taken_back)
-    if left is None or challenge is None:
+    if left is None:
         return 0
-    if challenge.goal in (Goal.UNITS, Goal.SPEND):
-        return max(0, min(given, contribution(challenge, left, frozenset())))
-    return given  # a visit, a week, a category: kept until the last of the receipt
+    if challenge is None:
+        return given  # no longer in the program: kept until the last of the receipt
+    if challenge.goal is Goal.WEEKLY_STREAK and given <= 0:
+        return given  # the purchase restarted a streak: a refund does not mend it
+    still = contribution(challenge, left, frozenset())
+    if challenge.goal in (Goal.UNITS, Goal.SPEND, Goal.NEW_CATEGORIES):
+        return max(0, min(given, still))
+    return given if still else 0  # a visit or a week: kept while a qualifying line is
 
 
 def _progress(connection: Connection, member_id: int, challenge: str, period: str) -> int:

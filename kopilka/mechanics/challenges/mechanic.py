@@ -173,7 +173,8 @@ class Challenges(Mechanic):
         program = settlement.program.calculator.program
         purchase = Undone(settlement.purchase_id, settlement.member_id, settlement.now)
         plan = handlers.refund_plan(settlement.connection, program, purchase, [], True,
-                                    undo=True)  # fmt: skip
+                                    undo=True,
+                                    coupons=settlement.revoked.get(self.name, 0))  # fmt: skip
         if plan:
             handlers.take_back(settlement.connection, settlement.purchase_id,
                                settlement.member_id, plan, settlement.now)  # fmt: skip
@@ -182,8 +183,12 @@ class Challenges(Mechanic):
     def refund_points(self, refund: Refunding) -> int:
         return sum(back.points for back in _refund_plan(refund))
 
+    def gift_stands(self, refund: Refunding) -> bool:
+        """A completion's coupon stands unless the refund takes that completion back."""
+        return not any(back.completion for back in _refund_plan(refund, coupons=None))
+
     def refunded(self, refund: Refunding) -> None:
-        plan = _refund_plan(refund)
+        plan = _refund_plan(refund, coupons=refund.revoked.get(self.name, 0))
         if not plan:
             return
         handlers.take_back(refund.connection, int(refund.purchase.id),
@@ -241,6 +246,9 @@ def _tiers_due(sale: Sale) -> list[Move]:
     return [move for move in _moves(sale) if move.completed and move.challenge.reward.tier]
 
 
-def _refund_plan(refund: Refunding) -> list[handlers.ChallengeBack]:
+def _refund_plan(refund: Refunding, coupons: int | None = 0) -> list[handlers.ChallengeBack]:
+    """What the refund takes back; `coupons`: the completions' coupons revoked (None: as
+    many as it would take)."""
     return handlers.refund_plan(refund.connection, refund.program.calculator.program,
-                                refund.purchase, refund.left, refund.whole)  # fmt: skip
+                                refund.purchase, refund.left, refund.whole,
+                                coupons=coupons)  # fmt: skip

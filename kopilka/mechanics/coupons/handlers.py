@@ -1039,10 +1039,10 @@ def given_by(connection: Connection, purchase_id: int) -> list[str]:
 
 def revoke_given(
     connection: Connection, purchase_id: int, sources: Sequence[str], now: datetime
-) -> list[str]:
+) -> list[tuple[str, str]]:
     """The unused personal coupons the mechanics `sources` gave with a purchase, revoked
     (its refund undoes what earned them); a coupon already used stays as it is. Their
-    codes, as printed."""
+    codes, as printed, with the mechanic that gave each."""
     if not sources:
         return []
     c = coupons.c
@@ -1050,6 +1050,6 @@ def revoke_given(
         update(coupons)
         .where(c.source_purchase_id == purchase_id, c.source.in_(list(sources)), c.uses == 0,
                c.revoked_at.is_(None))
-        .values(revoked_at=now).returning(c.code)
+        .values(revoked_at=now).returning(c.code, c.source)
     ).all()  # fmt: skip
-    return sorted(coupon_codes.shown(row.code) for row in rows)
+    return sorted((coupon_codes.shown(row.code), row.source) for row in rows)

@@ -9,6 +9,7 @@ purchase is written, and given back when it is cancelled or wholly refunded.
 
 from __future__ import annotations
 
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
@@ -114,7 +115,8 @@ class Coupons(Mechanic):
         sources = given_by(connection, settlement.purchase_id)
         revoked = revoke_given(connection, settlement.purchase_id, sources, settlement.now)
         if revoked:
-            settlement.answer["coupons_revoked"] = revoked
+            settlement.answer["coupons_revoked"] = [code for code, _ in revoked]
+            settlement.revoked = dict(Counter(source for _, source in revoked))
 
     def refund_points(self, refund: Refunding) -> int:
         if not refund.whole:  # a coupon's points go back with the last of the receipt
@@ -131,7 +133,8 @@ class Coupons(Mechanic):
         undone = [source for source in sources if not refund.gift_stands(source)]
         revoked = revoke_given(refund.connection, refund.purchase.id, undone, refund.now)
         if revoked:
-            refund.answer["coupons_revoked"] = revoked
+            refund.answer["coupons_revoked"] = [code for code, _ in revoked]
+            refund.revoked = dict(Counter(source for _, source in revoked))
 
 
 NONE = CouponsPriced((), [], [])

@@ -20,7 +20,7 @@ from kopilka.mechanics.referrals import console
 from kopilka.mechanics.referrals import handlers as referrals
 from kopilka.operators.handlers import Operator
 from kopilka.platform.console.pages import redirect, render
-from kopilka.platform.console.routes import EVERYONE, engine_of, form_of, operator_of, serve
+from kopilka.platform.console.routes import READERS, engine_of, form_of, operator_of, serve
 from kopilka.platform.requests import now
 
 DECIDERS = ("admin", "support")
@@ -33,7 +33,8 @@ router = APIRouter()
 @router.get(BASE, include_in_schema=False)
 async def referrals_page(request: Request, program: str) -> Response:
     engine = engine_of(request)
-    operator = await operator_of(request, engine, program, EVERYONE)
+    # members' cards are on it: whoever may see members' profiles (not a marketer)
+    operator = await operator_of(request, engine, program, READERS)
     return await _page(request, operator)
 
 

@@ -71,7 +71,7 @@ FIGURES_EXAMPLE = {
 }
 Status = Literal["waiting", "review", "paid", "rejected"]
 READERS = ("admin", "support", "analyst")
-DECIDERS = ("admin",)
+DECIDERS = ("admin", "support")  # as in the console
 DECISION_SCHEMA = nullable_optionals(
     {
         "type": "object",

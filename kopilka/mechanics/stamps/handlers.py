@@ -116,15 +116,17 @@ class CardBack:
 
 def refund_plan(
     connection: Connection, program: Program, purchase: Any, left: Sequence[LineLeft],
-    *, undo: bool = False,
+    *, undo: bool = False, coupons: int | None = None,
 ) -> list[CardBack]:  # fmt: skip
     """What a refund (the purchase's lines as its refunds leave them: `left`) takes back
     on each card the purchase earned on. A card keeps what the lines still kept earn; the
-    stamps above that go back. Stamps a reward already used leave the card owing them
-    (`claw_back`) — unless this purchase gave points rewards, which are taken back
-    first — or are forgiven (`keep`). `undo`: the purchase never counted (a held one
-    cancelled): everything it earned goes back, its rewards too (their points were
-    never given)."""
+    stamps above that go back. When the card would hold less than nothing, the rewards
+    this purchase gave go back first (`claw_back`): its points with the refund's, a coupon
+    when the coupons mechanic revoked it unused (`coupons`: how many it revoked; None:
+    asking whether one would go); what is still missing the card owes. `keep` forgives
+    the stamps instead. `undo`: the purchase never counted (a held one cancelled): all it
+    earned goes back, and every reward whose points (never given) or coupon (revoked) can
+    go."""
     if purchase.member_id is None:
         return []
     rows = connection.execute(
@@ -137,24 +139,31 @@ def refund_plan(
     day = local_day(purchase.created_at, program.timezone)
     lines = [StampLine(line.sku, _lineage(program, line.category), line.qty, line.amount)
              for line in left]  # fmt: skip
+    revocable = Revocable(coupons)
     plan = []
     for row in rows:
         card = cards.get(row.card)
-        kept = _kept(card, lines, day, int(row.stamps))
+        kept = 0 if undo else _kept(card, lines, day, int(row.stamps))
         back = int(row.stamps) - int(row.stamps_back) - kept
-        if undo:
-            plan.append(_undone(card, row))
-        elif back > 0:
-            plan.append(_card_back(card, row, held.get(row.card, 0), back))
+        claw = undo or card is None or card.on_refund is OnRefund.CLAW_BACK
+        if back > 0 or undo:
+            plan.append(_card_back(row, held.get(row.card, 0), back, claw, revocable, undo))
     return plan
 
 
-def _undone(card: StampCard | None, row: Any) -> CardBack:
-    """A held purchase cancelled: the card holds what it held before it."""
-    stamps = int(row.stamps) - int(row.stamps_back)
-    rewards = int(row.rewards) - int(row.rewards_back)
-    size = card.stamps if card is not None else 0
-    return CardBack(int(row.id), row.card, stamps, rewards, 0, rewards * size - stamps)
+class Revocable:
+    """The coupon rewards a refund may take back: those the coupons mechanic revoked."""
+
+    def __init__(self, count: int | None) -> None:
+        self.left = count
+
+    def take(self) -> bool:
+        if self.left is None:
+            return True
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
 
 
 def _kept(card: StampCard | None, left: Sequence[StampLine], day: date, stamps: int) -> int:
@@ -165,20 +174,23 @@ def _kept(card: StampCard | None, left: Sequence[StampLine], day: date, stamps: 
     return min(stamps, card.earned(left, day))
 
 
-def _card_back(card: StampCard | None, row: Any, held: int, back: int) -> CardBack:
+def _card_back(row: Any, held: int, back: int, claw: bool, coupons: Revocable,
+               undo: bool) -> CardBack:  # fmt: skip
+    """What goes back on one card: `back` stamps, and the purchase's rewards as far as
+    they must and can (the card's size as it was when they were given)."""
     after = held - back
     rewards = 0
     can_claw = int(row.rewards) - int(row.rewards_back)
     per_reward = int(row.points) // int(row.rewards) if int(row.rewards) else 0
-    size = card.stamps if card is not None else 0
-    claw = card is None or card.on_refund is OnRefund.CLAW_BACK
-    if claw and per_reward and size:  # take this purchase's points rewards back first
-        while after < 0 and rewards < can_claw:
+    size = int(row.size)
+    if claw:
+        while after < 0 and rewards < can_claw and (per_reward or coupons.take()):
             rewards += 1
             after += size
-    if not claw:
+    else:
         after = max(after, 0)  # the reward is kept: its stamps are forgiven
-    return CardBack(int(row.id), row.card, back, rewards, rewards * per_reward, after - held)
+    points = 0 if undo else rewards * per_reward  # a cancelled hold's were never given
+    return CardBack(int(row.id), row.card, back, rewards, points, after - held)
 
 
 def _held(connection: Connection, member_id: int, codes: Sequence[str]) -> dict[str, int]:

@@ -39,6 +39,7 @@ from kopilka.mechanics.stamps.tables import (
     member_stamps,
     purchase_stamps,
 )
+from kopilka.members.standing import local_day
 from kopilka.platform.statements import ChildRows
 from kopilka.programs.handlers import LoadedProgram
 
@@ -82,7 +83,8 @@ class Stamps(Mechanic):
             points = self._reward(sale, one)
             sale.bumps.append(one.bump(member_id))
             rows.append({"program_id": sale.program.program_id, "member_id": member_id,
-                         "card": one.card.code, "stamps": one.earned, "rewards": one.rewards,
+                         "card": one.card.code, "size": one.card.stamps,
+                         "stamps": one.earned, "rewards": one.rewards,
                          "points": points, "stamps_back": 0, "rewards_back": 0,
                          "created_at": sale.now})  # fmt: skip
         sale.rows.append(ChildRows(purchase_stamps, "purchase_id", PURCHASE_STAMP_COLUMNS, rows))
@@ -118,7 +120,8 @@ class Stamps(Mechanic):
         """A held purchase cancelled (or run out): its stamps and rewards undone."""
         program = settlement.program.calculator.program
         purchase = Undone(settlement.purchase_id, settlement.member_id, settlement.now)
-        plan = handlers.refund_plan(settlement.connection, program, purchase, [], undo=True)
+        plan = handlers.refund_plan(settlement.connection, program, purchase, [], undo=True,
+                                    coupons=settlement.revoked.get(self.name, 0))  # fmt: skip
         if plan:
             handlers.take_back(settlement.connection, settlement.member_id, plan)
             digits = program.points.precision
@@ -127,8 +130,12 @@ class Stamps(Mechanic):
     def refund_points(self, refund: Refunding) -> int:
         return sum(back.points for back in _refund_plan(refund))
 
+    def gift_stands(self, refund: Refunding) -> bool:
+        """A card's coupon reward stands unless the refund takes that reward back."""
+        return not any(back.rewards for back in _refund_plan(refund, coupons=None))
+
     def refunded(self, refund: Refunding) -> None:
-        plan = _refund_plan(refund)
+        plan = _refund_plan(refund, coupons=refund.revoked.get(self.name, 0))
         if not plan:
             return
         handlers.take_back(refund.connection, int(refund.purchase.member_id), plan)
@@ -150,11 +157,13 @@ def _progress(sale: Sale) -> list[CardProgress]:
     amounts = {line.n: line.amount for line in sale.priced.quote.lines}
     lines = handlers.stamp_lines(program, sale.receipt, amounts)
     held = sale.priced.read.get("stamps", {}).get("held", {})
-    return handlers.progress(cards, held, lines, sale.receipt.at.date())
+    # the program's day of processing, as a refund reads the purchase's (its created_at)
+    return handlers.progress(cards, held, lines, local_day(sale.now, program.timezone))
 
 
-def _refund_plan(refund: Refunding) -> list[handlers.CardBack]:
+def _refund_plan(refund: Refunding, coupons: int | None = 0) -> list[handlers.CardBack]:
     """What the refund takes back on each card; worked out again by each hook that asks
-    (the same reads, inside the refund's transaction with the member locked)."""
+    (the same reads, inside the refund's transaction with the member locked). `coupons`:
+    the coupon rewards revoked (None: as many as it would take)."""
     return handlers.refund_plan(refund.connection, refund.program.calculator.program,
-                                refund.purchase, refund.left)  # fmt: skip
+                                refund.purchase, refund.left, coupons=coupons)  # fmt: skip

@@ -34,6 +34,7 @@ purchase_stamps = Table(
     Column("purchase_id", Integer, ForeignKey("purchases.id"), nullable=False),
     Column("member_id", Integer, ForeignKey("members.id"), nullable=False),
     Column("card", String(64), nullable=False),
+    Column("size", Integer, nullable=False),  # the card's stamps for a reward, then
     Column("stamps", BigInteger, nullable=False),  # earned by the purchase
     Column("rewards", BigInteger, nullable=False),  # completed by it
     Column("points", BigInteger, nullable=False),  # the rewards' points (point minor units)
@@ -44,8 +45,8 @@ purchase_stamps = Table(
     Index("ix_purchase_stamps_member_id_card", "member_id", "card"),
 )
 
-PURCHASE_STAMP_COLUMNS = ("program_id", "member_id", "card", "stamps", "rewards", "points",
-                          "stamps_back", "rewards_back", "created_at")  # fmt: skip
+PURCHASE_STAMP_COLUMNS = ("program_id", "member_id", "card", "size", "stamps", "rewards",
+                          "points", "stamps_back", "rewards_back", "created_at")  # fmt: skip
 
 __all__ = ["PURCHASE_STAMP_COLUMNS", "STAMPS", "member_stamps", "purchase_stamps"]
 

@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("purchase_id", sa.Integer, sa.ForeignKey("purchases.id"), nullable=False),
         sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), nullable=False),
         sa.Column("card", sa.String(64), nullable=False),
+        sa.Column("size", sa.Integer, nullable=False),
         sa.Column("stamps", sa.BigInteger, nullable=False),
         sa.Column("rewards", sa.BigInteger, nullable=False),
         sa.Column("points", sa.BigInteger, nullable=False),

@@ -47,6 +47,14 @@ def test_a_unit_card_stamps_each_whole_qualifying_unit() -> None:
     assert card(max_per_receipt=2).earned(lines, DAY) == 2
 
 
+def test_a_line_given_free_earns_no_stamp() -> None:
+    """The free coffee a full card gave (its coupon took all of the line) is no stamp
+    towards the next card."""
+    lines = [line("CAP-300", "1", 0), line("CAP-300", "2", 36000)]
+    assert card().earned(lines, DAY) == 2
+    assert card().earned([line("CAP-300", "1", 0)], DAY) == 0
+
+
 def test_a_receipt_card_stamps_once_and_an_amount_card_per_amount_spent() -> None:
     lines = [line("CAP-300", "3", 90000), line("ESP-60", "1", 25000)]
     assert card(per=StampPer.RECEIPT).earned(lines, DAY) == 1

@@ -125,7 +125,11 @@ def contribution(
     """What a receipt of `lines` adds to the challenge's progress (a weekly streak: 1 for
     a qualifying receipt, the week is worked out by `step`); `known`: the categories the
     member had bought from before it."""
-    qualifying = [line for line in lines if challenge.qualifies(line.sku, line.lineage)]
+    qualifying = [
+        line
+        for line in lines  # a line given free counts for nothing
+        if line.amount > 0 and challenge.qualifies(line.sku, line.lineage)
+    ]
     spend = sum(line.amount for line in qualifying)
     if not qualifying or spend <= 0 or spend < challenge.min_spend:
         return 0

@@ -89,7 +89,9 @@ class StampCard:
             self.valid_until is not None and day > self.valid_until
         ):
             return 0
-        qualifying = [line for line in lines if self.qualifies(line)]
+        # a line given free (a reward's coupon took all of it) earns nothing: the free
+        # coffee is no stamp towards the next (Odoo counted it, and paid out early)
+        qualifying = [line for line in lines if line.amount > 0 and self.qualifies(line)]
         spend = sum(line.amount for line in qualifying)
         if not qualifying or spend <= 0 or spend < self.min_spend:
             return 0

@@ -1,0 +1,1 @@
+"""The coalition (issue 19, begun): partners' terms and their settlement."""

@@ -667,3 +667,13 @@ def test_every_figure_fits(browser: Any, server: str, database: Engine, width: i
         for name in ("available", *figures):
             assert_fits(page, f"#{name}")
         assert "долг в баллах" in (page.text_content(".figures") or "")
+
+
+def test_every_reason_points_move_for_is_in_russian() -> None:
+    """The history names each movement by its reason: none is shown as its code."""
+    from kopilka.kernel.ledger import Reason
+
+    russian = member_page.translations("ru")
+    assert [
+        reason.value for reason in Reason if russian.gettext(reason.value) == reason.value
+    ] == []

@@ -58,6 +58,26 @@ LOCATIONS = ["rest-a", "rest-b", "kiosk", "kiosk"]
 # do, bounds them: a line earns at most 10 % of what was paid for it, a receipt at most
 # 150 points. (examples/zerno keeps the seed's figures, uncapped, to show each rule.)
 CAFE_CAPS = {"max_percent": 10, "max_points_per_receipt": "150"}
+# seeds 002–004's game mechanics (issue 18), so the demo's members have cards, challenges
+# and badges to show on their pages and in the console
+DEMO_STAMP_CARDS = [
+    {"code": "coffee", "name": "Кофейная карта", "stamps": 6, "per": "unit",
+     "categories": ["coffee"], "max_per_receipt": 3,
+     "reward": {"points": "150", "note": "кофе в подарок"}},
+    {"code": "lunch", "name": "Ланч-карта", "stamps": 5, "per": "receipt",
+     "categories": ["lunch"], "min_spend": "400.00",
+     "reward": {"points": "300", "note": "ланч в подарок"}},
+]  # fmt: skip
+DEMO_CHALLENGES = [
+    {"code": "three-visits", "name": "3 визита в месяц", "goal": {"visits": 3},
+     "period": "month", "reward": {"points": "50", "badge": "regular"}},
+    {"code": "new-tastes", "name": "Попробуйте 3 новые категории",
+     "goal": {"new_categories": 3}, "reward": {"badge": "explorer"}},
+]  # fmt: skip
+DEMO_BADGES = [
+    {"code": "regular", "name": "Завсегдатай", "description": "3 визита за месяц"},
+    {"code": "explorer", "name": "Гурман", "description": "Попробовал 3 новые категории"},
+]
 VIP_MEMBERS = 5  # the seed's temporary VIP status, given by hand to a few members
 MOST_VISITS = 8  # the cap of a member's visit weight: ~5 × the mean, some 90 visits in 90 days
 DEMO_OPERATOR = "admin@zerno.example"
@@ -75,11 +95,14 @@ class Demo:
 
 
 def program_document() -> Any:
-    """The seed's café (zerno.yaml, which examples/zerno/program.yaml is) with `CAFE_CAPS`."""
+    """The seed's café (zerno.yaml, which examples/zerno/program.yaml is) with `CAFE_CAPS`,
+    stamp cards, challenges and badges."""
     text = resources.files("kopilka.demo").joinpath("zerno.yaml").read_text(encoding="utf-8")
     document = parse_text(text, name="zerno.yaml", as_json=False)
     assert isinstance(document, dict)  # the package's own file
-    return {**document, "accrual": {**document["accrual"], **CAFE_CAPS}}
+    return {**document, "accrual": {**document["accrual"], **CAFE_CAPS},
+            "stamp_cards": DEMO_STAMP_CARDS, "challenges": DEMO_CHALLENGES,
+            "badges": DEMO_BADGES}  # fmt: skip
 
 
 def build_demo(

@@ -278,8 +278,9 @@ class Program:
     # file has it; a mechanic reads its own with a typed accessor (`cashback_of`)
     sections: Mapping[str, object] = field(default_factory=dict)
 
-    def category_lineage(self, code: str) -> tuple[str, ...]:
-        """The category and its ancestors, nearest first: coffee → (coffee, drinks)."""
+    def category_lineage(self, code: str | None) -> tuple[str, ...]:
+        """The category and its ancestors, nearest first: coffee → (coffee, drinks); none
+        for a line without a category."""
         lineage: list[str] = []
         current: str | None = code
         while current is not None and current not in lineage:

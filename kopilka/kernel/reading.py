@@ -331,6 +331,17 @@ class Reader:
             self.report(self.at(key), f"{show(value)} is not a date (YYYY-MM-DD)")
         return parsed
 
+    def days(self, key: str) -> tuple[date | None, date | None]:
+        """`key: {from, until}` — the first and the last day of a window, both included
+        and either open; a window that ends before it starts is named."""
+        window = self.mapping(key, ("from", "until"))
+        if window is None:
+            return None, None
+        first, last = window.day("from"), window.day("until")
+        if first is not None and last is not None and last < first:
+            self.report(self.at(key), f"ends ({last}) before it starts ({first})")
+        return first, last
+
     def codes(self, key: str) -> frozenset[str] | None:
         """A non-empty list of codes, or None when absent."""
         items = self.list(key)

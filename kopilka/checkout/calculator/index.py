@@ -163,7 +163,7 @@ class CompiledProgram:
     def lineage(self, category: str | None) -> tuple[str, ...]:
         cached = self._lineage_cache.get(category)
         if cached is None:
-            cached = self.program.category_lineage(category) if category else ()
+            cached = self.program.category_lineage(category)
             remember(self._lineage_cache, category, cached)
         return cached
 

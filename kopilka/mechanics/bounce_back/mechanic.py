@@ -72,7 +72,7 @@ class BounceBack(Mechanic):
             select(bounce_backs.c.offer).where(bounce_backs.c.purchase_id == refund.purchase.id,
                                                bounce_backs.c.taken_back_at.is_(None))
         ).scalars()  # fmt: skip
-        lines = [OfferLine(line.sku, _lineage(program, line.category), line.amount)
+        lines = [OfferLine(line.sku, program.category_lineage(line.category), line.amount)
                  for line in refund.left]  # fmt: skip
         day = local_day(refund.purchase.created_at, program.timezone)
         return all(
@@ -106,17 +106,13 @@ def _take_back(connection: Connection, purchase_id: int, now: datetime) -> list[
     return sorted(taken)
 
 
-def _lineage(program: Program, category: str | None) -> tuple[str, ...]:
-    return program.category_lineage(category) if category else ()
-
-
 def _earned(sale: Sale) -> list[Offer]:
     program = sale.program.calculator.program
     offers = offers_of(program)
     if not offers or sale.member is None:
         return []
     amounts = {line.n: line.amount for line in sale.priced.quote.lines}
-    lines = [OfferLine(line.sku, _lineage(program, line.category), amounts.get(line.n, 0))
+    lines = [OfferLine(line.sku, program.category_lineage(line.category), amounts.get(line.n, 0))
              for line in sale.receipt.lines]  # fmt: skip
     day = local_day(sale.now, program.timezone)
     return [offer for offer in offers if offer.earned(lines, day, sale.receipt.location)]

@@ -15,7 +15,6 @@ from kopilka.kernel.reading import Reader, show
 
 OFFER_KEYS = ("code", "name", "coupon", "min_total", "skus", "categories", "locations",
               "valid", "starts_after_days", "lasts_days")  # fmt: skip
-VALID_KEYS = ("from", "until")
 MAX_DAYS = 3660
 
 
@@ -80,11 +79,7 @@ def parse_offers(top: Reader, money_digits: int) -> tuple[Offer, ...]:
             item.report(item.at("code"), f"duplicate bounce-back offer code {show(code)}")
         seen.add(code)
         coupon = item.code("coupon")
-        valid = item.mapping("valid", VALID_KEYS)
-        valid_from = valid.day("from") if valid else None
-        valid_until = valid.day("until") if valid else None
-        if valid_from and valid_until and valid_until < valid_from:
-            item.report(item.at("valid"), f"ends ({valid_until}) before it starts ({valid_from})")
+        valid_from, valid_until = item.days("valid")
         starts = item.integer("starts_after_days", minimum=0, maximum=MAX_DAYS)
         if coupon is None:
             continue

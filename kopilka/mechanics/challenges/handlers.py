@@ -61,7 +61,7 @@ def challenge_lines(
     program: Program, receipt: Receipt, amounts: Mapping[int, int]
 ) -> list[ChallengeLine]:
     return [
-        ChallengeLine(line.sku, program.category_lineage(line.category) if line.category else (),
+        ChallengeLine(line.sku, program.category_lineage(line.category),
                       line.category, int(line.qty), amounts.get(line.n, 0))
         for line in receipt.lines
     ]  # fmt: skip
@@ -212,7 +212,7 @@ def refund_plan(connection: Connection, program: Program, purchase: Any,
         return []
     known = {challenge.code: challenge for challenge in challenges_of(program)}
     lines = None if whole else [
-        ChallengeLine(line.sku, program.category_lineage(line.category) if line.category else (),
+        ChallengeLine(line.sku, program.category_lineage(line.category),
                       line.category, int(line.qty), line.amount)
         for line in left
     ]  # fmt: skip

@@ -22,7 +22,6 @@ CHALLENGE_KEYS = ("code", "name", "goal", "skus", "categories", "min_spend", "pe
                   "valid", "reward")  # fmt: skip
 GOAL_KEYS = ("visits", "units", "spend", "new_categories", "weekly_streak")
 STREAK_KEYS = ("weeks", "grace_weeks")
-VALID_KEYS = ("from", "until")
 REWARD_KEYS = ("points", "coupon", "badge", "tier")
 BADGE_KEYS = ("code", "name", "description")
 PERIODS = ("week", "month", "quarter", "year")
@@ -211,11 +210,7 @@ def _challenge(item: Reader, code: str, money_digits: int, point_digits: int) ->
             )
         else:
             period = CalendarPeriod(period_name)
-    valid = item.mapping("valid", VALID_KEYS)
-    valid_from = valid.day("from") if valid else None
-    valid_until = valid.day("until") if valid else None
-    if valid_from and valid_until and valid_until < valid_from:
-        item.report(item.at("valid"), f"ends ({valid_until}) before it starts ({valid_from})")
+    valid_from, valid_until = item.days("valid")
     reward = _reward(item, point_digits)
     if goal is None or reward is None:
         return None

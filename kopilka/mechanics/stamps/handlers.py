@@ -45,15 +45,12 @@ class CardProgress:
                     (self.after - self.before, self.earned, self.rewards))  # fmt: skip
 
 
-def _lineage(program: Program, category: str | None) -> tuple[str, ...]:
-    return program.category_lineage(category) if category else ()
-
-
 def stamp_lines(program: Program, receipt: Receipt, amounts: Mapping[int, int]) -> list[StampLine]:
     """The receipt's lines as the cards see them: `amounts` is what the member paid for
     each line (by `n`) after every discount."""
     return [
-        StampLine(line.sku, _lineage(program, line.category), line.qty, amounts.get(line.n, 0))
+        StampLine(line.sku, program.category_lineage(line.category), line.qty,
+                  amounts.get(line.n, 0))
         for line in receipt.lines
     ]  # fmt: skip
 
@@ -137,7 +134,7 @@ def refund_plan(
     cards = {card.code: card for card in cards_of(program)}
     held = _held(connection, purchase.member_id, [row.card for row in rows])
     day = local_day(purchase.created_at, program.timezone)
-    lines = [StampLine(line.sku, _lineage(program, line.category), line.qty, line.amount)
+    lines = [StampLine(line.sku, program.category_lineage(line.category), line.qty, line.amount)
              for line in left]  # fmt: skip
     revocable = Revocable(coupons)
     plan = []

@@ -18,7 +18,6 @@ from kopilka.kernel.reading import Reader, show
 
 CARD_KEYS = ("code", "name", "stamps", "per", "amount", "skus", "categories", "min_spend",
              "max_per_receipt", "valid", "reward", "on_refund")  # fmt: skip
-VALID_KEYS = ("from", "until")
 REWARD_KEYS = ("points", "coupon", "note")
 MAX_NOTE = 200  # what the reward is, as the cashier says it
 MAX_STAMPS = 1000  # a card of more stamps than this is a typo, not a promotion
@@ -160,11 +159,7 @@ def _card(item: Reader, code: str, point_digits: int, money_digits: int) -> Stam
         item.report(item.at("amount"), "is required and more than 0 with per: amount")
     elif per is not None and per is not StampPer.AMOUNT and item.has("amount"):
         item.report(item.at("amount"), f"does not apply to per: {per.value}")
-    valid = item.mapping("valid", VALID_KEYS)
-    valid_from = valid.day("from") if valid else None
-    valid_until = valid.day("until") if valid else None
-    if valid_from and valid_until and valid_until < valid_from:
-        item.report(item.at("valid"), f"ends ({valid_until}) before it starts ({valid_from})")
+    valid_from, valid_until = item.days("valid")
     reward = _reward(item, point_digits)
     if stamps is None or per is None or reward is None:
         return None

@@ -317,6 +317,9 @@ def keys_create(
     location: Annotated[
         str | None, typer.Option("--location", help="A pos key's location.")
     ] = None,
+    partner: Annotated[
+        str | None, typer.Option("--partner", help="A partner key's coalition partner.")
+    ] = None,
     label: Annotated[str | None, typer.Option("--label", help="What the key is for.")] = None,
     db: DbOption = None,
 ) -> None:
@@ -324,8 +327,8 @@ def keys_create(
     engine = make_engine(db)
     upgrade(engine)
     try:
-        key, record = create_key(engine, program, role, location=location, label=label,
-                                 now=datetime.now(UTC))  # fmt: skip
+        key, record = create_key(engine, program, role, location=location, partner=partner,
+                                 label=label, now=datetime.now(UTC))  # fmt: skip
     except KopilkaError as error:
         raise _fail(error) from None
     console.print(f"key {record['id']} ({record['role']}) for program {program}; "

@@ -272,6 +272,7 @@ api_keys = Table(
     Column("prefix", String(16), nullable=False),  # the first characters, to recognise a key
     Column("role", String(16), nullable=False),
     Column("location", String(64)),  # a pos key acts at this location only
+    Column("partner", String(64)),  # a coalition partner's key acts for that partner only
     Column("label", String(200)),
     Column("created_at", Timestamp(), nullable=False),
     Column("revoked_at", Timestamp()),

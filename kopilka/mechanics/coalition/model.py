@@ -20,6 +20,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
+from kopilka.kernel.errors import KopilkaError
 from kopilka.kernel.reading import Reader, show
 
 TERMS_KEYS = ("partner", "role", "funded_by", "price_per_point", "reimbursement_per_point",
@@ -28,6 +29,15 @@ FUNDING_KEYS = ("partner_percent",)
 FEES_KEYS = ("per_period", "percent_of_issued", "percent_of_redeemed")
 HUNDRED = Decimal(100)
 MAX_PRICE = Decimal(1_000_000)  # money per point: more is a typo, not a contract
+
+
+class PrepaidExhausted(KopilkaError):
+    """A purchase at a prepaid partner would earn more points than its blocks have left:
+    the purchase is refused whole (nothing written), so the till can sell without the
+    card or the partner can buy a block — never points nobody paid for."""
+
+    code = "prepaid_points_exhausted"
+    title = "The partner's prepaid points are used up"
 
 
 class Role(StrEnum):
@@ -132,7 +142,9 @@ def settle(
     closed period (a closed statement is never changed: corrections are lines of the
     next)."""
     issued = points_value(flows.issued, terms.price_per_point, point_digits)
-    funded = issued * terms.partner_percent / HUNDRED
+    # a prepaid partner paid for its points when it bought their blocks (lines of their own)
+    prepaid = terms.billing is Billing.PREPAID
+    funded = Decimal(0) if prepaid else issued * terms.partner_percent / HUNDRED
     redeemed = points_value(flows.redeemed, terms.reimbursement_per_point, point_digits)
     fees = terms.fees
     issued_fee = funded * fees.percent_of_issued / HUNDRED

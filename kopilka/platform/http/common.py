@@ -184,12 +184,31 @@ def at_own_location(principal: keys.Principal, body: Any) -> None:
     body["location"] = principal.location
 
 
+def at_own_partner(engine: Engine, principal: keys.Principal, program: str, body: Any) -> None:
+    """A key bound to a coalition partner sells at that partner's locations only, and names
+    the one (a check that costs a read, made only for such keys: a till has a pos key)."""
+    if principal.partner is None or not isinstance(body, dict):
+        return
+    location = body.get("location")
+    if not isinstance(location, str):
+        raise InvalidInput([Problem("location", f"a key of partner {principal.partner!r} "
+                                    "names the location of the sale")])  # fmt: skip
+    if location not in keys.partner_locations(engine, program, principal.partner):
+        raise Forbidden(f"{location!r} is not a location of partner {principal.partner!r}, "
+                        "this key's")  # fmt: skip
+
+
 def made_here(engine: Engine, principal: keys.Principal, program: str, purchase_id: str) -> None:
-    """A pos key settles and refunds only the purchases of its own location."""
-    if principal.location is None:
+    """A pos key settles and refunds only the purchases of its own location; a partner's
+    key only its partner's — another partner's purchase is, to it, one that does not exist."""
+    if principal.location is None and principal.partner is None:
         return
     location = purchases.location_of(engine, program, purchase_id)
-    if location != principal.location:
+    if principal.partner is not None and location not in keys.partner_locations(
+        engine, program, principal.partner
+    ):
+        raise NotFound(f"purchase {purchase_id!r} does not exist")
+    if principal.location is not None and location != principal.location:
         raise Forbidden(f"purchase {purchase_id} was made at {location!r}, not at this key's "
                         f"location {principal.location!r}")  # fmt: skip
 

@@ -36,6 +36,7 @@ from kopilka.platform.http.common import (
     IdempotencyKey,
     answered_directly,
     at_own_location,
+    at_own_partner,
     caller,
     created,
     json_body,
@@ -48,7 +49,7 @@ from kopilka.platform.http.schemas import body, problems
 from kopilka.platform.migrate import is_current
 from kopilka.programs import handlers as program_handlers
 
-KEY_FIELDS = {"role", "location", "label"}
+KEY_FIELDS = {"role", "location", "partner", "label"}
 PROGRAM = "/v1/programs/{program}"
 MEMBERS = PROGRAM + "/members"
 PURCHASES = PROGRAM + "/purchases"
@@ -304,6 +305,8 @@ async def quote(
 ) -> Any:  # fmt: skip
     """The answer a purchase would get, with no side effects."""
     at_own_location(who, body)
+    if who.partner is not None:
+        await run(engine, at_own_partner, engine, who, program, body)
     async with coupon_guesses(request, who, program, body):
         answer = await run(engine, purchase_handlers.quote_purchase, engine, program, body,
                            now=now())  # fmt: skip
@@ -326,6 +329,8 @@ async def purchase(
 ) -> JSONResponse:  # fmt: skip
     """Process a purchase: `201` the first time, `200` with the same answer on a replay."""
     at_own_location(who, body)
+    if who.partner is not None:
+        await run(engine, at_own_partner, engine, who, program, body)
     async with coupon_guesses(request, who, program, body):
         result = await run(
             engine, purchase_handlers.process_purchase, engine, program, body, now=now(),
@@ -338,9 +343,11 @@ async def purchase(
                openapi_extra=problems(answer=(200, examples.PURCHASE)))  # fmt: skip
 async def read_purchase(
     program: str, purchase_id: str, engine: Database,
-    _who: Annotated[Any, Depends(caller(*ANY_ROLE))],
+    who: Annotated[keys.Principal, Depends(caller(*ANY_ROLE))],
 ) -> Any:  # fmt: skip
     """A purchase's answer, with its status as it stands now."""
+    if who.partner is not None:  # another partner's purchase does not exist for its key
+        await run(engine, made_here, engine, who, program, purchase_id)
     return await run(engine, purchase_handlers.read_purchase, engine, program, purchase_id)
 
 
@@ -445,17 +452,18 @@ keys_router = APIRouter(tags=["keys"])
 async def create(
     program: str, body: Body, engine: Database, _who: Annotated[Any, Depends(caller("admin"))]
 ) -> Any:
-    """A new key `{role, location?, label?}`; its text is in the answer, once."""
+    """A new key `{role, location?, partner?, label?}`; its text is in the answer, once."""
     if not isinstance(body, dict):
         raise InvalidInput([Problem("", "must be an object with a role")])
     wrong = [Problem(key, "unknown key") for key in sorted(set(body) - KEY_FIELDS)]
-    wrong += [Problem(key, "must be text") for key in ("role", "location", "label")
+    wrong += [Problem(key, "must be text") for key in ("role", "location", "partner", "label")
               if body.get(key) is not None and not isinstance(body[key], str)]  # fmt: skip
     if wrong:
         raise InvalidInput(wrong)
     key, record = await run(
         engine, keys.create_key, engine, program, str(body.get("role")),
-        location=body.get("location"), label=body.get("label"), now=now(),
+        location=body.get("location"), partner=body.get("partner"), label=body.get("label"),
+        now=now(),
     )  # fmt: skip
     return {"key": key, **record}
 

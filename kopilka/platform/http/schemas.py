@@ -196,6 +196,9 @@ KEY = {
         "role": {"enum": ["admin", "pos", "partner", "support", "analyst"]},
         "location": {**text(64), "description": "a location of the program; a pos key "
                      "needs one"},
+        "partner": {**text(64), "description": "a partner of the program: a partner key "
+                    "bound to it acts at its locations only and sees only its purchases, "
+                    "claims and statements"},
         "label": {"type": "string", "maxLength": MAX_TEXT, "pattern": LABEL_PATTERN},
     },
     "additionalProperties": False,

@@ -1,0 +1,700 @@
+"""The coalition's use cases: a partner's position, prepaid blocks, period statements
+worked out from ledger rows and closed for good, corrections, and a partner's exit.
+
+A period's figures come from the ledger alone: the transfers of the period joined to the
+partner each purchase was made at (`purchase_partners`, written with the purchase).
+Points issued are what purchases there earned (the rules', coupons' and mechanics'
+points) less what refunds took back; points redeemed are what paid for purchases there
+less what refunds gave back. The cross-partner flows follow each redemption's lots (in
+the order it took them) to the partner that issued them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+
+from kopilka.kernel.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound, Problem
+from kopilka.kernel.ledger import Reason
+from kopilka.kernel.money import MINOR_LIMIT, format_minor, to_minor
+from kopilka.kernel.program import Program
+from kopilka.kernel.reading import Reader, row_id
+from kopilka.mechanics.coalition.model import (
+    Billing,
+    Flows,
+    Line,
+    PartnerTerms,
+    Statement,
+    money,
+    points_value,
+    reserve,
+    settle,
+)
+from kopilka.mechanics.coalition.section import CoalitionSettings, coalition_of
+from kopilka.mechanics.coalition.tables import (
+    PREPAID,
+    liability_transfers,
+    partner_blocks,
+    partner_corrections,
+    partner_prepaid,
+    partner_statements,
+    purchase_partners,
+    statement_lines,
+)
+from kopilka.platform.db import reading
+from kopilka.platform.idempotency import retrying
+from kopilka.platform.statements import Bump, add_to_totals
+from kopilka.platform.tables import lots, purchases, transfers
+from kopilka.programs.handlers import LoadedProgram, load_program
+
+EARNED = (Reason.PURCHASE_ACCRUAL.value, Reason.COUPON.value, Reason.MECHANIC.value)
+TAKEN_BACK = (Reason.REFUND_ACCRUAL.value, Reason.DEBT.value)
+SPENT = Reason.PURCHASE_REDEMPTION.value
+GIVEN_BACK = Reason.REFUND_REDEMPTION.value
+PROGRAM = "program"  # the origin of points no partner issued (triggers, adjustments)
+LOTS_AT_ONCE = 1000
+
+
+# — who a purchase was made at —
+
+
+def partner_at(program: Program, location: str | None) -> str | None:
+    """The partner a location belongs to (None: a receipt naming no location)."""
+    place = program.locations.get(location) if location else None
+    return place.partner if place is not None else None
+
+
+def terms_of(program: Program, partner: str) -> PartnerTerms:
+    """A partner's terms; `NotFound` for a partner the program lacks, `Conflict` for one
+    without terms (it cannot be settled with)."""
+    if partner not in {known.code for known in program.partners}:
+        raise NotFound(f"partner {partner!r} does not exist")
+    settings = coalition_of(program.sections)
+    terms = settings.of(partner) if settings is not None else None
+    if terms is None:
+        raise Conflict(f"partner {partner!r} has no terms in the program's partner_terms")
+    return terms
+
+
+def _loaded(connection: Connection, code: str, partner: str) -> tuple[LoadedProgram, PartnerTerms]:
+    loaded = load_program(connection, code)
+    return loaded, terms_of(loaded.calculator.program, partner)
+
+
+# — prepaid blocks —
+
+
+def buy_block(
+    engine: Engine, code: str, partner: str, body: object, *, actor: str, now: datetime
+) -> tuple[dict[str, Any], bool]:
+    """A prepaid partner buys a block `{points, price, reference}`: its purchases' earning
+    draws on it once the blocks before it are drawn. The same reference with the same
+    figures answers the first result; with others it is `409 idempotency_conflict`."""
+
+    def attempt(connection: Connection) -> tuple[dict[str, Any], bool]:
+        loaded, terms = _loaded(connection, code, partner)
+        program = loaded.calculator.program
+        points, price, reference = _block_request(body, program)
+        if terms.billing is not Billing.PREPAID:
+            raise Conflict(f"partner {partner!r} is billed postpaid: it buys no blocks")
+        earlier = connection.execute(
+            select(partner_blocks).where(
+                partner_blocks.c.program_id == loaded.program_id,
+                partner_blocks.c.partner == partner, partner_blocks.c.reference == reference)
+        ).one_or_none()  # fmt: skip
+        if earlier is not None:
+            if (earlier.points, earlier.price) != (points, price):
+                raise IdempotencyConflict(f"block {reference!r} was bought with other figures")
+            return block_json(earlier, program), False
+        add_to_totals(connection, [Bump(PREPAID, (loaded.program_id, partner), (points, 0))])
+        bought = connection.execute(
+            select(partner_prepaid.c.bought).where(
+                partner_prepaid.c.program_id == loaded.program_id,
+                partner_prepaid.c.partner == partner)
+        ).scalar_one()  # fmt: skip
+        block_id = connection.execute(
+            insert(partner_blocks).values(
+                program_id=loaded.program_id, partner=partner, points=points,
+                starts_at_point=bought - points, price=price, reference=reference,
+                actor=actor, bought_at=now,
+            ).returning(partner_blocks.c.id)
+        ).scalar_one()  # fmt: skip
+        row = connection.execute(select(partner_blocks).where(partner_blocks.c.id == block_id))
+        return block_json(row.one(), program), True
+
+    return retrying(engine, attempt)
+
+
+def _block_request(body: object, program: Program) -> tuple[int, int, str]:
+    problems: list[Problem] = []
+    reader = Reader(body, "", problems, ("points", "price", "reference"))
+    points = reader.minor("points", program.points.precision, unit="points", required=True)
+    price = reader.minor("price", program.money_digits, unit="money", required=True)
+    reference = reader.text("reference", required=True)
+    if points is not None and points <= 0:
+        reader.report("points", "must be more than 0")
+    if price is not None and price < 0:
+        reader.report("price", "must not be negative")
+    if problems:
+        raise InvalidInput(problems)
+    assert points is not None
+    assert price is not None
+    assert reference is not None
+    return points, price, reference
+
+
+def block_json(row: Any, program: Program) -> dict[str, Any]:
+    return {
+        "id": str(row.id), "partner": row.partner, "reference": row.reference,
+        "points": format_minor(row.points, program.points.precision),
+        "price": format_minor(row.price, program.money_digits),
+        "bought_at": row.bought_at.isoformat(), "actor": row.actor,
+    }  # fmt: skip
+
+
+def prepaid_left(read: Mapping[str, Any], partner: str) -> int | None:
+    """What a prepaid partner's blocks have left, as the purchase's load read it (None:
+    the partner is not prepaid or bought nothing yet: 0)."""
+    state = read.get("prepaid", {}).get(partner)
+    return None if state is None else int(state[0]) - int(state[1])
+
+
+# — a partner's position —
+
+
+def position(engine: Engine, code: str, partner: str) -> dict[str, Any]:
+    """A partner's terms and where it stands: its outstanding points (issued there, not
+    yet spent, burnt or moved), the reserve held against them, its prepaid blocks and
+    what they have left, and its last closed statement."""
+    with reading(engine) as connection:
+        loaded, terms = _loaded(connection, code, partner)
+        program = loaded.calculator.program
+        points, money_digits = program.points.precision, program.money_digits
+        outstanding = _outstanding(connection, loaded.program_id, partner)
+        last = connection.execute(
+            select(partner_statements.c.id, partner_statements.c.last_day,
+                   partner_statements.c.closing)
+            .where(partner_statements.c.program_id == loaded.program_id,
+                   partner_statements.c.partner == partner)
+            .order_by(partner_statements.c.first_day.desc()).limit(1)
+        ).one_or_none()  # fmt: skip
+        blocks = _blocks(connection, loaded.program_id, partner, program)
+    return {
+        "partner": partner,
+        "terms": terms_json(terms),
+        "outstanding_points": format_minor(outstanding, points),
+        "reserve": format_minor(reserve(terms, outstanding, point_digits=points,
+                                        money_digits=money_digits), money_digits),
+        "prepaid": blocks,
+        "last_statement": None if last is None else {
+            "id": str(last.id), "until": last.last_day.isoformat(),
+            "closing": format_minor(last.closing, money_digits)},
+    }  # fmt: skip
+
+
+def _outstanding(connection: Connection, program_id: int, partner: str) -> int:
+    moved = connection.execute(
+        select(liability_transfers.c.id).where(
+            liability_transfers.c.program_id == program_id,
+            liability_transfers.c.from_partner == partner)
+    ).first()  # fmt: skip
+    if moved is not None:
+        return 0
+    return int(connection.execute(_outstanding_lots(program_id, partner)
+                                  .with_only_columns(func.coalesce(func.sum(lots.c.remaining), 0))
+                                  ).scalar_one())  # fmt: skip
+
+
+def _outstanding_lots(program_id: int, partner: str) -> Any:
+    return (
+        select(lots.c.id, lots.c.remaining)
+        .join(purchase_partners, purchase_partners.c.purchase_id == lots.c.purchase_id)
+        .where(lots.c.program_id == program_id, purchase_partners.c.partner == partner,
+               lots.c.remaining > 0)
+    )  # fmt: skip
+
+
+def _blocks(
+    connection: Connection, program_id: int, partner: str, program: Program
+) -> dict[str, Any] | None:
+    state = connection.execute(
+        select(partner_prepaid.c.bought, partner_prepaid.c.drawn).where(
+            partner_prepaid.c.program_id == program_id, partner_prepaid.c.partner == partner)
+    ).one_or_none()  # fmt: skip
+    if state is None:
+        return None
+    digits = program.points.precision
+    rows = connection.execute(
+        select(partner_blocks).where(partner_blocks.c.program_id == program_id,
+                                     partner_blocks.c.partner == partner)
+        .order_by(partner_blocks.c.starts_at_point)
+    ).all()  # fmt: skip
+    blocks = []
+    for row in rows:  # the oldest is drawn first: what is left of each follows from `drawn`
+        left = min(row.points, max(0, row.starts_at_point + row.points - state.drawn))
+        blocks.append({**block_json(row, program), "left": format_minor(left, digits)})
+    return {"bought": format_minor(state.bought, digits),
+            "drawn": format_minor(state.drawn, digits),
+            "left": format_minor(state.bought - state.drawn, digits), "blocks": blocks}  # fmt: skip
+
+
+def terms_json(terms: PartnerTerms) -> dict[str, Any]:
+    return {
+        "role": terms.role.value, "billing": terms.billing.value,
+        "partner_percent": str(terms.partner_percent),
+        "price_per_point": str(terms.price_per_point),
+        "reimbursement_per_point": str(terms.reimbursement_per_point),
+        "fees": {"per_period": terms.fees.per_period,
+                 "percent_of_issued": str(terms.fees.percent_of_issued),
+                 "percent_of_redeemed": str(terms.fees.percent_of_redeemed)},
+        "reserve_percent": str(terms.reserve_percent),
+        "earning_until": terms.earning_until.isoformat() if terms.earning_until else None,
+        "redeeming_until": terms.redeeming_until.isoformat() if terms.redeeming_until else None,
+    }  # fmt: skip
+
+
+# — a period's flows, from the ledger —
+
+
+@dataclass
+class _Tally:
+    issued: int = 0
+    redeemed: int = 0
+    here_spent_elsewhere: int = 0
+    elsewhere_spent_here: int = 0
+
+    def flows(self) -> Flows:
+        return Flows(self.issued, self.redeemed, self.here_spent_elsewhere,
+                     self.elsewhere_spent_here)  # fmt: skip
+
+
+def period_flows(
+    connection: Connection, program_id: int, starts_at: datetime, ends_at: datetime
+) -> dict[str, Flows]:
+    """Every partner's points in [starts_at, ends_at), from the ledger's transfers."""
+    tally: dict[str, _Tally] = defaultdict(_Tally)
+    for partner, reason, amount in connection.execute(
+        select(purchase_partners.c.partner, transfers.c.reason, func.sum(transfers.c.amount))
+        .join(purchase_partners, purchase_partners.c.purchase_id == transfers.c.purchase_id)
+        .where(transfers.c.program_id == program_id, transfers.c.created_at >= starts_at,
+               transfers.c.created_at < ends_at,
+               transfers.c.reason.in_((*EARNED, *TAKEN_BACK, SPENT, GIVEN_BACK)))
+        .group_by(purchase_partners.c.partner, transfers.c.reason)
+    ):  # fmt: skip
+        one = tally[partner]
+        if reason in EARNED:
+            one.issued += int(amount)
+        elif reason in TAKEN_BACK:
+            one.issued -= int(amount)
+        elif reason == SPENT:
+            one.redeemed += int(amount)
+        else:
+            one.redeemed -= int(amount)
+    _cross_flows(connection, program_id, starts_at, ends_at, tally)
+    return {partner: one.flows() for partner, one in tally.items()}
+
+
+def _cross_flows(
+    connection: Connection, program_id: int, starts_at: datetime, ends_at: datetime,
+    tally: dict[str, _Tally],
+) -> None:  # fmt: skip
+    """Points spent at one partner that another issued: each redemption's lots (as the
+    purchase took them) followed to the partner of the purchase that earned them — or
+    to the partner that took over a leaver's points before the redemption."""
+    redemptions = (
+        select(transfers.c.purchase_id, func.min(transfers.c.created_at).label("at"))
+        .where(transfers.c.program_id == program_id, transfers.c.reason == SPENT,
+               transfers.c.refund_id.is_(None), transfers.c.created_at >= starts_at,
+               transfers.c.created_at < ends_at)
+        .group_by(transfers.c.purchase_id)
+        .subquery()
+    )  # fmt: skip
+    spent = connection.execute(
+        select(purchase_partners.c.partner, purchases.c.lots_used, redemptions.c.at)
+        .select_from(redemptions)
+        .join(purchases, purchases.c.id == redemptions.c.purchase_id)
+        .join(purchase_partners, purchase_partners.c.purchase_id == purchases.c.id)
+    ).all()  # fmt: skip
+    used = [(partner, at, int(lot), int(amount)) for partner, taken, at in spent
+            for lot, amount in (taken or [])]  # fmt: skip
+    origin = _origins(connection, program_id, {lot for _, _, lot, _ in used})
+    moved = _moved_lots(connection, program_id)
+    for partner, at, lot, amount in used:
+        taker = moved.get(lot)
+        source = taker[1] if taker is not None and taker[0] <= at else origin.get(lot, PROGRAM)
+        if source == partner:
+            continue
+        tally[partner].elsewhere_spent_here += amount
+        if source != PROGRAM:
+            tally[source].here_spent_elsewhere += amount
+
+
+def _origins(connection: Connection, program_id: int, lot_ids: set[int]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for chunk in _chunks(sorted(lot_ids), LOTS_AT_ONCE):
+        found.update(connection.execute(
+            select(lots.c.id, purchase_partners.c.partner)
+            .join(purchase_partners, purchase_partners.c.purchase_id == lots.c.purchase_id)
+            .where(lots.c.program_id == program_id, lots.c.id.in_(chunk))
+        ).tuples().all())  # fmt: skip
+    return found
+
+
+def _moved_lots(connection: Connection, program_id: int) -> dict[int, tuple[datetime, str]]:
+    moved: dict[int, tuple[datetime, str]] = {}
+    for row in connection.execute(
+        select(liability_transfers).where(liability_transfers.c.program_id == program_id)
+    ):
+        for lot, _remaining in row.lots:
+            moved[int(lot)] = (row.moved_at, row.to_partner or PROGRAM)
+    return moved
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# — statements —
+
+
+def period_bounds(program: Program, first_day: date, last_day: date) -> tuple[datetime, datetime]:
+    """A period of local days as instants: from the first day's midnight to the midnight
+    after its last day, in the program's time zone."""
+    zone = ZoneInfo(program.timezone)
+    return (datetime.combine(first_day, time(), zone),
+            datetime.combine(last_day + timedelta(days=1), time(), zone))  # fmt: skip
+
+
+def draft_statement(
+    engine: Engine, code: str, partner: str, body: object, *, now: datetime
+) -> dict[str, Any]:
+    """What the period's statement would say if closed now (nothing written)."""
+    with reading(engine) as connection:
+        loaded, terms = _loaded(connection, code, partner)
+        statement, period = _statement(connection, loaded, terms, body, now, closing=False)
+    return statement_json(statement, period, loaded.calculator.program, status="draft")
+
+
+def close_statement(
+    engine: Engine, code: str, partner: str, body: object, *, actor: str, now: datetime
+) -> dict[str, Any]:
+    """Close a partner's statement for a period that is over: written once, never
+    changed; the corrections recorded since the last one become its lines."""
+
+    def attempt(connection: Connection) -> dict[str, Any]:
+        loaded, terms = _loaded(connection, code, partner)
+        statement, period = _statement(connection, loaded, terms, body, now, closing=True)
+        first_day, last_day, starts_at, ends_at = period
+        statement_id = connection.execute(
+            insert(partner_statements).values(
+                program_id=loaded.program_id, partner=partner, first_day=first_day,
+                last_day=last_day, starts_at=starts_at, ends_at=ends_at,
+                issued=statement.flows.issued, redeemed=statement.flows.redeemed,
+                earned_here_spent_elsewhere=statement.flows.earned_here_spent_elsewhere,
+                earned_elsewhere_spent_here=statement.flows.earned_elsewhere_spent_here,
+                opening=statement.opening, closing=statement.closing,
+                terms=terms_json(terms), actor=actor, closed_at=now,
+            ).returning(partner_statements.c.id)
+        ).scalar_one()  # fmt: skip
+        if statement.lines:
+            connection.execute(insert(statement_lines), [
+                {"statement_id": statement_id, "n": n, "what": line.what[:200],
+                 "amount": line.amount} for n, line in enumerate(statement.lines)])  # fmt: skip
+        connection.execute(
+            update(partner_corrections)
+            .where(partner_corrections.c.program_id == loaded.program_id,
+                   partner_corrections.c.partner == partner,
+                   partner_corrections.c.statement_id.is_(None),
+                   partner_corrections.c.created_at < now)
+            .values(statement_id=statement_id)
+        )  # fmt: skip
+        return read_statement_in(connection, loaded, partner, statement_id)
+
+    return retrying(engine, attempt)
+
+
+Period = tuple[date, date, datetime, datetime]
+
+
+def _statement(
+    connection: Connection, loaded: LoadedProgram, terms: PartnerTerms, body: object,
+    now: datetime, *, closing: bool,
+) -> tuple[Statement, Period]:  # fmt: skip
+    program = loaded.calculator.program
+    previous = connection.execute(
+        select(partner_statements.c.last_day, partner_statements.c.closing)
+        .where(partner_statements.c.program_id == loaded.program_id,
+               partner_statements.c.partner == terms.partner)
+        .order_by(partner_statements.c.first_day.desc()).limit(1)
+    ).one_or_none()  # fmt: skip
+    first_day, last_day = _period_request(body, previous.last_day if previous else None)
+    starts_at, ends_at = period_bounds(program, first_day, last_day)
+    if closing and ends_at > now:
+        raise Conflict(f"the period ends {ends_at.isoformat()}: a statement is closed once its "
+                       "period is over, so that no later transfer falls in it")  # fmt: skip
+    flows = period_flows(connection, loaded.program_id, starts_at, ends_at).get(
+        terms.partner, Flows(0, 0, 0, 0)
+    )
+    extra = [*_block_lines(connection, loaded.program_id, terms.partner, starts_at, ends_at),
+             *_liability_lines(connection, loaded.program_id, terms.partner, starts_at, ends_at),
+             *_correction_lines(connection, loaded.program_id, terms.partner, now)]  # fmt: skip
+    statement = settle(terms, flows, previous.closing if previous else 0,
+                       point_digits=program.points.precision,
+                       money_digits=program.money_digits, corrections=extra)  # fmt: skip
+    return statement, (first_day, last_day, starts_at, ends_at)
+
+
+def _period_request(body: object, after: date | None) -> tuple[date, date]:
+    problems: list[Problem] = []
+    reader = Reader(body, "", problems, ("from", "until"))
+    first = reader.day("from")
+    last = reader.day("until", required=True)
+    if after is not None and first is not None and first != after + timedelta(days=1):
+        reader.report("from", f"the last statement ends {after}: the next begins "
+                      f"{after + timedelta(days=1)}, with no gap and no overlap")  # fmt: skip
+    if after is None and first is None and not problems:
+        reader.report("from", "the partner's first statement names the day it begins")
+    first = first or (after + timedelta(days=1) if after else None)
+    if first is not None and last is not None and last < first:
+        reader.report("until", f"{last} is before the period's first day, {first}")
+    if problems:
+        raise InvalidInput(problems)
+    assert first is not None
+    assert last is not None
+    return first, last
+
+
+def _block_lines(
+    connection: Connection, program_id: int, partner: str, starts_at: datetime, ends_at: datetime
+) -> list[Line]:
+    return [Line(f"prepaid block {row.reference}", row.price) for row in connection.execute(
+        select(partner_blocks.c.reference, partner_blocks.c.price)
+        .where(partner_blocks.c.program_id == program_id, partner_blocks.c.partner == partner,
+               partner_blocks.c.bought_at >= starts_at, partner_blocks.c.bought_at < ends_at)
+        .order_by(partner_blocks.c.id)
+    ) if row.price]  # fmt: skip
+
+
+def _liability_lines(
+    connection: Connection, program_id: int, partner: str, starts_at: datetime, ends_at: datetime
+) -> list[Line]:
+    found = []
+    for row in connection.execute(
+        select(liability_transfers).where(
+            liability_transfers.c.program_id == program_id,
+            liability_transfers.c.moved_at >= starts_at, liability_transfers.c.moved_at < ends_at)
+    ):  # fmt: skip
+        taker = row.to_partner or PROGRAM
+        if row.from_partner == partner:
+            found.append(Line(f"outstanding points moved to {taker}", row.value))
+        elif row.to_partner == partner:
+            found.append(Line(f"outstanding points taken over from {row.from_partner}",
+                              -row.value))  # fmt: skip
+    return [line for line in found if line.amount]
+
+
+def _correction_lines(
+    connection: Connection, program_id: int, partner: str, now: datetime
+) -> list[Line]:
+    return [Line(f"correction: {row.note}", row.amount) for row in connection.execute(
+        select(partner_corrections.c.note, partner_corrections.c.amount)
+        .where(partner_corrections.c.program_id == program_id,
+               partner_corrections.c.partner == partner,
+               partner_corrections.c.statement_id.is_(None),
+               partner_corrections.c.created_at < now)
+        .order_by(partner_corrections.c.id)
+    )]  # fmt: skip
+
+
+def statement_json(
+    statement: Statement, period: Period, program: Program, *, status: str,
+    statement_id: int | None = None, closed_at: datetime | None = None,
+    actor: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    money_digits, points = program.money_digits, program.points.precision
+    flows = statement.flows
+    return {
+        "id": str(statement_id) if statement_id is not None else None,
+        "partner": statement.partner, "status": status,
+        "from": period[0].isoformat(), "until": period[1].isoformat(),
+        "currency": program.currency,
+        "opening": format_minor(statement.opening, money_digits),
+        "lines": [{"what": line.what, "amount": format_minor(line.amount, money_digits)}
+                  for line in statement.lines],
+        "net": format_minor(statement.net, money_digits),
+        "closing": format_minor(statement.closing, money_digits),
+        "points": {
+            "issued": format_minor(flows.issued, points),
+            "redeemed": format_minor(flows.redeemed, points),
+            "earned_here_spent_elsewhere": format_minor(flows.earned_here_spent_elsewhere, points),
+            "earned_elsewhere_spent_here": format_minor(flows.earned_elsewhere_spent_here, points),
+        },
+        "closed_at": closed_at.isoformat() if closed_at else None,
+        "closed_by": actor,
+    }  # fmt: skip
+
+
+def read_statement(engine: Engine, code: str, partner: str, statement_ref: str) -> dict[str, Any]:
+    with reading(engine) as connection:
+        loaded = load_program(connection, code)
+        terms_of(loaded.calculator.program, partner)
+        return read_statement_in(connection, loaded, partner, _statement_id(statement_ref))
+
+
+def statement_to_export(
+    engine: Engine, code: str, partner: str, statement_ref: str
+) -> tuple[dict[str, Any], str]:
+    """A closed statement and the program's name, for its files."""
+    with reading(engine) as connection:
+        loaded = load_program(connection, code)
+        terms_of(loaded.calculator.program, partner)
+        found = read_statement_in(connection, loaded, partner, _statement_id(statement_ref))
+        return found, loaded.calculator.program.name
+
+
+def _statement_id(reference: str) -> int:
+    return row_id(reference) or -1
+
+
+def read_statement_in(
+    connection: Connection, loaded: LoadedProgram, partner: str, statement_id: int
+) -> dict[str, Any]:
+    row = connection.execute(
+        select(partner_statements).where(partner_statements.c.id == statement_id,
+                                         partner_statements.c.program_id == loaded.program_id,
+                                         partner_statements.c.partner == partner)
+    ).one_or_none()  # fmt: skip
+    if row is None:
+        raise NotFound(f"statement {statement_id} does not exist")
+    lines = tuple(Line(what, amount) for what, amount in connection.execute(
+        select(statement_lines.c.what, statement_lines.c.amount)
+        .where(statement_lines.c.statement_id == row.id).order_by(statement_lines.c.n)
+    ))  # fmt: skip
+    flows = Flows(row.issued, row.redeemed, row.earned_here_spent_elsewhere,
+                  row.earned_elsewhere_spent_here)  # fmt: skip
+    statement = Statement(partner, row.opening, lines, flows)
+    period = (row.first_day, row.last_day, row.starts_at, row.ends_at)
+    program = loaded.calculator.program
+    return statement_json(statement, period, program, status="closed", statement_id=row.id,
+                          closed_at=row.closed_at, actor=row.actor)  # fmt: skip
+
+
+def list_statements(engine: Engine, code: str, partner: str) -> list[dict[str, Any]]:
+    with reading(engine) as connection:
+        loaded = load_program(connection, code)
+        terms_of(loaded.calculator.program, partner)
+        ids = connection.execute(
+            select(partner_statements.c.id)
+            .where(partner_statements.c.program_id == loaded.program_id,
+                   partner_statements.c.partner == partner)
+            .order_by(partner_statements.c.first_day.desc())
+        ).scalars().all()  # fmt: skip
+        return [read_statement_in(connection, loaded, partner, one) for one in ids]
+
+
+# — corrections and the exit —
+
+
+def add_correction(
+    engine: Engine, code: str, partner: str, body: object, *, actor: str, now: datetime
+) -> dict[str, Any]:
+    """An amount for the partner's next statement (a closed one is never changed)."""
+
+    def attempt(connection: Connection) -> dict[str, Any]:
+        loaded, _terms = _loaded(connection, code, partner)
+        program = loaded.calculator.program
+        problems: list[Problem] = []
+        reader = Reader(body, "", problems, ("amount", "note"))
+        number = reader.decimal("amount", required=True, what="an amount (− owed to the partner)")
+        note = reader.text("note", required=True)
+        amount = to_minor(number, program.money_digits) if number is not None else None
+        if number is not None and (amount is None or amount == 0 or abs(amount) > MINOR_LIMIT):
+            reader.report("amount", f"{number} is not an amount of money other than 0, with at "
+                          f"most {program.money_digits} decimals")  # fmt: skip
+        if problems:
+            raise InvalidInput(problems)
+        assert amount is not None
+        assert note is not None
+        row_id = connection.execute(
+            insert(partner_corrections).values(
+                program_id=loaded.program_id, partner=partner, amount=amount, note=note,
+                actor=actor, created_at=now).returning(partner_corrections.c.id)
+        ).scalar_one()  # fmt: skip
+        return {"id": str(row_id), "partner": partner, "note": note,
+                "amount": format_minor(amount, program.money_digits),
+                "created_at": now.isoformat(), "statement_id": None}  # fmt: skip
+
+    return retrying(engine, attempt)
+
+
+def move_liability(
+    engine: Engine, code: str, partner: str, body: object, *, actor: str, now: datetime
+) -> dict[str, Any]:
+    """A leaving partner's outstanding points (issued there, not yet spent or burnt) move
+    to the program or to another partner, once its earning has stopped: recorded with
+    their value at its reimbursement rate, which its next statement charges it and the
+    taker's credits it. The points stay the members' — only who answers for them moves."""
+
+    def attempt(connection: Connection) -> dict[str, Any]:
+        loaded, terms = _loaded(connection, code, partner)
+        program = loaded.calculator.program
+        problems: list[Problem] = []
+        reader = Reader(body, "", problems, ("to", "note"))
+        taker = reader.code("to", required=True)
+        note = reader.text("note")
+        if problems:
+            raise InvalidInput(problems)
+        assert taker is not None
+        _check_exit(program, terms, taker, now)
+        moved = connection.execute(_outstanding_lots(loaded.program_id, partner)).all()
+        points = sum(int(row.remaining) for row in moved)
+        value = money(points_value(points, terms.reimbursement_per_point,
+                                   program.points.precision), program.money_digits)  # fmt: skip
+        exists = connection.execute(
+            select(liability_transfers.c.id).where(
+                liability_transfers.c.program_id == loaded.program_id,
+                liability_transfers.c.from_partner == partner)
+        ).first()  # fmt: skip
+        if exists is not None:
+            raise Conflict(f"partner {partner!r}'s outstanding points were moved already")
+        connection.execute(insert(liability_transfers).values(
+            program_id=loaded.program_id, from_partner=partner,
+            to_partner=None if taker == PROGRAM else taker, points=points, value=value,
+            lots=[[int(row.id), int(row.remaining)] for row in moved], note=note,
+            actor=actor, moved_at=now))  # fmt: skip
+        return {"from": partner, "to": taker, "note": note, "moved_at": now.isoformat(),
+                "points": format_minor(points, program.points.precision),
+                "value": format_minor(value, program.money_digits)}  # fmt: skip
+
+    return retrying(engine, attempt)
+
+
+def _check_exit(program: Program, terms: PartnerTerms, taker: str, now: datetime) -> None:
+    today = now.astimezone(ZoneInfo(program.timezone)).date()
+    if terms.earning_until is None or terms.earning_until >= today:
+        raise Conflict(f"partner {terms.partner!r} still earns: set its earning_until and move "
+                       "its points after that day")  # fmt: skip
+    if taker == terms.partner:
+        raise InvalidInput([Problem("to", "a partner cannot take over its own points")])
+    if taker == PROGRAM:
+        return
+    settings = coalition_of(program.sections)
+    known = {known.code for known in program.partners}
+    if taker not in known:
+        raise InvalidInput([Problem("to", f"{taker!r} is not a partner of the program "
+                                    "(or 'program')")])  # fmt: skip
+    taker_terms = settings.of(taker) if isinstance(settings, CoalitionSettings) else None
+    if taker_terms is None or not taker_terms.burns_on(today):
+        raise InvalidInput([Problem("to", f"{taker!r} does not redeem points: it cannot "
+                                    "answer for them")])  # fmt: skip
+
+
+def all_partners(program: Program) -> Iterable[str]:
+    return (partner.code for partner in program.partners)

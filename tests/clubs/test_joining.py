@@ -34,11 +34,13 @@ def test_paying_the_fee_makes_a_member_for_a_month_with_its_grace(cafe: Engine) 
     who = member(cafe, "300001")
     answer, made = pay(cafe, who, reference="PAY-1")
     assert made
-    assert answer["status"] == "active" and answer["joined_by"] == "payment"
+    assert answer["status"] == "active"
+    assert answer["joined_by"] == "payment"
     assert answer["since"] == NOW.isoformat()
     assert answer["paid_until"] == "2026-04-10T09:00:00+00:00"
     assert answer["in_force_until"] == "2026-04-13T09:00:00+00:00"  # three days' grace
-    assert answer["auto_renew"] is True and answer["made_by"] == "key:1"
+    assert answer["auto_renew"] is True
+    assert answer["made_by"] == "key:1"
     history_ = clubs.membership_history(cafe, "zerno", who, "wine", now=NOW)
     assert [(e["action"], e["amount"], e["payment_ref"]) for e in history_["events"]] == [
         ("join", "990.00", "PAY-1")
@@ -51,7 +53,8 @@ def test_the_same_payment_again_changes_nothing_and_another_body_is_a_conflict(
     who, other = member(cafe, "300002"), member(cafe, "300003")
     first, _ = pay(cafe, who, reference="PAY-2")
     again, made = pay(cafe, who, reference="PAY-2")
-    assert not made and again == first
+    assert not made
+    assert again == first
     with pytest.raises(IdempotencyConflict):
         pay(cafe, other, reference="PAY-2")
     assert _rows(cafe, club_events) == 1
@@ -107,10 +110,12 @@ def test_the_fee_paid_with_points_is_a_ledger_transfer_with_its_own_reason(
     payment = {"reference": "PTS-1", "points": "500"}
     answer, made = clubs.join_club(cafe, "zerno", who, {"club": "wine", "payment": payment},
                                    actor="key:1", now=NOW)  # fmt: skip
-    assert made and answer["status"] == "active"
+    assert made
+    assert answer["status"] == "active"
     assert balance(cafe, "zerno", who)["available"] == "100.00"
     movements = history(cafe, "zerno", who)["items"]
-    assert movements[0]["reason"] == "club.fee" and movements[0]["points"] == "-500.00"
+    assert movements[0]["reason"] == "club.fee"
+    assert movements[0]["points"] == "-500.00"
     assert verify(cafe)[1] == []
 
 
@@ -120,7 +125,8 @@ def test_too_few_points_refuse_the_fee_and_write_nothing(cafe: Engine) -> None:
     with pytest.raises(InsufficientPoints):
         clubs.join_club(cafe, "zerno", who, {"club": "wine", "payment": payment}, actor="t",
                         now=NOW)  # fmt: skip
-    assert _rows(cafe, club_memberships) == 0 and _rows(cafe, club_events) == 0
+    assert _rows(cafe, club_memberships) == 0
+    assert _rows(cafe, club_events) == 0
 
 
 def test_paying_again_while_a_member_adds_a_period_from_where_the_paid_one_ends(
@@ -195,11 +201,14 @@ def test_a_member_who_leaves_is_out_at_once_and_leaving_again_changes_nothing(
     pay(cafe, who)
     answer, changed = clubs.leave_club(cafe, "zerno", who, "wine", {"note": "moved away"},
                                        actor="key:3", now=NOW + DAY)  # fmt: skip
-    assert changed and answer["status"] == "left" and answer["auto_renew"] is False
+    assert changed
+    assert answer["status"] == "left"
+    assert answer["auto_renew"] is False
     assert buy(cafe, who, "TEA-400", at=NOW + 2 * DAY)["accrued"] == "1.50"  # 1 %, not 3 %
     again, changed = clubs.leave_club(cafe, "zerno", who, "wine", None, actor="key:3",
                                       now=NOW + 3 * DAY)  # fmt: skip
-    assert not changed and again == answer
+    assert not changed
+    assert again == answer
     events = clubs.membership_history(cafe, "zerno", who, "wine", now=NOW)["events"]
     assert [(e["action"], e["actor"], e["note"]) for e in events] == [
         ("leave", "key:3", "moved away"), ("join", "key:1", None)]  # fmt: skip
@@ -212,5 +221,6 @@ def test_a_member_who_left_may_join_again_for_a_new_period(cafe: Engine) -> None
     pay(cafe, who)
     clubs.leave_club(cafe, "zerno", who, "wine", None, actor="t", now=NOW + DAY)
     answer, _ = pay(cafe, who, at=NOW + 5 * DAY)
-    assert answer["status"] == "active" and answer["since"] == (NOW + 5 * DAY).isoformat()
+    assert answer["status"] == "active"
+    assert answer["since"] == (NOW + 5 * DAY).isoformat()
     assert answer["auto_renew"] is True

@@ -54,7 +54,8 @@ def test_the_rule_stops_when_the_membership_runs_out_even_before_the_worker_runs
     assert buy(cafe, who, "TEA-400", at=in_grace)["accrued"] == "4.50"
     after = NOW + 35 * DAY
     answer = buy(cafe, who, "TEA-400", at=after)
-    assert answer["accrued"] == "1.50" and answer["clubs"] == []
+    assert answer["accrued"] == "1.50"
+    assert answer["clubs"] == []
 
 
 def test_what_the_clubs_read_rides_in_the_purchase_s_one_load(cafe: Engine) -> None:
@@ -90,7 +91,8 @@ def test_a_members_only_line_is_sold_to_a_member(cafe: Engine) -> None:
     insider = member(cafe, "400006")
     pay(cafe, insider)
     answer = buy(cafe, insider, "WINE-1")
-    assert answer["status"] == "completed" and answer["accrued"] == "90.00"
+    assert answer["status"] == "completed"
+    assert answer["accrued"] == "90.00"
 
 
 def test_an_invitation_club_s_product_is_its_members_only(cafe: Engine) -> None:
@@ -147,5 +149,6 @@ def test_the_answers_and_the_member_carry_the_clubs_flags_with_the_tier_s(
 def test_a_program_without_clubs_answers_as_before(zerno_engine: Engine) -> None:
     who = member(zerno_engine, "400013")
     answer = buy(zerno_engine, who, "TEA-400")
-    assert "clubs" not in answer and "privileges" not in answer
+    assert "clubs" not in answer
+    assert "privileges" not in answer
     assert "clubs" not in read_member(zerno_engine, "zerno", who, now=NOW)

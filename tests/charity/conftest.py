@@ -103,7 +103,8 @@ def charity_balance(engine: Engine, charity: str) -> int:
         ).scalar_one()
         moved = connection.execute(
             select(transfers.c.amount, transfers.c.credit_account_id, transfers.c.reason).where(
-                (transfers.c.credit_account_id == account) | (transfers.c.debit_account_id == account)
+                (transfers.c.credit_account_id == account)
+                | (transfers.c.debit_account_id == account)
             )
         ).all()
     return sum(row.amount if row.credit_account_id == account else -row.amount for row in moved)

@@ -68,8 +68,8 @@ def test_an_unknown_or_closed_charity_and_bad_points_are_named(cafe: Engine) -> 
 
 
 def test_another_program_s_member_is_not_found(cafe: Engine) -> None:
-    from kopilka.members.handlers import register_member
     from kopilka.members.balances import make_adjustment
+    from kopilka.members.handlers import register_member
 
     apply_program(cafe, program_with_charity("other"), actor="test", now=NOW - 30 * DAY)
     other = register_member(cafe, "other", {"card": "900001"}, now=NOW - DAY)

@@ -13,7 +13,10 @@
    refused or never sent — `exchange.held → available` back to the lots it came from
    (`exchange.reverse`), the day's total given back, the saga `reversed` with its reason.
 
-A saga left `held` (the answer was lost, the process died) is the worker's once its
+A repeat of a saga still `held` at a program of this Kopilka asks the target again (the
+credit is idempotent there by the transaction id) and settles by its answer; one at an
+outside program is left to the worker. A saga left `held` (the answer was lost,
+the process died) is the worker's once its
 time-out passed (`settle_due`): it asks the target for the transaction's state, confirms
 what was credited, and otherwise tells the target to give it up — a credit asked later
 is refused there — and then reverses. A target it can't reach leaves the saga held for
@@ -130,6 +133,9 @@ def start_exchange(
         connection, program_code, member_ref, body, actor, now))  # fmt: skip
     if is_new:
         reached(program_code, "hold", saga.transaction_id)
+    # new, or a repeat of one whose answer was lost — at an outside program a repeat could
+    # race the first call, whose "never reached it" would then prove nothing: the worker's
+    if saga.state == State.HELD.value and (is_new or not saga.is_remote):
         outcome = _ask_credit(engine, program_code, saga, now)
         if outcome.is_final:
             settle(engine, program_code, saga.id, outcome, now=now)

@@ -59,9 +59,9 @@ def test_a_saga_killed_at_a_step_is_finished_or_reversed_by_the_worker(
     assert_sound(pair, NOW, AFTER_TIMEOUT)
 
 
-@pytest.mark.parametrize(("step", "side", "outcome"), STEPS)
+@pytest.mark.parametrize(("step", "side"), [(step, side) for step, side, _ in STEPS])
 def test_a_killed_saga_s_repeat_finishes_it_without_the_worker(
-    pair: Engine, step: str, side: str, outcome: str
+    pair: Engine, step: str, side: str
 ) -> None:
     with killed_at(step, side), pytest.raises(Killed):
         exchange(pair, "1000", transaction_id="killed")

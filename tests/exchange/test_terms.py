@@ -31,7 +31,7 @@ def test_the_credit_is_rounded_down_to_the_target_s_precision() -> None:
 
 
 def test_an_exchange_below_the_minimum_is_refused_and_writes_nothing(pair: Engine) -> None:
-    with pytest.raises(InvalidInput, match="at least 100.00 points"):
+    with pytest.raises(InvalidInput, match=r"at least 100\.00 points"):
         exchange(pair, "99.99")
     assert available(pair, "zerno", "100001") == Decimal("5000.00")
     assert_sound(pair)
@@ -52,7 +52,7 @@ def test_the_rate_rounds_the_credit_down(pair: Engine) -> None:
 
 
 def test_more_than_the_member_has_is_refused(pair: Engine) -> None:
-    with pytest.raises(InsufficientPoints, match="5000.00 points available"):
+    with pytest.raises(InsufficientPoints, match=r"5000\.00 points available"):
         exchange(pair, "5000.01", member="card:100002", transaction_id="big")
     exchange(pair, "3000", member="card:100002")
     with pytest.raises(InsufficientPoints):
@@ -62,7 +62,7 @@ def test_more_than_the_member_has_is_refused(pair: Engine) -> None:
 
 def test_the_daily_limit_counts_the_points_given_that_day(pair: Engine) -> None:
     exchange(pair, "2000")
-    with pytest.raises(ExchangeRefused, match="leaves 1000.00 for today") as refused:
+    with pytest.raises(ExchangeRefused, match=r"leaves 1000\.00 for today") as refused:
         exchange(pair, "1000.01")
     assert refused.value.refused_by == "daily_limit"
     exchange(pair, "1000")

@@ -599,6 +599,45 @@ def list_statements(engine: Engine, code: str, partner: str) -> list[dict[str, A
         return [read_statement_in(connection, loaded, partner, one) for one in ids]
 
 
+# — a partner's activity —
+
+
+def partner_purchases(
+    engine: Engine, code: str, partner: str, *, before: int | None = None, limit: int = 50
+) -> dict[str, Any]:
+    """The purchases made at a partner, newest first (what its key and operator see of
+    its customers); `next` is the `before` of the next page."""
+    with reading(engine) as connection:
+        loaded = load_program(connection, code)
+        program = loaded.calculator.program
+        terms_of(program, partner)
+        bought = purchases.c
+        query = (
+            select(bought.id, bought.receipt_id, bought.location, bought.member_id,
+                   bought.status, bought.total, bought.paid, bought.accrued, bought.redeemed,
+                   bought.created_at)
+            .join(purchase_partners, purchase_partners.c.purchase_id == bought.id)
+            .where(purchase_partners.c.program_id == loaded.program_id,
+                   purchase_partners.c.partner == partner)
+            .order_by(bought.id.desc()).limit(limit + 1)
+        )  # fmt: skip
+        if before is not None:
+            query = query.where(bought.id < before)
+        rows = connection.execute(query).all()
+    money_digits, points = program.money_digits, program.points.precision
+    items = [{
+        "purchase_id": str(row.id), "receipt_id": row.receipt_id, "location": row.location,
+        "member": str(row.member_id) if row.member_id is not None else None,
+        "status": row.status, "at": row.created_at.isoformat(),
+        "total": format_minor(row.total or 0, money_digits),
+        "paid": format_minor(row.paid or 0, money_digits),
+        "accrued": format_minor(row.accrued or 0, points),
+        "redeemed": format_minor(row.redeemed or 0, points),
+    } for row in rows[:limit]]  # fmt: skip
+    more = len(rows) > limit
+    return {"items": items, "next": str(rows[limit - 1].id) if more else None}
+
+
 # — corrections and the exit —
 
 

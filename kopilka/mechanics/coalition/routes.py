@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
 from kopilka.kernel.errors import Forbidden, NotFound
@@ -70,6 +70,19 @@ async def partner_position(program: str, partner: str, engine: Database, _who: R
     burnt or moved) and the reserve held against them; its prepaid blocks with what each
     has left; its last closed statement."""
     return await run(engine, handlers.position, engine, program, partner)
+
+
+@router.get(PARTNER + "/purchases", summary="The purchases made at a partner, newest first",
+            openapi_extra=problems())  # fmt: skip
+async def partner_purchases(
+    program: str, partner: str, engine: Database, _who: Reader,
+    before: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Any:  # fmt: skip
+    """What a partner sees of its customers' activity: each purchase at its locations
+    (receipt, location, member id, status, money and points); pass `next` as `before`."""
+    return await run(engine, handlers.partner_purchases, engine, program, partner,
+                     before=before, limit=limit)  # fmt: skip
 
 
 @router.post(PARTNER + "/blocks", status_code=201, summary="A prepaid partner buys a block",

@@ -36,7 +36,8 @@ def test_the_report_counts_each_charity_s_gifts_members_points_and_money(cafe: E
     assert by_year["items"] == []
     lines = list(csv.reader(io.StringIO(report_csv(cafe, "zerno", period="week", now=NOW))))
     assert lines[0][:3] == ["period_start", "charity", "name"]
-    assert lines[1][0] == "2026-03-09" and lines[1][6] == "13.75"  # the week from Monday
+    assert lines[1][0] == "2026-03-09"
+    assert lines[1][6] == "13.75"
 
 
 def test_a_wrong_period_or_span_is_named(cafe: Engine) -> None:
@@ -69,7 +70,8 @@ def test_the_routes_give_replay_refuse_and_export(cafe: Engine) -> None:
         assert refused.status_code == 403
         put = client.put(f"{base}/members/card:700003/charity", json={"charity": "children"},
                          headers=pos)  # fmt: skip
-        assert put.status_code == 200 and put.json()["round_up"] == "children"
+        assert put.status_code == 200
+        assert put.json()["round_up"] == "children"
         exported = client.get(f"{base}/charity/report.csv?period=day", headers=analyst)
         today = local_day(datetime.now(UTC), "Europe/Moscow")  # the routes' clock is real
         assert exported.status_code == 200

@@ -4,23 +4,31 @@ takes the purchase's points back whole (the round-up stands)."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import Engine, select
 
+from kopilka.checkout.purchases import quote_purchase
 from kopilka.mechanics.charity.handlers import stop
 from kopilka.mechanics.charity.tables import charity_donations
+from kopilka.members.balances import make_adjustment
 from kopilka.platform.tables import transfers
+from kopilka.programs.handlers import apply_program
 from tests.charity.conftest import (
+    CHARITY,
+    DAY,
     NOW,
     available,
     buy,
     charity_balance,
     join,
     lots_left,
+    program_with_charity,
     refund,
     round_up_to,
     settle,
     sound,
 )
+from tests.store.conftest import statements_of
 
 
 def _round_ups(engine: Engine) -> list[tuple[int | None, int]]:
@@ -36,7 +44,8 @@ def _round_ups(engine: Engine) -> list[tuple[int | None, int]]:
 def test_a_purchase_gives_the_part_below_a_whole_point(cafe: Engine) -> None:
     member = join(cafe, "600001")
     chosen = round_up_to(cafe, "600001")
-    assert chosen["round_up"] == "children" and chosen["round_up_step"] == "1.00"
+    assert chosen["round_up"] == "children"
+    assert chosen["round_up_step"] == "1.00"
     answer = buy(cafe, "600001", qty=3)  # 450.00: 4.50 points
     assert answer["accrued"] == "4.50"
     assert answer["charity"] == {"charity": "children", "points": "0.50"}
@@ -58,10 +67,12 @@ def test_a_whole_accrual_or_no_choice_gives_nothing(cafe: Engine) -> None:
     join(cafe, "600002")
     round_up_to(cafe, "600002")
     whole = buy(cafe, "600002", qty=2)  # 3.00 points
-    assert "charity" not in whole and whole["balance"]["available"] == "3.00"
+    assert "charity" not in whole
+    assert whole["balance"]["available"] == "3.00"
     stop(cafe, "zerno", "card:600002", now=NOW)
     after = buy(cafe, "600002", qty=1)  # 1.50 points, no charity any more
-    assert "charity" not in after and available(cafe, "600002") == "4.50"
+    assert "charity" not in after
+    assert available(cafe, "600002") == "4.50"
     assert _round_ups(cafe) == []
     sound(cafe)
 
@@ -73,7 +84,8 @@ def test_a_hold_rounds_up_at_its_confirm_and_a_cancelled_one_gives_nothing(
     round_up_to(cafe, "600003")
     held = buy(cafe, "600003", qty=1, hold=True)
     assert held["charity"] == {"charity": "children", "points": "0.50", "status": "on_confirm"}
-    assert _round_ups(cafe) == [] and charity_balance(cafe, "children") == 0
+    assert _round_ups(cafe) == []
+    assert charity_balance(cafe, "children") == 0
     confirmed = settle(cafe, held, "confirm")
     assert confirmed["charity"] == {"charity": "children", "points": "0.50"}
     assert available(cafe, "600003") == "1.00"
@@ -98,4 +110,66 @@ def test_a_refund_takes_the_points_back_whole_and_the_round_up_stands(cafe: Engi
     assert lots_left(cafe, member) == 950
     assert charity_balance(cafe, "children") == 50
     assert _round_ups(cafe) == [(int(bought["purchase_id"]), 50)]
+    sound(cafe)
+
+
+def test_the_round_up_rides_in_the_purchase_s_own_write(cafe: Engine) -> None:
+    """On PostgreSQL a purchase that rounds up sends no more statements than one that
+    does not: the choice comes with the load, the transfer and the row with the write."""
+    if cafe.dialect.name != "postgresql":
+        pytest.skip("one statement: PostgreSQL's data-modifying CTEs")
+    join(cafe, "600010")
+    join(cafe, "600011")
+    round_up_to(cafe, "600010")
+    buy(cafe, "600010")  # the charity's account id is learnt once per process
+    giving = statements_of(cafe, lambda: buy(cafe, "600010"))
+    plain = statements_of(cafe, lambda: buy(cafe, "600011"))
+    assert len(giving) == len(plain)
+    writes = [sql for sql in giving if "INSERT INTO charity_donations" in sql]
+    assert len(writes) == 1
+    assert "INSERT INTO purchases" in writes[0]
+
+
+def test_a_quote_shows_the_round_up_and_gives_nothing(cafe: Engine) -> None:
+    join(cafe, "600012")
+    round_up_to(cafe, "600012")
+    body = {"location": "kiosk", "member": "card:600012", "lines": [{"sku": "TEA-400", "qty": 1}]}
+    assert quote_purchase(cafe, "zerno", body, now=NOW)["charity"] == {"charity": "children",
+                                                              "points": "0.50"}  # fmt: skip
+    assert _round_ups(cafe) == []
+
+
+def test_a_closed_charity_or_a_waiting_accrual_rounds_nothing_up(cafe: Engine) -> None:
+    join(cafe, "600013")
+    round_up_to(cafe, "600013")
+    closing = {**CHARITY, "charities": [{"code": "children", "name": "Фонд «Дети»",
+                                         "until": str((NOW - DAY).date())}]}  # fmt: skip
+    apply_program(cafe, program_with_charity(section=closing), actor="test", now=NOW - DAY)
+    assert "charity" not in buy(cafe, "600013")
+    waiting = program_with_charity()
+    waiting["accrual"] = {**waiting["accrual"], "pending_days": 3}
+    apply_program(cafe, waiting, actor="test", now=NOW - DAY)
+    assert "charity" not in buy(cafe, "600013")
+    assert _round_ups(cafe) == []
+    sound(cafe)
+
+
+def test_points_that_fill_a_negative_balance_round_nothing_up(cafe: Engine) -> None:
+    """A member whose balance is below zero (a refund took back points already spent):
+    the purchase's points fill the hole first, and only what reaches the member — what
+    forms a lot — can be given."""
+    member = join(cafe, "600014", points="1")
+    spent = buy(cafe, "600014", qty=7)  # 10.50 points: 11.50 in all
+    make_adjustment(cafe, "zerno", "card:600014", {"points": "-11.50", "reason": "spent"},
+                    actor="test", now=NOW)  # fmt: skip
+    refund(cafe, spent)  # takes the 10.50 back from nothing
+    assert available(cafe, "600014") == "-10.50"
+    round_up_to(cafe, "600014")
+    filled = buy(cafe, "600014", qty=7)  # 10.50 points, all into the hole: no lot
+    assert "charity" not in filled
+    assert available(cafe, "600014") == "0.00"
+    answer = buy(cafe, "600014", qty=1)  # 1.50 points: 0.50 given
+    assert answer["charity"] == {"charity": "children", "points": "0.50"}
+    assert lots_left(cafe, member) == 100
+    assert _round_ups(cafe) == [(int(answer["purchase_id"]), 50)]
     sound(cafe)

@@ -8,15 +8,20 @@ Under the pair's base URL `partner.url`:
     POST {url}/credits/{transaction_id}/reverse give it up (if it was not credited)
 
 A connection refused (nothing sent) is `UNSENT`; a time-out, a 5xx, a 408/409/429 or an
-answer that can't be read is `UNKNOWN` (the request may have been processed); another
-4xx is `REFUSED` (the target processed nothing).
+answer that can't be read is `UNKNOWN` (the request may have been processed). Another
+4xx to the credit is `REFUSED` (the target processed nothing, and nothing else asked
+it); to the status or the reverse it is `UNKNOWN` — a refused signature (a clock or a
+secret out of step) says nothing of the transaction, so nothing is reversed on it.
+
+Requests are signed at the wall clock's time (the receiver checks its own clock), not
+at the worker's `now`, which may be set for a back-fill.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,40 +37,45 @@ TIMEOUT_SECONDS = 10.0
 _UNCERTAIN = (408, 409, 425, 429)
 
 
-def post_credit(side: RemoteSide, body: dict[str, Any], now: datetime) -> Outcome:
-    return _call(side, "POST", "/credits", body, now)
+def post_credit(side: RemoteSide, body: dict[str, Any]) -> Outcome:
+    return _call(side, "POST", "/credits", body, is_credit=True)
 
 
-def ask_status(side: RemoteSide, transaction_id: str, now: datetime) -> Outcome:
-    return _call(side, "GET", f"/credits/{transaction_id}", None, now)
+def ask_status(side: RemoteSide, transaction_id: str) -> Outcome:
+    return _call(side, "GET", f"/credits/{transaction_id}", None)
 
 
-def give_up(side: RemoteSide, transaction_id: str, now: datetime) -> Outcome:
-    return _call(side, "POST", f"/credits/{transaction_id}/reverse", {}, now)
+def give_up(side: RemoteSide, transaction_id: str) -> Outcome:
+    return _call(side, "POST", f"/credits/{transaction_id}/reverse", {})
 
 
-def _call(side: RemoteSide, method: str, tail: str, body: Any, now: datetime) -> Outcome:
+def _call(
+    side: RemoteSide, method: str, tail: str, body: Any, *, is_credit: bool = False
+) -> Outcome:
+    # "never reached it" proves nothing was credited only of the credit itself: of a status
+    # or a reverse it says nothing of the transaction
+    unsent = Heard.UNSENT if is_credit else Heard.UNKNOWN
     found = secrets_in(os.environ.get(side.secret_env))
     if not found:
-        return Outcome(Heard.UNSENT, reason=f"the secret ({side.secret_env}) is not set")
+        return Outcome(unsent, reason=f"the secret ({side.secret_env}) is not set")
     url = side.url + tail
     raw = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
-    headers = signed_headers(found[0], method, urlsplit(url).path, raw, now)
+    headers = signed_headers(found[0], method, urlsplit(url).path, raw, datetime.now(UTC))
     if body is not None:
         headers["Content-Type"] = "application/json"
     try:
         with httpx.Client(timeout=TIMEOUT_SECONDS) as client:
             response = client.request(method, url, content=raw, headers=headers)
     except httpx.ConnectError as error:
-        return Outcome(Heard.UNSENT, reason=f"{side.id} unreachable: {error}"[:200])
+        return Outcome(unsent, reason=f"{side.id} unreachable: {error}"[:200])
     except httpx.HTTPError as error:
         return Outcome(Heard.UNKNOWN, reason=f"{side.id}: {type(error).__name__}")
-    return _read(side, response)
+    return _read(side, response, is_credit=is_credit)
 
 
-def _read(side: RemoteSide, response: httpx.Response) -> Outcome:
+def _read(side: RemoteSide, response: httpx.Response, *, is_credit: bool) -> Outcome:
     status = response.status_code
-    if status >= 500 or status in _UNCERTAIN:
+    if status >= 500 or status in _UNCERTAIN or (status >= 400 and not is_credit):
         return Outcome(Heard.UNKNOWN, reason=f"{side.id} answered {status}")
     try:
         document = response.json()

@@ -263,7 +263,7 @@ def _credit_body(program_code: str, saga: Any) -> dict[str, Any]:
 def _ask_credit(engine: Engine, program_code: str, saga: Any, now: datetime) -> Outcome:
     side = _side(engine, program_code, saga)
     if isinstance(side, RemoteSide):
-        return remote.post_credit(side, _credit_body(program_code, saga), now)
+        return remote.post_credit(side, _credit_body(program_code, saga))
     try:
         answer, _ = credits.receive_credit(engine, side.program, credits.local_source(
             program_code), _credit_body(program_code, saga), now=now)  # fmt: skip
@@ -410,7 +410,7 @@ def resolve(engine: Engine, program_code: str, saga_id: int, *, now: datetime) -
     if saga.state != State.HELD.value:
         return None
     side = _side(engine, program_code, saga)
-    outcome = _status(engine, program_code, side, saga.transaction_id, saga.target_digits, now)
+    outcome = _status(engine, program_code, side, saga.transaction_id, saga.target_digits)
     if outcome.heard is Heard.NOT_FOUND:
         outcome = _give_up(engine, program_code, side, saga.transaction_id, saga.target_digits,
                            now)  # fmt: skip
@@ -420,9 +420,9 @@ def resolve(engine: Engine, program_code: str, saga_id: int, *, now: datetime) -
 
 
 def _status(engine: Engine, program_code: str, side: LocalSide | RemoteSide,
-            transaction_id: str, digits: int, now: datetime) -> Outcome:  # fmt: skip
+            transaction_id: str, digits: int) -> Outcome:  # fmt: skip
     if isinstance(side, RemoteSide):
-        return remote.ask_status(side, transaction_id, now)
+        return remote.ask_status(side, transaction_id)
     answer = credits.credit_status(engine, side.program, credits.local_source(program_code),
                                    transaction_id)  # fmt: skip
     return _outcome_of(answer, digits)
@@ -431,7 +431,7 @@ def _status(engine: Engine, program_code: str, side: LocalSide | RemoteSide,
 def _give_up(engine: Engine, program_code: str, side: LocalSide | RemoteSide,
              transaction_id: str, digits: int, now: datetime) -> Outcome:  # fmt: skip
     if isinstance(side, RemoteSide):
-        outcome = remote.give_up(side, transaction_id, now)
+        outcome = remote.give_up(side, transaction_id)
     else:
         answer = credits.give_up_credit(engine, side.program, credits.local_source(program_code),
                                         transaction_id, now=now)  # fmt: skip

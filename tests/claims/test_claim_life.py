@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from kopilka.checkout.purchases import process_purchase
 from kopilka.checkout.refunds import refund_purchase
 from kopilka.kernel.errors import Conflict, NotFound
 from kopilka.ledger.verify import verify
 from kopilka.mechanics.claims.handlers import list_claims, read_claim
+from kopilka.mechanics.claims.tables import claims
 from kopilka.members.balances import balance
 from kopilka.members.handlers import set_member_status
 from kopilka.platform.tables import purchases, transfers
@@ -175,3 +176,12 @@ def test_ledger_rows_name_the_claim_s_purchase(cafe: Engine) -> None:
             )
         ).all()
     assert {row.actor for row in rows} == {f"claim:{done['id']}"}
+
+
+def test_verify_proves_a_processed_claim_keeps_its_purchase_s_points(cafe: Engine) -> None:
+    done = confirm(cafe, file(cafe))
+    assert verify(cafe)[1] == []
+    with cafe.begin() as connection:
+        connection.execute(update(claims).where(claims.c.id == int(done["id"])).values(points=1))
+    found = verify(cafe)[1]
+    assert [str(d) for d in found if f"claim {done['id']} " in str(d)], found

@@ -4,14 +4,14 @@ purchase (PostgreSQL: SQLite's one writer can't race)."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, Table, func, select
 
 from kopilka.ledger.verify import verify
+from kopilka.mechanics.claims import handlers
 from kopilka.mechanics.claims import status as records
-from kopilka.mechanics.claims.handlers import _confirm, read_claim
+from kopilka.mechanics.claims.handlers import read_claim
 from kopilka.mechanics.claims.tables import claim_events
 from kopilka.members.balances import balance
-from kopilka.platform.idempotency import retrying
 from kopilka.platform.tables import purchases
 from kopilka.platform.worker import run_due_work
 from tests.claims.conftest import CARD, HOUR, confirm, file
@@ -26,7 +26,7 @@ def pg_cafe(cafe: Engine) -> Engine:
     return cafe
 
 
-def count(engine: Engine, table, *where) -> int:  # type: ignore[no-untyped-def]
+def count(engine: Engine, table: Table, *where: ColumnElement[bool]) -> int:
     with engine.connect() as connection:
         return int(connection.execute(select(func.count()).select_from(table).where(*where))
                    .scalar_one())  # fmt: skip
@@ -44,13 +44,22 @@ def test_racing_confirms_make_one_purchase(pg_cafe: Engine) -> None:
     assert verify(pg_cafe)[1] == []
 
 
-def test_two_workers_finish_confirms_cut_short_once(pg_cafe: Engine) -> None:
-    """A confirm cut short after its decision (the process died) is finished by the worker,
-    once however many run; a confirm repeated afterwards changes nothing."""
+def test_two_workers_finish_confirms_cut_short_once(
+    pg_cafe: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A confirm cut short after its decision (the process died before the purchase) is
+    finished by the worker, once however many run; a confirm repeated afterwards changes
+    nothing."""
     claims = [file(pg_cafe) for _ in range(3)]
-    for claim in claims:  # step (1) only: decided, no purchase yet
-        retrying(pg_cafe, lambda c, claim=claim: _confirm(c, "zerno", int(claim["id"]), None,
-                                                           None, "key:2", NOW, None))  # fmt: skip
+
+    def killed(*_args: object, **_kw: object) -> None:
+        raise RuntimeError("the process died")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(handlers, "process_purchase", killed)
+        for claim in claims:
+            with pytest.raises(RuntimeError):
+                confirm(pg_cafe, claim)
     with pg_cafe.connect() as connection:
         assert len(records.confirmed_unprocessed(connection)) == 3
 

@@ -67,3 +67,22 @@ claim_events = Table(
     Column("at", Timestamp(), nullable=False),
     Index(None, "claim_id", "id"),
 )
+
+# what `kopilka verify` proves of the claims (`Mechanic.checks`): a processed claim's
+# purchase is its receipt's — the same location, receipt id and member — and the points
+# it keeps are what that purchase earned; a claim not processed has no purchase
+CHECKS = (
+    (
+        "a processed claim is its receipt's purchase and keeps its points",
+        """
+    select c.id, 'claim ' || c.id || ' (' || c.status || '): purchase '
+           || coalesce(cast(c.purchase_id as varchar(20)), 'none') || ', points '
+           || coalesce(cast(c.points as varchar(20)), 'none')
+    from claims c left join purchases p on p.id = c.purchase_id
+    where (c.status = 'processed'
+           and (p.id is null or c.points is null or p.program_id <> c.program_id
+                or p.location <> c.location or p.receipt_id <> c.receipt_id
+                or p.member_id <> c.member_id or p.accrued <> c.points))
+       or (c.status <> 'processed' and c.purchase_id is not null)""",
+    ),
+)

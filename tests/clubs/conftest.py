@@ -53,7 +53,7 @@ def club_program(code: str = "zerno") -> dict[str, Any]:
         {"sku": "NEW-1", "name": "Новинка", "category": "bakery", "price": "200.00"},
         {"sku": "SECRET-1", "name": "Секретное меню", "category": "lunch", "price": "500.00"},
     ]  # fmt: skip
-    document["rules"] = [*document["rules"], WINE_RULE]
+    document["rules"] = [*document["rules"], deepcopy(WINE_RULE)]
     document["clubs"] = deepcopy(CLUBS)
     return document
 

@@ -188,3 +188,30 @@ def test_the_console_files_a_claim_with_time_left_on_its_clock(
     assert "row 1: write the SKU, the quantity and the price" in refused.text
     audit = [e for e in audit_entries(cafe, "zerno") if e["action"] == "claim.file"]
     assert [e["details"] for e in audit] == [{"receipt_id": "R-77", "location": "kiosk"}]
+
+
+def test_a_partner_s_operator_sees_and_decides_its_own_claims_only(
+    client: TestClient, cafe: Engine
+) -> None:
+    at_kiosk = file(cafe)
+    at_shop = file(cafe, receipt(location="shop", lines=[{"sku": "CRS-1", "qty": 1}]))
+    create_operator(cafe, "zerno", "lavka@zerno.example", PASSWORD, "partner", NOW,
+                    partner="lavka")  # fmt: skip
+    token = csrf_of(client.get("/console/login").text)
+    client.post("/console/login", data={"csrf": token, "program": "zerno",
+                "email": "lavka@zerno.example", "password": PASSWORD})  # fmt: skip
+    page = client.get("/console/zerno/claims")
+    assert page.status_code == 200
+    assert f'id="claim-{at_shop["id"]}"' in page.text
+    assert f'id="claim-{at_kiosk["id"]}"' not in page.text
+    assert 'id="file-claim"' not in page.text  # the partner decides; the service centre files
+    token = csrf_of(page.text)
+    base = "/console/zerno/claims"
+    other = client.post(f"{base}/{at_kiosk['id']}/reject", data={"csrf": token, "reason": "x"})
+    assert other.status_code == 404
+    own = client.post(f"{base}/{at_shop['id']}/reject", data={"csrf": token, "reason": "no"},
+                      follow_redirects=False)  # fmt: skip
+    assert own.status_code == 303
+    audit = [(e["action"], e["target"]) for e in audit_entries(cafe, "zerno")
+             if e["action"].startswith("claim.")]  # fmt: skip
+    assert audit == [("claim.reject", f"claim:{at_shop['id']}")]

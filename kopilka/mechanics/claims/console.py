@@ -29,8 +29,7 @@ MAX_FORM_LINES = 200
 
 def partner_of(operator: Operator) -> str | None:
     """The partner an operator acts for (None: the whole program's operator)."""
-    partner = getattr(operator, "partner", None)
-    return partner if isinstance(partner, str) else None
+    return operator.partner
 
 
 def file_claim(

@@ -4,8 +4,8 @@ in this package's `templates/`):
     /console/{program}/claims                       the queue, its SLA clocks;
                                                     the latest decisions              not marketers
     POST /console/{program}/claims                  file a claim                      admin, support
-    POST /console/{program}/claims/{id}/confirm     process it as its purchase, once  admin
-    POST /console/{program}/claims/{id}/reject      with its reason                   admin
+    POST /console/{program}/claims/{id}/confirm     process it as its purchase, once  admin, partner
+    POST /console/{program}/claims/{id}/reject      with its reason                   admin, partner
 
 The queue is the open claims, the nearest deadline first, each with the time left to its
 decision or how late it is. The forms carry the console's CSRF token (`form_of` checks it
@@ -33,8 +33,8 @@ from kopilka.platform.console.routes import READERS, engine_of, form_of, operato
 from kopilka.platform.requests import now
 
 FILERS = ("admin", "support")  # the service centre
-# who decides for the partner in the console: the program's admin (and a partner's own
-# operator, should the console have one: `console.partner_of`)
+# who decides for the partner in the console: the program's admin, and a partner's own
+# operator — who sees and decides its partner's claims only (`console.partner_of`)
 DECIDERS = ("admin", "partner")
 BASE = "/console/{program}/claims"
 QUEUE_SHOWN = 100

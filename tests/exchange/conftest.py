@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -78,7 +79,7 @@ def exchange(engine: Engine, points: str, *, member: str = "card:100001",
     return start_exchange(engine, program_code, member, body, actor="test", now=at)
 
 
-def killed_at(step: str, side: str | None = None):  # type: ignore[no-untyped-def]
+def killed_at(step: str, side: str | None = None) -> AbstractContextManager[None]:
     """The seam's hook that kills the work at `step` (of program `side`, when given)."""
 
     def hook(program_code: str, reached: str, transaction_id: str) -> None:

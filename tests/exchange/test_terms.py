@@ -74,7 +74,7 @@ def test_the_daily_limit_counts_the_points_given_that_day(pair: Engine) -> None:
 def test_two_exchanges_racing_for_the_day_s_limit_do_not_both_pass(pair: Engine) -> None:
     def one() -> str:
         try:
-            return exchange(pair, "2000")[0]["state"]
+            return str(exchange(pair, "2000")[0]["state"])
         except ExchangeRefused as refused:
             return refused.refused_by
 

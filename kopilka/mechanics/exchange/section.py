@@ -23,6 +23,8 @@ from kopilka.mechanics.exchange.model import (
     RemoteSide,
 )
 
+__all__ = ["KEY", "parse_section"]
+
 SECTION_KEYS = ("pairs",)
 PAIR_KEYS = ("code", "name", "program", "partner", "rate", "min", "fee", "daily_limit",
              "timeout_minutes", "send", "receive")  # fmt: skip

@@ -370,7 +370,10 @@ def members_link(
 def operators_create(
     program: Annotated[str, typer.Option("--program", help="The program's code.")],
     email: Annotated[str, typer.Option("--email", help="The operator's sign-in email.")],
-    role: Annotated[str, typer.Option("--role", help="admin|support|analyst|marketer")],
+    role: Annotated[str, typer.Option("--role", help="admin|support|analyst|marketer|partner")],
+    partner: Annotated[
+        str | None, typer.Option("--partner", help="A partner operator's partner.")
+    ] = None,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
@@ -384,7 +387,8 @@ def operators_create(
     engine = make_engine(db)
     upgrade(engine)
     try:
-        operator = create_operator(engine, program, email, password, role, datetime.now(UTC))
+        operator = create_operator(engine, program, email, password, role, datetime.now(UTC),
+                                   partner=partner)  # fmt: skip
     except KopilkaError as error:
         raise _fail(error) from None
     console.print(f"operator {operator.id} ({operator.role}) {operator.email} of {program}")

@@ -8,6 +8,8 @@ An operator belongs to one program and has one role:
     analyst   the dashboard, members and coupons, reading only
     marketer  the dashboard, the rules: edit a draft, try receipts, publish; coupon
               campaigns: generate batches of codes
+    partner   a coalition partner's own page only: its terms and position, its statements
+              (and their CSV and PDF), its customers' purchases — nothing of the program's
 
 Passwords are kept as argon2id hashes (argon2-cffi); signing in costs one argon2
 verification whether or not the email exists, so its timing does not say which emails do.
@@ -51,7 +53,8 @@ from kopilka.platform.tables import (
 )
 from kopilka.programs.handlers import load_program
 
-ROLES = ("admin", "support", "analyst", "marketer")
+ROLES = ("admin", "support", "analyst", "marketer", "partner")
+PROGRAM_ROLES = ROLES[:4]  # the roles that see the program as a whole (not a partner)
 MIN_PASSWORD = 10
 SESSION_HOURS = 12  # a working day: an operator signs in again the next morning
 MAX_PASSWORD = 1024  # argon2 takes any length; a megabyte "password" would only cost CPU
@@ -67,6 +70,7 @@ class Operator:
     program: str
     email: str
     role: str
+    partner: str | None = None  # a partner operator's partner
 
     @property
     def actor(self) -> str:
@@ -78,25 +82,44 @@ class Operator:
 
 
 def create_operator(
-    engine: Engine, program: str, email: str, password: str, role: str, now: datetime
-) -> Operator:
-    """A new operator of `program`; `Duplicate` when the email is taken there."""
+    engine: Engine, program: str, email: str, password: str, role: str, now: datetime,
+    *, partner: str | None = None,
+) -> Operator:  # fmt: skip
+    """A new operator of `program`; `Duplicate` when the email is taken there. A partner
+    operator names its partner, which the program (applied already) must have."""
     email = email.strip().lower()
-    _check_new_operator(program, email, password, role)
+    _check_new_operator(program, email, password, role, partner)
     row = {"program": program, "email": email, "password_hash": _hasher.hash(password),
-           "role": role, "created_at": now}  # fmt: skip
+           "role": role, "partner": partner, "created_at": now}  # fmt: skip
     try:
         with engine.begin() as connection:
+            if partner is not None:
+                _refuse_unknown_partner(connection, program, partner)
             operator_id = connection.execute(insert(operators).values(row)).inserted_primary_key
             assert operator_id is not None
-            operator = Operator(int(operator_id[0]), program, email, role)
-            record(connection, operator, "operator.create", operator.actor, {"role": role}, now)
+            operator = Operator(int(operator_id[0]), program, email, role, partner)
+            shown = {"role": role} | ({"partner": partner} if partner else {})
+            record(connection, operator, "operator.create", operator.actor, shown, now)
     except IntegrityError:
         raise Duplicate(f"operator {email!r} already exists in program {program!r}") from None
     return operator
 
 
-def _check_new_operator(program: str, email: str, password: str, role: str) -> None:
+def _refuse_unknown_partner(connection: Connection, program: str, partner: str) -> None:
+    try:
+        partners = load_program(connection, program).calculator.program.partners
+    except NotFound:
+        unknown = Problem("partner", f"program {program!r} is not applied yet: apply it "
+                          "before its partners' operators")  # fmt: skip
+        raise InvalidInput([unknown]) from None
+    if partner not in {known.code for known in partners}:
+        raise InvalidInput([Problem("partner", f"{partner!r} is not a partner of program "
+                                    f"{program}")])  # fmt: skip
+
+
+def _check_new_operator(
+    program: str, email: str, password: str, role: str, partner: str | None
+) -> None:
     problems: list[Problem] = []
     if not _PROGRAM.fullmatch(program):
         problems.append(Problem("program", "must be a program code (letters, digits, _.-)"))
@@ -108,6 +131,9 @@ def _check_new_operator(program: str, email: str, password: str, role: str) -> N
         )
     if role not in ROLES:
         problems.append(Problem("role", f"must be one of {', '.join(ROLES)}"))
+    if (role == "partner") != (partner is not None):
+        problems.append(Problem("partner", "a partner operator names its partner, and only "
+                                "a partner operator does"))  # fmt: skip
     if problems:
         raise InvalidInput(problems)
 
@@ -205,7 +231,7 @@ def disable_operator(engine: Engine, operator_id: int, *, by: Operator, now: dat
 
 
 def _operator(row: Row[Any]) -> Operator:
-    return Operator(row.id, row.program, row.email, row.role)
+    return Operator(row.id, row.program, row.email, row.role, row.partner)
 
 
 # — the audit log —

@@ -19,7 +19,8 @@ operators = Table(
     Column("program", String(64), nullable=False),
     Column("email", String(320), nullable=False),  # lower-cased
     Column("password_hash", String(200), nullable=False),
-    Column("role", String(16), nullable=False),  # admin | support | analyst | marketer
+    Column("role", String(16), nullable=False),  # admin | support | analyst | marketer | partner
+    Column("partner", String(64)),  # a partner operator's coalition partner (its only one)
     Column("created_at", Timestamp(), nullable=False),
     Column("disabled_at", Timestamp()),
     UniqueConstraint("program", "email"),

@@ -45,7 +45,7 @@ from kopilka.checkout.quoting import QuoteRequest
 from kopilka.checkout.wire import JSON
 from kopilka.kernel.errors import Conflict, InvalidInput, KopilkaError, NotFound, Problem
 from kopilka.mechanics.discounts.section import EFFECT_KEYS, Stacking
-from kopilka.operators.handlers import ROLES, Operator
+from kopilka.operators.handlers import PROGRAM_ROLES, Operator
 from kopilka.operators.sessions import CSRF_FIELD, CSRF_HEADER, is_same_origin, is_valid_csrf
 from kopilka.platform.console.i18n import gettext_ as _
 from kopilka.platform.console.pages import PageError, redirect, refuse_unstorable, render, visit_of
@@ -56,7 +56,7 @@ from kopilka.programs import rule_drafts
 from kopilka.programs.rule_drafts import DamagedDraft, Draft
 
 EDITORS = ("admin", "marketer")
-EVERYONE = ROLES
+EVERYONE = PROGRAM_ROLES
 KINDS = ("client", "product", "behaviour")
 MAX_BODY = 512 * 1024  # the draft rides in every form: a thousand rules still fit
 MAX_FIELDS = 400

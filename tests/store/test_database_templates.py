@@ -18,7 +18,7 @@ from tests.store.conftest import require_postgresql
 SQLITE_CHANGES = [
     "DROP INDEX ix_lots_available_expires_at",  # a partial index
     "DROP TABLE member_links",
-    "UPDATE alembic_version SET version_num = '0013' WHERE version_num = '0019'",
+    "UPDATE alembic_version SET version_num = '0013' WHERE version_num = '0020'",
     "PRAGMA user_version = 7",
 ]
 POSTGRESQL_CHANGES = [
@@ -31,7 +31,7 @@ POSTGRESQL_CHANGES = [
     "ALTER TABLE members ALTER COLUMN id SET DEFAULT 0",
     "SELECT setval('accounts_id_seq', 5)",
     "ALTER SEQUENCE accounts_id_seq OWNED BY NONE",
-    "UPDATE alembic_version SET version_num = '0013' WHERE version_num = '0019'",
+    "UPDATE alembic_version SET version_num = '0013' WHERE version_num = '0020'",
 ]
 
 

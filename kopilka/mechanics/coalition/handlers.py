@@ -599,6 +599,17 @@ def list_statements(engine: Engine, code: str, partner: str) -> list[dict[str, A
         return [read_statement_in(connection, loaded, partner, one) for one in ids]
 
 
+def partners_overview(engine: Engine, code: str) -> list[dict[str, Any]]:
+    """Every partner of the program, with its position when it has terms."""
+    with reading(engine) as connection:
+        program = load_program(connection, code).calculator.program
+    settings = coalition_of(program.sections)
+    return [{"code": partner.code, "name": partner.name,
+             "position": position(engine, code, partner.code)
+             if settings is not None and settings.of(partner.code) else None}
+            for partner in program.partners]  # fmt: skip
+
+
 # — a partner's activity —
 
 

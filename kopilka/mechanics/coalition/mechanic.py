@@ -25,6 +25,7 @@ from kopilka.kernel.money import format_minor
 from kopilka.kernel.program import Program
 from kopilka.mechanics.coalition import handlers
 from kopilka.mechanics.coalition.model import Billing, PrepaidExhausted
+from kopilka.mechanics.coalition.pages import router as pages
 from kopilka.mechanics.coalition.routes import router
 from kopilka.mechanics.coalition.section import coalition_of
 from kopilka.mechanics.coalition.tables import (
@@ -46,6 +47,9 @@ class Coalition(Mechanic):
     name = "coalition"
     step = Step.LATER
     router = router
+    pages = pages
+    templates = HERE / "templates"
+    translations = HERE / "locale"  # its pages' texts, ru and en
     migrations = HERE / "migrations"
     checks = CHECKS
 

@@ -77,7 +77,7 @@ from kopilka.programs import handlers as programs
 T = TypeVar("T")
 READERS = ("admin", "support", "analyst")
 SUPPORT = ("admin", "support")
-EVERYONE = operators.ROLES
+EVERYONE = operators.PROGRAM_ROLES  # a partner operator sees its partner's page only
 MAX_QUERY = 200  # a search longer than this is no card, phone, email or name
 MAX_FORM_TEXT = 1000
 NOT_FOUND = "There is no such page, or it is not this program's."
@@ -230,7 +230,14 @@ async def login(request: Request) -> Response:
     token = await run(engine, operators.start_session, engine, operator, now())
     visit = visit_of(request)
     visit.replace(visit.session.signed_in(token))
-    return redirect(request, f"/console/{operator.program}/")
+    return redirect(request, home_of(operator))
+
+
+def home_of(operator: Operator) -> str:
+    """Where an operator lands: the dashboard, or a partner operator's partner page."""
+    if operator.partner is not None:
+        return f"/console/{operator.program}/partners/{operator.partner}"
+    return f"/console/{operator.program}/"
 
 
 @router.post("/console/logout", include_in_schema=False)

@@ -51,7 +51,8 @@ def test_a_partner_operator_sees_its_own_partner_only(console: TestClient) -> No
     assert sign_in(console, "cafe").endswith("/console/alliance/partners/cafe")
     page = console.get("/console/alliance/partners/cafe")
     assert page.status_code == 200
-    assert 'id="statement-' in page.text and ">C-1<" in page.text
+    assert 'id="statement-' in page.text
+    assert ">C-1<" in page.text
     assert ">F-1<" not in page.text  # the fuel station's customer is not the café's
     assert "/console/alliance/members" not in page.text  # no link to the program's pages
     for path in ("/console/alliance/partners/fuel", "/console/alliance/partners/nobody"):

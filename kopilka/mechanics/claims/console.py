@@ -36,9 +36,7 @@ def file_claim(
     engine: Engine, operator: Operator, form: dict[str, str], now: datetime
 ) -> dict[str, Any]:
     """File a claim from the console's form, audited."""
-    body: dict[str, Any] = {name: form[name].strip() for name in FORM_FIELDS
-                            if form.get(name, "").strip()}  # fmt: skip
-    body["lines"] = receipt_lines(form.get("lines", ""))
+    body = claim_body(form)
     after = operators.audited(
         operator, "claim.file", _target,
         lambda answer: {"receipt_id": answer["receipt_id"], "location": answer["location"]}, now,
@@ -46,6 +44,15 @@ def file_claim(
     answer, _made = claims.file_claim(engine, operator.program, body, actor=operator.actor,
                                       now=now, after=after)  # fmt: skip
     return answer
+
+
+def claim_body(form: dict[str, str]) -> dict[str, Any]:
+    """A claim's body from a form's fields (the console's, the member's): the lines typed
+    one per row."""
+    body: dict[str, Any] = {name: form[name].strip() for name in FORM_FIELDS
+                            if form.get(name, "").strip()}  # fmt: skip
+    body["lines"] = receipt_lines(form.get("lines", ""))
+    return body
 
 
 def receipt_lines(text: str) -> list[dict[str, str]]:

@@ -66,10 +66,13 @@ class _Filing:
 def file_claim(
     engine: Engine, program_code: str, body: object, *, actor: str, now: datetime,
     idempotency_key: str | None = None, after: AfterWrite | None = None,
+    open_limit: int | None = None,
 ) -> Answer:  # fmt: skip
     """File a claim for a receipt that earned nothing: `{receipt_id, location, member,
     at, lines, note?}`. A receipt claimed before answers its claim (not made now); a
-    receipt already processed (a purchase exists) is `409` naming that purchase."""
+    receipt already processed (a purchase exists) is `409` naming that purchase.
+    `open_limit`: a new claim is refused (`409`) while the member has this many open
+    (a member filing for themselves)."""
 
     def attempt(connection: Connection) -> Answer:
         program = load_program(connection, program_code)
@@ -81,6 +84,7 @@ def file_claim(
         known = records.claim_of_receipt(connection, *where)
         if known is None:
             _refuse_processed(connection, where)
+            _refuse_too_many(connection, filing.member_id, open_limit)
             known = records.insert_claim(connection, _row(program, filing, actor, now))
             if known is not None:  # ours (else a concurrent filing's, committed first)
                 records.add_event(connection, program.program_id, known, Action.FILE, Status.OPEN,
@@ -102,6 +106,15 @@ def _refuse_processed(connection: Connection, where: tuple[int, str, str]) -> No
         _, location, receipt_id = where
         raise Conflict(f"receipt {receipt_id!r} at {location} was already processed: purchase "
                        f"{purchase} — its points are there, there is nothing to claim")  # fmt: skip
+
+
+def _refuse_too_many(connection: Connection, member_id: int, open_limit: int | None) -> None:
+    if open_limit is None:
+        return
+    waiting = records.open_claims_of(connection, member_id)
+    if waiting >= open_limit:
+        raise Conflict(f"{waiting} claims are waiting for a decision already: at most "
+                       f"{open_limit} at a time — wait for an answer, or call support")  # fmt: skip
 
 
 def _filing(connection: Connection, program: LoadedProgram, body: object, now: datetime) -> _Filing:
@@ -471,3 +484,13 @@ def claims_queue(
         return [claim_json(row, program, now) for row in rows]
 
     return _reading(engine, program_code, work)  # type: ignore[no-any-return]
+
+
+def claim_form_context(engine: Engine, program_code: str) -> dict[str, Any]:
+    """What the member's claim form shows: the program's name and time zone, and its
+    locations to choose from (code, name), by name."""
+    with reading(engine, one_snapshot=False) as connection:
+        settings = load_program(connection, program_code).calculator.program
+    places = sorted(settings.locations.values(), key=lambda place: (place.name, place.code))
+    return {"program_name": settings.name or settings.code, "timezone": settings.timezone,
+            "locations": [(place.code, place.name) for place in places]}  # fmt: skip

@@ -18,6 +18,9 @@ DEFAULT_SLA_HOURS = 72  # three days to decide: a member who claims hears back w
 MAX_SLA_HOURS = 24 * 365
 DEFAULT_WITHIN_DAYS = 90  # a receipt older than a quarter is too old to check with the partner
 MAX_WITHIN_DAYS = 3660
+# a member filing for themselves waits for answers before filing more: the service centre
+# reads every claim, so one member can't bury the queue
+MEMBER_OPEN_LIMIT = 5
 
 
 class Status(StrEnum):

@@ -1,5 +1,8 @@
 """The claims' HTTP routes (docs/claims.md): `router`, the mechanic's.
 
+A member files their own claim from their personal page: `GET/POST /m/{token}/claim`,
+a form the personal link opens (the link names the member; the form never does).
+
 Support (an admin's or a support agent's key) files a claim for a receipt that earned
 nothing; the partner (a partner's key — only at its own partner's locations — or an
 admin's) confirms or rejects it; whoever may read the program's claims lists them. To a
@@ -11,11 +14,18 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from sqlalchemy import Engine
 
+from kopilka.kernel.errors import Conflict, InvalidInput, NotFound
+from kopilka.mechanics.claims import console as claims_console
 from kopilka.mechanics.claims import handlers as claims
-from kopilka.mechanics.claims.model import Status
+from kopilka.mechanics.claims.model import MEMBER_OPEN_LIMIT, Status
+from kopilka.members import page as member_page
+from kopilka.members.links import ExpiredLink, LinkTarget, RevokedLink, read_token
 from kopilka.operators import keys
+from kopilka.operators.sessions import is_same_origin
+from kopilka.platform.console import i18n
 from kopilka.platform.http.common import (
     Body,
     Database,
@@ -204,3 +214,84 @@ _decision(
     "Reject an open claim: `{reason}` (required, at most 1,000 characters) is kept with it. "
     "A rejected claim is final.",
 )
+
+
+# — the member's own claim, from their personal page (/m/{token}) —
+
+MEMBER_CLAIM = "/m/{token}/claim"
+# the member page's headers (a bearer credential in the address: not kept, not passed on),
+# but this page posts its one form to itself
+MEMBER_HEADERS = {
+    **member_page.HEADERS,
+    "Content-Security-Policy": member_page.HEADERS["Content-Security-Policy"].replace(
+        "form-action 'none'", "form-action 'self'"
+    ),
+}
+
+
+@router.get(MEMBER_CLAIM, include_in_schema=False)
+async def member_claim_form(request: Request, token: str, engine: Database) -> Response:
+    """The claim form of the member the personal link names."""
+    target = await _link_target(request, token, engine)
+    if isinstance(target, Response):
+        return target
+    return await _member_page(request, engine, token, target.program, 200)
+
+
+@router.post(MEMBER_CLAIM, include_in_schema=False)
+async def member_claim(request: Request, token: str, engine: Database) -> Response:
+    """File the member's claim: the member is the link's, never the form's; at most
+    `MEMBER_OPEN_LIMIT` of theirs wait for a decision at a time."""
+    if not is_same_origin(request):
+        return _plain(403, "The request came from another site.")
+    target = await _link_target(request, token, engine)
+    if isinstance(target, Response):
+        return target
+    form = await _form(request)
+    try:
+        body = {**claims_console.claim_body(form), "member": str(target.member_id)}
+        answer, _made = await run(engine, claims.file_claim, engine, target.program, body,
+                                  actor=f"member:{target.member_id}", now=now(),
+                                  open_limit=MEMBER_OPEN_LIMIT)  # fmt: skip
+    except (Conflict, InvalidInput) as error:
+        problems = [str(p) for p in getattr(error, "problems", ())] or [error.detail]
+        status = 409 if isinstance(error, Conflict) else 422
+        return await _member_page(request, engine, token, target.program, status,
+                                  problem="; ".join(problems), form=form)  # fmt: skip
+    return await _member_page(request, engine, token, target.program, 201, filed=answer)
+
+
+async def _link_target(request: Request, token: str, engine: Engine) -> LinkTarget | Response:
+    secret = request.app.state.member_link_secret
+    try:
+        return await run(engine, read_token, engine, token, secret=secret, now=now())
+    except (ExpiredLink, RevokedLink):
+        return _plain(410, "The link to your page has ended: ask the support team for a new one.")
+    except NotFound:
+        return _plain(404, "There is no such page.")
+
+
+async def _form(request: Request) -> dict[str, str]:
+    form = await request.form(max_files=0, max_fields=10)
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+def _plain(status: int, message: str) -> Response:
+    return PlainTextResponse(member_page.gettext_(message), status_code=status,
+                             headers=member_page.HEADERS)  # fmt: skip
+
+
+async def _member_page(
+    request: Request, engine: Engine, token: str, program: str, status: int, **context: Any
+) -> Response:  # fmt: skip
+    shown = await run(engine, claims.claim_form_context, engine, program)
+    language = member_page.page_language(
+        request.query_params.get("lang"), request.headers.get("accept-language", ""),
+        member_page.program_language(shown["timezone"]),
+    )  # fmt: skip
+    i18n.use_language(language)
+    html = member_page.templates.get_template("member_claim.html").render(
+        language=language, path=request.url.path, back=f"/m/{token}",
+        form=context.pop("form", {}), **shown, **context,
+    )  # fmt: skip
+    return HTMLResponse(html, status_code=status, headers=MEMBER_HEADERS)

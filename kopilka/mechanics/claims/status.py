@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, insert, select, update
+from sqlalchemy import Connection, Select, func, insert, select, update
 
 from kopilka.mechanics.claims.model import Action, Status
 from kopilka.mechanics.claims.tables import claim_events, claims
@@ -155,3 +155,14 @@ def program_codes(connection: Connection, program_ids: Collection[int]) -> Seque
     return connection.execute(
         select(programs.c.id, programs.c.code).where(programs.c.id.in_(sorted(program_ids)))
     ).all()
+
+
+def open_claims_of(connection: Connection, member_id: int) -> int:
+    """How many of a member's claims wait for a decision."""
+    return int(
+        connection.execute(
+            select(func.count()).where(
+                claims.c.member_id == member_id, claims.c.status == Status.OPEN.value
+            )
+        ).scalar_one()
+    )

@@ -167,3 +167,22 @@ def test_a_marketer_sees_the_page_but_makes_no_code(app_client: TestClient) -> N
     refused = app_client.post("/console/zerno/clubs/friends/invites",
                               data={"csrf": csrf_of(page.text), "uses": "3"})  # fmt: skip
     assert refused.status_code == 403
+
+
+def test_the_openapi_examples_have_the_fields_of_real_answers(
+    admin: Api, pos: Api, cafe: Engine
+) -> None:
+    from kopilka.mechanics.clubs import routes
+
+    who = member(cafe, "600007")
+    joined = pos.post(f"/members/{who}/clubs", JOIN).json()
+    made = admin.post("/clubs/friends/invites", {"uses": 2}).json()
+    assert set(routes.MEMBERSHIP_EXAMPLE) == set(joined)
+    assert set(routes.INVITE_EXAMPLE) == set(made)
+    listed = pos.get(f"/members/{who}/clubs").json()
+    assert set(routes.MEMBER_CLUBS_EXAMPLE["memberships"][0]) == set(listed["memberships"][0])
+    history = pos.get(f"/members/{who}/clubs/wine").json()
+    assert set(routes.HISTORY_EXAMPLE) == set(history)
+    assert set(routes.HISTORY_EXAMPLE["events"][0]) == set(history["events"][0])
+    overview = admin.get("/clubs").json()
+    assert set(routes.OVERVIEW_EXAMPLE["clubs"][0]) == set(overview["clubs"][0])

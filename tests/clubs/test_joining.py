@@ -224,3 +224,32 @@ def test_a_member_who_left_may_join_again_for_a_new_period(cafe: Engine) -> None
     assert answer["status"] == "active"
     assert answer["since"] == (NOW + 5 * DAY).isoformat()
     assert answer["auto_renew"] is True
+
+
+def test_two_payments_at_once_make_one_membership_of_two_periods(cafe: Engine) -> None:
+    who = member(cafe, "300017")
+    start = threading.Barrier(2)
+
+    def paying(reference: str) -> None:
+        start.wait()
+        pay(cafe, who, reference=reference)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(paying, ["TWIN-1", "TWIN-2"]))
+    answer = clubs.member_clubs(cafe, "zerno", who, now=NOW)["memberships"]
+    assert [m["paid_until"] for m in answer] == ["2026-05-10T09:00:00+00:00"]
+    assert sorted(clubs.membership_history(cafe, "zerno", who, "wine", now=NOW)["events"][i][
+        "action"] for i in (0, 1)) == ["join", "renew"]  # fmt: skip
+
+
+def test_verify_finds_an_invite_whose_uses_disagree_with_its_joins(cafe: Engine) -> None:
+    from kopilka.mechanics.clubs.tables import club_invites
+
+    code = invite(cafe, 3)
+    join_by_invite(cafe, member(cafe, "300018"), code)
+    assert verify(cafe)[1] == []
+    with cafe.begin() as connection:
+        connection.execute(club_invites.update().values(used=2))
+    found = verify(cafe)[1]
+    assert [d.check for d in found] == ["club invites' uses equal the joins they made"]
+    assert "2 uses taken, 1 joins recorded" in found[0].detail

@@ -53,7 +53,7 @@ from kopilka.platform.http.common import (
     read_json,
     run,
 )
-from kopilka.platform.http.schemas import MEMBER_REF, body, problems, text
+from kopilka.platform.http.schemas import AMOUNT, CODE, MEMBER_REF, body, problems, text
 from kopilka.platform.limits import FailedAuthLimiter
 from kopilka.platform.problems import problem_json
 
@@ -67,13 +67,14 @@ EXCHANGE = {
     "type": "object",
     "required": ["transaction_id", "to_program", "to_member", "points"],
     "properties": {
-        "transaction_id": text(100, "the caller's id of this exchange, unique in the program: "
-                                    "1 to 100 letters, digits, '.', '_', ':', '-'"),
-        "to_program": text(64, "the other side: a program of this Kopilka by its code, or an "
-                               "outside program by its partner id (a pair of the program)"),
+        "transaction_id": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$",
+                           "description": "the caller's id of this exchange, unique in the "
+                                          "program: 1 to 100 letters, digits, '.', '_', ':', '-'"},
+        "to_program": {**CODE, "description": "the other side: a program of this Kopilka by "
+                                             "its code, or an outside program by its partner "
+                                             "id (a pair of the program)"},
         "to_member": text(description="the member there: " + MEMBER_REF),
-        "points": {"type": "string", "description": "points of this program given (the fee "
-                                                    "included)", "example": "1000.00"},
+        "points": {**AMOUNT, "description": "points of this program given (the fee included)"},
     },
     "additionalProperties": False,
 }  # fmt: skip
@@ -92,7 +93,7 @@ CREDIT = {
     "properties": {
         "transaction_id": text(description="the source's id of the exchange"),
         "member": text(description="our member to credit: " + MEMBER_REF),
-        "points": {"type": "string", "description": "points of this program to credit"},
+        "points": {**AMOUNT, "description": "points of this program to credit"},
         "from_member": text(description="the source's member (recorded)"),
         "sent": text(64, "what the source's member gave (recorded)"),
     },
@@ -165,8 +166,8 @@ async def member_exchange(
             openapi_extra=problems(answer=(200, RECONCILIATION_EXAMPLE)))  # fmt: skip
 async def exchange_reconciliation(
     program: str, engine: Database, _who: Annotated[Any, Depends(caller(*READERS))],
-    date_: Annotated[str, Query(alias="date", description="the program's local day, "
-                                                          "YYYY-MM-DD")],
+    date_: Annotated[str, Query(alias="date", pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+                                description="the program's local day, YYYY-MM-DD")],
 ) -> Any:  # fmt: skip
     """Every exchange of the day whose two sides disagree, by transaction id (`items`:
     `side`, `issue`, `detail`); empty when they all agree. An admin, support or analyst

@@ -22,6 +22,7 @@ from kopilka.mechanics.coalition.model import PrepaidExhausted
 from kopilka.mechanics.coalition.tables import purchase_partners
 from kopilka.members.handlers import register_member
 from kopilka.platform.files import load_document
+from kopilka.platform.tables import purchase_awards, purchases
 from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES
 from tests.store.conftest import at_once, require_postgresql
@@ -89,6 +90,14 @@ def test_a_purchase_records_its_partner_and_a_burning_partner_earns_nothing(
             .all()
         )
     assert sorted(partners.values()) == ["cafe", "fuel"]
+    june = datetime(2026, 6, 10, 9, 0, tzinfo=UTC)
+    buy(alliance, "S-1", "shoes-1", "100.00", now=june)
+    with alliance.connect() as connection:
+        funders = set(connection.execute(
+            select(purchases.c.receipt_id, purchase_awards.c.funded_by)
+            .join(purchase_awards, purchase_awards.c.purchase_id == purchases.c.id)
+            .where(purchase_awards.c.kind == "accrual")).tuples().all())  # fmt: skip
+    assert {("C-1", "cafe"), ("S-1", "shoes:60")} <= funders
     sound(alliance)
 
 

@@ -13,6 +13,7 @@ refund or a cancel gives the drawn points back to the blocks.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from kopilka.checkout.records import POINTS
 from kopilka.kernel.money import format_minor
 from kopilka.kernel.program import Program
 from kopilka.mechanics.coalition import handlers
-from kopilka.mechanics.coalition.model import Billing, PrepaidExhausted
+from kopilka.mechanics.coalition.model import HUNDRED, Billing, PartnerTerms, PrepaidExhausted
 from kopilka.mechanics.coalition.pages import router as pages
 from kopilka.mechanics.coalition.routes import router
 from kopilka.mechanics.coalition.section import coalition_of
@@ -85,6 +86,8 @@ class Coalition(Mechanic):
         if settings is None or partner is None:
             return
         terms = settings.of(partner)
+        if terms is not None:
+            _funded_by(sale, terms)
         drawn = 0
         if terms is not None and terms.billing is Billing.PREPAID and sale.member is not None:
             drawn = _earned(sale)  # with the points other mechanics give with it
@@ -124,6 +127,21 @@ def _refuse_beyond(program: Program, read: Mapping[str, Any], partner: str, poin
             f"partner {partner!r} has {format_minor(left, digits)} prepaid points left and "
             f"this purchase would earn {format_minor(points, digits)}: the partner buys a "
             "block, or the sale goes without the card")  # fmt: skip
+
+
+def _funded_by(sale: Sale, terms: PartnerTerms) -> None:
+    """Who funds the points the purchase earns, on its records: the partner (its code),
+    the program, or both (`<partner>:<its percent>`, the program paying the rest)."""
+    share = terms.partner_percent
+    if share == 0:
+        return
+    funder = terms.partner if share == HUNDRED else f"{terms.partner}:{share.normalize():f}"
+    sale.awards[:] = [
+        replace(award, funded_by=funder)
+        if award.unit == POINTS and award.kind in EARNED_KINDS
+        else award
+        for award in sale.awards
+    ]
 
 
 def _earned(sale: Sale) -> int:

@@ -4,6 +4,7 @@ after its confirm — then the worker: nothing is created or lost, and both side
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 
 import pytest
@@ -23,7 +24,7 @@ from tests.exchange.conftest import (
     set_up,
     worker,
 )
-from tests.store.conftest import NOW
+from tests.store.conftest import NOW, at_once
 
 AFTER_TIMEOUT = NOW + 16 * MINUTE
 # (step, side, what the worker makes of it)
@@ -115,3 +116,26 @@ def test_a_target_that_receives_nothing_from_the_source_reverses(engine: Engine)
     assert (answer["state"], answer["reason"].split(":")[0]) == ("reversed", "pair_closed")
     assert balances(engine) == (Decimal("5000.00"), Decimal("5000"))
     assert_sound(engine)
+
+
+@pytest.mark.parametrize("step", ["hold", "credit", "credited"])
+def test_the_worker_and_a_repeat_at_once_settle_a_saga_once(pair: Engine, step: str) -> None:
+    """Whichever wins — the repeat crediting and confirming, or the worker giving the
+    transaction up and reversing — the saga is settled once, both sides agree."""
+    with killed_at(step), pytest.raises(Killed):
+        exchange(pair, "1000", transaction_id="raced")
+    turns = iter([lambda: exchange(pair, "1000", transaction_id="raced", at=AFTER_TIMEOUT),
+                  lambda: worker(pair, AFTER_TIMEOUT)])  # fmt: skip
+    lock = threading.Lock()
+
+    def one() -> object:
+        with lock:
+            work = next(turns)
+        return work()
+
+    at_once(one)
+    settled = state(pair, "raced")
+    moved = {"reversed": (Decimal("5000.00"), Decimal("5000")),
+             "confirmed": (Decimal("4000.00"), Decimal("5780"))}  # fmt: skip
+    assert balances(pair) == moved[settled]
+    assert_sound(pair, NOW, AFTER_TIMEOUT)

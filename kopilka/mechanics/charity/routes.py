@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
 from kopilka.mechanics.charity import handlers as charity
+from kopilka.mechanics.charity.model import MAX_CODE
 from kopilka.operators import keys
 from kopilka.platform.http.common import (
     ANY_ROLE,
@@ -25,7 +26,7 @@ from kopilka.platform.http.common import (
     now,
     run,
 )
-from kopilka.platform.http.schemas import body, problems
+from kopilka.platform.http.schemas import AMOUNT, body, problems, text
 
 DONATION_EXAMPLE = {
     "donation_id": "17",
@@ -73,15 +74,15 @@ DONATION_SCHEMA = {
     "type": "object",
     "required": ["charity", "points"],
     "properties": {
-        "charity": {"type": "string", "maxLength": 24},
-        "points": {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"},
+        "charity": text(MAX_CODE),
+        "points": {**AMOUNT, "description": "more than 0, at the program's precision"},
     },
     "additionalProperties": False,
 }
 CHOICE_SCHEMA = {
     "type": "object",
     "required": ["charity"],
-    "properties": {"charity": {"type": "string", "maxLength": 24}},
+    "properties": {"charity": text(MAX_CODE)},
     "additionalProperties": False,
 }
 READERS = ("admin", "support", "analyst")

@@ -22,7 +22,7 @@ from kopilka.programs.handlers import apply_program
 from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW, engine, zerno_engine
 
-__all__ = ["engine", "zerno_engine"]
+__all__ = ["NOW", "engine", "zerno_engine"]
 
 DAY = timedelta(days=1)
 CHARITY: dict[str, Any] = {

@@ -11,6 +11,7 @@ from kopilka.mechanics.charity.tables import charity_donations
 from kopilka.members.balances import make_adjustment
 from kopilka.members.handlers import register_member
 from kopilka.platform.tables import transfers
+from kopilka.programs.handlers import apply_program
 from tests.charity.conftest import (
     DAY,
     NOW,
@@ -22,7 +23,6 @@ from tests.charity.conftest import (
     program_with_charity,
     sound,
 )
-from tests.store.conftest import apply_program
 
 
 def test_a_donation_moves_the_points_to_the_charity_and_a_replay_gives_nothing_more(

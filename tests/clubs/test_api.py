@@ -186,3 +186,17 @@ def test_the_openapi_examples_have_the_fields_of_real_answers(
     assert set(routes.HISTORY_EXAMPLE["events"][0]) == set(history["events"][0])
     overview = admin.get("/clubs").json()
     assert set(routes.OVERVIEW_EXAMPLE["clubs"][0]) == set(overview["clubs"][0])
+
+
+def test_the_console_s_member_profile_shows_the_member_s_clubs(
+    app_client: TestClient, pos: Api, cafe: Engine
+) -> None:
+    who = member(cafe, "600008")
+    pos.post(f"/members/{who}/clubs", JOIN)
+    member_id = pos.get(f"/members/{who}").json()["id"]
+    sign_in(app_client, "support")
+    page = app_client.get(f"/console/zerno/members/{member_id}?lang=ru")
+    assert page.status_code == 200
+    assert 'id="club-wine"' in page.text
+    assert "действует · оплачено до 20" in page.text  # the API's clock: a month from now
+    assert "<code>sommelier</code>" in page.text

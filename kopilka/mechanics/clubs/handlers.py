@@ -492,7 +492,7 @@ def membership_json(
 def _membership_answer(
     connection: Connection, program: LoadedProgram, club: Club, member_id: int, now: datetime
 ) -> dict[str, Any]:
-    row = records.lock_membership(connection, int(member_id), club.code)
+    row = records.membership_of(connection, int(member_id), club.code)
     assert row is not None
     answer = membership_json(row, club, now, program.calculator.program.money_digits)
     answer["member"] = str(member_id)
@@ -531,7 +531,7 @@ def membership_history(
         program = load_program(connection, program_code)
         club = _club(_settings(program, program_code), club_code)
         member = find_member(connection, program.program_id, member_ref)
-        row = records.lock_membership(connection, int(member.id), club.code)
+        row = records.membership_of(connection, int(member.id), club.code)
         if row is None:
             raise NotFound(f"member {member_ref!r} is not in club {club.code!r}")
         settings = program.calculator.program

@@ -31,9 +31,17 @@ def program_codes() -> Select[tuple[str]]:
 def lock_membership(connection: Connection, member_id: int, club: str) -> Row[Any] | None:
     """The member's row of `club`, locked for the change (PostgreSQL; SQLite serialises
     writers), or None when they never joined it."""
-    query = select(club_memberships).where(MEMBERSHIP.member_id == member_id,
-                                           MEMBERSHIP.club == club)  # fmt: skip
-    return connection.execute(query.with_for_update()).one_or_none()
+    return connection.execute(_membership(member_id, club).with_for_update()).one_or_none()
+
+
+def membership_of(connection: Connection, member_id: int, club: str) -> Row[Any] | None:
+    """The member's row of `club` as it is, to read (no lock)."""
+    return connection.execute(_membership(member_id, club)).one_or_none()
+
+
+def _membership(member_id: int, club: str) -> Select[Any]:
+    return select(club_memberships).where(MEMBERSHIP.member_id == member_id,
+                                          MEMBERSHIP.club == club)  # fmt: skip
 
 
 def save_membership(connection: Connection, row: Row[Any] | None, values: dict[str, Any]) -> int:

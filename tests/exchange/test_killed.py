@@ -5,6 +5,7 @@ after its confirm — then the worker: nothing is created or lost, and both side
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import pytest
@@ -124,8 +125,14 @@ def test_the_worker_and_a_repeat_at_once_settle_a_saga_once(pair: Engine, step: 
     transaction up and reversing — the saga is settled once, both sides agree."""
     with killed_at(step), pytest.raises(Killed):
         exchange(pair, "1000", transaction_id="raced")
-    turns = iter([lambda: exchange(pair, "1000", transaction_id="raced", at=AFTER_TIMEOUT),
-                  lambda: worker(pair, AFTER_TIMEOUT)])  # fmt: skip
+
+    def repeat() -> object:
+        return exchange(pair, "1000", transaction_id="raced", at=AFTER_TIMEOUT)
+
+    def work_due() -> object:
+        return worker(pair, AFTER_TIMEOUT)
+
+    turns: Iterator[Callable[[], object]] = iter([repeat, work_due])
     lock = threading.Lock()
 
     def one() -> object:

@@ -89,3 +89,19 @@ def test_a_club_declared_twice_is_named() -> None:
     document = _with_clubs(club, club)
     document["rules"] = document["rules"][:-1]
     assert "clubs[1] (x).code: club 'x' is declared twice" in _problems(document)
+
+
+def test_every_key_of_the_section_is_documented_in_program_md() -> None:
+    import re
+    from pathlib import Path
+
+    from kopilka.mechanics.clubs import section
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "program.md").read_text("utf-8")
+    clubs_part = doc[doc.index("## `clubs`") :]
+    clubs_part = clubs_part[: clubs_part.find("\n## ", 5)]
+    rows = set(re.findall(r"^\| `(\w+)` \|", clubs_part, re.MULTILINE))
+    keys = {*section.CLUB_KEYS, *section.JOIN_KEYS, *section.PRIVILEGE_KEYS}
+    assert keys <= rows, sorted(keys - rows)
+    assert all(key in clubs_part for key in section.EARLY_KEYS)
+    assert "| `clubs` |" in doc[doc.index("### `when`") :]

@@ -34,11 +34,11 @@ MEMBERSHIP_EXAMPLE: dict[str, Any] = {
     "in_force_until": "2026-04-13T09:00:00+00:00", "auto_renew": True, "made_by": "key:3",
     "fee": "990.00", "member": "42",
 }  # fmt: skip
-MEMBER_CLUBS_EXAMPLE = {
+MEMBER_CLUBS_EXAMPLE: dict[str, Any] = {
     "memberships": [{k: v for k, v in MEMBERSHIP_EXAMPLE.items() if k != "member"}],
     "privileges": ["vip-service"],
 }
-HISTORY_EXAMPLE = {
+HISTORY_EXAMPLE: dict[str, Any] = {
     **{k: v for k, v in MEMBERSHIP_EXAMPLE.items() if k != "member"},
     "events": [
         {"action": "join", "status": "active", "paid_until": "2026-04-10T09:00:00+00:00",
@@ -51,7 +51,7 @@ INVITE_EXAMPLE = {
     "expires_at": "2026-05-01T00:00:00+03:00", "status": "open", "note": None,
     "created_by": "key:1", "created_at": "2026-03-10T09:00:00+00:00",
 }  # fmt: skip
-OVERVIEW_EXAMPLE = {
+OVERVIEW_EXAMPLE: dict[str, Any] = {
     "clubs": [{"code": "vip", "name": "VIP-клуб", "join_by": "payment", "fee": "990.00",
                "auto_renew": True, "members": 120, "joins": 140, "renewals": 60, "lapses": 15,
                "leavings": 5, "privileges": ["vip-service"]}],

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, func, select
 
+from kopilka.checkout.purchases import process_purchase
 from kopilka.mechanics.clubs import handlers as clubs
 from kopilka.mechanics.clubs.model import ClubOnly
 from kopilka.members.handlers import read_member
@@ -25,6 +26,7 @@ from tests.clubs.conftest import (
     member,
     pay,
     quote,
+    receipt,
 )
 from tests.store.conftest import statements_of
 
@@ -152,3 +154,10 @@ def test_a_program_without_clubs_answers_as_before(zerno_engine: Engine) -> None
     assert "clubs" not in answer
     assert "privileges" not in answer
     assert "clubs" not in read_member(zerno_engine, "zerno", who, now=NOW)
+
+
+def test_a_till_s_clock_set_ahead_opens_no_early_access(cafe: Engine) -> None:
+    outsider = member(cafe, "400014")
+    body = receipt(outsider, "NEW-1", at=datetime(2026, 4, 2, 9, 0, tzinfo=UTC))
+    with pytest.raises(ClubOnly):
+        process_purchase(cafe, "zerno", body, now=NOW, actor="pos")

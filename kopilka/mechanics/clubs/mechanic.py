@@ -82,7 +82,10 @@ def _refuse_club_only(priced: Priced) -> None:
     lines = [SaleLine(line.n, line.sku, program.category_lineage(line.category))
              for line in context.receipt.lines]  # fmt: skip
     member_of = context.member.clubs if context.member is not None else frozenset()
-    refused = refused_lines(settings, lines, member_of, context.receipt.at.date())
+    # the receipt's local day, but never later than the server's: a till's clock set ahead
+    # opens no early access
+    sold_at = min(context.receipt.at, context.now).astimezone(context.receipt.at.tzinfo)
+    refused = refused_lines(settings, lines, member_of, sold_at.date())
     if refused:
         raise ClubOnly(refused)
 

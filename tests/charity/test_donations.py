@@ -23,6 +23,7 @@ from tests.charity.conftest import (
     program_with_charity,
     sound,
 )
+from tests.store.conftest import at_once
 
 
 def test_a_donation_moves_the_points_to_the_charity_and_a_replay_gives_nothing_more(
@@ -79,3 +80,19 @@ def test_another_program_s_member_is_not_found(cafe: Engine) -> None:
     with pytest.raises(NotFound):
         donate(cafe, "zerno", str(other["id"]), {"charity": "children", "points": "1"},
                actor="pos", now=NOW)  # fmt: skip
+
+
+def test_two_donations_at_once_never_give_more_than_the_member_has(cafe: Engine) -> None:
+    member = join(cafe, "500004", points="10")
+
+    def one() -> str:
+        try:
+            return str(give(cafe, "500004", "children", "6")["points"])
+        except InsufficientPoints:
+            return "refused"
+
+    assert sorted(at_once(one)) == ["6.00", "refused"]
+    assert available(cafe, "500004") == "4.00"
+    assert lots_left(cafe, member) == 400
+    assert charity_balance(cafe, "children") == 600
+    sound(cafe)

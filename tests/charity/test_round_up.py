@@ -8,10 +8,12 @@ import pytest
 from sqlalchemy import Engine, select
 
 from kopilka.checkout.purchases import quote_purchase
+from kopilka.kernel.ledger import AccountCode
+from kopilka.ledger.accounts import member_balances
 from kopilka.mechanics.charity.handlers import stop
 from kopilka.mechanics.charity.tables import charity_donations
 from kopilka.members.balances import make_adjustment
-from kopilka.platform.tables import transfers
+from kopilka.platform.tables import programs, transfers
 from kopilka.programs.handlers import apply_program
 from tests.charity.conftest import (
     CHARITY,
@@ -173,3 +175,31 @@ def test_points_that_fill_a_negative_balance_round_nothing_up(cafe: Engine) -> N
     assert lots_left(cafe, member) == 100
     assert _round_ups(cafe) == [(int(answer["purchase_id"]), 50)]
     sound(cafe)
+
+
+def test_a_refund_after_the_points_were_spent_leaves_a_debt_and_verify_agrees(
+    cafe: Engine,
+) -> None:
+    """With `refunds.spent_points: debt` the points the member no longer has — the ones
+    they gave among them — become a debt, as any spent points would."""
+    owing = program_with_charity()
+    owing["refunds"] = {"spent_points": "debt"}
+    apply_program(cafe, owing, actor="test", now=NOW - DAY)
+    member = join(cafe, "600015")
+    round_up_to(cafe, "600015")
+    bought = buy(cafe, "600015", qty=3)  # 4.50: 4.00 kept, 0.50 given
+    make_adjustment(cafe, "zerno", "card:600015", {"points": "-4.00", "reason": "spent"},
+                    actor="test", now=NOW)  # fmt: skip
+    refund(cafe, bought)
+    assert available(cafe, "600015") == "0.00"
+    with cafe.connect() as connection:
+        debt = member_balances(connection, owing_program_id(cafe), int(member))[AccountCode.DEBT]
+    assert debt[1] == 450  # the whole accrual: the 4.00 spent and the 0.50 given
+    assert charity_balance(cafe, "children") == 50
+    sound(cafe)
+
+
+def owing_program_id(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(select(programs.c.id).where(programs.c.code == "zerno"))
+                   .scalar_one())  # fmt: skip

@@ -47,7 +47,9 @@ def sign_in(client: TestClient, who: str) -> str:
     return str(answer.headers["location"])
 
 
-def test_a_partner_operator_sees_its_own_partner_only(console: TestClient) -> None:
+def test_a_partner_operator_sees_its_own_partner_only(
+    console: TestClient, alliance: Engine
+) -> None:
     assert sign_in(console, "cafe").endswith("/console/alliance/partners/cafe")
     page = console.get("/console/alliance/partners/cafe")
     assert page.status_code == 200
@@ -60,7 +62,7 @@ def test_a_partner_operator_sees_its_own_partner_only(console: TestClient) -> No
     for path in ("/console/alliance/", "/console/alliance/members", "/console/alliance/partners",
                  "/console/alliance/rules", "/console/alliance/engagement"):  # fmt: skip
         assert console.get(path).status_code == 403, path
-    statement = handlers.list_statements(console.app.state.engine, "alliance", "cafe")[0]
+    statement = handlers.list_statements(alliance, "alliance", "cafe")[0]
     files = f"/console/alliance/partners/cafe/statements/{statement['id']}"
     assert console.get(files + "/csv").text.startswith("program,Альянс")
     assert console.get(files + "/pdf").content.startswith(b"%PDF")

@@ -191,7 +191,7 @@ def test_racing_purchases_for_a_block_s_last_points_cannot_both_have_them(
 
     def race(receipt: str) -> str:
         try:
-            return buy(alliance, receipt, "books-1", "400.00")["accrued"]
+            return str(buy(alliance, receipt, "books-1", "400.00")["accrued"])
         except PrepaidExhausted:
             return "refused"
 

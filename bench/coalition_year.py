@@ -705,8 +705,8 @@ SERVER = os.environ.get("KOPILKA_BENCH_PG_SERVER", "postgresql+psycopg://postgre
 
 
 @contextmanager
-def fresh_database(name: str) -> Iterator[Engine]:
-    """A PostgreSQL database of the run's own, migrated; dropped afterwards."""
+def fresh_database(name: str, *, keep: bool = False) -> Iterator[Engine]:
+    """A PostgreSQL database of the run's own, migrated; dropped afterwards (unless `keep`)."""
     host = ["-h", "127.0.0.1", "-U", "postgres"]
     subprocess.run(["dropdb", *host, "--if-exists", name], check=True)
     subprocess.run(["createdb", *host, name], check=True)
@@ -716,7 +716,8 @@ def fresh_database(name: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
-        subprocess.run(["dropdb", *host, "--if-exists", name], check=True)
+        if not keep:
+            subprocess.run(["dropdb", *host, "--if-exists", name], check=True)
 
 
 def main() -> None:

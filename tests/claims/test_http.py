@@ -5,7 +5,9 @@ with its SLA clocks, whose decisions are audited."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,9 +16,11 @@ from sqlalchemy import Engine
 from kopilka.operators import handlers as operators
 from kopilka.operators.handlers import audit_entries, create_operator
 from tests.api.conftest import Api, key_for, serving_engine
-from tests.claims.conftest import HOUR, file, receipt
+from tests.claims.conftest import DAY, HOUR, file, receipt
 from tests.store.conftest import NOW
 from tests.web.conftest import CHEAP, PASSWORD, console_app, csrf_of
+
+MOSCOW = ZoneInfo("Europe/Moscow")
 
 
 @pytest.fixture
@@ -36,10 +40,12 @@ def partner_key(client: TestClient, cafe: Engine, partner: str) -> Api:
 
 
 def recent(body: dict[str, Any]) -> dict[str, Any]:
-    """A receipt of an hour before now (the server's clock: the tests' NOW is in the past)."""
-    from datetime import UTC, datetime
-
-    return {**body, "at": (datetime.now(UTC) - HOUR).isoformat()}
+    """A receipt of a recent noon in Moscow (the server's clock: the tests' NOW is in the
+    past) that no behaviour rule of the café touches: not a Monday, not 8 March."""
+    noon = datetime.now(MOSCOW).replace(hour=12, minute=0, second=0, microsecond=0)
+    days = (noon - n * DAY for n in range(1, 4))
+    day = next(d for d in days if d.weekday() != 0 and d.strftime("%m-%d") != "03-08")
+    return {**body, "at": day.isoformat()}
 
 
 def test_support_files_and_the_partner_confirms_once(
@@ -172,8 +178,6 @@ def test_the_console_files_a_claim_with_time_left_on_its_clock(
     page = client.get("/console/zerno/claims")
     assert 'id="file-claim"' in page.text
     assert 'id="confirm-' not in page.text  # support files; the partner decides
-    from datetime import UTC, datetime
-
     at = (datetime.now(UTC) - HOUR).strftime("%Y-%m-%dT%H:%M")
     form = {"csrf": csrf_of(page.text), "receipt_id": "R-77", "location": "kiosk",
             "member": "card:200001", "at": at, "lines": "TEA-400 1 150.00\nCRS-1 2",

@@ -36,7 +36,16 @@ from kopilka.platform.http.common import (
     now,
     run,
 )
-from kopilka.platform.http.schemas import CODE, LINE, MEMBER_REF, body, note, problems, text
+from kopilka.platform.http.schemas import (
+    CODE,
+    LINE,
+    MEMBER_REF,
+    body,
+    note,
+    nullable_optionals,
+    problems,
+    text,
+)
 
 CLAIM_EXAMPLE: dict[str, Any] = {
     "id": "7",
@@ -94,7 +103,15 @@ FILING_EXAMPLE = {
     "lines": [{"sku": "CAP-300", "qty": 2, "price": "180.00"}],
     "note": "the till was offline",
 }
-DECISION = {"type": "object", "properties": {"reason": note()}, "additionalProperties": False}
+CONFIRMING = nullable_optionals(
+    {"type": "object", "properties": {"reason": note()}, "additionalProperties": False}
+)
+REJECTING = {
+    "type": "object",
+    "required": ["reason"],
+    "properties": {"reason": note()},
+    "additionalProperties": False,
+}
 FILERS = ("admin", "support")
 READERS = ("admin", "support", "analyst", "partner")
 DECIDERS = ("admin", "partner")  # the partner decides what its own receipts earn
@@ -194,7 +211,9 @@ def _decision(action: str, summary: str, meaning: str) -> None:
     extra = problems(answer=(200, CLAIM_EXAMPLE))
     extra["requestBody"] = {
         "required": action == "reject",
-        "content": {"application/json": {"schema": DECISION}},
+        "content": {
+            "application/json": {"schema": REJECTING if action == "reject" else CONFIRMING}
+        },
     }
     router.post(CLAIMS + "/{claim}/" + action, summary=summary, openapi_extra=extra)(decide)
 

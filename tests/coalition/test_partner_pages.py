@@ -57,6 +57,8 @@ def test_a_partner_operator_sees_its_own_partner_only(
     assert ">C-1<" in page.text
     assert ">F-1<" not in page.text  # the fuel station's customer is not the café's
     assert "/console/alliance/members" not in page.text  # no link to the program's pages
+    assert 'href="/console/alliance/claims"' in page.text  # its claims queue, its own only
+    assert console.get("/console/alliance/claims").status_code == 200
     for path in ("/console/alliance/partners/fuel", "/console/alliance/partners/nobody"):
         assert console.get(path).status_code == 404
     for path in ("/console/alliance/", "/console/alliance/members", "/console/alliance/partners",

@@ -174,6 +174,7 @@ KEY: dict[str, Any] = {
     "program": "zerno",
     "role": "pos",
     "location": "kiosk",
+    "partner": None,
     "label": None,
     "prefix": "kpk_3fQ9v2",
     "created_at": "2026-11-27T10:00:00+00:00",

@@ -15,6 +15,11 @@ from kopilka.mechanics.actions import section as actions
 from kopilka.mechanics.bounce_back import section as bounce_back
 from kopilka.mechanics.cashback.model import parse_cashback
 from kopilka.mechanics.challenges import section as challenges
+from kopilka.mechanics.charity import section as charity
+from kopilka.mechanics.claims import section as claims
+from kopilka.mechanics.clubs import section as clubs
+from kopilka.mechanics.coalition import section as coalition
+from kopilka.mechanics.exchange import section as exchange
 from kopilka.mechanics.referrals import section as referrals
 from kopilka.mechanics.stamps import section as stamps
 from kopilka.mechanics.triggers.section import parse_triggers
@@ -29,3 +34,8 @@ register_section(stamps.KEY, stamps.parse_section)
 register_section(challenges.CHALLENGES, challenges.parse_challenges_section)
 register_section(challenges.BADGES, challenges.parse_badges_section)
 register_section(bounce_back.KEY, bounce_back.parse_section)
+register_section(clubs.KEY, clubs.parse_section)
+register_section(coalition.KEY, coalition.parse_section)
+register_section(claims.KEY, claims.parse_section)
+register_section(exchange.KEY, exchange.parse_section)
+register_section(charity.KEY, charity.parse_section)

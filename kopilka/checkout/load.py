@@ -73,18 +73,19 @@ _last_seen: dict[str, LoadedProgram] = {}
 
 def load(
     connection: Connection, program_code: str, member_ref: object, now: datetime, *,
-    lock: bool = True, lots: bool = False, begin: bool = False,
+    lock: bool = True, lots: bool = False, begin: bool = False, version: int | None = None,
 ) -> Loaded:  # fmt: skip
     """The program's current version and the member with their balances (locked, for a
     purchase) and everything the mechanics read of them — one round trip on PostgreSQL.
     `lots`: the member's available lots too (a receipt that pays with points spends
     them), read once the lock is held. `begin`: the transaction is begun here, by a BEGIN
-    sent with the first statements (`retrying(begun_by_work=True)`; PostgreSQL)."""
+    sent with the first statements (`retrying(begun_by_work=True)`; PostgreSQL).
+    `version`: the program's version to price at instead of the current one (a claim)."""
     key = member_key(member_ref) if isinstance(member_ref, str) else None
     if key is None:  # no member (or a malformed one, which the receipt's parse names)
         if begin:
             connection.exec_driver_sql(BEGIN)
-        return Loaded(load_program(connection, program_code), None, None, {})
+        return Loaded(load_program(connection, program_code, version), None, None, {})
     column, value = key
     shared = {"program_code": program_code, "member_key": value}
     planned: tuple[_PlannedRead, ...] = ()
@@ -106,6 +107,8 @@ def load(
         raise AssertionError("unreachable: the member exists but has no accounts")
     program = compiled(connection, rows[0])
     _last_seen[program_code] = program
+    if version is not None:  # an earlier version's rules (its reads are read again below)
+        program = load_program(connection, program_code, version)
     wanted = _planned(program, column, mechanics())
     if wanted is not planned:  # planned for another version (or not yet): read them now
         planned = wanted

@@ -95,17 +95,21 @@ def process_purchase(
     now: datetime,
     actor: str,
     idempotency_key: str | None = None,
+    version: int | None = None,
 ) -> PurchaseResult:
+    """`version`: price at that version of the program, not the current one (a claim's
+    purchase, at the version in force at its receipt's time)."""
     request_hash = fingerprint(body)
 
     def attempt(connection: Connection) -> tuple[dict[str, Any], bool]:
         if idempotency_key is None:  # the purchase begins and may end the transaction
             return _process(connection, program_code, body, request_hash, now, actor,
-                            commit=True, begin=explicit)  # fmt: skip
+                            commit=True, begin=explicit, version=version)  # fmt: skip
         program = load_program(connection, program_code)
         return remembered(
             connection, program.program_id, idempotency_key, "purchase", request_hash, now,
-            lambda: _process(connection, program_code, body, request_hash, now, actor),
+            lambda: _process(connection, program_code, body, request_hash, now, actor,
+                             version=version),
         )  # fmt: skip
 
     explicit = idempotency_key is None and engine.dialect.name == "postgresql"
@@ -147,13 +151,16 @@ def _process(
     *,
     commit: bool = False,
     begin: bool = False,
+    version: int | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """`commit`: nothing follows in this transaction, so when no mechanic writes after
     the purchase (`Mechanic.writes_after`), its write carries the COMMIT (PostgreSQL).
     `begin`: the load begins the transaction (`retrying(begun_by_work=True)`)."""
     raw_member = body.get("member") if isinstance(body, dict) else None
     pays = isinstance(body, dict) and body.get("redeem") is not None  # spends lots: read them
-    loaded = load(connection, program_code, raw_member, now, lots=pays, begin=begin)
+    loaded = load(
+        connection, program_code, raw_member, now, lots=pays, begin=begin, version=version
+    )
     program, member, wallet = loaded.program, loaded.member, loaded.wallet
     receipt = parse_receipt(body, program.calculator.program, now=now)
     if not receipt.receipt_id:

@@ -40,6 +40,14 @@ class AccountCode(Enum):
     CASHBACK_DEBT = "cashback.debt"
     CASHBACK_ISSUANCE = "cashback.issuance"
     CASHBACK_PAID_OUT = "cashback.paid_out"
+    # points exchanged with other programs (kopilka/mechanics/exchange): held while the
+    # saga runs, sent out or received (the clearing account), the fees taken
+    EXCHANGE_HELD = "exchange.held"
+    EXCHANGE_CLEARING = "exchange.clearing"
+    EXCHANGE_FEES = "exchange.fees"
+    # a charity's points (kopilka/mechanics/charity): one per charity, owned by
+    # "charity:<code>", credited by donations and round-ups; no cached totals
+    CHARITY = "charity"
 
     @property
     def is_member_account(self) -> bool:
@@ -64,6 +72,9 @@ PROGRAM_ACCOUNTS = (
     AccountCode.EXPIRED,
     AccountCode.CASHBACK_ISSUANCE,
     AccountCode.CASHBACK_PAID_OUT,
+    AccountCode.EXCHANGE_HELD,
+    AccountCode.EXCHANGE_CLEARING,
+    AccountCode.EXCHANGE_FEES,
 )
 CREDIT_NORMAL = frozenset(
     {
@@ -98,6 +109,9 @@ class Reason(Enum):
     # points another registered mechanic gives with a purchase (the key ends in its name);
     # taken back by the purchase's refund like the rules' own
     MECHANIC = "mechanic.award"
+    CLUB_FEE = "club.fee"  # points paid for a club's membership (the key names the club)
+    CHARITY_DONATION = "charity.donation"  # points a member gives a charity
+    CHARITY_ROUND_UP = "charity.round_up"  # a purchase's round-up given to a charity
     # cashback (money): given, becoming payable, taken back by a refund, paid out
     CASHBACK_ACCRUAL = "cashback.accrual"
     CASHBACK_ACTIVATION = "cashback.activation"  # pending cashback becoming available
@@ -107,6 +121,12 @@ class Reason(Enum):
     CASHBACK_PAYOUT_REQUEST = "cashback.payout.request"  # available → requested
     CASHBACK_PAYOUT_REJECT = "cashback.payout.reject"  # requested → back to available
     CASHBACK_PAYOUT_PAID = "cashback.payout.paid"  # requested → paid out
+    # points exchanged with another program (kopilka/mechanics/exchange)
+    EXCHANGE_HOLD = "exchange.hold"  # the member's points held while the saga runs
+    EXCHANGE_CONFIRM = "exchange.confirm"  # … sent: held → the clearing account
+    EXCHANGE_FEE = "exchange.fee"  # … the fee: held → the program's fees
+    EXCHANGE_REVERSE = "exchange.reverse"  # … given back: the credit failed or timed out
+    EXCHANGE_CREDIT = "exchange.credit"  # points another program sent, credited here
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,7 @@ class Conditions:
     tiers: frozenset[str] | None = None
     segments: frozenset[str] | None = None
     members: frozenset[str] | None = None
+    clubs: frozenset[str] | None = None  # the member is in one of these clubs (in force)
 
     def holds_at(self, at: datetime) -> bool:
         """`weekdays`, `time`, `dates` and `between` at a local time. In a window across

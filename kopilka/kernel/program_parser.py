@@ -15,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 from fractions import Fraction
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from kopilka.kernel.errors import InvalidInput, Problem
 from kopilka.kernel.money import Rounding, currency_digits
@@ -81,6 +81,7 @@ WHEN_KEYS = (
     "tiers",
     "segments",
     "members",
+    "clubs",
 )
 THEN_KEYS = ("multiplier", "percent", "points_per_unit", "accrue", "max_points", "redeem_percent")
 ACCRUAL_EFFECT_KEYS = ("multiplier", "percent", "points_per_unit", "accrue")
@@ -101,6 +102,21 @@ class SectionContext:
     locations: frozenset[str]
     skus: frozenset[str]
     categories: frozenset[str]
+    partners: frozenset[str] = frozenset()
+
+
+@runtime_checkable
+class AddsRules(Protocol):
+    """A section's settings that add rules of their own to the program's (a coalition
+    partner's exit: no earning there after its last day), so the calculator applies them
+    and explains them like any rule."""
+
+    def program_rules(self) -> tuple[Rule, ...]: ...
+
+
+def _added_rules(sections: Mapping[str, object]) -> tuple[Rule, ...]:
+    return tuple(rule for settings in sections.values() if isinstance(settings, AddsRules)
+                 for rule in settings.program_rules())  # fmt: skip
 
 
 # A mechanic's section reads its mapping (its problems reported on the reader) and
@@ -177,8 +193,20 @@ def parse_program(data: object) -> Program:
         categories=frozenset(categories),
         skus=frozenset(products),
         tiers=tier_codes,
+        clubs=_declared_codes(top, "clubs"),
     )
     rules = _rules(top, context)
+    sections = _sections(
+        top,
+        SectionContext(
+            money_digits,
+            points.precision,
+            frozenset(locations),
+            frozenset(products),
+            frozenset(categories),
+            context.known["partners"],
+        ),
+    )
     program = Program(
         code=code or "",
         name=top.text("name") or code or "",
@@ -194,16 +222,24 @@ def parse_program(data: object) -> Program:
         locations=MappingProxyType(locations),
         categories=MappingProxyType(categories),
         products=MappingProxyType(products),
-        rules=rules,
+        rules=(*rules, *_added_rules(sections)),
         tiers=tiers,
         discounts=_discounts(top, context),
-        sections=_sections(top, SectionContext(money_digits, points.precision,
-                                               frozenset(locations), frozenset(products),
-                                               frozenset(categories))),
+        sections=sections,
     )  # fmt: skip
     if problems:
         raise InvalidInput(problems)
     return program
+
+
+def _declared_codes(top: Reader, key: str) -> frozenset[str]:
+    """The codes the items of a mechanic's section declare, as written (`clubs`): what a
+    rule's `when` may name. The section's own parser checks the items themselves."""
+    items = top.raw(key)
+    if not isinstance(items, list):
+        return frozenset()
+    codes = (item.get("code") for item in items if isinstance(item, Mapping))
+    return frozenset(code for code in codes if isinstance(code, str))
 
 
 def _discounts(top: Reader, context: _RuleContext) -> DiscountSettings | None:
@@ -403,6 +439,7 @@ class _RuleContext:
         categories: frozenset[str],
         skus: frozenset[str],
         tiers: frozenset[str] | None,
+        clubs: frozenset[str] = frozenset(),
     ) -> None:
         self.base_percent = base_percent
         self.money_digits = money_digits
@@ -412,6 +449,7 @@ class _RuleContext:
             "locations": locations,
             "categories": categories,
             "skus": skus,
+            "clubs": clubs,  # a rule's club must be in the `clubs` section
         }
         if tiers is not None:
             self.known["tiers"] = tiers
@@ -423,6 +461,7 @@ _KNOWN_AS = {
     "categories": "category",
     "skus": "sku",
     "tiers": "tier",
+    "clubs": "club",
 }
 
 
@@ -514,7 +553,7 @@ def _conditions(when: Reader | None, context: _RuleContext) -> Conditions:
         return Conditions()
     references = {
         key: _references(when, key, context)
-        for key in ("partners", "locations", "categories", "skus", "tiers")
+        for key in ("partners", "locations", "categories", "skus", "tiers", "clubs")
     }
     month_days, full_dates = _dates(when)
     return Conditions(

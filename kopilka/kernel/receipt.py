@@ -88,6 +88,7 @@ class MemberContext:
     purchases: int = 0  # the member's purchases before this receipt
     last_bought: Mapping[str, datetime] = field(default_factory=dict)  # partner → latest
     cards: frozenset[str] = frozenset()  # paid discount cards in force
+    clubs: frozenset[str] = frozenset()  # the clubs the member is in at the purchase's time
 
 
 def parse_receipt(data: object, program: Program, *, now: datetime) -> Receipt:

@@ -62,7 +62,8 @@ POINTS = Unit(
     owner="member",
     accounts=MEMBER_ACCOUNTS,
     program_accounts=(AccountCode.ISSUANCE, AccountCode.REDEEMED, AccountCode.ADJUSTMENTS,
-                      AccountCode.EXPIRED),
+                      AccountCode.EXPIRED, AccountCode.EXCHANGE_HELD,
+                      AccountCode.EXCHANGE_CLEARING, AccountCode.EXCHANGE_FEES),
     available=AccountCode.AVAILABLE,
     debt=AccountCode.DEBT,
     repayment=Reason.DEBT_REPAYMENT,
@@ -146,15 +147,16 @@ def cashback_balances(
 def program_account_ids(
     connection: Connection, program_id: int, *, refresh: bool = False
 ) -> dict[AccountRef, int]:
-    """The program's own account ids — fixed once opened, so remembered per engine."""
+    """The program's own account ids — fixed once opened, so remembered per engine: those
+    of "program" and those it keeps apart by owner ("charity:<code>"), none a member's."""
     known = _program_accounts.setdefault(connection.engine, {})
     if program_id not in known or refresh:
         rows = connection.execute(
-            select(accounts.c.id, accounts.c.code).where(
-                accounts.c.program_id == program_id, accounts.c.owner == "program"
+            select(accounts.c.id, accounts.c.owner, accounts.c.code).where(
+                accounts.c.program_id == program_id, accounts.c.member_id.is_(None)
             )
         )
-        known[program_id] = {AccountRef.of_program(AccountCode(r.code)): r.id for r in rows}
+        known[program_id] = {AccountRef(r.owner, AccountCode(r.code)): r.id for r in rows}
     return known[program_id]
 
 
@@ -221,7 +223,9 @@ def post(
             for p in postings
         ],
     )
-    connection.execute(_add_to_accounts(), account_totals(postings, ids))
+    totals = account_totals(postings, ids)
+    if totals:  # none when only the program's accounts moved (an exchange's confirm)
+        connection.execute(_add_to_accounts(), totals)
 
 
 def posting_ids(

@@ -165,7 +165,7 @@ CHECKS: list[tuple[str, str]] = [
                                   'hold.reserve', 'hold.cancel', 'hold.timeout',
                                   'cashback.accrual', 'cashback.activation',
                                   'cashback.debt_repayment', 'cashback.clawback',
-                                  'cashback.debt')""",
+                                  'cashback.debt', 'charity.round_up')""",
     ),
     (
         "refunds move back no more than their purchase moved",

@@ -99,8 +99,9 @@ class Purse:
         return self.unit.owner_of(self.member_id)
 
     def move(
-        self, key: str, debit: AccountCode, credit: AccountCode, amount: int, reason: Reason
-    ) -> None:
+        self, key: str, debit: AccountCode, credit: AccountCode | AccountRef, amount: int,
+        reason: Reason,
+    ) -> None:  # fmt: skip
         """Plan a transfer between two accounts of the unit — the member's own or the
         program's; nothing when there is nothing to move."""
         if amount <= 0:
@@ -156,9 +157,14 @@ class Purse:
         self.postings = []
         return new_id
 
-    def ref(self, code: AccountCode) -> AccountRef:
+    def ref(self, code: AccountCode | AccountRef) -> AccountRef:
         """The account `code` names: the member's own, or the program's. A code of another
-        unit is refused — points never move into money, nor money into points."""
+        unit is refused — points never move into money, nor money into points. An account
+        the program keeps apart by owner (a charity's) is named by its reference."""
+        if isinstance(code, AccountRef):
+            if code.owner == "program" or code.code.is_member_account:
+                raise ValueError(f"{code} is named by its code, not by reference")
+            return code
         if code in self.unit.accounts:
             return AccountRef(self.owner, code)
         if code in self.unit.program_accounts:
@@ -169,7 +175,7 @@ class Purse:
         """The member's accounts by reference, with their ids."""
         return {AccountRef(self.owner, code): id_ for code, id_ in self.account_ids.items()}
 
-    def _book(self, code: AccountCode, credited: int) -> None:
+    def _book(self, code: AccountCode | AccountRef, credited: int) -> None:
         """Keep the member's balance of `code` in step with a planned transfer (`credited`
         is negative for a debit); the program's accounts keep no balance here."""
         if code in self.unit.accounts:
@@ -254,16 +260,18 @@ class Wallet:
 
     def accrue(
         self, key: str, amount: int, *, reason: Reason, purchase_id: int | None = None,
-        pending: bool = False,
+        pending: bool = False, source: AccountCode = ISSUANCE,
     ) -> None:  # fmt: skip
-        """Credit earned points (into pending when the program delays them); pay debt first."""
+        """Credit earned points (into pending when the program delays them); pay debt first.
+        `source`: the program's account they come from (points another program sent come
+        from the exchange's clearing account)."""
         now = self.purse.now
         if pending:
-            self.purse.move(key, ISSUANCE, PENDING, amount, reason)
+            self.purse.move(key, source, PENDING, amount, reason)
             available_at = now + timedelta(days=self.program.accrual.pending_days)
             self._add_lot("pending", amount, available_at, purchase_id, reason)
             return
-        part = self._credit_lot_part(key, ISSUANCE, amount, reason)
+        part = self._credit_lot_part(key, source, amount, reason)
         self._add_lot("available", part, now, purchase_id, reason)
 
     def activate(self, key: str, lot_id: int, amount: int) -> None:
@@ -301,6 +309,32 @@ class Wallet:
             if back:
                 self._taken[lot_id] = self._taken.get(lot_id, 0) - back
                 room -= back
+
+    def spend(
+        self, key: str, amount: int, *, into: AccountCode | AccountRef, reason: Reason
+    ) -> list[tuple[int, int]]:
+        """Move `amount` available points to a program account `into` (an exchange's hold, a
+        charity's account), taken from the lots that burn first; the lots they came from
+        (for `give_back`)."""
+        return self._debit_available(key, amount, into, reason)
+
+    def give_from_new_lots(self, key: str, amount: int, *, into: AccountRef, reason: Reason) -> int:
+        """Up to `amount` of the points this wallet has just credited to the available
+        balance (a purchase's round-up) moved to `into`, off the lots those credits made —
+        nothing else of the member's is read (a purchase reads no lots to earn); the
+        points moved (none when the credits paid a debt and made no lot)."""
+        fresh = [
+            Lot(lot_id, lot.remaining, lot.expires_at, lot.purchase_id)
+            for lot_id, lot in self._new_lots.items()
+            if lot.status == "available"
+        ]
+        amount = min(amount, sum(lot.remaining for lot in fresh), self.balances[AVAILABLE])
+        if amount <= 0:
+            return 0
+        self.purse.move(key, AVAILABLE, into, amount, reason)
+        for lot_id, points in take_from_lots(fresh, amount):
+            self._take(lot_id, points)
+        return amount
 
     def settle_hold(self, key: str, amount: int) -> None:
         """A confirmed hold: the reserved points are paid."""
@@ -445,7 +479,7 @@ class Wallet:
         return lot_part_of_credit(before, kept)
 
     def _debit_available(
-        self, key: str, amount: int, into: AccountCode, reason: Reason,
+        self, key: str, amount: int, into: AccountCode | AccountRef, reason: Reason,
         own_purchase: int | None = None,
     ) -> list[tuple[int, int]]:  # fmt: skip
         part = lot_part_of_debit(self.balances[AVAILABLE], amount)

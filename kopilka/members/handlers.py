@@ -384,6 +384,9 @@ def member_document(
         part = mechanic.member_part(connection, program, int(row.id), now)
         if part is not None:
             document[mechanic.name] = part
+            # a mechanic's flags a till shows (a club's "vip-service") join the tier's
+            if isinstance(part.get("privileges"), list):
+                document["privileges"] = sorted({*document["privileges"], *part["privileges"]})
     return document
 
 

@@ -23,6 +23,8 @@ STATUSES: dict[str, int] = {
     "insufficient_points": 422,
     "insufficient_cashback": 422,  # kopilka.mechanics.cashback.model.InsufficientCashback
     "coupon_invalid": 422,
+    "club_only": 422,  # kopilka.mechanics.clubs.model.ClubOnly: a club's members-only line
+    "prepaid_points_exhausted": 422,  # kopilka.mechanics.coalition.model.PrepaidExhausted
     "not_found": 404,
     "idempotency_conflict": 409,
     "conflict": 409,  # Conflict, Duplicate
@@ -55,6 +57,8 @@ def problem_json(error: KopilkaError) -> dict[str, Any]:
     }
     if isinstance(error, InvalidInput):
         document["errors"] = [{"loc": p.loc, "message": p.message} for p in error.problems]
+    # an error's own members (a club-only line: its `line`, `sku`, `club` and `reason`)
+    document.update(getattr(error, "extensions", None) or {})
     if isinstance(error, CouponInvalid):
         document["coupon"] = error.coupon
         document["reason"] = error.reason

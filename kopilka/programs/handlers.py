@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -99,16 +99,20 @@ def apply_program(
     return applied
 
 
-def load_program(connection: Connection, code: str) -> LoadedProgram:
-    """The program's current version, compiled (once per version per process)."""
+def load_program(connection: Connection, code: str, version: int | None = None) -> LoadedProgram:
+    """The program's current version — or its `version` (a claim's purchase is priced at
+    the version in force at its receipt's time) — compiled (once per version per process)."""
+    wanted = programs.c.current_version if version is None else version
     row = connection.execute(
         select(*CURRENT_VERSION_COLUMNS)
         .join(program_versions, program_versions.c.program_id == programs.c.id)
-        .where(programs.c.code == code, program_versions.c.version == programs.c.current_version)
+        .where(programs.c.code == code, program_versions.c.version == wanted)
     ).one_or_none()
     if row is None:
-        raise NotFound(f"program {code!r} does not exist")
-    return compiled(connection, row)
+        raise NotFound(f"program {code!r} does not exist" if version is None
+                       else f"program {code!r} has no version {version}")  # fmt: skip
+    loaded = compiled(connection, row)
+    return loaded if version is None else replace(loaded, version=version)
 
 
 # What `compiled` needs of a program's current version, for queries that read it alongside.

@@ -2,7 +2,7 @@
 
 Rule i is bit i. Each receipt-level condition becomes a lookup that answers the mask
 of rules it admits (by location, by minute of the week, by receipt total, by date,
-by tier, segment and member); a receipt's mask is their AND. Line-level conditions
+by tier, segment, member and club); a receipt's mask is their AND. Line-level conditions
 (skus, categories) become masks per sku and per category. Nothing on the purchase
 path parses, validates or walks the rule list.
 """
@@ -65,6 +65,7 @@ class CompiledProgram:
         self._tier = _ValueMasks(numbered, lambda when: when.tiers)
         self._segment = _ValueMasks(numbered, lambda when: when.segments)
         self._member = _ValueMasks(numbered, lambda when: when.members)
+        self._club = _ValueMasks(numbered, lambda when: when.clubs)
         self._sku_only = _ValueMasks(
             numbered, lambda when: when.skus if when.categories is None else None
         )
@@ -100,6 +101,7 @@ class CompiledProgram:
         tier: str | None,
         segments: Iterable[str],
         refs: Iterable[str],
+        clubs: Iterable[str] = (),
     ) -> int:
         """The rules whose receipt-level conditions hold for this receipt and member."""
         week_position = at.weekday() * MINUTES_PER_DAY + at.hour * 60 + at.minute
@@ -112,6 +114,7 @@ class CompiledProgram:
             & self._tier.admitted((tier,) if tier is not None else ())
             & self._segment.admitted(segments)
             & self._member.admitted(refs)
+            & self._club.admitted(clubs)
         )
 
     def _place_masks(self, numbered: list[tuple[int, Rule]]) -> dict[str | None, int]:

@@ -89,6 +89,7 @@ class Calculator:
             tier=member.tier if member else None,
             segments=member.segments if member else (),
             refs=member.refs if member else (),
+            clubs=member.clubs if member else (),
         )
         plans = [self._line_plan(receipt_mask, line.sku, line.category) for line in lines]
         redeemable = [

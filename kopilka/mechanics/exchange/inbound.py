@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from kopilka.kernel.errors import NotFound
 from kopilka.mechanics.exchange.model import RemoteSide, exchange_of
 from kopilka.mechanics.exchange.signing import TOLERANCE_SECONDS, secrets_in
 from kopilka.mechanics.exchange.tables import exchange_nonces
@@ -26,12 +27,13 @@ KEPT = timedelta(seconds=2 * TOLERANCE_SECONDS)  # the window either side of a t
 
 def partner_secrets(engine: Engine, program_code: str, partner: str) -> list[str]:
     """The secrets a request from the outside program `partner` may be signed with; none
-    when the program has no pair with it (or its variable is not set)."""
+    when its variable is not set. `NotFound` when the program has no pair with it: an
+    exchange partner that does not exist, as an id of another program."""
     with engine.connect() as connection:
         program = load_program(connection, program_code)
     pair = exchange_of(program.calculator.program).with_partner(partner)
     if pair is None or not isinstance(pair.other, RemoteSide):
-        return []
+        raise NotFound(f"exchange partner {partner!r} does not exist")
     return secrets_in(os.environ.get(pair.other.secret_env))
 
 

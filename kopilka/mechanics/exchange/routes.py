@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 
 from kopilka.kernel.errors import (
     InvalidInput,
+    NotFound,
     PayloadTooLarge,
     Problem,
     TooManyRequests,
@@ -190,7 +191,11 @@ async def _signed(request: Request, engine: Any, program: str, partner: str,
     if timestamp is not None and nonce is not None:
         path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
         signed = Signed(timestamp, nonce, request.method, path, raw)
-    secrets = await run(engine, inbound.partner_secrets, engine, program, partner)
+    try:
+        secrets = await run(engine, inbound.partner_secrets, engine, program, partner)
+    except NotFound:  # counted as a failed authentication: no guessing the pairs for free
+        _count_failure(request)
+        raise
     moment = now()
     problem = signature_problem(secrets, headers.get(SIGNATURE_HEADER), signed, moment)
     if problem is None and signed is not None:
@@ -202,13 +207,18 @@ async def _signed(request: Request, engine: Any, program: str, partner: str,
 
 
 def _failed(request: Request, problem: str) -> None:
+    _count_failure(request)
+    raise Unauthorized(problem)
+
+
+def _count_failure(request: Request) -> None:
+    """Count a failed authentication of the client; `429` once it has failed too often."""
     limiter: FailedAuthLimiter = request.app.state.failed_auth
     client = request.client.host if request.client else "unknown"
     wait = limiter.retry_after(client)
     limiter.failed(client)
     if wait:
         raise TooManyRequests(f"too many failed authentications: retry in {wait:.0f} s")
-    raise Unauthorized(problem)
 
 
 async def _raw_body(request: Request) -> bytes:

@@ -564,6 +564,32 @@ def _cross_flows(connection: Any) -> dict[tuple[str, int], tuple[int, int]]:
             flows[(row.partner, month)][1] += amount
             if source != "program":
                 flows[(source, month)][0] += amount
+    # what refunds gave back of redemptions, in the refund's month: the points
+    # before…before + redeemed_back of the purchase's uses, refund by refund
+    returned: dict[int, int] = defaultdict(int)
+    for row in connection.execute(text(
+        "SELECT p.partner, u.id, u.created_at AS bought_at, u.lots_used, r.redeemed_back, "
+        "r.created_at FROM refunds r JOIN purchases u ON u.id = r.purchase_id "
+        "JOIN purchase_partners p ON p.purchase_id = r.purchase_id "
+        "WHERE r.redeemed_back > 0 ORDER BY r.id")):  # fmt: skip
+        bought_at, month = _at(row.bought_at), _at(row.created_at).astimezone(ZONE).month
+        used = row.lots_used if isinstance(row.lots_used, list) else json.loads(row.lots_used)
+        start = returned[row.id]
+        returned[row.id] += row.redeemed_back
+        position = 0
+        for lot, amount in used:
+            back = min(start + row.redeemed_back, position + amount) - max(start, position)
+            position += amount
+            if back <= 0:
+                continue
+            taker = moved.get(int(lot))
+            source = (taker[1] if taker and taker[0] <= bought_at
+                      else origin.get(int(lot), "program"))  # fmt: skip
+            if source == row.partner:
+                continue
+            flows[(row.partner, month)][1] -= back
+            if source != "program":
+                flows[(source, month)][0] -= back
     return {key: (here, there) for key, (here, there) in flows.items()}
 
 

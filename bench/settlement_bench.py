@@ -247,9 +247,11 @@ def plain_sql(engine: Engine) -> None:
 
 
 def close_all(engine: Engine) -> dict[str, dict[str, Any]]:
+    """Settle the period: every partner's statement closed at once (`close_period`, the
+    ledger read once for them all)."""
     body = {"from": STARTS.date().isoformat(), "until": "2026-03-31"}
-    return {partner: handlers.close_statement(engine, CODE, partner, body, actor="bench",
-                                              now=CLOSED_AT) for partner in PARTNERS}  # fmt: skip
+    closed = handlers.close_period(engine, CODE, body, actor="bench", now=CLOSED_AT)
+    return {item["partner"]: item for item in closed["items"]}
 
 
 def forget_statements(engine: Engine) -> None:
@@ -269,6 +271,9 @@ def check(engine: Engine, statements: dict[str, dict[str, Any]]) -> list[str]:
         for spender, earner, spent in connection.execute(text(CROSS), bounds):
             cross[earner][0] += int(spent)
             cross[spender][1] += int(spent)
+        for spender, earner, back in _given_back(connection, bounds):
+            cross[earner][0] -= back
+            cross[spender][1] -= back
     problems = []
     for partner, statement in statements.items():
         issued, redeemed = points.get(partner, (0, 0))
@@ -286,6 +291,40 @@ def check(engine: Engine, statements: dict[str, dict[str, Any]]) -> list[str]:
         if _minor(statement["closing"]) != sum(amount for _what, amount in lines):
             problems.append(f"{partner}: closing {statement['closing']} is not its lines' sum")
     return problems
+
+
+# what the period's refunds gave back of redemptions: the purchase's uses, the points each
+# refund returned, and how many its earlier refunds returned before it
+GIVEN_BACK = """
+SELECT spent.partner, u.lots_used, r.redeemed_back,
+       (SELECT coalesce(sum(e.redeemed_back), 0) FROM refunds e
+        WHERE e.purchase_id = r.purchase_id AND e.id < r.id) AS before
+FROM refunds r
+JOIN purchases u ON u.id = r.purchase_id
+JOIN purchase_partners spent ON spent.purchase_id = r.purchase_id
+WHERE r.redeemed_back > 0 AND r.created_at >= :starts AND r.created_at < :ends
+"""
+EARNER = """
+SELECT l.id, p.partner FROM lots l JOIN purchase_partners p ON p.purchase_id = l.purchase_id
+WHERE l.id = ANY(:lots)
+"""
+
+
+def _given_back(connection: Any, bounds: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(spender, earner, points) a refund gave back, lot by lot, across partners: points
+    before…before + redeemed_back of the purchase's uses, in the order it took them."""
+    back: list[tuple[str, int, int]] = []
+    for spender, uses, returned, before in connection.execute(text(GIVEN_BACK), bounds):
+        position = 0
+        for lot, points in uses or []:
+            part = min(before + returned, position + points) - max(before, position)
+            position += points
+            if part > 0:
+                back.append((spender, int(lot), part))
+    lots = sorted({lot for _, lot, _ in back})
+    earner = dict(connection.execute(text(EARNER), {"lots": lots}).tuples().all())
+    return [(spender, earner[lot], part) for spender, lot, part in back
+            if lot in earner and earner[lot] != spender]  # fmt: skip
 
 
 def _minor(shown: str) -> int:

@@ -237,3 +237,40 @@ def test_a_partner_s_exit_stops_earning_then_redeeming_and_moves_its_points(
     assert cafe["points"]["earned_elsewhere_spent_here"] == "0.00"
     assert Decimal(cafe["points"]["redeemed"]) == Decimal("50.00")
     sound(alliance)
+
+
+def test_a_refunded_redemption_is_no_cross_partner_flow(alliance: Engine) -> None:
+    buy(alliance, "C-1", "cafe-1", "2000.00")
+    spent = buy(alliance, "F-1", "fuel-1", "500.00", redeem="60.00")
+    refund_purchase(alliance, "alliance", spent["purchase_id"],
+                    {"refund_id": "R-1", "lines": [{"n": 0, "qty": "0.5"}]},
+                    actor="test", now=MARCH)  # fmt: skip
+    march = {"from": "2026-03-01", "until": "2026-03-31"}
+    half = handlers.draft_statement(alliance, "alliance", "fuel", march, now=LATER)
+    assert half["points"]["redeemed"] == half["points"]["earned_elsewhere_spent_here"] == "30.00"
+    refund_purchase(alliance, "alliance", spent["purchase_id"], {"refund_id": "R-2"},
+                    actor="test", now=MARCH)  # fmt: skip
+    fuel = close(alliance, "fuel", "2026-03-01", "2026-03-31")
+    assert fuel["points"]["redeemed"] == "0.00"
+    assert fuel["points"]["earned_elsewhere_spent_here"] == "0.00"
+    cafe = close(alliance, "cafe", "2026-03-01", "2026-03-31")
+    assert cafe["points"]["earned_here_spent_elsewhere"] == "0.00"
+    sound(alliance)
+
+
+def test_a_whole_coalition_s_period_is_closed_at_once(alliance: Engine) -> None:
+    buy(alliance, "C-1", "cafe-1", "2000.00")
+    buy(alliance, "F-1", "fuel-1", "500.00", redeem="60.00")
+    close(alliance, "cafe", "2026-02-01", "2026-02-28")  # the café began a month earlier
+    closed = handlers.close_period(alliance, "alliance", {"from": "2026-03-01",
+                                                          "until": "2026-03-31"},
+                                   actor="test", now=LATER)["items"]  # fmt: skip
+    assert [(item["partner"], item["from"]) for item in closed] == [
+        ("cafe", "2026-03-01"), ("books", "2026-03-01"), ("fuel", "2026-03-01"),
+        ("shoes", "2026-03-01")]  # fmt: skip
+    one_by_one = {item["partner"]: item for item in closed}
+    assert one_by_one["fuel"]["points"]["earned_elsewhere_spent_here"] == "60.00"
+    assert one_by_one["cafe"]["points"]["earned_here_spent_elsewhere"] == "60.00"
+    with pytest.raises(InvalidInput, match="next begins 2026-04-01"):
+        close(alliance, "fuel", "2026-03-01", "2026-03-31")
+    sound(alliance)

@@ -18,10 +18,11 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, TextClause, bindparam, func, insert, select, text, update
 
 from kopilka.kernel.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound, Problem
 from kopilka.kernel.ledger import Reason
+from kopilka.kernel.lots import slice_of_uses
 from kopilka.kernel.money import MINOR_LIMIT, format_minor, to_minor
 from kopilka.kernel.program import Program
 from kopilka.kernel.reading import Reader, row_id
@@ -50,7 +51,7 @@ from kopilka.mechanics.coalition.tables import (
 from kopilka.platform.db import reading
 from kopilka.platform.idempotency import retrying
 from kopilka.platform.statements import Bump, add_to_totals
-from kopilka.platform.tables import lots, purchases, transfers
+from kopilka.platform.tables import Timestamp, lots, purchases, refunds, transfers
 from kopilka.programs.handlers import LoadedProgram, load_program
 
 EARNED = (Reason.PURCHASE_ACCRUAL.value, Reason.COUPON.value, Reason.MECHANIC.value)
@@ -305,34 +306,106 @@ def _cross_flows(
     tally: dict[str, _Tally],
 ) -> None:  # fmt: skip
     """Points spent at one partner that another issued: each redemption's lots (as the
-    purchase took them) followed to the partner of the purchase that earned them — or
-    to the partner that took over a leaver's points before the redemption."""
-    redemptions = (
-        select(transfers.c.purchase_id, func.min(transfers.c.created_at).label("at"))
-        .where(transfers.c.program_id == program_id, transfers.c.reason == SPENT,
-               transfers.c.refund_id.is_(None), transfers.c.created_at >= starts_at,
-               transfers.c.created_at < ends_at)
-        .group_by(transfers.c.purchase_id)
-        .subquery()
+    purchase took them) followed to the partner of the purchase that earned them — or to
+    the partner that took over a leaver's points before the redemption — in one grouped
+    statement; less what the period's refunds gave back of such redemptions."""
+    bounds = {"program": program_id, "starts": starts_at, "ends": ends_at}
+    spent = connection.execute(_cross_statement(connection.dialect.name), bounds)
+    for spender, source, points in spent:
+        _add_cross(tally, str(spender), str(source), int(points))
+    for spender, source, points in _given_back(connection, program_id, starts_at, ends_at):
+        _add_cross(tally, spender, source, -points)
+
+
+def _add_cross(tally: dict[str, _Tally], spender: str, source: str, points: int) -> None:
+    if source == spender or not points:
+        return
+    tally[spender].elsewhere_spent_here += points
+    if source != PROGRAM:
+        tally[source].here_spent_elsewhere += points
+
+
+# A JSON array of [lot, points] pairs, one row per pair: `purchases.lots_used`,
+# `liability_transfers.lots`. The two databases spell it differently.
+_PAIRS = {
+    "postgresql": ("CROSS JOIN json_array_elements({column}) {alias}",
+                   "({alias}.value->>0)::bigint", "({alias}.value->>1)::bigint"),
+    "sqlite": ("JOIN json_each({column}) {alias}",
+               "json_extract({alias}.value, '$[0]')", "json_extract({alias}.value, '$[1]')"),
+}  # fmt: skip
+_CROSS = """
+WITH spent AS (
+  SELECT t.purchase_id, min(t.created_at) AS at FROM transfers t
+  WHERE t.program_id = :program AND t.reason = 'purchase.redemption' AND t.refund_id IS NULL
+    AND t.created_at >= :starts AND t.created_at < :ends
+  GROUP BY t.purchase_id),
+used AS (
+  SELECT pp.partner AS spender, s.at AS at, {lot_u} AS lot, {points_u} AS points
+  FROM spent s JOIN purchases p ON p.id = s.purchase_id
+  JOIN purchase_partners pp ON pp.purchase_id = s.purchase_id
+  {pairs_u}),
+moved AS (
+  SELECT {lot_m} AS lot, l.moved_at AS moved_at, coalesce(l.to_partner, 'program') AS taker
+  FROM liability_transfers l {pairs_m}
+  WHERE l.program_id = :program)
+SELECT used.spender,
+       CASE WHEN moved.moved_at <= used.at THEN moved.taker
+            ELSE coalesce(origin.partner, 'program') END AS source,
+       sum(used.points) AS points
+FROM used
+LEFT JOIN lots ON lots.id = used.lot
+LEFT JOIN purchase_partners origin ON origin.purchase_id = lots.purchase_id
+LEFT JOIN moved ON moved.lot = used.lot
+GROUP BY 1, 2
+"""
+
+
+def _cross_statement(dialect: str) -> TextClause:
+    join, lot, points = _PAIRS["postgresql" if dialect == "postgresql" else "sqlite"]
+    sql = _CROSS.format(
+        pairs_u=join.format(column="p.lots_used", alias="u"), lot_u=lot.format(alias="u"),
+        points_u=points.format(alias="u"),
+        pairs_m=join.format(column="l.lots", alias="m"), lot_m=lot.format(alias="m"),
     )  # fmt: skip
-    spent = connection.execute(
-        select(purchase_partners.c.partner, purchases.c.lots_used, redemptions.c.at)
-        .select_from(redemptions)
-        .join(purchases, purchases.c.id == redemptions.c.purchase_id)
-        .join(purchase_partners, purchase_partners.c.purchase_id == purchases.c.id)
+    return text(sql).bindparams(bindparam("starts", type_=Timestamp()),
+                                bindparam("ends", type_=Timestamp()))  # fmt: skip
+
+
+def _given_back(
+    connection: Connection, program_id: int, starts_at: datetime, ends_at: datetime
+) -> list[tuple[str, str, int]]:
+    """What the period's refunds gave back of redemptions, lot by lot, as (spender, source,
+    points): a refund returns the redeemed points cumulatively (points `before`…`before +
+    redeemed_back` of the purchase's uses), so the same lots a redemption counted."""
+    earlier = refunds.alias("earlier")
+    before = (
+        select(func.coalesce(func.sum(earlier.c.redeemed_back), 0))
+        .where(earlier.c.purchase_id == refunds.c.purchase_id, earlier.c.id < refunds.c.id)
+        .scalar_subquery()
+    )
+    rows = connection.execute(
+        select(purchase_partners.c.partner, purchases.c.created_at, purchases.c.lots_used,
+               refunds.c.redeemed_back, before)
+        .select_from(refunds)
+        .join(purchases, purchases.c.id == refunds.c.purchase_id)
+        .join(purchase_partners, purchase_partners.c.purchase_id == refunds.c.purchase_id)
+        .where(purchases.c.program_id == program_id, refunds.c.redeemed_back > 0,
+               refunds.c.created_at >= starts_at, refunds.c.created_at < ends_at)
     ).all()  # fmt: skip
-    used = [(partner, at, int(lot), int(amount)) for partner, taken, at in spent
-            for lot, amount in (taken or [])]  # fmt: skip
-    origin = _origins(connection, program_id, {lot for _, _, lot, _ in used})
+    back = [
+        (str(partner), at, lot, points)
+        for partner, at, uses, returned, start in rows
+        for lot, points in slice_of_uses([(int(lot), int(n)) for lot, n in uses or []],
+                                         int(start), int(start) + int(returned))
+    ]  # fmt: skip
+    origin = _origins(connection, program_id, {lot for _, _, lot, _ in back})
     moved = _moved_lots(connection, program_id)
-    for partner, at, lot, amount in used:
+    found = []
+    for spender, at, lot, points in back:
         taker = moved.get(lot)
         source = taker[1] if taker is not None and taker[0] <= at else origin.get(lot, PROGRAM)
-        if source == partner:
-            continue
-        tally[partner].elsewhere_spent_here += amount
-        if source != PROGRAM:
-            tally[source].here_spent_elsewhere += amount
+        found.append((spender, source, points))
+    return found
 
 
 def _origins(connection: Connection, program_id: int, lot_ids: set[int]) -> dict[int, str]:
@@ -391,33 +464,66 @@ def close_statement(
     def attempt(connection: Connection) -> dict[str, Any]:
         loaded, terms = _loaded(connection, code, partner)
         statement, period = _statement(connection, loaded, terms, body, now, closing=True)
-        first_day, last_day, starts_at, ends_at = period
-        statement_id = connection.execute(
-            insert(partner_statements).values(
-                program_id=loaded.program_id, partner=partner, first_day=first_day,
-                last_day=last_day, starts_at=starts_at, ends_at=ends_at,
-                issued=statement.flows.issued, redeemed=statement.flows.redeemed,
-                earned_here_spent_elsewhere=statement.flows.earned_here_spent_elsewhere,
-                earned_elsewhere_spent_here=statement.flows.earned_elsewhere_spent_here,
-                opening=statement.opening, closing=statement.closing,
-                terms=terms_json(terms), actor=actor, closed_at=now,
-            ).returning(partner_statements.c.id)
-        ).scalar_one()  # fmt: skip
-        if statement.lines:
-            connection.execute(insert(statement_lines), [
-                {"statement_id": statement_id, "n": n, "what": line.what[:200],
-                 "amount": line.amount} for n, line in enumerate(statement.lines)])  # fmt: skip
-        connection.execute(
-            update(partner_corrections)
-            .where(partner_corrections.c.program_id == loaded.program_id,
-                   partner_corrections.c.partner == partner,
-                   partner_corrections.c.statement_id.is_(None),
-                   partner_corrections.c.created_at < now)
-            .values(statement_id=statement_id)
-        )  # fmt: skip
+        statement_id = _write_statement(connection, loaded, terms, statement, period, actor, now)
         return read_statement_in(connection, loaded, partner, statement_id)
 
     return retrying(engine, attempt)
+
+
+def close_period(
+    engine: Engine, code: str, body: object, *, actor: str, now: datetime
+) -> dict[str, Any]:
+    """Close every partner's statement for a period `{from?, until}` in one transaction:
+    each continues from its own last statement (`from` is the first day of a partner's
+    first one), and the period's flows are read from the ledger once for them all."""
+
+    def attempt(connection: Connection) -> dict[str, Any]:
+        loaded = load_program(connection, code)
+        settings = coalition_of(loaded.calculator.program.sections)
+        flows_of: dict[tuple[datetime, datetime], dict[str, Flows]] = {}
+        closed = []
+        for terms in settings.terms if settings is not None else ():
+            statement, period = _statement(connection, loaded, terms, body, now, closing=True,
+                                           flows_of=flows_of, continuing=True)  # fmt: skip
+            statement_id = _write_statement(connection, loaded, terms, statement, period,
+                                            actor, now)  # fmt: skip
+            closed.append(read_statement_in(connection, loaded, terms.partner, statement_id))
+        return {"items": closed}
+
+    return retrying(engine, attempt)
+
+
+def _write_statement(
+    connection: Connection, loaded: LoadedProgram, terms: PartnerTerms, statement: Statement,
+    period: Period, actor: str, now: datetime,
+) -> int:  # fmt: skip
+    """Write a closed statement and its lines; the corrections it carried are marked."""
+    first_day, last_day, starts_at, ends_at = period
+    flows = statement.flows
+    statement_id: int = connection.execute(
+        insert(partner_statements).values(
+            program_id=loaded.program_id, partner=terms.partner, first_day=first_day,
+            last_day=last_day, starts_at=starts_at, ends_at=ends_at,
+            issued=flows.issued, redeemed=flows.redeemed,
+            earned_here_spent_elsewhere=flows.earned_here_spent_elsewhere,
+            earned_elsewhere_spent_here=flows.earned_elsewhere_spent_here,
+            opening=statement.opening, closing=statement.closing,
+            terms=terms_json(terms), actor=actor, closed_at=now,
+        ).returning(partner_statements.c.id)
+    ).scalar_one()  # fmt: skip
+    if statement.lines:
+        connection.execute(insert(statement_lines), [
+            {"statement_id": statement_id, "n": n, "what": line.what[:200],
+             "amount": line.amount} for n, line in enumerate(statement.lines)])  # fmt: skip
+    connection.execute(
+        update(partner_corrections)
+        .where(partner_corrections.c.program_id == loaded.program_id,
+               partner_corrections.c.partner == terms.partner,
+               partner_corrections.c.statement_id.is_(None),
+               partner_corrections.c.created_at < now)
+        .values(statement_id=statement_id)
+    )  # fmt: skip
+    return statement_id
 
 
 Period = tuple[date, date, datetime, datetime]
@@ -426,7 +532,12 @@ Period = tuple[date, date, datetime, datetime]
 def _statement(
     connection: Connection, loaded: LoadedProgram, terms: PartnerTerms, body: object,
     now: datetime, *, closing: bool,
+    flows_of: dict[tuple[datetime, datetime], dict[str, Flows]] | None = None,
+    continuing: bool = False,
 ) -> tuple[Statement, Period]:  # fmt: skip
+    """A partner's statement for the period `body` names (`continuing`: a partner with
+    statements continues from its last, whatever `from` says — a whole coalition's
+    period); `flows_of` keeps the period's flows for the next partner's."""
     program = loaded.calculator.program
     previous = connection.execute(
         select(partner_statements.c.last_day, partner_statements.c.closing)
@@ -434,14 +545,17 @@ def _statement(
                partner_statements.c.partner == terms.partner)
         .order_by(partner_statements.c.first_day.desc()).limit(1)
     ).one_or_none()  # fmt: skip
+    if continuing and previous is not None and isinstance(body, dict):
+        body = {key: value for key, value in body.items() if key != "from"}
     first_day, last_day = _period_request(body, previous.last_day if previous else None)
     starts_at, ends_at = period_bounds(program, first_day, last_day)
     if closing and ends_at > now:
         raise Conflict(f"the period ends {ends_at.isoformat()}: a statement is closed once its "
                        "period is over, so that no later transfer falls in it")  # fmt: skip
-    flows = period_flows(connection, loaded.program_id, starts_at, ends_at).get(
-        terms.partner, Flows(0, 0, 0, 0)
-    )
+    known = flows_of if flows_of is not None else {}
+    if (starts_at, ends_at) not in known:
+        known[starts_at, ends_at] = period_flows(connection, loaded.program_id, starts_at, ends_at)
+    flows = known[starts_at, ends_at].get(terms.partner, Flows(0, 0, 0, 0))
     extra = [*_block_lines(connection, loaded.program_id, terms.partner, starts_at, ends_at),
              *_liability_lines(connection, loaded.program_id, terms.partner, starts_at, ends_at),
              *_correction_lines(connection, loaded.program_id, terms.partner, now)]  # fmt: skip

@@ -124,6 +124,18 @@ async def close(program: str, partner: str, body: Body, engine: Database, who: A
     return JSONResponse(answer, status_code=201)
 
 
+@router.post("/v1/programs/{program}/statements", status_code=201,
+             summary="Close every partner's statement for a period",
+             openapi_extra=problems())  # fmt: skip
+async def close_all(program: str, body: Body, engine: Database, who: Admin) -> Any:
+    """`{from?, until}`: every partner with terms gets its statement for the period, in
+    one transaction, the ledger read once for them all (each continues from its own last
+    statement; `from` is the first day of a partner's first). `{items}` as closed."""
+    answer = await run(engine, handlers.close_period, engine, program, body,
+                       actor=f"key:{who.key_id}", now=now())  # fmt: skip
+    return JSONResponse(answer, status_code=201)
+
+
 @router.get(PARTNER + "/statements/{statement}", summary="One closed statement",
             openapi_extra=problems(answer=(200, STATEMENT_EXAMPLE)))  # fmt: skip
 async def statement(

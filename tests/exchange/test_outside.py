@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,7 +17,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 
 from kopilka.ledger.verify import verify
@@ -33,6 +30,7 @@ from tests.api.conftest import key_for, serving_engine
 from tests.databases import Templates
 from tests.exchange.conftest import killed_at, program, worker
 from tests.store.conftest import NOW
+from tests.web.conftest import served
 
 SECRET_ENV = "KOPILKA_EXCHANGE_TEST_SECRET"
 SECRET = "a-secret-zerno-and-sky-share"
@@ -47,23 +45,10 @@ def free_port() -> int:
 
 @contextmanager
 def serving(engine: Engine, port: int) -> Iterator[str]:
-    """The app of `engine` served by uvicorn on `port` while the block runs (a port of
-    our choosing, so a target that went down comes back at the same address)."""
-    config = uvicorn.Config(create_app(serving_engine(engine)), host="127.0.0.1", port=port,
-                            log_level="critical", lifespan="on")  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    """The app of `engine` served on `port` while the block runs (a port of our choosing,
+    so a target that went down comes back at the same address)."""
+    with served(create_app(serving_engine(engine)), port, log_level="critical") as url:
+        yield url
 
 
 @pytest.fixture

@@ -145,13 +145,15 @@ def sign_in(client: TestClient, role: str = "admin", password: str = PASSWORD) -
 
 
 @contextmanager
-def served(app: Any) -> Iterator[str]:
-    """`app` on a free port, served by uvicorn in a thread as `kopilka serve` serves it; its
-    base URL while the block runs (the browser tests' server)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+def served(app: Any, port: int | None = None, log_level: str = "warning") -> Iterator[str]:
+    """`app` served by uvicorn in a thread as `kopilka serve` serves it, on `port` (a free
+    one by default); its base URL while the block runs (the browser tests' server, an
+    exchange partner that goes down and comes back at the same address)."""
+    if port is None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level,
                             lifespan="on")  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

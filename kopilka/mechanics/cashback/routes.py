@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
 from kopilka.mechanics.cashback import handlers as cashback
@@ -20,9 +20,9 @@ from kopilka.platform.http.common import (
     Body,
     Database,
     IdempotencyKey,
+    OptionalBody,
     caller,
     created,
-    json_body,
     now,
     run,
 )
@@ -81,13 +81,6 @@ DECISION_NOTES = {
 PayoutStatus = Literal["requested", "approved", "paid", "rejected"]
 DECIDERS = ("admin",)
 QUEUE_READERS = ("admin", "support")
-
-
-async def optional_body(request: Request) -> Any:
-    """The JSON body if one was sent (a decision's note is optional)."""
-    if not (await request.body()).strip():
-        return None
-    return await json_body(request)
 
 
 MEMBER = "/v1/programs/{program}/members/{member}/cashback"
@@ -208,7 +201,7 @@ def _decision(action: str) -> None:
     async def decide(
         program: str, payout: str, engine: Database,
         who: Annotated[keys.Principal, Depends(caller(*DECIDERS))],
-        note: Annotated[Any, Depends(optional_body)], idempotency_key: IdempotencyKey = None,
+        note: OptionalBody, idempotency_key: IdempotencyKey = None,
     ) -> JSONResponse:  # fmt: skip
         answer, _is_new = await run(
             engine, cashback.decide_payout, engine, program, payout, action, note,

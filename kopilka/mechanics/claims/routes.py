@@ -30,9 +30,9 @@ from kopilka.platform.http.common import (
     Body,
     Database,
     IdempotencyKey,
+    OptionalBody,
     caller,
     created,
-    json_body,
     now,
     run,
 )
@@ -182,20 +182,13 @@ async def read_claim(
                      partner=who.partner)  # fmt: skip
 
 
-async def optional_body(request: Request) -> Any:
-    """The JSON body if one was sent (a confirm's reason is optional)."""
-    if not (await request.body()).strip():
-        return None
-    return await json_body(request)
-
-
 def _decision(action: str, summary: str, meaning: str) -> None:
     async def decide(
         program: str,
         claim: str,
         engine: Database,
         who: Annotated[keys.Principal, Depends(caller(*DECIDERS))],
-        data: Annotated[Any, Depends(optional_body)],
+        data: OptionalBody,
     ) -> JSONResponse:
         answer, _made = await run(engine, claims.decide, engine, program, claim, action, data,
                                   actor=f"key:{who.key_id}", now=now(),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from kopilka.mechanics.clubs import handlers as clubs
@@ -20,9 +20,9 @@ from kopilka.platform.http.common import (
     Body,
     Database,
     IdempotencyKey,
+    OptionalBody,
     caller,
     created,
-    json_body,
     now,
     run,
 )
@@ -149,13 +149,6 @@ async def membership(
     return await run(engine, clubs.membership_history, engine, program, member, club, now=now())
 
 
-async def optional_body(request: Request) -> Any:
-    """The JSON body if one was sent (leaving's note is optional)."""
-    if not (await request.body()).strip():
-        return None
-    return await json_body(request)
-
-
 @router.post(MEMBER_CLUBS + "/{club}/leave", summary="Leave a club",
              openapi_extra={**problems(answer=(200, MEMBERSHIP_EXAMPLE)), "requestBody": {
                  "required": False,
@@ -163,7 +156,7 @@ async def optional_body(request: Request) -> Any:
 async def leave_club(
     program: str, member: str, club: str, engine: Database,
     who: Annotated[keys.Principal, Depends(caller(*WRITERS))],
-    body: Annotated[Any, Depends(optional_body)],
+    body: OptionalBody,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:  # fmt: skip
     """The membership ends now (`{note}` optional, kept in its history); an automatic

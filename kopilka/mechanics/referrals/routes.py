@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from kopilka.mechanics.referrals import handlers as referrals
@@ -19,8 +19,8 @@ from kopilka.platform.http.common import (
     ANY_ROLE,
     Database,
     IdempotencyKey,
+    OptionalBody,
     caller,
-    json_body,
     now,
     run,
 )
@@ -152,20 +152,13 @@ async def read_referral(
     return await run(engine, referrals.read_referral, engine, program, referral)
 
 
-async def optional_body(request: Request) -> Any:
-    """The JSON body if one was sent (a decision's note is optional)."""
-    if not (await request.body()).strip():
-        return None
-    return await json_body(request)
-
-
 def _decision(action: str, summary: str, meaning: str) -> None:
     async def decide(
         program: str,
         referral: str,
         engine: Database,
         who: Annotated[keys.Principal, Depends(caller(*DECIDERS))],
-        body: Annotated[Any, Depends(optional_body)],
+        body: OptionalBody,
         idempotency_key: IdempotencyKey = None,
     ) -> JSONResponse:
         answer, _changed = await run(

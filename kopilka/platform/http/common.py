@@ -101,6 +101,17 @@ def _no_constant(name: str) -> Any:
 
 
 Body = Annotated[Any, Depends(json_body)]
+
+
+async def optional_body(request: Request) -> Any:
+    """The request's JSON document, or None when no body was sent (a decision or a leaving
+    whose note is optional)."""
+    if not (await request.body()).strip():
+        return None
+    return await json_body(request)
+
+
+OptionalBody = Annotated[Any, Depends(optional_body)]
 # on every POST that changes something: a repeat with the same key and request answers
 # the first answer (200) with no second effect; with another request, 409
 IdempotencyKey = Annotated[

@@ -310,6 +310,10 @@ def _cross_flows(
     the partner that took over a leaver's points before the redemption — in one grouped
     statement; less what the period's refunds gave back of such redemptions."""
     bounds = {"program": program_id, "starts": starts_at, "ends": ends_at}
+    if connection.dialect.name == "postgresql" and connection.in_transaction():
+        # the planner expects 100 pairs in each JSON array and compiles the plan (JIT) for
+        # seconds longer than it runs; this transaction only
+        connection.exec_driver_sql("SET LOCAL jit = off")
     spent = connection.execute(_cross_statement(connection.dialect.name), bounds)
     for spender, source, points in spent:
         _add_cross(tally, str(spender), str(source), int(points))

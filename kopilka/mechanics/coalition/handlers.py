@@ -481,9 +481,13 @@ def close_period(
     each continues from its own last statement (`from` is the first day of a partner's
     first one), and the period's flows are read from the ledger once for them all."""
 
+    _period_request(body, None, first_needed=False)  # the body's mistakes, before anything
+
     def attempt(connection: Connection) -> dict[str, Any]:
         loaded = load_program(connection, code)
         settings = coalition_of(loaded.calculator.program.sections)
+        if settings is None or not settings.terms:
+            raise Conflict(f"program {code!r} has no partner_terms: no partner to settle with")
         flows_of: dict[tuple[datetime, datetime], dict[str, Flows]] = {}
         closed = []
         for terms in settings.terms if settings is not None else ():
@@ -569,7 +573,9 @@ def _statement(
     return statement, (first_day, last_day, starts_at, ends_at)
 
 
-def _period_request(body: object, after: date | None) -> tuple[date, date]:
+def _period_request(
+    body: object, after: date | None, *, first_needed: bool = True
+) -> tuple[date, date]:
     problems: list[Problem] = []
     reader = Reader(body, "", problems, ("from", "until"))
     first = reader.day("from")
@@ -577,9 +583,9 @@ def _period_request(body: object, after: date | None) -> tuple[date, date]:
     if after is not None and first is not None and first != after + timedelta(days=1):
         reader.report("from", f"the last statement ends {after}: the next begins "
                       f"{after + timedelta(days=1)}, with no gap and no overlap")  # fmt: skip
-    if after is None and first is None and not problems:
+    if after is None and first is None and not problems and first_needed:
         reader.report("from", "the partner's first statement names the day it begins")
-    first = first or (after + timedelta(days=1) if after else None)
+    first = first or (after + timedelta(days=1) if after else last)
     if first is not None and last is not None and last < first:
         reader.report("until", f"{last} is before the period's first day, {first}")
     if problems:

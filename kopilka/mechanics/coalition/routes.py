@@ -18,11 +18,28 @@ from kopilka.mechanics.coalition import handlers
 from kopilka.mechanics.coalition.export import statement_csv, statement_pdf
 from kopilka.operators import keys
 from kopilka.platform.http.common import Body, Database, caller, created, now, run
-from kopilka.platform.http.schemas import problems
+from kopilka.platform.http.schemas import AMOUNT, CODE, body, problems, text
 
 PARTNER = "/v1/programs/{program}/partners/{partner}"
 READERS = ("admin", "analyst", "partner")
 router = APIRouter(tags=["coalition"])
+
+DAY = {"type": "string", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+       "description": "a local day, YYYY-MM-DD"}  # fmt: skip
+PERIOD = {"type": "object", "required": ["until"], "additionalProperties": False,
+          "properties": {"from": DAY, "until": DAY}}  # fmt: skip
+BLOCK = {"type": "object", "required": ["points", "price", "reference"],
+         "additionalProperties": False,
+         "properties": {"points": {**AMOUNT, "description": "more than 0"},
+                        "price": {**AMOUNT, "description": "money, not negative"},
+                        "reference": text(200, "the partner's payment, unique")}}  # fmt: skip
+CORRECTION = {"type": "object", "required": ["amount", "note"], "additionalProperties": False,
+              "properties": {"amount": {**AMOUNT, "description": "+ the partner owes, − "
+                                        "owed to it; not 0"}, "note": text()}}  # fmt: skip
+EXIT = {"type": "object", "required": ["to"], "additionalProperties": False,
+        "properties": {"to": {**CODE, "description": "program, or a partner that redeems"},
+                       "note": text()}}  # fmt: skip
+MARCH = {"from": "2026-03-01", "until": "2026-03-31"}
 
 STATEMENT_EXAMPLE = {
     "id": "7", "partner": "books", "status": "closed", "from": "2026-11-01",
@@ -86,7 +103,8 @@ async def partner_purchases(
 
 
 @router.post(PARTNER + "/blocks", status_code=201, summary="A prepaid partner buys a block",
-             openapi_extra=problems(replays=True))  # fmt: skip
+             openapi_extra=body(BLOCK, {"points": "10000", "price": "9500.00",
+                                        "reference": "PAY-7"}, replays=True))  # fmt: skip
 async def buy_block(program: str, partner: str, body: Body, engine: Database, who: Admin) -> Any:
     """`{points, price, reference}`: a block of points the partner paid `price` for
     (its statement charges it); its purchases' earning draws on the oldest block first.
@@ -103,8 +121,8 @@ async def statements(program: str, partner: str, engine: Database, _who: Reader)
 
 
 @router.post(PARTNER + "/statements/draft", summary="What a period's statement would say",
-             openapi_extra=problems(answer=(200, {**STATEMENT_EXAMPLE, "id": None,
-                                                  "status": "draft"})))  # fmt: skip
+             openapi_extra=body(PERIOD, MARCH, answer=(200, {**STATEMENT_EXAMPLE, "id": None,
+                                                             "status": "draft"})))  # fmt: skip
 async def draft(program: str, partner: str, body: Body, engine: Database, _who: Reader) -> Any:
     """`{from?, until}` (local days, inclusive): the statement as it stands, not kept.
     `from` is needed for the partner's first statement only: each next one begins the
@@ -114,7 +132,7 @@ async def draft(program: str, partner: str, body: Body, engine: Database, _who: 
 
 
 @router.post(PARTNER + "/statements", status_code=201, summary="Close a period's statement",
-             openapi_extra=problems(answer=(201, STATEMENT_EXAMPLE)))  # fmt: skip
+             openapi_extra=body(PERIOD, MARCH, answer=(201, STATEMENT_EXAMPLE)))  # fmt: skip
 async def close(program: str, partner: str, body: Body, engine: Database, who: Admin) -> Any:
     """`{from?, until}`: the statement of a period that is over, written once and never
     changed (`409` for a period not yet over, or one already closed); corrections
@@ -126,7 +144,7 @@ async def close(program: str, partner: str, body: Body, engine: Database, who: A
 
 @router.post("/v1/programs/{program}/statements", status_code=201,
              summary="Close every partner's statement for a period",
-             openapi_extra=problems())  # fmt: skip
+             openapi_extra=body(PERIOD, MARCH))  # fmt: skip
 async def close_all(program: str, body: Body, engine: Database, who: Admin) -> Any:
     """`{from?, until}`: every partner with terms gets its statement for the period, in
     one transaction, the ledger read once for them all (each continues from its own last
@@ -179,7 +197,7 @@ def _attachment(found: dict[str, Any], suffix: str) -> dict[str, str]:
 
 @router.post(PARTNER + "/corrections", status_code=201,
              summary="An amount for the partner's next statement",
-             openapi_extra=problems())  # fmt: skip
+             openapi_extra=body(CORRECTION, {"amount": "-250.00", "note": "disputed"}))  # fmt: skip
 async def correction(program: str, partner: str, body: Body, engine: Database, who: Admin) -> Any:
     """`{amount, note}`: + the partner owes, − owed to it. A closed statement never
     changes: the correction is a line of the next one."""
@@ -188,7 +206,8 @@ async def correction(program: str, partner: str, body: Body, engine: Database, w
     return JSONResponse(answer, status_code=201)
 
 
-@router.post(PARTNER + "/exit", status_code=201, openapi_extra=problems(),
+@router.post(PARTNER + "/exit", status_code=201,
+             openapi_extra=body(EXIT, {"to": "cafe", "note": "shoes left the coalition"}),
              summary="Move a leaving partner's outstanding points")  # fmt: skip
 async def exit_partner(program: str, partner: str, body: Body, engine: Database, who: Admin) -> Any:
     """`{to: "program" | a partner, note?}`, once the partner's `earning_until` has

@@ -12,7 +12,7 @@ the order it took them) to the partner that issued them.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -140,8 +140,6 @@ def _block_request(body: object, program: Program) -> tuple[int, int, str]:
     reference = reader.text("reference", required=True)
     if points is not None and points <= 0:
         reader.report("points", "must be more than 0")
-    if price is not None and price < 0:
-        reader.report("price", "must not be negative")
     if problems:
         raise InvalidInput(problems)
     assert points is not None
@@ -868,7 +866,3 @@ def _check_exit(program: Program, terms: PartnerTerms, taker: str, now: datetime
     if taker_terms is None or not taker_terms.burns_on(today):
         raise InvalidInput([Problem("to", f"{taker!r} does not redeem points: it cannot "
                                     "answer for them")])  # fmt: skip
-
-
-def all_partners(program: Program) -> Iterable[str]:
-    return (partner.code for partner in program.partners)

@@ -1,7 +1,7 @@
 """A coalition's year through the real pipeline, and every statement checked against the
 ledger independently of the settlement code (issue 19).
 
-Run:  .venv/bin/python bench/coalition_year.py                    (100,000 receipts; ~15 min)
+Run:  .venv/bin/python bench/coalition_year.py                    (100,000 receipts; ~8 min here)
       .venv/bin/python bench/coalition_year.py --receipts 5000    (a smaller year)
 
 In a PostgreSQL database of its own (`--database`, created and dropped by the run; the

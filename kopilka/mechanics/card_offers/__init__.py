@@ -1,0 +1,1 @@
+"""Card-linked offers: a bank's card feed matched to merchants' offers (issue 20)."""

@@ -11,14 +11,20 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from tests.databases import Templates
-from tests.store.conftest import require_postgresql
+from kopilka.checkout.purchases import process_purchase
+from kopilka.members.handlers import register_member
+from kopilka.platform.db import make_engine
+from kopilka.platform.files import load_document
+from kopilka.programs.handlers import apply_program
+from tests.conftest import EXAMPLES
+from tests.databases import PG_URL, Templates
+from tests.store.conftest import NOW, require_postgresql
 
 # Each statement changes one more thing a copy could get wrong; the description must see it.
 SQLITE_CHANGES = [
     "DROP INDEX ix_lots_available_expires_at",  # a partial index
     "DROP TABLE member_links",
-    "UPDATE alembic_version SET version_num = '0013' WHERE version_num = '0020'",
+    "UPDATE alembic_version SET version_num = '0013' WHERE version_num = (SELECT min(version_num) FROM alembic_version)",
     "PRAGMA user_version = 7",
 ]
 POSTGRESQL_CHANGES = [
@@ -31,8 +37,12 @@ POSTGRESQL_CHANGES = [
     "ALTER TABLE members ALTER COLUMN id SET DEFAULT 0",
     "SELECT setval('accounts_id_seq', 5)",
     "ALTER SEQUENCE accounts_id_seq OWNED BY NONE",
-    "UPDATE alembic_version SET version_num = '0013' WHERE version_num = '0020'",
+    "UPDATE alembic_version SET version_num = '0013' WHERE version_num = (SELECT min(version_num) FROM alembic_version)",
 ]
+# The changes of rows, not of structure: emptying a copy undoes them.
+ROW_CHANGES = {change for change in POSTGRESQL_CHANGES if change.startswith(("SELECT", "UPDATE"))}
+PURCHASE = {"receipt_id": "R-1", "location": "kiosk", "at": "2026-03-10T11:00:00+03:00",
+            "member": "card:100009", "lines": [{"sku": "TEA-400", "qty": 1}]}  # fmt: skip
 
 
 def test_a_sqlite_copy_is_the_migration_itself(templates: Templates, tmp_path: Path) -> None:
@@ -47,6 +57,62 @@ def test_a_postgresql_copy_is_the_migration_itself(templates: Templates) -> None
     require_postgresql()
     with templates.postgresql(migrate=True) as real, templates.postgresql() as copy:
         assert_alike_and_each_change_seen(real, copy, POSTGRESQL_CHANGES, describe_postgresql)
+
+
+def test_a_kept_copy_comes_back_as_the_migration(tmp_path: Path) -> None:
+    """A copy a test wrote to — a program, a member, a purchase in the append-only ledger,
+    sequences advanced, alembic_version changed — is emptied back when it is given back, and
+    the next test gets it as the migration made it."""
+    require_postgresql()
+    templates = Templates(tmp_path)
+    try:
+        with templates.postgresql() as used:
+            schema = current_schema(used)
+            apply_program(used, load_document(EXAMPLES / "zerno" / "program.yaml"),
+                          actor="test", now=NOW)  # fmt: skip
+            register_member(used, "zerno", {"card": "100009"}, now=NOW)
+            process_purchase(used, "zerno", PURCHASE, now=NOW, actor="pos:test")
+            with used.begin() as connection:
+                connection.exec_driver_sql(
+                    "UPDATE alembic_version SET version_num = 'zz' WHERE version_num = (SELECT min(version_num) FROM alembic_version)"
+                )
+                assert connection.exec_driver_sql("SELECT count(*) FROM transfers").scalar()
+        with templates.postgresql() as again, templates.postgresql(migrate=True) as real:
+            assert current_schema(again) == schema
+            assert describe_postgresql(again) == describe_postgresql(real)
+    finally:
+        templates.close()
+    assert not schema_exists(schema)
+
+
+def test_a_copy_whose_structure_changed_is_dropped(tmp_path: Path) -> None:
+    """Each change to a copy's structure is seen when it is given back: it is dropped, and
+    the next test gets a new copy."""
+    require_postgresql()
+    templates = Templates(tmp_path)
+    try:
+        for change in POSTGRESQL_CHANGES:
+            with templates.postgresql() as copy:
+                schema = current_schema(copy)
+                with copy.begin() as connection:  # each change on its own: the trigger stays
+                    connection.exec_driver_sql(change.replace("change()", "change() CASCADE"))
+            structural = change not in ROW_CHANGES
+            assert schema_exists(schema) is not structural, change
+            with templates.postgresql() as following:
+                assert (current_schema(following) == schema) is not structural, change
+    finally:
+        templates.close()
+
+
+def current_schema(engine: Engine) -> str:
+    with engine.connect() as connection:
+        return str(connection.exec_driver_sql("SELECT current_schema()").scalar_one())
+
+
+def schema_exists(schema: str) -> bool:
+    with make_engine(PG_URL).connect() as connection:
+        query = "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = %(schema)s)"
+        return bool(connection.exec_driver_sql(query, {"schema": schema}).scalar_one())
 
 
 def assert_alike_and_each_change_seen(

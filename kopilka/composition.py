@@ -10,6 +10,7 @@ from __future__ import annotations
 from kopilka.checkout.mechanic import register
 from kopilka.mechanics.actions.mechanic import Actions
 from kopilka.mechanics.bounce_back.mechanic import BounceBack
+from kopilka.mechanics.card_offers.mechanic import CardOffers
 from kopilka.mechanics.cashback.mechanic import Cashback
 from kopilka.mechanics.challenges.mechanic import Challenges
 from kopilka.mechanics.charity.mechanic import Charity
@@ -29,7 +30,7 @@ from kopilka.mechanics.triggers.mechanic import Triggers
 # earns, the other mechanics' rewards included, so it plans after all of them.
 MECHANICS = (Discounts(), Coupons(), Cashback(), Expiry(), Triggers(), Tiers(), Stamps(),
              Challenges(), BounceBack(), Actions(), Referrals(), Claims(), Clubs(),
-             Exchange(), Charity(), Coalition())  # fmt: skip
+             Exchange(), Charity(), Coalition(), CardOffers())  # fmt: skip
 
 for mechanic in MECHANICS:
     register(mechanic)

@@ -433,6 +433,37 @@ member_expiring = Table(
     Column("points", BigInteger, nullable=False),
 )
 
+# Signed webhooks waiting to be sent, or sent (kopilka.platform.webhooks, docs/webhooks.md):
+# a mechanic adds a row in the transaction of the state change it reports, so a webhook
+# exists if and only if the change committed; the worker sends it later, outside any
+# transaction. `event_key` is the sender's idempotency key (a feed message retried adds
+# nothing); `body` is the JSON text exactly as signed and sent.
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True),  # X-Kopilka-Delivery: the receiver's dedup key
+    Column("program_id", Integer, ForeignKey("programs.id"), nullable=False),
+    Column("endpoint", String(64), nullable=False),  # whose URL and secret: "bank" …
+    Column("event", String(64), nullable=False),  # transaction.confirmed …
+    Column("event_key", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),  # sends whose outcome was recorded
+    # when it may be sent (next): moved forward by a lease while a worker sends it
+    Column("next_attempt_at", Timestamp(), nullable=False),
+    Column("delivered_at", Timestamp()),
+    Column("given_up_at", Timestamp()),
+    Column("last_error", String(500)),  # the last failure: a status or an exception, no secret
+    UniqueConstraint("program_id", "event_key"),
+)
+# what the worker asks for: the undelivered rows due by now, oldest first
+Index(
+    "ix_webhook_outbox_due",
+    webhook_outbox.c.next_attempt_at,
+    postgresql_where=text("delivered_at IS NULL AND given_up_at IS NULL"),
+    sqlite_where=text("delivered_at IS NULL AND given_up_at IS NULL"),
+)
+
 # Each mechanic's tables live beside its code, on this one metadata (issue 7 onwards).
 from kopilka.mechanics.cashback import tables as _cashback  # noqa: E402, F401
 from kopilka.mechanics.coupons import tables as _coupons  # noqa: E402, F401

@@ -20,11 +20,13 @@ from tests.conftest import EXAMPLES
 from tests.databases import PG_URL, Templates
 from tests.store.conftest import NOW, require_postgresql
 
+# the platform's own revision among alembic_version's rows (digits sort before the branches')
+MAINLINE = "(SELECT min(version_num) FROM alembic_version)"
 # Each statement changes one more thing a copy could get wrong; the description must see it.
 SQLITE_CHANGES = [
     "DROP INDEX ix_lots_available_expires_at",  # a partial index
     "DROP TABLE member_links",
-    "UPDATE alembic_version SET version_num = '0013' WHERE version_num = (SELECT min(version_num) FROM alembic_version)",
+    f"UPDATE alembic_version SET version_num = '0013' WHERE version_num = {MAINLINE}",
     "PRAGMA user_version = 7",
 ]
 POSTGRESQL_CHANGES = [
@@ -37,7 +39,7 @@ POSTGRESQL_CHANGES = [
     "ALTER TABLE members ALTER COLUMN id SET DEFAULT 0",
     "SELECT setval('accounts_id_seq', 5)",
     "ALTER SEQUENCE accounts_id_seq OWNED BY NONE",
-    "UPDATE alembic_version SET version_num = '0013' WHERE version_num = (SELECT min(version_num) FROM alembic_version)",
+    f"UPDATE alembic_version SET version_num = '0013' WHERE version_num = {MAINLINE}",
 ]
 # The changes of rows, not of structure: emptying a copy undoes them.
 ROW_CHANGES = {change for change in POSTGRESQL_CHANGES if change.startswith(("SELECT", "UPDATE"))}
@@ -74,7 +76,7 @@ def test_a_kept_copy_comes_back_as_the_migration(tmp_path: Path) -> None:
             process_purchase(used, "zerno", PURCHASE, now=NOW, actor="pos:test")
             with used.begin() as connection:
                 connection.exec_driver_sql(
-                    "UPDATE alembic_version SET version_num = 'zz' WHERE version_num = (SELECT min(version_num) FROM alembic_version)"
+                    f"UPDATE alembic_version SET version_num = 'zz' WHERE version_num = {MAINLINE}"
                 )
                 assert connection.exec_driver_sql("SELECT count(*) FROM transfers").scalar()
         with templates.postgresql() as again, templates.postgresql(migrate=True) as real:

@@ -365,7 +365,7 @@ def _targeting(target: Targeting, purchase: Purchase, state: CardState,
     card = purchase.card
     if target.segment is not None and target.segment not in card.segments:
         return Reason.NOT_IN_SEGMENT
-    if target.radius_km is not None and not _lives_near(card, locations, target.radius_km):
+    if target.radius_km is not None and not lives_near(card, locations, target.radius_km):
         return Reason.TOO_FAR
     last = state.seen.get(purchase.merchant, (None, None))[1]
     if target.new_customers and _since(last, purchase.at, target.new_within_days):
@@ -381,7 +381,7 @@ def _since(last: datetime | None, at: datetime, days: int) -> bool:
     return last is not None and last > at - timedelta(days=days)
 
 
-def _lives_near(card: Card, locations: Sequence[Location], radius_km: Decimal) -> bool:
+def lives_near(card: Card, locations: Sequence[Location], radius_km: Decimal) -> bool:
     if card.latitude is None or card.longitude is None:
         return False  # nowhere known: not shown a local offer
     return any(
@@ -419,4 +419,3 @@ class Budget:
 
     def give_back(self, amount: int) -> None:
         self.spent -= amount
-

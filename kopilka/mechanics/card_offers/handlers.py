@@ -1,0 +1,864 @@
+"""Card-linked offers' use cases (docs/card_offers.md): the catalog (merchants and their
+locations, descriptor rules, offers), cards and activations, and the feed taken online —
+one message at a time, through the same two steps as the batch (feed.py).
+
+A message is taken in one transaction: its card's row is locked first (messages of one
+card are taken one after another, so its state read is the state written over), then the
+budgets of the offers it claims, in id order (no two messages lock in opposite orders).
+A message's transaction id is its idempotency key: the same message again answers what
+it answered; another message with the same id is `409`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, insert, select, update
+
+from kopilka.kernel.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound, Problem
+from kopilka.kernel.money import format_minor
+from kopilka.kernel.reading import Reader
+from kopilka.mechanics.card_offers import terms
+from kopilka.mechanics.card_offers.feed import (
+    Change,
+    Judged,
+    Known,
+    Message,
+    OfferDesk,
+    Reward,
+    Status,
+    World,
+)
+from kopilka.mechanics.card_offers.model import (
+    Budget,
+    Card,
+    CardState,
+    Catalog,
+    DescriptorRule,
+    Location,
+    Match,
+    Offer,
+    descriptor_words,
+    in_control_group,
+    lives_near,
+)
+from kopilka.mechanics.card_offers.payouts import notify
+from kopilka.mechanics.card_offers.tables import (
+    clo_activations,
+    clo_card_merchants,
+    clo_card_offer_uses,
+    clo_cards,
+    clo_catalogs,
+    clo_locations,
+    clo_merchant_ids,
+    clo_merchants,
+    clo_offers,
+    clo_purchases,
+    clo_reviews,
+    clo_reward_changes,
+    clo_rewards,
+    clo_rules,
+    clo_transactions,
+)
+from kopilka.members.handlers import find_member
+from kopilka.platform.db import reading
+from kopilka.platform.idempotency import Answer, retrying
+from kopilka.programs.handlers import LoadedProgram, load_program
+
+# A message's time may be ahead of the server's clock by this much (clocks and time zones
+# drift), no more: a purchase from tomorrow is a mistake in the feed.
+FUTURE_SLACK = timedelta(hours=26)
+
+# ------------------------------------------------------------------------------ catalog
+
+
+@dataclass
+class Loaded:
+    """A program's catalog as matching and judging read it, with the rows' ids."""
+
+    version: int
+    catalog: Catalog
+    offers: dict[str, list[Offer]]  # by merchant code, in code order
+    offer_ids: dict[str, int]
+    merchant_ids: dict[str, int]
+    location_ids: dict[str, int]
+    locations_by_id: dict[int, str] = field(default_factory=dict)
+
+
+# A catalog per engine and program, replaced when its version moves on.
+_catalogs: weakref.WeakKeyDictionary[Engine, dict[int, Loaded]] = weakref.WeakKeyDictionary()
+
+
+def catalog_of(connection: Connection, program: LoadedProgram) -> Loaded:
+    version = _version(connection, program.program_id)
+    cached = _catalogs.setdefault(connection.engine, {}).get(program.program_id)
+    if cached is None or cached.version != version:
+        cached = _load_catalog(connection, program, version)
+        _catalogs[connection.engine][program.program_id] = cached
+    return cached
+
+
+def _version(connection: Connection, program_id: int) -> int:
+    found = connection.execute(
+        select(clo_catalogs.c.version).where(clo_catalogs.c.program_id == program_id)
+    ).scalar()
+    return int(found or 0)
+
+
+def _bump_version(connection: Connection, program_id: int) -> None:
+    changed = connection.execute(
+        update(clo_catalogs).where(clo_catalogs.c.program_id == program_id)
+        .values(version=clo_catalogs.c.version + 1)
+    ).rowcount  # fmt: skip
+    if not changed:
+        connection.execute(insert(clo_catalogs).values(program_id=program_id, version=1))
+
+
+def _load_catalog(connection: Connection, program: LoadedProgram, version: int) -> Loaded:
+    program_id = program.program_id
+    merchants = {row.id: row.code for row in connection.execute(
+        select(clo_merchants.c.id, clo_merchants.c.code)
+        .where(clo_merchants.c.program_id == program_id))}  # fmt: skip
+    locations: dict[str, Location] = {}
+    location_ids: dict[str, int] = {}
+    for row in connection.execute(select(clo_locations).where(
+            clo_locations.c.program_id == program_id)):  # fmt: skip
+        locations[row.code] = Location(
+            row.code, merchants[row.merchant_id], row.descriptor, row.mcc,
+            None if row.latitude is None else float(row.latitude),
+            None if row.longitude is None else float(row.longitude),
+        )  # fmt: skip
+        location_ids[row.code] = row.id
+    by_id = {location_id: code for code, location_id in location_ids.items()}
+    mids: dict[tuple[str, str], tuple[str, ...]] = {}
+    for row in connection.execute(
+        select(clo_merchant_ids)
+        .where(clo_merchant_ids.c.program_id == program_id)
+        .order_by(clo_merchant_ids.c.id)
+    ):
+        key = (row.scheme, row.mid)
+        mids[key] = (*mids.get(key, ()), by_id[row.location_id])
+    rules = tuple(
+        DescriptorRule(row.id, tuple(row.words.split()), by_id[row.location_id], row.mcc)
+        for row in connection.execute(select(clo_rules).where(
+            clo_rules.c.program_id == program_id))
+    )  # fmt: skip
+    digits = program.calculator.program.money_digits
+    offers: dict[str, list[Offer]] = {}
+    offer_ids: dict[str, int] = {}
+    for row in connection.execute(select(clo_offers).where(
+            clo_offers.c.program_id == program_id).order_by(clo_offers.c.code)):  # fmt: skip
+        offer = _offer_from_terms(row.code, row.terms, digits)
+        offers.setdefault(offer.merchant, []).append(offer)
+        offer_ids[row.code] = row.id
+    merchant_ids = {code: merchant_id for merchant_id, code in merchants.items()}
+    return Loaded(version, Catalog(locations, mids, rules), offers, offer_ids, merchant_ids,
+                  location_ids, by_id)  # fmt: skip
+
+
+def _offer_from_terms(code: str, stored: Any, digits: int) -> Offer:
+    reader = Reader(stored, "", [], terms.OFFER_KEYS)
+    read = terms.read_offer(reader, digits)
+    if read is None:  # stored only after it was read without a problem
+        raise RuntimeError(f"offer {code!r}: its stored terms no longer read: {reader.problems}")
+    return Offer(**{**_fields(read[1]), "code": code})
+
+
+def _fields(offer: Offer) -> dict[str, Any]:
+    return {name: getattr(offer, name) for name in Offer.__slots__}
+
+
+def _program(connection: Connection, code: str) -> LoadedProgram:
+    return load_program(connection, code)
+
+
+def _raise(reader: Reader) -> None:
+    if reader.problems:
+        raise InvalidInput(reader.problems)
+
+
+def _reader(body: object, keys: tuple[str, ...]) -> Reader:
+    return Reader({} if body is None else body, "", [], keys)
+
+
+def put_merchant(engine: Engine, program_code: str, merchant_code: str, body: object, *,
+                 now: datetime) -> Answer:  # fmt: skip
+    """Create or update a merchant and the locations it lists (by code; a location not
+    listed stays as it was, and a location's merchant ids are replaced by those given)."""
+    reader = _reader(body, terms.MERCHANT_KEYS)
+    name, locations = terms.read_merchant(reader)
+    _check_code(merchant_code, "merchant")
+    _raise(reader)
+
+    def attempt(connection: Connection) -> Answer:
+        program = _program(connection, program_code)
+        program_id = program.program_id
+        row = connection.execute(select(clo_merchants).where(
+            clo_merchants.c.program_id == program_id, clo_merchants.c.code == merchant_code)
+        ).first()  # fmt: skip
+        made = row is None
+        if row is None:
+            merchant_id = int(connection.execute(insert(clo_merchants).values(
+                program_id=program_id, code=merchant_code, name=name, created_at=now)
+                .returning(clo_merchants.c.id)).scalar_one())  # fmt: skip
+        else:
+            merchant_id = row.id
+            connection.execute(update(clo_merchants).where(clo_merchants.c.id == merchant_id)
+                               .values(name=name))  # fmt: skip
+        for location in locations:
+            _put_location(connection, program_id, merchant_id, location)
+        _bump_version(connection, program_id)
+        return merchant_json(connection, merchant_id), made
+
+    return retrying(engine, attempt)
+
+
+def _check_code(code: str, what: str) -> None:
+    reader = Reader({"code": code}, "", [], ("code",))
+    reader.code("code")
+    if reader.problems:
+        raise InvalidInput([Problem(what, problem.message) for problem in reader.problems])
+
+
+def _put_location(connection: Connection, program_id: int, merchant_id: int,
+                  sent: terms.LocationSent) -> None:  # fmt: skip
+    row = connection.execute(
+        select(clo_locations.c.id, clo_locations.c.merchant_id).where(
+            clo_locations.c.program_id == program_id, clo_locations.c.code == sent.code
+        )
+    ).first()
+    values = {"descriptor": sent.descriptor, "mcc": sent.mcc, "latitude": sent.latitude,
+              "longitude": sent.longitude, "address": sent.address}  # fmt: skip
+    if row is None:
+        location_id = int(connection.execute(insert(clo_locations).values(
+            program_id=program_id, merchant_id=merchant_id, code=sent.code, **values)
+            .returning(clo_locations.c.id)).scalar_one())  # fmt: skip
+    elif row.merchant_id != merchant_id:
+        raise Conflict(f"location {sent.code!r} is another merchant's")
+    else:
+        location_id = row.id
+        connection.execute(update(clo_locations).where(clo_locations.c.id == location_id)
+                           .values(**values))  # fmt: skip
+    connection.execute(clo_merchant_ids.delete().where(
+        clo_merchant_ids.c.location_id == location_id))  # fmt: skip
+    for scheme, mid in sent.merchant_ids:
+        connection.execute(insert(clo_merchant_ids).values(
+            program_id=program_id, scheme=scheme, mid=mid, location_id=location_id))  # fmt: skip
+
+
+def merchant_json(connection: Connection, merchant_id: int) -> dict[str, Any]:
+    merchant = connection.execute(select(clo_merchants).where(
+        clo_merchants.c.id == merchant_id)).one()  # fmt: skip
+    locations = []
+    for row in connection.execute(
+        select(clo_locations)
+        .where(clo_locations.c.merchant_id == merchant_id)
+        .order_by(clo_locations.c.code)
+    ):
+        ids: dict[str, list[str]] = {}
+        for mid in connection.execute(
+            select(clo_merchant_ids)
+            .where(clo_merchant_ids.c.location_id == row.id)
+            .order_by(clo_merchant_ids.c.id)
+        ):
+            ids.setdefault(mid.scheme, []).append(mid.mid)
+        locations.append({
+            "code": row.code, "descriptor": row.descriptor, "mcc": row.mcc,
+            "latitude": _coordinate(row.latitude), "longitude": _coordinate(row.longitude),
+            "address": row.address, "merchant_ids": {k: v[0] for k, v in ids.items()},
+        })  # fmt: skip
+    return {"code": merchant.code, "name": merchant.name, "locations": locations}
+
+
+def _coordinate(value: Any) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def add_rule(engine: Engine, program_code: str, body: object, *, actor: str,
+             now: datetime) -> Answer:  # fmt: skip
+    """A descriptor rule: `{descriptor, mcc?, location}` — transactions whose descriptor,
+    normalised, starts with this one's words (and whose MCC is `mcc`) are at `location`."""
+    reader = _reader(body, terms.RULE_KEYS)
+    descriptor = reader.text("descriptor", max_length=200, required=True) or ""
+    mcc = terms.read_mcc(reader, "mcc")
+    location_code = reader.code("location") or ""
+    words = " ".join(descriptor_words(descriptor))
+    if descriptor and not words:
+        reader.report("descriptor", "has no words to match on once normalised")
+    _raise(reader)
+
+    def attempt(connection: Connection) -> Answer:
+        program = _program(connection, program_code)
+        return _add_rule(connection, program.program_id, words, mcc, location_code,
+                         source="operator", actor=actor, now=now)  # fmt: skip
+
+    return retrying(engine, attempt)
+
+
+def _add_rule(connection: Connection, program_id: int, words: str, mcc: str | None,
+              location_code: str, *, source: str, actor: str, now: datetime) -> Answer:  # fmt: skip
+    location = connection.execute(select(clo_locations.c.id).where(
+        clo_locations.c.program_id == program_id, clo_locations.c.code == location_code)
+    ).scalar()  # fmt: skip
+    if location is None:
+        raise NotFound(f"location {location_code!r} does not exist")
+    existing = connection.execute(select(clo_rules.c.id).where(
+        clo_rules.c.program_id == program_id, clo_rules.c.words == words,
+        clo_rules.c.location_id == location,
+        clo_rules.c.mcc.is_(None) if mcc is None else clo_rules.c.mcc == mcc)).scalar()  # fmt: skip
+    if existing is not None:
+        return _rule_json(connection, existing), False
+    rule_id = int(connection.execute(insert(clo_rules).values(
+        program_id=program_id, words=words, mcc=mcc, location_id=location, source=source,
+        actor=actor, created_at=now).returning(clo_rules.c.id)).scalar_one())  # fmt: skip
+    _bump_version(connection, program_id)
+    return _rule_json(connection, rule_id), True
+
+
+def _rule_json(connection: Connection, rule_id: int) -> dict[str, Any]:
+    row = connection.execute(
+        select(clo_rules, clo_locations.c.code.label("location"))
+        .join(clo_locations, clo_locations.c.id == clo_rules.c.location_id)
+        .where(clo_rules.c.id == rule_id)).one()  # fmt: skip
+    return {
+        "id": str(row.id),
+        "words": row.words,
+        "mcc": row.mcc,
+        "location": row.location,
+        "source": row.source,
+        "made_by": row.actor,
+        "made_at": row.created_at.isoformat(),
+    }
+
+
+def put_offer(engine: Engine, program_code: str, offer_code: str, body: object, *,
+              actor: str, now: datetime, partner: str | None = None) -> Answer:  # fmt: skip
+    """Create or change an offer. Its merchant never changes; a budget is never set below
+    what it has spent. `partner`: the caller's key is bound to that merchant."""
+    _check_code(offer_code, "offer")
+
+    def attempt(connection: Connection) -> Answer:
+        program = _program(connection, program_code)
+        digits = program.calculator.program.money_digits
+        reader = _reader(body, terms.OFFER_KEYS)
+        read = terms.read_offer(reader, digits)
+        _raise(reader)
+        assert read is not None
+        merchant_code, offer = read
+        if partner is not None and merchant_code != partner:
+            raise NotFound(f"merchant {merchant_code!r} does not exist")
+        merchant = connection.execute(select(clo_merchants.c.id).where(
+            clo_merchants.c.program_id == program.program_id,
+            clo_merchants.c.code == merchant_code)).scalar()  # fmt: skip
+        if merchant is None:
+            raise InvalidInput([Problem("merchant", f"merchant {merchant_code!r} does not exist")])
+        row = connection.execute(select(clo_offers).where(
+            clo_offers.c.program_id == program.program_id, clo_offers.c.code == offer_code)
+        ).first()  # fmt: skip
+        values = {"terms": body, "starts": offer.starts, "until": offer.until,
+                  "budget": offer.budget}  # fmt: skip
+        if row is None:
+            offer_id = int(connection.execute(insert(clo_offers).values(
+                program_id=program.program_id, code=offer_code, merchant_id=merchant,
+                spent=0, budget_ended=False, created_at=now, actor=actor, **values)
+                .returning(clo_offers.c.id)).scalar_one())  # fmt: skip
+        else:
+            _may_change(row, merchant, offer, partner)
+            offer_id = row.id
+            ended = row.budget_ended and (offer.budget is not None and row.spent >= offer.budget)
+            connection.execute(update(clo_offers).where(clo_offers.c.id == offer_id)
+                               .values(budget_ended=ended, **values))  # fmt: skip
+        _bump_version(connection, program.program_id)
+        return offer_json(connection, program, offer_id), row is None
+
+    return retrying(engine, attempt)
+
+
+def _may_change(row: Row[Any], merchant: int, offer: Offer, partner: str | None) -> None:
+    del partner
+    if row.merchant_id != merchant:
+        raise Conflict(f"offer {row.code!r} is another merchant's: its merchant never changes")
+    if offer.budget is not None and offer.budget < row.spent:
+        raise Conflict(f"offer {row.code!r} has spent {row.spent} minor units of its budget "
+                       "already: the budget can't be set below that")  # fmt: skip
+
+
+def offer_json(connection: Connection, program: LoadedProgram, offer_id: int) -> dict[str, Any]:
+    row = connection.execute(
+        select(clo_offers, clo_merchants.c.code.label("merchant"))
+        .join(clo_merchants, clo_merchants.c.id == clo_offers.c.merchant_id)
+        .where(clo_offers.c.id == offer_id)).one()  # fmt: skip
+    digits = program.calculator.program.money_digits
+    return {"code": row.code, "terms": row.terms, "merchant": row.merchant,
+            "spent": format_minor(row.spent, digits), "budget_ended": row.budget_ended,
+            "made_by": row.actor, "made_at": row.created_at.isoformat()}  # fmt: skip
+
+
+def get_offer(engine: Engine, program_code: str, offer_code: str) -> dict[str, Any]:
+    with reading(engine) as connection:
+        program = _program(connection, program_code)
+        offer_id = connection.execute(select(clo_offers.c.id).where(
+            clo_offers.c.program_id == program.program_id, clo_offers.c.code == offer_code)
+        ).scalar()  # fmt: skip
+        if offer_id is None:
+            raise NotFound(f"offer {offer_code!r} does not exist")
+        return offer_json(connection, program, offer_id)
+
+
+# -------------------------------------------------------------------------------- cards
+
+
+def put_card(engine: Engine, program_code: str, token: str, body: object, *,
+             now: datetime) -> Answer:  # fmt: skip
+    """Enrol a card (or change it): `{scheme, first_six, last_four, member?, segments?,
+    home?}`. The token is the bank's; a token that is a card number is refused."""
+    reader = _reader(body, terms.CARD_KEYS)
+    sent = terms.read_card(reader)
+    _check_token(token)
+    _raise(reader)
+
+    def attempt(connection: Connection) -> Answer:
+        program = _program(connection, program_code)
+        member_id = (find_member(connection, program.program_id, sent.member).id
+                     if sent.member is not None else None)  # fmt: skip
+        values = {"scheme": sent.scheme, "first_six": sent.first_six,
+                  "last_four": sent.last_four, "member_id": member_id,
+                  "segments": list(sent.segments), "latitude": sent.latitude,
+                  "longitude": sent.longitude}  # fmt: skip
+        row = _card_row(connection, program.program_id, token)
+        if row is None:
+            connection.execute(insert(clo_cards).values(
+                program_id=program.program_id, token=token, created_at=now, **values))  # fmt: skip
+        else:
+            connection.execute(update(clo_cards).where(clo_cards.c.id == row.id).values(**values))
+        return card_json(_card_row(connection, program.program_id, token)), row is None
+
+    return retrying(engine, attempt)
+
+
+def _check_token(token: str) -> None:
+    reader = Reader({"token": token}, "", [], ("token",))
+    reader.text("token", max_length=64, required=True)
+    digits = token.replace(" ", "")
+    if digits.isdigit() and 12 <= len(digits) <= 19:
+        reader.report("token", "looks like a card number: send the bank's token, never the "
+                               "number")  # fmt: skip
+    if reader.problems:
+        raise InvalidInput(reader.problems)
+
+
+def _card_row(connection: Connection, program_id: int, token: str) -> Row[Any] | None:
+    return connection.execute(select(clo_cards).where(
+        clo_cards.c.program_id == program_id, clo_cards.c.token == token)).first()  # fmt: skip
+
+
+def card_json(row: Row[Any] | None) -> dict[str, Any]:
+    assert row is not None
+    home = (
+        None
+        if row.latitude is None
+        else {"latitude": _coordinate(row.latitude), "longitude": _coordinate(row.longitude)}
+    )
+    return {"token": row.token, "scheme": row.scheme, "first_six": row.first_six,
+            "last_four": row.last_four,
+            "member": None if row.member_id is None else str(row.member_id),
+            "segments": row.segments, "home": home}  # fmt: skip
+
+
+def _card(row: Row[Any]) -> Card:
+    return Card(row.token, row.scheme, frozenset(row.segments),
+                None if row.latitude is None else float(row.latitude),
+                None if row.longitude is None else float(row.longitude))  # fmt: skip
+
+
+def card_offers(engine: Engine, program_code: str, token: str, *,
+                now: datetime) -> dict[str, Any]:  # fmt: skip
+    """The offers shown to a card: live, targeted at it (segment, radius), not held out in
+    a control group; each with whether it is activated."""
+    with reading(engine) as connection:
+        program = _program(connection, program_code)
+        row = _card_row(connection, program.program_id, token)
+        if row is None:
+            raise NotFound(f"card {token!r} is not enrolled")
+        loaded = catalog_of(connection, program)
+        activated = _activations(connection, row.id)
+        shown = [
+            {"offer": offer.code, "merchant": offer.merchant, "until": offer.until.isoformat(),
+             "activation_required": offer.activation_required,
+             "activated": offer.code in activated}
+            for offers in loaded.offers.values() for offer in offers
+            if _shown(offer, _card(row), loaded, now)
+        ]  # fmt: skip
+        return {"card": token, "offers": sorted(shown, key=lambda item: str(item["offer"]))}
+
+
+def _shown(offer: Offer, card: Card, loaded: Loaded, now: datetime) -> bool:
+    if not offer.starts <= now.date() <= offer.until or in_control_group(offer, card.token):
+        return False
+    target = offer.targeting
+    if target.segment is not None and target.segment not in card.segments:
+        return False
+    if target.radius_km is not None:
+        spots = loaded.catalog.merchant_locations(offer.merchant)
+        return lives_near(card, spots, target.radius_km)
+    return True
+
+
+def activate(engine: Engine, program_code: str, token: str, offer_code: str, *,
+             now: datetime) -> Answer:  # fmt: skip
+    """The cardholder activates an offer in the bank's app: from now on its purchases can
+    earn it. An offer not shown to the card is `409`; activating again changes nothing."""
+
+    def attempt(connection: Connection) -> Answer:
+        program = _program(connection, program_code)
+        row = _card_row(connection, program.program_id, token)
+        if row is None:
+            raise NotFound(f"card {token!r} is not enrolled")
+        loaded = catalog_of(connection, program)
+        offer = _offer(loaded, offer_code)
+        if not _shown(offer, _card(row), loaded, now):
+            raise Conflict(f"offer {offer_code!r} is not open to card {token!r}")
+        offer_id = loaded.offer_ids[offer_code]
+        before = _activations(connection, row.id).get(offer_code)
+        if before is None:
+            connection.execute(insert(clo_activations).values(
+                card_id=row.id, offer_id=offer_id, activated_at=now))  # fmt: skip
+        at = before or now
+        return {"card": token, "offer": offer_code, "activated_at": at.isoformat()}, before is None
+
+    return retrying(engine, attempt)
+
+
+def _offer(loaded: Loaded, code: str) -> Offer:
+    for offers in loaded.offers.values():
+        for offer in offers:
+            if offer.code == code:
+                return offer
+    raise NotFound(f"offer {code!r} does not exist")
+
+
+def _activations(connection: Connection, card_id: int) -> dict[str, datetime]:
+    return {row.code: row.activated_at for row in connection.execute(
+        select(clo_offers.c.code, clo_activations.c.activated_at)
+        .join(clo_offers, clo_offers.c.id == clo_activations.c.offer_id)
+        .where(clo_activations.c.card_id == card_id))}  # fmt: skip
+
+
+# --------------------------------------------------------------------------------- feed
+
+
+def take_message(engine: Engine, program_code: str, body: object, *,
+                 now: datetime) -> Answer:  # fmt: skip
+    """One feed message, online: matched, judged against the merchant's offers, the
+    rewards it claims settled against their budgets; its answer says all of it."""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+    def attempt(connection: Connection) -> Answer:
+        program = _program(connection, program_code)
+        digits = program.calculator.program.money_digits
+        reader = _reader(body, terms.MESSAGE_KEYS)
+        sent = terms.read_message(reader, digits)
+        if sent is not None and sent.at > now + FUTURE_SLACK:
+            reader.report("at", f"{sent.at.isoformat()} is in the future: a feed reports "
+                                "purchases made")  # fmt: skip
+        _raise(reader)
+        assert sent is not None
+        taken = connection.execute(select(clo_transactions.c.body_hash, clo_transactions.c.answer)
+                                   .where(clo_transactions.c.program_id == program.program_id,
+                                          clo_transactions.c.transaction_id == sent.transaction_id)
+                                   ).first()  # fmt: skip
+        if taken is not None:
+            if taken.body_hash != digest:
+                raise IdempotencyConflict(f"transaction {sent.transaction_id!r} was sent "
+                                          "before with other details")  # fmt: skip
+            return taken.answer, False
+        return _take(connection, program, sent, digest, now), True
+
+    return retrying(engine, attempt)
+
+
+@dataclass
+class _Card:
+    row: Row[Any]
+    state: CardState
+    known: dict[str, Known]
+
+
+def _take(connection: Connection, program: LoadedProgram, sent: terms.MessageSent,
+          digest: str, now: datetime) -> dict[str, Any]:  # fmt: skip
+    row = connection.execute(select(clo_cards).where(
+        clo_cards.c.program_id == program.program_id, clo_cards.c.token == sent.card)
+        .with_for_update()).first()  # fmt: skip
+    if row is None:
+        raise NotFound(f"card {sent.card!r} is not enrolled")
+    loaded = catalog_of(connection, program)
+    card = _read_card_state(connection, program.program_id, row, sent, loaded)
+    uses_before, seen_before = dict(card.state.uses), dict(card.state.seen)
+    world = World(loaded.catalog, loaded.offers, {row.token: _card(row)},
+                  {row.token: card.state}, {row.token: card.known})  # fmt: skip
+    # online the feed's order is the order messages are taken in: `seq` orders a batch only
+    message = Message(
+        0,
+        sent.transaction_id,
+        sent.kind,
+        sent.card,
+        sent.amount,
+        sent.at,
+        sent.scheme,
+        sent.merchant_id,
+        sent.descriptor,
+        sent.mcc,
+        sent.original,
+    )
+    judged = world.card_desk(row.token).take(message)
+    changes = _settle(connection, program.program_id, loaded, judged, now)
+    answer = message_json(judged, changes, program.calculator.program.money_digits)
+    transaction_row = _write_transaction(connection, program, row, sent, judged, digest,
+                                         answer, now)  # fmt: skip
+    _write_uses(connection, row.id, loaded, card.state, uses_before)
+    _write_seen(connection, row.id, loaded, card.state, seen_before)
+    _write_purchase(connection, program.program_id, row.id, loaded, card)
+    if judged.match is None and judged.problem is None and sent.kind.value in (
+            "authorisation", "clearing"):  # fmt: skip
+        _queue_review(connection, program.program_id, transaction_row, loaded, sent)
+    return answer
+
+
+def _read_card_state(connection: Connection, program_id: int, row: Row[Any],
+                     sent: terms.MessageSent, loaded: Loaded) -> _Card:  # fmt: skip
+    state = CardState(activated=_activations(connection, row.id))
+    offer_codes = {offer_id: code for code, offer_id in loaded.offer_ids.items()}
+    for use in connection.execute(select(clo_card_offer_uses).where(
+            clo_card_offer_uses.c.card_id == row.id)):  # fmt: skip
+        if use.offer_id in offer_codes:
+            state.uses[offer_codes[use.offer_id]] = use.uses
+    merchant_codes = {merchant_id: code for code, merchant_id in loaded.merchant_ids.items()}
+    for seen in connection.execute(select(clo_card_merchants).where(
+            clo_card_merchants.c.card_id == row.id)):  # fmt: skip
+        state.seen[merchant_codes[seen.merchant_id]] = (seen.first_at, seen.last_at)
+    known: dict[str, Known] = {}
+    if sent.original is not None:
+        purchase = connection.execute(select(clo_purchases).where(
+            clo_purchases.c.program_id == program_id, clo_purchases.c.purchase == sent.original,
+            clo_purchases.c.card_id == row.id)).first()  # fmt: skip
+        if purchase is not None:
+            match = (None if purchase.location_id is None else
+                     Match(loaded.locations_by_id[purchase.location_id], purchase.merchant,
+                           purchase.rule))  # fmt: skip
+            known[sent.original] = Known(match, purchase.amount, tuple(purchase.offers),
+                                         purchase.cleared)  # fmt: skip
+    return _Card(row, state, known)
+
+
+def _settle(connection: Connection, program_id: int, loaded: Loaded, judged: Judged,
+            now: datetime) -> list[Change]:  # fmt: skip
+    """The claims against their offers' budgets (locked, in id order) and rewards."""
+    changes: list[Change] = []
+    claimed = sorted({claim.offer for claim in judged.claims}, key=lambda c: loaded.offer_ids[c])
+    for code in claimed:
+        offer_id = loaded.offer_ids[code]
+        budget_row = connection.execute(select(clo_offers.c.spent, clo_offers.c.budget_ended)
+                                        .where(clo_offers.c.id == offer_id)
+                                        .with_for_update()).one()  # fmt: skip
+        offer = _offer(loaded, code)
+        budget = Budget(offer.budget, budget_row.spent, budget_row.budget_ended)
+        claims = [claim for claim in judged.claims if claim.offer == code]
+        rewards = _rewards(connection, code, offer_id, {claim.reward for claim in claims})
+        before = {key: (reward.cashback, reward.fee) for key, reward in rewards.items()}
+        desk = OfferDesk(offer, budget, rewards)
+        made = list(desk.settle(claims))
+        changes.extend(made)
+        connection.execute(update(clo_offers).where(clo_offers.c.id == offer_id).values(
+            spent=budget.spent, budget_ended=budget.ended))  # fmt: skip
+        _write_rewards(connection, program_id, offer_id, desk.rewards, before, made,
+                       judged.message, now)  # fmt: skip
+    return changes
+
+
+def _rewards(connection: Connection, code: str, offer_id: int,
+             keys: set[str]) -> dict[str, Reward]:  # fmt: skip
+    found = {}
+    for row in connection.execute(
+        select(clo_rewards, clo_cards.c.token)
+        .join(clo_cards, clo_cards.c.id == clo_rewards.c.card_id)
+        .where(clo_rewards.c.offer_id == offer_id, clo_rewards.c.purchase.in_(sorted(keys)))
+    ):  # fmt: skip
+        found[row.purchase] = Reward(
+            code, row.purchase, row.token, row.merchant,
+            Status(row.status), row.amount, row.cashback, row.fee, row.granted, row.refunded,
+            row.payable_at,
+        )  # fmt: skip
+    return found
+
+
+def _write_rewards(connection: Connection, program_id: int, offer_id: int,
+                   rewards: dict[str, Reward], before: dict[str, tuple[int, int]],
+                   made: Sequence[Change], message: Message, now: datetime) -> None:  # fmt: skip
+    for change in made:
+        reward = rewards[change.reward]
+        values = {"status": reward.status.value, "amount": reward.amount,
+                  "cashback": reward.cashback, "fee": reward.fee, "granted": reward.granted,
+                  "refunded": reward.refunded, "payable_at": reward.payable_at}  # fmt: skip
+        if change.reward in before:
+            reward_id = connection.execute(update(clo_rewards).where(
+                clo_rewards.c.offer_id == offer_id, clo_rewards.c.purchase == change.reward)
+                .values(**values).returning(clo_rewards.c.id)).scalar_one()  # fmt: skip
+        else:
+            card_id = connection.execute(select(clo_cards.c.id).where(
+                clo_cards.c.program_id == program_id, clo_cards.c.token == reward.card)
+            ).scalar_one()  # fmt: skip
+            reward_id = connection.execute(insert(clo_rewards).values(
+                program_id=program_id, offer_id=offer_id, purchase=change.reward,
+                card_id=card_id, merchant=reward.merchant, **values)
+                .returning(clo_rewards.c.id)).scalar_one()  # fmt: skip
+            before[change.reward] = (reward.cashback, reward.fee)
+        connection.execute(insert(clo_reward_changes).values(
+            reward_id=reward_id, transaction_id=message.id, status=change.status.value,
+            cashback_delta=change.cashback_delta, fee_delta=change.fee_delta,
+            reason=change.reason, at=now))  # fmt: skip
+        notify(connection, program_id=program_id, event=f"card_transaction.{change.status}",
+               key=f"{message.id}:{change.offer}", now=now, body={
+                   "event": f"card_transaction.{change.status}", "transaction_id": message.id,
+                   "purchase": change.reward, "offer": change.offer, "card": reward.card,
+                   "status": change.status.value, "reason": change.reason,
+                   "cashback_minor": change.cashback, "cashback_change_minor":
+                   change.cashback_delta, "fee_minor": change.fee})  # fmt: skip
+
+
+def _write_transaction(connection: Connection, program: LoadedProgram, card: Row[Any],
+                       sent: terms.MessageSent, judged: Judged, digest: str,
+                       answer: dict[str, Any], now: datetime) -> int:  # fmt: skip
+    match = judged.match
+    loaded = catalog_of(connection, program)
+    return int(connection.execute(insert(clo_transactions).values(
+        program_id=program.program_id, transaction_id=sent.transaction_id,
+        kind=sent.kind.value, card_id=card.id, amount=sent.amount, currency=sent.currency,
+        at=sent.at.astimezone(UTC), local_at=sent.at.isoformat(), scheme=sent.scheme,
+        merchant_mid=sent.merchant_id, descriptor=sent.descriptor, mcc=sent.mcc,
+        original=sent.original,
+        location_id=None if match is None else loaded.location_ids[match.location],
+        rule=None if match is None else match.rule, problem=judged.problem,
+        verdicts=[[offer, reason.value] for offer, reason in judged.verdicts],
+        body_hash=digest, answer=answer, received_at=now,
+    ).returning(clo_transactions.c.id)).scalar_one())  # fmt: skip
+
+
+def _write_uses(connection: Connection, card_id: int, loaded: Loaded, state: CardState,
+                before: dict[str, int]) -> None:  # fmt: skip
+    for code, uses in state.uses.items():
+        if before.get(code) == uses:
+            continue
+        offer_id = loaded.offer_ids[code]
+        if code in before:
+            connection.execute(update(clo_card_offer_uses).where(
+                clo_card_offer_uses.c.card_id == card_id,
+                clo_card_offer_uses.c.offer_id == offer_id).values(uses=uses))  # fmt: skip
+        else:
+            connection.execute(insert(clo_card_offer_uses).values(
+                card_id=card_id, offer_id=offer_id, uses=uses))  # fmt: skip
+
+
+def _write_seen(connection: Connection, card_id: int, loaded: Loaded, state: CardState,
+                before: dict[str, tuple[datetime, datetime]]) -> None:  # fmt: skip
+    for merchant, (first, last) in state.seen.items():
+        if before.get(merchant) == (first, last):
+            continue
+        merchant_id = loaded.merchant_ids[merchant]
+        if merchant in before:
+            connection.execute(update(clo_card_merchants).where(
+                clo_card_merchants.c.card_id == card_id,
+                clo_card_merchants.c.merchant_id == merchant_id)
+                .values(first_at=first, last_at=last))  # fmt: skip
+        else:
+            connection.execute(
+                insert(clo_card_merchants).values(
+                    card_id=card_id, merchant_id=merchant_id, first_at=first, last_at=last
+                )
+            )
+
+
+def _write_purchase(connection: Connection, program_id: int, card_id: int, loaded: Loaded,
+                    card: _Card) -> None:  # fmt: skip
+    """What the message left for the messages about its purchase (`Known`)."""
+    for key, known in card.known.items():
+        values = {"location_id": None if known.match is None else
+                  loaded.location_ids[known.match.location],
+                  "merchant": None if known.match is None else known.match.merchant,
+                  "rule": None if known.match is None else known.match.rule,
+                  "amount": known.amount, "cleared": known.cleared,
+                  "offers": list(known.offers)}  # fmt: skip
+        changed = connection.execute(update(clo_purchases).where(
+            clo_purchases.c.program_id == program_id, clo_purchases.c.purchase == key)
+            .values(**values)).rowcount  # fmt: skip
+        if not changed:
+            connection.execute(insert(clo_purchases).values(
+                program_id=program_id, purchase=key, card_id=card_id, **values))  # fmt: skip
+
+
+def _queue_review(connection: Connection, program_id: int, transaction_row: int,
+                  loaded: Loaded, sent: terms.MessageSent) -> None:  # fmt: skip
+    suggestions = loaded.catalog.suggestions(sent.descriptor)
+    connection.execute(insert(clo_reviews).values(
+        program_id=program_id, transaction_row=transaction_row, descriptor=sent.descriptor,
+        mcc=sent.mcc, suggestions=[[code, str(score)] for code, score in suggestions],
+        status="open"))  # fmt: skip
+
+
+def message_json(judged: Judged, changes: Sequence[Change], digits: int) -> dict[str, Any]:
+    message = judged.message
+    match = judged.match
+    verdicts = dict(judged.verdicts)
+    by_offer = {change.offer: change for change in changes}
+    offers = []
+    for code in sorted(set(verdicts) | set(by_offer)):
+        item: dict[str, Any] = {"offer": code}
+        change = by_offer.get(code)
+        if change is None:
+            item["reason"] = verdicts[code].value
+        else:
+            item.update({
+                "reason": change.reason, "status": change.status.value,
+                "cashback": format_minor(change.cashback, digits),
+                "cashback_change": format_minor(change.cashback_delta, digits),
+                "fee": format_minor(change.fee, digits),
+            })  # fmt: skip
+        offers.append(item)
+    return {
+        "transaction_id": message.id, "kind": message.kind.value, "card": message.card,
+        "amount": format_minor(message.amount, digits),
+        "matched": None if match is None else {"location": match.location,
+                                               "merchant": match.merchant, "rule": match.rule},
+        "offers": offers, "problem": judged.problem,
+    }  # fmt: skip
+
+
+def transaction(engine: Engine, program_code: str, transaction_id: str) -> dict[str, Any]:
+    """A message as it was answered, and its rewards as they stand now."""
+    with reading(engine) as connection:
+        program = _program(connection, program_code)
+        row = connection.execute(select(clo_transactions).where(
+            clo_transactions.c.program_id == program.program_id,
+            clo_transactions.c.transaction_id == transaction_id)).first()  # fmt: skip
+        if row is None:
+            raise NotFound(f"transaction {transaction_id!r} does not exist")
+        digits = program.calculator.program.money_digits
+        purchase = row.original if row.kind != "authorisation" else row.transaction_id
+        rewards = [
+            {"offer": reward.code, "status": reward.status,
+             "cashback": format_minor(reward.cashback, digits),
+             "fee": format_minor(reward.fee, digits),
+             "payable_at": None if reward.payable_at is None else reward.payable_at.isoformat()}
+            for reward in connection.execute(
+                select(clo_rewards, clo_offers.c.code)
+                .join(clo_offers, clo_offers.c.id == clo_rewards.c.offer_id)
+                .where(clo_rewards.c.program_id == program.program_id,
+                       clo_rewards.c.purchase.in_([purchase or "", row.transaction_id]))
+                .order_by(clo_offers.c.code))
+        ]  # fmt: skip
+        return {**row.answer, "received_at": row.received_at.isoformat(), "rewards": rewards}

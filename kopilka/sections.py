@@ -13,6 +13,7 @@ from __future__ import annotations
 from kopilka.kernel.program_parser import register_section
 from kopilka.mechanics.actions import section as actions
 from kopilka.mechanics.bounce_back import section as bounce_back
+from kopilka.mechanics.card_offers import section as card_offers
 from kopilka.mechanics.cashback.model import parse_cashback
 from kopilka.mechanics.challenges import section as challenges
 from kopilka.mechanics.charity import section as charity
@@ -39,3 +40,4 @@ register_section(coalition.KEY, coalition.parse_section)
 register_section(claims.KEY, claims.parse_section)
 register_section(exchange.KEY, exchange.parse_section)
 register_section(charity.KEY, charity.parse_section)
+register_section(card_offers.KEY, card_offers.parse_section)

@@ -6,6 +6,7 @@ said, the feed idempotent by transaction id, and `verify` clean."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -13,16 +14,25 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from kopilka.ledger.verify import verify
 from kopilka.mechanics.card_offers.tables import clo_reviews
 from kopilka.operators.keys import create_key
+from kopilka.platform.files import load_document
 from kopilka.platform.http.app import create_app
 from kopilka.platform.tables import webhook_outbox
+from kopilka.platform.webhooks import verify as verify_signature
 from kopilka.platform.worker import run_due_work
+from kopilka.programs.handlers import apply_program
 from tests.api.conftest import serving_engine
 from tests.coalition.test_settlement import alliance
+from tests.conftest import EXAMPLES
 from tests.store.conftest import NOW
+from tests.web.conftest import served
 
 __all__ = ["alliance"]
 BASE = "/v1/programs/zerno"
@@ -240,3 +250,51 @@ def test_a_merchants_key_publishes_its_own_offers_only(alliance: Engine) -> None
         by_admin = client.put(f"{base}/card-offers/books-1",
                               json={**WEEKDAYS, "merchant": "books"}, headers=admin)  # fmt: skip
         assert by_admin.status_code == 201
+
+
+def test_the_bank_receives_each_change_signed_once(
+    client: TestClient, admin: dict[str, str], zerno_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """With `card_offers.webhook` in the program file and its secret in the environment,
+    the worker sends each reward's change to the bank's URL, signed; a receiver that
+    fails once gets it again at the next run, never twice once it answered 200."""
+    received: list[tuple[dict[str, str], bytes]] = []
+    failures = [1]
+
+    async def hook(request: Request) -> Response:
+        received.append((dict(request.headers), await request.body()))
+        if failures[0]:
+            failures[0] -= 1
+            return PlainTextResponse("busy", status_code=503)
+        return PlainTextResponse("ok")
+
+    secret = "s" * 24
+    monkeypatch.setenv("KOPILKA_CLO_BANK_SECRET", secret)
+    with served(Starlette(routes=[Route("/hooks", hook, methods=["POST"])])) as url:
+        document = load_document(EXAMPLES / "zerno" / "program.yaml")
+        assert isinstance(document, dict)
+        hook_at = {"url": f"{url}/hooks", "secret_env": "KOPILKA_CLO_BANK_SECRET"}
+        apply_program(zerno_engine, {**document, "card_offers": {"webhook": hook_at}},
+                      actor="test", now=NOW)  # fmt: skip
+        catalog(client, admin)
+        post(client, admin, "/cards/tok-anna/offers/weekdays/activation")
+        send(client, admin)
+        first = datetime.now(UTC)
+        assert run_due_work(zerno_engine, now=first)["webhooks_retried"] == 1
+        assert run_due_work(zerno_engine, now=first)["webhooks_delivered"] == 0  # not yet due
+        later = first + timedelta(minutes=2)
+        assert run_due_work(zerno_engine, now=later)["webhooks_delivered"] == 1
+        again = run_due_work(zerno_engine, now=later + timedelta(hours=1))
+        assert (again["webhooks_delivered"], again["webhooks_retried"]) == (0, 0)
+    assert len(received) == 2
+    headers, body = received[-1]
+    assert json.loads(body) == {
+        "event": "card_transaction.pending", "transaction_id": "A-1", "purchase": "A-1",
+        "offer": "weekdays", "card": "tok-anna", "status": "pending", "reason": "qualified",
+        "cashback_minor": 10000, "cashback_change_minor": 10000, "fee_minor": 2100,
+    }  # fmt: skip
+    assert headers["x-kopilka-event"] == "card_transaction.pending"
+    assert verify_signature(secret, headers["x-kopilka-timestamp"],
+                            headers["x-kopilka-delivery"], body.decode(),
+                            headers["x-kopilka-signature"], now=later)  # fmt: skip

@@ -2,7 +2,7 @@
 
 It takes no part in a receipt's purchase: card transactions are a feed of their own
 (`POST /v1/programs/{program}/card-transactions`, and the batch). Its due work pays the
-rewards whose return period is over (`kopilka worker`).
+rewards whose return period is over and sends the bank's webhooks (`kopilka worker`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from kopilka.checkout.mechanic import Mechanic, Step
-from kopilka.mechanics.card_offers.payouts import pay_due_rewards
+from kopilka.mechanics.card_offers.payouts import deliver_webhooks, pay_due_rewards
 from kopilka.mechanics.card_offers.routes import router
 from kopilka.mechanics.card_offers.tables import CHECKS
 
@@ -28,4 +28,8 @@ class CardOffers(Mechanic):
     checks = CHECKS
 
     def due_work(self, engine: Engine, now: datetime) -> dict[str, int]:
-        return {"card_rewards_paid": pay_due_rewards(engine, now=now)}
+        """Pay the rewards whose return period is over, then send the bank its webhooks
+        (those of the payments just made among them)."""
+        done = {"card_rewards_paid": pay_due_rewards(engine, now=now)}
+        done.update(deliver_webhooks(engine, now=now))
+        return done

@@ -9,21 +9,27 @@ key of its own so a message taken twice never notifies twice.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from kopilka.mechanics.card_offers.section import card_offers_of
 from kopilka.mechanics.card_offers.tables import (
     clo_cards,
     clo_offers,
     clo_reward_changes,
     clo_rewards,
 )
+from kopilka.platform.db import reading
 from kopilka.platform.idempotency import retrying
-from kopilka.platform.webhooks import enqueue
+from kopilka.platform.tables import programs
+from kopilka.platform.webhooks import Target, deliver_due, enqueue
+from kopilka.programs.handlers import load_program
 
 ENDPOINT = "bank"
+MIN_SECRET_LENGTH = 16  # a shorter secret is treated as none: nothing is sent
 BATCH = 500  # rewards paid per transaction: a long backlog is paid in several
 
 
@@ -66,3 +72,29 @@ def _pay_batch(connection: Connection, now: datetime) -> int:
                      "cashback_minor": reward.cashback, "fee_minor": reward.fee,
                      "paid_at": now.isoformat()})  # fmt: skip
     return len(due)
+
+
+def deliver_webhooks(engine: Engine, *, now: datetime) -> dict[str, int]:
+    """Send the bank's due webhooks, each program's to the URL its `card_offers` section
+    names, signed with the secret in the environment variable it names."""
+    banks = _banks(engine)
+    if not banks:
+        return {}
+    return deliver_due(engine, now=now,
+                       targets=lambda program_id, endpoint: banks.get(program_id)
+                       if endpoint == ENDPOINT else None)  # fmt: skip
+
+
+def _banks(engine: Engine) -> dict[int, Target]:
+    found = {}
+    with reading(engine) as connection:
+        for row in connection.execute(select(programs.c.id, programs.c.code)).all():
+            settings = card_offers_of(
+                load_program(connection, row.code).calculator.program.sections
+            )
+            if settings is None or settings.webhook_url is None or settings.secret_env is None:
+                continue
+            secret = os.environ.get(settings.secret_env, "")
+            if len(secret) >= MIN_SECRET_LENGTH:
+                found[row.id] = Target(settings.webhook_url, secret)
+    return found

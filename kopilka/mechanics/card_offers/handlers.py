@@ -499,7 +499,13 @@ def card_offers(engine: Engine, program_code: str, token: str, *,
 
 
 def _shown(offer: Offer, card: Card, loaded: Loaded, now: datetime) -> bool:
-    if not offer.starts <= now.date() <= offer.until or in_control_group(offer, card.token):
+    return offer.starts <= now.date() <= offer.until and shown_to(offer, card, loaded)
+
+
+def shown_to(offer: Offer, card: Card, loaded: Loaded, *, ignore_control: bool = False) -> bool:
+    """Whether the offer's targeting takes the card (segment, radius) and the card is not
+    held out in its control group (`ignore_control`: whether it would be, but for it)."""
+    if not ignore_control and in_control_group(offer, card.token):
         return False
     target = offer.targeting
     if target.segment is not None and target.segment not in card.segments:
@@ -862,3 +868,100 @@ def transaction(engine: Engine, program_code: str, transaction_id: str) -> dict[
                 .order_by(clo_offers.c.code))
         ]  # fmt: skip
         return {**row.answer, "received_at": row.received_at.isoformat(), "rewards": rewards}
+
+
+# ------------------------------------------------------------------------ review queue
+
+REVIEW_KEYS = ("location", "dismiss", "mcc")
+
+
+def reviews(engine: Engine, program_code: str, *, status: str = "open") -> dict[str, Any]:
+    """The review queue: unmatched purchases with the locations they most resemble."""
+    with reading(engine) as connection:
+        program = _program(connection, program_code)
+        rows = connection.execute(
+            select(clo_reviews, clo_transactions.c.transaction_id, clo_transactions.c.local_at)
+            .join(clo_transactions, clo_transactions.c.id == clo_reviews.c.transaction_row)
+            .where(clo_reviews.c.program_id == program.program_id, clo_reviews.c.status == status)
+            .order_by(clo_reviews.c.id).limit(500)
+        ).all()  # fmt: skip
+        return {"reviews": [_review_json(row) for row in rows]}
+
+
+def _review_json(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "transaction_id": row.transaction_id,
+        "at": row.local_at,
+        "descriptor": row.descriptor,
+        "mcc": row.mcc,
+        "suggestions": [{"location": code, "score": score} for code, score in row.suggestions],
+        "status": row.status,
+        "rule": None if row.rule_id is None else str(row.rule_id),
+        "decided_by": row.decided_by,
+        "decided_at": None if row.decided_at is None else row.decided_at.isoformat(),
+    }
+
+
+def decide_review(engine: Engine, program_code: str, review_id: str, body: object, *,
+                  actor: str, now: datetime) -> Answer:  # fmt: skip
+    """`{location, mcc?}`: the descriptor is that location's — a descriptor rule is made of
+    its words (the next transactions like it match), and every open review it now matches
+    is decided with it. `{dismiss: true}`: not a merchant of the program. A decided review
+    is `409`."""
+    reader = _reader(body, REVIEW_KEYS)
+    location = reader.code("location", required=False)
+    mcc = terms.read_mcc(reader, "mcc")
+    dismiss = bool(reader.boolean("dismiss"))
+    if (location is None) == (not dismiss) and not reader.problems:
+        reader.report("location", "give a location, or dismiss: true")
+    _raise(reader)
+
+    def attempt(connection: Connection) -> Answer:
+        program = _program(connection, program_code)
+        row = _open_review(connection, program.program_id, review_id)
+        if dismiss:
+            _decide(connection, [row.id], "dismissed", None, actor, now)
+            return _review_after(connection, row.id), True
+        words = " ".join(descriptor_words(row.descriptor))
+        if not words:
+            raise Conflict(f"review {review_id}: its descriptor has no words to make a rule of")
+        rule, _made = _add_rule(connection, program.program_id, words, mcc, location or "",
+                                source="review", actor=actor, now=now)  # fmt: skip
+        same = [other.id for other in connection.execute(select(clo_reviews).where(
+            clo_reviews.c.program_id == program.program_id, clo_reviews.c.status == "open"))
+            if descriptor_words(other.descriptor)[: len(words.split())] == tuple(words.split())
+            and (mcc is None or other.mcc == mcc)]  # fmt: skip
+        _decide(connection, sorted({row.id, *same}), "matched", int(rule["id"]), actor, now)
+        return _review_after(connection, row.id), True
+
+    return retrying(engine, attempt)
+
+
+def _open_review(connection: Connection, program_id: int, review_id: str) -> Row[Any]:
+    row = None
+    if review_id.isascii() and review_id.isdigit() and len(review_id) <= 18:
+        row = connection.execute(
+            select(clo_reviews).where(
+                clo_reviews.c.program_id == program_id, clo_reviews.c.id == int(review_id)
+            )
+        ).first()
+    if row is None:
+        raise NotFound(f"review {review_id!r} does not exist")
+    if row.status != "open":
+        raise Conflict(f"review {review_id} is decided already ({row.status})")
+    return row
+
+
+def _decide(connection: Connection, ids: list[int], status: str, rule_id: int | None,
+            actor: str, now: datetime) -> None:  # fmt: skip
+    connection.execute(update(clo_reviews).where(clo_reviews.c.id.in_(ids)).values(
+        status=status, rule_id=rule_id, decided_by=actor, decided_at=now))  # fmt: skip
+
+
+def _review_after(connection: Connection, review_id: int) -> dict[str, Any]:
+    row = connection.execute(
+        select(clo_reviews, clo_transactions.c.transaction_id, clo_transactions.c.local_at)
+        .join(clo_transactions, clo_transactions.c.id == clo_reviews.c.transaction_row)
+        .where(clo_reviews.c.id == review_id)).one()  # fmt: skip
+    return _review_json(row)

@@ -9,12 +9,13 @@ its transaction id the idempotency key.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from kopilka.mechanics.card_offers import handlers as offers
+from kopilka.mechanics.card_offers import reports
 from kopilka.operators import keys
 from kopilka.platform.http.common import Body, Database, caller, created, now, run
 from kopilka.platform.http.schemas import AMOUNT, CODE, body, problems, text
@@ -268,3 +269,80 @@ async def get_transaction(
     _who: Annotated[Any, Depends(caller(*READERS))],
 ) -> Any:  # fmt: skip
     return await run(engine, offers.transaction, engine, program, transaction_id)
+
+
+REPORT_READERS = ("admin", "analyst", "partner")  # a partner key: its own merchant's offers
+REPORT_EXAMPLE = {
+    "offer": "zerno-weekday", "merchant": "zerno", "starts": "2026-12-01",
+    "until": "2026-12-31", "reached": 5200, "activated": 1300, "redeeming": 410,
+    "redeeming_spend": "615000.00", "cashback_pending": "4200.00",
+    "cashback_confirmed": "30100.00", "cashback_paid": "27200.00", "fees": "12300.00",
+    "control_cards": 520, "spend_per_reached_card": "310.40",
+    "spend_per_control_card": "262.10", "incremental_sales": "251160.00",
+    "budget": "100000.00", "spent": "61500.00",
+}  # fmt: skip
+REVIEW_SCHEMA = {
+    "type": "object",
+    "properties": {"location": CODE, "mcc": MCC, "dismiss": {"type": "boolean"}},
+    "additionalProperties": False,
+}
+
+
+@router.get(PROGRAM + "/card-offers/{offer}/report", summary="An offer's figures",
+            openapi_extra=problems(answer=(200, REPORT_EXAMPLE)))  # fmt: skip
+async def offer_report(
+    program: str, offer: str, engine: Database,
+    who: Annotated[keys.Principal, Depends(caller(*REPORT_READERS))],
+) -> Any:  # fmt: skip
+    """Cardholders reached (shown the offer), activated, redeeming; spend on redeeming
+    purchases; cashback pending, confirmed and paid; fees; and incremental sales against
+    the control group (null without one). A partner key reads its own merchant's offers;
+    another's is `404`."""
+    return await run(engine, reports.offer_report, engine, program, offer, partner=who.partner)
+
+
+@router.get(PROGRAM + "/card-reports", summary="Every offer's figures and the feed's matching",
+            openapi_extra=problems())  # fmt: skip
+async def bank_report(
+    program: str, engine: Database, _who: Annotated[Any, Depends(caller("admin", "analyst"))]
+) -> Any:
+    """For the bank: each offer's figures, and how the feed's purchases matched (by merchant
+    id, by descriptor rule, not at all) with the review queue's size."""
+    return await run(engine, reports.bank_report, engine, program)
+
+
+@router.get(PROGRAM + "/card-reports.csv", summary="Every offer's figures as CSV",
+            response_class=Response, openapi_extra=problems())  # fmt: skip
+async def bank_report_csv(
+    program: str, engine: Database, _who: Annotated[Any, Depends(caller("admin", "analyst"))]
+) -> Response:
+    """An offer a row; no cell starts as a spreadsheet formula."""
+    text = await run(engine, reports.bank_report_csv, engine, program)
+    return Response(text, media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": 'attachment; filename="card-offers.csv"'})  # fmt: skip
+
+
+@router.get(PROGRAM + "/card-reviews", summary="The review queue of unmatched purchases",
+            openapi_extra=problems())  # fmt: skip
+async def review_queue(
+    program: str, engine: Database,
+    _who: Annotated[Any, Depends(caller("admin", "support"))],
+    status: Literal["open", "matched", "dismissed"] = "open",
+) -> Any:  # fmt: skip
+    """Unmatched purchases (the oldest 500 of the status), each with the locations its
+    descriptor most resembles."""
+    return await run(engine, offers.reviews, engine, program, status=status)
+
+
+@router.post(PROGRAM + "/card-reviews/{review}/decision", summary="Decide a review",
+             openapi_extra=body(REVIEW_SCHEMA, {"location": "zerno-arbat"}))  # fmt: skip
+async def decide_review(
+    program: str, review: str, body: Body, engine: Database,
+    who: Annotated[keys.Principal, Depends(caller("admin", "support"))],
+) -> Any:  # fmt: skip
+    """`{location, mcc?}`: the descriptor is that location's; a descriptor rule is made of
+    its words, and every open review it now matches is decided with it. `{dismiss: true}`:
+    not the program's merchant. A decided review is `409`."""
+    answer, _made = await run(engine, offers.decide_review, engine, program, review, body,
+                              actor=_actor(who), now=now())  # fmt: skip
+    return answer

@@ -460,6 +460,30 @@ def import_receipts_command(
     _import(import_receipts, csv_file, program, rejects, db, what="receipts", key="receipt")
 
 
+@import_app.command("card-transactions")
+def import_card_transactions_command(
+    jsonl_file: Annotated[
+        Path,
+        typer.Argument(
+            help="a JSON Lines file: a card transaction message a line, as the API takes one"
+        ),
+    ],
+    program: ProgramOption,
+    rejects: RejectsOption = None,
+    db: DbOption = None,
+) -> None:
+    """Take a bank's feed file (card-linked offers), a message a line, in the file's order;
+    a message taken before is counted, not taken again.
+
+    Exit 0: none rejected; 1: some rejected; 2: the file can't be read; 3: database lost.
+    """
+    from kopilka.mechanics.card_offers.files import import_card_transactions
+
+    importer = partial(import_card_transactions, now=lambda: datetime.now(UTC))
+    _import(importer, jsonl_file, program, rejects, db, what="card transactions",
+            key="transaction")  # fmt: skip
+
+
 def _import(
     importer: Callable[..., ImportReport],
     csv_file: Path,

@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from kopilka.checkout.mechanic import Mechanic, Step
+from kopilka.mechanics.card_offers.pages import router as pages
 from kopilka.mechanics.card_offers.payouts import deliver_webhooks, pay_due_rewards
 from kopilka.mechanics.card_offers.routes import router
 from kopilka.mechanics.card_offers.tables import CHECKS
@@ -24,7 +25,11 @@ class CardOffers(Mechanic):
     name = "card_offers"
     step = Step.LATER
     router = router
+    pages = pages
+    templates = HERE / "templates"
+    translations = HERE / "locale"  # its page's texts, ru and en
     migrations = HERE / "migrations"
+    console_link = ("card-offers", "Card-linked offers")
     checks = CHECKS
 
     def due_work(self, engine: Engine, now: datetime) -> dict[str, int]:

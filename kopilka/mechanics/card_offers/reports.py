@@ -19,7 +19,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, exists, func, select
 
 from kopilka.kernel.errors import NotFound
 from kopilka.kernel.money import format_minor
@@ -174,13 +174,17 @@ def _spend_at(connection: Connection, program_id: int, offer: Offer) -> dict[str
 def _feed(connection: Connection, program_id: int) -> dict[str, Any]:
     """How the feed's purchases matched: by merchant id, by descriptor rule, not at all;
     and the review queue."""
+    authorised = clo_transactions.alias("authorised")
+    cleared_alone = (clo_transactions.c.kind == "clearing") & ~exists().where(
+        authorised.c.program_id == program_id, authorised.c.kind == "authorisation",
+        authorised.c.transaction_id == clo_transactions.c.original)  # fmt: skip
     rows = connection.execute(
         select(clo_transactions.c.rule, func.count())
         .where(clo_transactions.c.program_id == program_id,
-               clo_transactions.c.kind.in_(("authorisation", "clearing")),
+               (clo_transactions.c.kind == "authorisation") | cleared_alone,
                clo_transactions.c.problem.is_(None))
         .group_by(clo_transactions.c.rule)
-    ).all()  # fmt: skip
+    ).all()  # a purchase once: its authorisation, or its clearing when none came  # fmt: skip
     by_kind: dict[str, int] = defaultdict(int)
     for rule, count in rows:
         by_kind["unmatched" if rule is None else str(rule).split(":")[0]] += count

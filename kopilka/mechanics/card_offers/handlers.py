@@ -471,7 +471,7 @@ def card_json(row: Row[Any] | None) -> dict[str, Any]:
             "segments": row.segments, "home": home}  # fmt: skip
 
 
-def _card(row: Row[Any]) -> Card:
+def card_from_row(row: Row[Any]) -> Card:
     return Card(row.token, row.scheme, frozenset(row.segments),
                 None if row.latitude is None else float(row.latitude),
                 None if row.longitude is None else float(row.longitude))  # fmt: skip
@@ -493,7 +493,7 @@ def card_offers(engine: Engine, program_code: str, token: str, *,
              "activation_required": offer.activation_required,
              "activated": offer.code in activated}
             for offers in loaded.offers.values() for offer in offers
-            if _shown(offer, _card(row), loaded, now)
+            if _shown(offer, card_from_row(row), loaded, now)
         ]  # fmt: skip
         return {"card": token, "offers": sorted(shown, key=lambda item: str(item["offer"]))}
 
@@ -528,7 +528,7 @@ def activate(engine: Engine, program_code: str, token: str, offer_code: str, *,
             raise NotFound(f"card {token!r} is not enrolled")
         loaded = catalog_of(connection, program)
         offer = _offer(loaded, offer_code)
-        if not _shown(offer, _card(row), loaded, now):
+        if not _shown(offer, card_from_row(row), loaded, now):
             raise Conflict(f"offer {offer_code!r} is not open to card {token!r}")
         offer_id = loaded.offer_ids[offer_code]
         before = _activations(connection, row.id).get(offer_code)
@@ -606,7 +606,7 @@ def _take(connection: Connection, program: LoadedProgram, sent: terms.MessageSen
     loaded = catalog_of(connection, program)
     card = _read_card_state(connection, program.program_id, row, sent, loaded)
     uses_before, seen_before = dict(card.state.uses), dict(card.state.seen)
-    world = World(loaded.catalog, loaded.offers, {row.token: _card(row)},
+    world = World(loaded.catalog, loaded.offers, {row.token: card_from_row(row)},
                   {row.token: card.state}, {row.token: card.known})  # fmt: skip
     # online the feed's order is the order messages are taken in: `seq` orders a batch only
     message = Message(

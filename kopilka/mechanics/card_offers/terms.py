@@ -10,7 +10,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, time
 from decimal import Decimal
+from typing import Any
 
+from kopilka.kernel.money import format_minor
 from kopilka.kernel.reading import Reader, show
 from kopilka.mechanics.card_offers.model import SCHEMES, Kind, Offer, Targeting
 
@@ -317,3 +319,43 @@ def _moment(reader: Reader, key: str) -> datetime | None:
                            "(2026-12-03T09:15:00+03:00)")  # fmt: skip
         return None
     return moment
+
+
+def offer_terms(offer: Offer, digits: int) -> dict[str, Any]:
+    """The body `read_offer` reads back as `offer` (its code aside): an offer made in code
+    — a generated one, a copy — published through the API."""
+
+    def money(minor: int | None) -> str | None:
+        return None if minor is None else format_minor(minor, digits)
+
+    cashback = ({"fixed": money(offer.fixed)} if offer.fixed is not None
+                else {"percent": str(offer.percent)})  # fmt: skip
+    target = offer.targeting
+    body: dict[str, Any] = {
+        "merchant": offer.merchant, "starts": offer.starts.isoformat(),
+        "until": offer.until.isoformat(), "cashback": cashback,
+        "max_cashback": money(offer.max_cashback), "min_amount": money(offer.min_amount),
+        "max_amount": money(offer.max_amount),
+        "weekdays": None if offer.weekdays is None else sorted(offer.weekdays),
+        "hours": None if offer.hours is None else {"from": offer.hours[0].strftime("%H:%M"),
+                                                   "until": offer.hours[1].strftime("%H:%M")},
+        "schemes": None if offer.schemes is None else sorted(offer.schemes),
+        "activation_required": offer.activation_required,
+        "limit_per_card": offer.limit_per_card, "return_days": offer.return_days,
+        "budget": money(offer.budget),
+        "fee": {"percent": str(offer.fee_percent), "fixed": money(offer.fee_fixed)},
+        "targeting": {"segment": target.segment,
+                      "radius_km": None if target.radius_km is None else str(target.radius_km),
+                      "new_customers": target.new_customers,
+                      "new_within_days": target.new_within_days,
+                      "lapsed_days": target.lapsed_days},
+        "control_percent": str(offer.control_percent),
+    }  # fmt: skip
+    given: dict[str, Any] = _without_nulls(body)
+    return given
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    return value

@@ -484,6 +484,47 @@ def import_card_transactions_command(
             key="transaction")  # fmt: skip
 
 
+@app.command("card-batch")
+def card_batch(
+    feed_file: Annotated[
+        Path,
+        typer.Argument(
+            help="the day's feed: JSON Lines (a message a line) or Parquet (batch.FEED_SCHEMA)"
+        ),
+    ],
+    program: ProgramOption,
+    out: Annotated[Path, typer.Option(help="where the reward changes go (Parquet)")] = Path(
+        "card-changes.parquet"
+    ),
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="a Dask scheduler's address (tcp://host:8786); default a local cluster"),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="the local cluster's worker processes")
+    ] = 2,
+    db: DbOption = None,
+) -> None:
+    """Match a day's card feed to the offers as a batch on Dask, against the database as
+    it stands, with the online path's results; the reward changes to --out, a summary to
+    stdout. The database is not written.
+    """
+    from kopilka.mechanics.card_offers.files import batch_file
+
+    engine = make_engine(db)
+    try:
+        summary = batch_file(engine, program, feed_file, out, scheduler=scheduler,
+                             workers=workers)  # fmt: skip
+    except CannotImport as error:
+        sys.stderr.write(f"kopilka card-batch: {error}\n")
+        raise typer.Exit(code=2) from None
+    except KopilkaError as error:
+        raise _fail(error) from None
+    finally:
+        engine.dispose()
+    _print_json(summary)
+
+
 def _import(
     importer: Callable[..., ImportReport],
     csv_file: Path,

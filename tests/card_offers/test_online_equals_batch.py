@@ -8,10 +8,13 @@ and every reward and budget left, is the same."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import Connection, Engine, insert, select
 
@@ -29,8 +32,10 @@ from kopilka.mechanics.card_offers.tables import (
     clo_offers,
 )
 from kopilka.mechanics.card_offers.terms import offer_terms
+from tests.cli.test_import import db_url, kopilka
 from tests.store.conftest import NOW
 
+__all__ = ["db_url"]
 DIGITS = 2  # the café's roubles
 
 
@@ -144,3 +149,28 @@ def test_online_and_the_batch_on_a_dask_cluster_give_the_same_answers(
     batch = run_batch(snapshot, messages, workers=2)
     assert answers_of(batch) == online
     assert left(snapshot) == left(world_of(zerno_engine, "zerno"))
+
+
+@pytest.mark.slow
+def test_kopilka_card_batch_runs_a_feed_file_on_a_local_cluster(
+    zerno_engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    """The command line: a day's feed file (JSON Lines, one bad line among them) run as a
+    batch against the database; its changes are the online path's on the same feed."""
+    generated = make_world(5, offers=9, cards=40)
+    messages, _truth = make_feed(generated, 60, seed=5)
+    publish(zerno_engine, generated.world)
+    feed = tmp_path / "feed.jsonl"
+    lines = [json.dumps(body_of(message)) for message in messages]
+    feed.write_text("\n".join([*lines, '{"kind": "authorisation"}']) + "\n", encoding="utf-8")
+    out = tmp_path / "changes.parquet"
+    ran = kopilka("card-batch", str(feed), "--program", "zerno", "--db", db_url,
+                  "--out", str(out), "--workers", "1")  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    summary = json.loads(ran.output)
+    assert summary["messages"] == len(messages)
+    assert len(summary["left_out"]) == 1
+    assert summary["left_out"][0].startswith(f"line {len(messages) + 1}: ")
+    expected = run_split(world_of(zerno_engine, "zerno"), messages)
+    assert summary["digest"] == expected.digest()
+    assert pq.read_table(out).num_rows == summary["changes"] == len(expected.changes)

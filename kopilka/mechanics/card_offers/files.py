@@ -1,5 +1,6 @@
 """A bank's feed as a file: JSON Lines, one message a line, each taken as the online path
-takes it (`handlers.take_message`), in the file's order.
+takes it (`handlers.take_message`), in the file's order; or the whole file run as a batch
+on Dask (`batch_file`).
 
 Taking a file again is safe: a message taken before is counted `already there` (its
 transaction id is its idempotency key); a line that can't be taken is rejected with its
@@ -8,17 +9,27 @@ line number and why, and the lines after it are taken all the same.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from sqlalchemy import Engine
 
 from kopilka.imports.csv_rows import CannotImport, CsvRow
 from kopilka.imports.handlers import Done, ImportReport, Rejected
 from kopilka.kernel.errors import KopilkaError, Unavailable
+from kopilka.kernel.reading import Reader
+from kopilka.mechanics.card_offers import terms
+from kopilka.mechanics.card_offers.batch import run_batch
+from kopilka.mechanics.card_offers.feed import Message
 from kopilka.mechanics.card_offers.handlers import take_message
+from kopilka.mechanics.card_offers.snapshot import world_of
+from kopilka.platform.db import reading
 from kopilka.platform.http.common import MAX_BODY, read_json
+from kopilka.programs.handlers import load_program
 
 COLUMNS = ("message",)
 
@@ -56,3 +67,53 @@ def _take(engine: Engine, program_code: str, number: int, raw: bytes,
     except KopilkaError as error:
         return Rejected((row,), key, error.code, error.detail)
     return Done.IMPORTED if made else Done.ALREADY_THERE
+
+
+def read_feed_file(path: Path, digits: int) -> tuple[list[Message], list[str]]:
+    """A JSON Lines feed as messages in the file's order (`seq`: the line), and why each
+    line that is not a message was left out."""
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as error:
+        raise CannotImport(f"{path}: {error.strerror or error}") from None
+    messages, problems = [], []
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            document = read_json(raw)
+        except KopilkaError as error:
+            problems.append(f"line {number}: {error.detail}")
+            continue
+        reader = Reader(document, "", [], terms.MESSAGE_KEYS)
+        sent = terms.read_message(reader, digits)
+        if sent is None:
+            problems.append(f"line {number}: " + "; ".join(str(p) for p in reader.problems))
+            continue
+        messages.append(Message(number, sent.transaction_id, sent.kind, sent.card, sent.amount,
+                                sent.at, sent.scheme, sent.merchant_id, sent.descriptor,
+                                sent.mcc, sent.original))  # fmt: skip
+    return messages, problems
+
+
+def batch_file(engine: Engine, program_code: str, path: Path, out: Path, *,
+               scheduler: str | None, workers: int) -> dict[str, Any]:  # fmt: skip
+    """A day's feed file through the offers as a batch on Dask, against the database's
+    world as it stands: the reward changes written to `out` (Parquet, in the online
+    path's order) and a summary. The database is not written."""
+    world = world_of(engine, program_code)
+    with reading(engine) as connection:
+        digits = load_program(connection, program_code).calculator.program.money_digits
+    if path.suffix == ".parquet":
+        feed: Any = path
+        problems: list[str] = []
+    else:
+        feed, problems = read_feed_file(path, digits)
+    started = time.perf_counter()
+    result = run_batch(world, feed, scheduler=scheduler, workers=workers, collect=False)
+    seconds = time.perf_counter() - started
+    table = result.change_table()
+    pq.write_table(table, str(out))
+    return {"messages": result.messages, "matched": result.matched, "claims": result.claims,
+            "changes": table.num_rows, "left_out": problems, "digest": result.digest(),
+            "seconds": round(seconds, 2), "out": str(out)}  # fmt: skip

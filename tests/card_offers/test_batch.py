@@ -4,6 +4,7 @@ path (`run_in_order`) gives, and leaves the world as it leaves it (issue 20)."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -285,3 +286,58 @@ def test_a_clearing_with_no_authorisation_is_judged_and_confirmed() -> None:
         ("t9", Status.CONFIRMED, 5_000, 500),
         ("t9", Status.CONFIRMED, -1_000, -100),
     ]
+
+
+# ------------------------------------------- edge cases of a purchase's life (review)
+
+
+def test_a_second_reversal_changes_nothing_and_the_limit_holds() -> None:
+    changes = _both(_world(limit_per_card=1), [
+        _message(1, "t1", Kind.AUTHORISATION, "a", 10_000),
+        _message(2, "t1-v", Kind.REVERSAL, "a", 10_000, "t1"),
+        _message(3, "t1-v2", Kind.REVERSAL, "a", 10_000, "t1"),  # the same reversal again
+        _message(4, "t2", Kind.AUTHORISATION, "a", 10_000),
+        _message(5, "t3", Kind.AUTHORISATION, "a", 10_000),
+    ])  # fmt: skip
+    assert [(c.message, c.status) for c in changes] == [
+        ("t1", Status.PENDING), ("t1-v", Status.RELEASED), ("t2", Status.PENDING),
+    ]  # t3: the limit of one is reached by t2  # fmt: skip
+
+
+def test_a_cashback_that_rounds_to_nothing_is_not_a_spent_budget() -> None:
+    world = _world()
+    world.offers[MERCHANT][0] = replace(world.offers[MERCHANT][0], percent=Decimal(1))
+    changes = _both(world, [_message(1, "t1", Kind.AUTHORISATION, "a", 40)])
+    assert [(c.status, c.reason, c.cashback) for c in changes] == [
+        (Status.REFUSED, "cashback_below_a_minor_unit", 0)]  # fmt: skip
+
+
+def test_a_clearing_after_a_whole_refund_gives_nothing_back() -> None:
+    changes = _both(_world(), [
+        _message(1, "t1", Kind.AUTHORISATION, "a", 10_000),
+        _message(2, "t1-r", Kind.REFUND, "a", 10_000, "t1"),
+        _message(3, "t1-c", Kind.CLEARING, "a", 10_000, "t1"),
+    ])  # fmt: skip
+    assert [(c.status, c.cashback) for c in changes] == [
+        (Status.PENDING, 1_000), (Status.CLAWED_BACK, 0), (Status.CLAWED_BACK, 0)]  # fmt: skip
+
+
+def test_a_clearing_after_a_partial_refund_keeps_the_refunded_share_out() -> None:
+    changes = _both(_world(), [
+        _message(1, "t1", Kind.AUTHORISATION, "a", 10_000),
+        _message(2, "t1-r", Kind.REFUND, "a", 2_500, "t1"),
+        _message(3, "t1-c", Kind.CLEARING, "a", 10_000, "t1"),
+    ])  # fmt: skip
+    assert [(c.status, c.cashback) for c in changes] == [
+        (Status.PENDING, 1_000), (Status.PENDING, 750), (Status.CONFIRMED, 750)]  # fmt: skip
+
+
+def test_a_clearing_after_a_reversal_is_a_purchase_after_all() -> None:
+    changes = _both(_world(), [
+        _message(1, "t1", Kind.AUTHORISATION, "a", 10_000),
+        _message(2, "t1-v", Kind.REVERSAL, "a", 10_000, "t1"),
+        _message(3, "t1-c", Kind.CLEARING, "a", 8_000, "t1"),  # the money moved all the same
+    ])  # fmt: skip
+    assert [(c.message, c.status, c.cashback) for c in changes] == [
+        ("t1", Status.PENDING, 1_000), ("t1-v", Status.RELEASED, 0),
+        ("t1-c", Status.CONFIRMED, 800)]  # fmt: skip

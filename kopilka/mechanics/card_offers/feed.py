@@ -22,7 +22,7 @@ Pure: the standard library only.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
@@ -69,6 +69,7 @@ class Known:
     amount: int
     offers: tuple[str, ...]
     cleared: bool = False
+    released: bool = False  # its authorisation was reversed
 
 
 class Action(StrEnum):
@@ -123,16 +124,20 @@ class CardDesk:
             return self._purchase(message, confirmed=False)
         before = self.known.get(message.original or "")
         if message.kind is Kind.CLEARING:
-            if before is None:  # cleared with no authorisation seen: judged now, confirmed
+            # cleared with no authorisation seen, or after its authorisation was reversed
+            # (the money moved all the same): judged now, confirmed
+            if before is None or before.released:
                 return self._purchase(message, confirmed=True, reward=message.original)
             return self._about(message, before, Action.ADJUST)
         if before is None:
             return Judged(message, None, (), (), problem="original_not_found")
         if message.kind is Kind.REVERSAL:
-            if before.cleared:
-                return Judged(message, before.match, (), (), problem="original_cleared")
+            if before.cleared or before.released:
+                problem = "original_cleared" if before.cleared else "original_reversed"
+                return Judged(message, before.match, (), (), problem=problem)
             for offer in before.offers:
                 self.state.uses[offer] = self.state.uses.get(offer, 1) - 1
+            self.known[message.original or ""] = replace(before, released=True)
             return self._about(message, before, Action.RELEASE)
         return self._about(message, before, Action.CLAW)
 
@@ -175,6 +180,9 @@ class CardDesk:
 
     def _locations(self, merchant: str) -> list[Location]:
         return self.catalog.merchant_locations(merchant)
+
+
+NO_CASHBACK = "cashback_below_a_minor_unit"  # met the terms; its cashback rounds to nothing
 
 
 class Status(StrEnum):
@@ -246,8 +254,11 @@ class OfferDesk:
         return self._claw(claim, reward)
 
     def _open(self, claim: Claim) -> Change:
-        granted = self.budget.grant(self.offer.cashback(claim.amount))
-        if granted == 0:
+        wanted = self.offer.cashback(claim.amount)
+        granted = self.budget.grant(wanted) if wanted > 0 else 0
+        if wanted == 0:  # a purchase too small for a minor unit of cashback
+            status, fee, reason = Status.REFUSED, 0, NO_CASHBACK
+        elif granted == 0:
             status, fee, reason = Status.REFUSED, 0, Reason.BUDGET_SPENT.value
         else:
             confirmed = claim.confirmed
@@ -261,17 +272,23 @@ class OfferDesk:
         return self._change(claim, reward, granted, fee, reason)
 
     def _adjust(self, claim: Claim, reward: Reward) -> Change:
+        """The reward on the cleared amount, less the share of what was refunded before
+        the clearing came (a purchase refunded whole stays clawed back)."""
+        refunded = min(reward.refunded, claim.amount)
+        kept = claim.amount - refunded
         wanted = self.offer.cashback(claim.amount)
-        delta = wanted - reward.cashback
+        delta = _share(wanted, kept, claim.amount) - reward.cashback
         delta = self.budget.grant(delta) if delta > 0 else delta
         if delta < 0:
             self.budget.give_back(-delta)
-        fee_delta = self.offer.fee(claim.amount) - reward.fee
+        fee_delta = _share(self.offer.fee(claim.amount), kept, claim.amount) - reward.fee
         reward.cashback += delta
-        reward.granted = reward.cashback
+        # what a later refund's share is of: the cashback before refunds, as far as the
+        # budget paid it
+        reward.granted = reward.cashback if refunded == 0 else min(wanted, reward.granted)
         reward.fee += fee_delta
-        reward.amount = claim.amount
-        reward.status = Status.CONFIRMED
+        reward.amount, reward.refunded = claim.amount, refunded
+        reward.status = Status.CONFIRMED if kept > 0 else Status.CLAWED_BACK
         reward.payable_at = self._payable(claim.at)
         return self._change(claim, reward, delta, fee_delta, "cleared")
 

@@ -658,7 +658,7 @@ def _read_card_state(connection: Connection, program_id: int, row: Row[Any],
                      Match(loaded.locations_by_id[purchase.location_id], purchase.merchant,
                            purchase.rule))  # fmt: skip
             known[sent.original] = Known(match, purchase.amount, tuple(purchase.offers),
-                                         purchase.cleared)  # fmt: skip
+                                         purchase.cleared, purchase.released)  # fmt: skip
     return _Card(row, state, known)
 
 
@@ -797,7 +797,7 @@ def _write_purchase(connection: Connection, program_id: int, card_id: int, loade
                   loaded.location_ids[known.match.location],
                   "merchant": None if known.match is None else known.match.merchant,
                   "rule": None if known.match is None else known.match.rule,
-                  "amount": known.amount, "cleared": known.cleared,
+                  "amount": known.amount, "cleared": known.cleared, "released": known.released,
                   "offers": list(known.offers)}  # fmt: skip
         changed = connection.execute(update(clo_purchases).where(
             clo_purchases.c.program_id == program_id, clo_purchases.c.purchase == key)

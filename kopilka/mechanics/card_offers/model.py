@@ -145,8 +145,11 @@ class Catalog:
     merchant_ids: Mapping[tuple[str, str], tuple[str, ...]]  # (scheme, mid) → locations
     rules: tuple[DescriptorRule, ...] = ()
     _by_first_word: dict[str, list[DescriptorRule]] = field(default_factory=dict, repr=False)
+    _by_merchant: dict[str, list[Location]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        for location in self.locations.values():
+            self._by_merchant.setdefault(location.merchant, []).append(location)
         ordered = sorted(self.rules, key=lambda rule: (-len(rule.words), rule.id))
         for rule in ordered:
             if rule.words:
@@ -189,7 +192,9 @@ class Catalog:
         return scored[:limit]
 
     def merchant_locations(self, merchant: str) -> list[Location]:
-        return [found for found in self.locations.values() if found.merchant == merchant]
+        """The merchant's locations, in the catalog's order (an index: a radius is judged
+        on every matched purchase)."""
+        return self._by_merchant.get(merchant, [])
 
 
 # ------------------------------------------------------------------------------- offers

@@ -58,7 +58,7 @@ def world_of(engine: Engine, program_code: str) -> World:
                 else Match(loaded.locations_by_id[row.location_id], row.merchant, row.rule)
             )
             world.known.setdefault(tokens[row.card_id], {})[row.purchase] = Known(
-                match, row.amount, tuple(row.offers), row.cleared
+                match, row.amount, tuple(row.offers), row.cleared, row.released
             )
         for row in connection.execute(select(clo_offers).where(
                 clo_offers.c.program_id == program_id)):  # fmt: skip

@@ -187,6 +187,7 @@ clo_purchases = Table(
     Column("rule", String(100)),
     Column("amount", BigInteger, nullable=False),  # authorised, then cleared
     Column("cleared", Boolean, nullable=False),
+    Column("released", Boolean, nullable=False),  # its authorisation was reversed
     Column("offers", JSON, nullable=False),  # the offers whose terms it met
     UniqueConstraint("program_id", "purchase"),
 )

@@ -167,6 +167,7 @@ def upgrade() -> None:
         sa.Column("rule", sa.String(100)),
         sa.Column("amount", sa.BigInteger, nullable=False),
         sa.Column("cleared", sa.Boolean, nullable=False),
+        sa.Column("released", sa.Boolean, nullable=False),
         sa.Column("offers", sa.JSON, nullable=False),
         sa.UniqueConstraint("program_id", "purchase"),
     )

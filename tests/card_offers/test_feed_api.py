@@ -218,6 +218,13 @@ def test_bad_input_is_a_clear_4xx(client: TestClient, admin: dict[str, str]) -> 
     ahead = (SOON + timedelta(days=2)).isoformat()
     future = post(client, admin, "/card-transactions", {**AUTH, "at": ahead})
     assert (future.status_code, future.json()["errors"][0]["loc"]) == (422, "at")
+    put(client, admin, "/cards/tok-boris", {"scheme": "visa", "first_six": "427600",
+                                             "last_four": "4321"})  # fmt: skip
+    send(client, admin)  # Anna's purchase A-1
+    borrowed = post(client, admin, "/card-transactions", {
+        **AUTH, "transaction_id": "C-9", "kind": "clearing", "card": "tok-boris",
+        "original": "A-1"})  # fmt: skip
+    assert (borrowed.status_code, borrowed.json()["errors"][0]["loc"]) == (422, "original")
     orphan = post(client, admin, "/card-transactions", {**AUTH, "kind": "refund"})
     assert (orphan.status_code, orphan.json()["errors"][0]["loc"]) == (422, "original")
     nowhere = put(client, admin, "/card-offers/x", {**WEEKDAYS, "merchant": "nobody"})

@@ -651,8 +651,11 @@ def _read_card_state(connection: Connection, program_id: int, row: Row[Any],
     known: dict[str, Known] = {}
     if sent.original is not None:
         purchase = connection.execute(select(clo_purchases).where(
-            clo_purchases.c.program_id == program_id, clo_purchases.c.purchase == sent.original,
-            clo_purchases.c.card_id == row.id)).first()  # fmt: skip
+            clo_purchases.c.program_id == program_id,
+            clo_purchases.c.purchase == sent.original)).first()  # fmt: skip
+        if purchase is not None and purchase.card_id != row.id:
+            raise InvalidInput([Problem("original", f"transaction {sent.original!r} was made "
+                                                    "with another card")])  # fmt: skip
         if purchase is not None:
             match = (None if purchase.location_id is None else
                      Match(loaded.locations_by_id[purchase.location_id], purchase.merchant,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from kopilka.kernel.money import format_minor
 from kopilka.mechanics.card_offers import handlers
 from kopilka.mechanics.card_offers.batch import run_batch, run_split
 from kopilka.mechanics.card_offers.feed import Change, Message, World
+from kopilka.mechanics.card_offers.model import Kind
 from kopilka.mechanics.card_offers.snapshot import world_of
 from kopilka.mechanics.card_offers.tables import (
     clo_activations,
@@ -162,15 +164,22 @@ def test_kopilka_card_batch_runs_a_feed_file_on_a_local_cluster(
     publish(zerno_engine, generated.world)
     feed = tmp_path / "feed.jsonl"
     lines = [json.dumps(body_of(message)) for message in messages]
-    feed.write_text("\n".join([*lines, '{"kind": "authorisation"}']) + "\n", encoding="utf-8")
+    first = messages[0]
+    other = next(token for token in generated.world.cards if token != first.card)
+    borrowed = replace(first, id="X-1", kind=Kind.CLEARING, card=other, original=first.id)
+    lines += ['{"kind": "authorisation"}', json.dumps(body_of(borrowed))]
+    feed.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "changes.parquet"
     ran = kopilka("card-batch", str(feed), "--program", "zerno", "--db", db_url,
                   "--out", str(out), "--workers", "1")  # fmt: skip
     assert ran.exit_code == 0, ran.output
     summary = json.loads(ran.output)
     assert summary["messages"] == len(messages)
-    assert len(summary["left_out"]) == 1
-    assert summary["left_out"][0].startswith(f"line {len(messages) + 1}: ")
+    assert [problem.split(":")[0] for problem in summary["left_out"]] == [
+        f"line {len(messages) + 1}",
+        f"line {len(messages) + 2}",
+    ]  # not a message; a card's
+    assert "another card" in summary["left_out"][1]  # original made with another (as online)
     expected = run_split(world_of(zerno_engine, "zerno"), messages)
     assert summary["digest"] == expected.digest()
     assert pq.read_table(out).num_rows == summary["changes"] == len(expected.changes)

@@ -24,8 +24,9 @@ from kopilka.kernel.errors import KopilkaError, Unavailable
 from kopilka.kernel.reading import Reader
 from kopilka.mechanics.card_offers import terms
 from kopilka.mechanics.card_offers.batch import run_batch
-from kopilka.mechanics.card_offers.feed import Message
+from kopilka.mechanics.card_offers.feed import Message, World
 from kopilka.mechanics.card_offers.handlers import take_message
+from kopilka.mechanics.card_offers.model import Kind
 from kopilka.mechanics.card_offers.snapshot import world_of
 from kopilka.platform.db import reading
 from kopilka.platform.http.common import MAX_BODY, read_json
@@ -96,6 +97,24 @@ def read_feed_file(path: Path, digits: int) -> tuple[list[Message], list[str]]:
     return messages, problems
 
 
+def _own_originals(world: World, messages: list[Message]) -> tuple[list[Message], list[str]]:
+    """The messages without those whose `original` is another card's purchase — which the
+    online path refuses (422) — and why each was left out. A purchase's card is known from
+    the database (the snapshot's purchases) or from the feed's own earlier messages."""
+    card_of = {purchase: token for token, known in world.known.items() for purchase in known}
+    kept, problems = [], []
+    for message in messages:
+        owner = card_of.get(message.original or "")
+        if owner is not None and owner != message.card:
+            problems.append(f"line {message.seq}: original: transaction "
+                            f"{message.original!r} was made with another card")  # fmt: skip
+            continue
+        if message.kind in (Kind.AUTHORISATION, Kind.CLEARING):
+            card_of.setdefault(message.original or message.id, message.card)
+        kept.append(message)
+    return kept, problems
+
+
 def batch_file(engine: Engine, program_code: str, path: Path, out: Path, *,
                scheduler: str | None, workers: int) -> dict[str, Any]:  # fmt: skip
     """A day's feed file through the offers as a batch on Dask, against the database's
@@ -109,6 +128,8 @@ def batch_file(engine: Engine, program_code: str, path: Path, out: Path, *,
         problems: list[str] = []
     else:
         feed, problems = read_feed_file(path, digits)
+        feed, borrowed = _own_originals(world, feed)
+        problems += borrowed
     started = time.perf_counter()
     result = run_batch(world, feed, scheduler=scheduler, workers=workers, collect=False)
     seconds = time.perf_counter() - started

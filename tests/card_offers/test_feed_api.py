@@ -215,6 +215,8 @@ def test_bad_input_is_a_clear_4xx(client: TestClient, admin: dict[str, str]) -> 
     assert (negative.status_code, negative.json()["errors"][0]["loc"]) == (422, "amount")
     naive = post(client, admin, "/card-transactions", {**AUTH, "at": "2026-12-03T09:15:00"})
     assert (naive.status_code, naive.json()["errors"][0]["loc"]) == (422, "at")
+    dollars = post(client, admin, "/card-transactions", {**AUTH, "currency": "USD"})
+    assert (dollars.status_code, dollars.json()["errors"][0]["loc"]) == (422, "currency")
     ahead = (SOON + timedelta(days=2)).isoformat()
     future = post(client, admin, "/card-transactions", {**AUTH, "at": ahead})
     assert (future.status_code, future.json()["errors"][0]["loc"]) == (422, "at")

@@ -89,6 +89,10 @@ class Loaded:
     merchant_ids: dict[str, int]
     location_ids: dict[str, int]
     locations_by_id: dict[int, str] = field(default_factory=dict)
+    by_code: dict[str, Offer] = field(default_factory=dict)  # the offers by their code
+
+    def __post_init__(self) -> None:
+        self.by_code = {offer.code: offer for offers in self.offers.values() for offer in offers}
 
 
 # A catalog per engine and program, replaced when its version moves on.
@@ -527,7 +531,7 @@ def activate(engine: Engine, program_code: str, token: str, offer_code: str, *,
         if row is None:
             raise NotFound(f"card {token!r} is not enrolled")
         loaded = catalog_of(connection, program)
-        offer = _offer(loaded, offer_code)
+        offer = offer_of(loaded, offer_code)
         if not _shown(offer, card_from_row(row), loaded, now):
             raise Conflict(f"offer {offer_code!r} is not open to card {token!r}")
         offer_id = loaded.offer_ids[offer_code]
@@ -541,12 +545,12 @@ def activate(engine: Engine, program_code: str, token: str, offer_code: str, *,
     return retrying(engine, attempt)
 
 
-def _offer(loaded: Loaded, code: str) -> Offer:
-    for offers in loaded.offers.values():
-        for offer in offers:
-            if offer.code == code:
-                return offer
-    raise NotFound(f"offer {code!r} does not exist")
+def offer_of(loaded: Loaded, code: str) -> Offer:
+    """An offer of the catalog by its code (`NotFound` otherwise)."""
+    found = loaded.by_code.get(code)
+    if found is None:
+        raise NotFound(f"offer {code!r} does not exist")
+    return found
 
 
 def _activations(connection: Connection, card_id: int) -> dict[str, datetime]:
@@ -570,6 +574,10 @@ def take_message(engine: Engine, program_code: str, body: object, *,
         digits = program.calculator.program.money_digits
         reader = _reader(body, terms.MESSAGE_KEYS)
         sent = terms.read_message(reader, digits)
+        currency = program.calculator.program.currency
+        if sent is not None and sent.currency != currency:
+            reader.report("currency", f"{sent.currency!r} is not the program's currency "
+                                      f"({currency}): offers pay in it")  # fmt: skip
         if sent is not None and sent.at > now + FUTURE_SLACK:
             reader.report("at", f"{sent.at.isoformat()} is in the future: a feed reports "
                                 "purchases made")  # fmt: skip
@@ -623,9 +631,9 @@ def _take(connection: Connection, program: LoadedProgram, sent: terms.MessageSen
         sent.original,
     )
     judged = world.card_desk(row.token).take(message)
-    changes = _settle(connection, program.program_id, loaded, judged, now)
+    changes = _settle(connection, program.program_id, row.id, loaded, judged, now)
     answer = message_json(judged, changes, program.calculator.program.money_digits)
-    transaction_row = _write_transaction(connection, program, row, sent, judged, digest,
+    transaction_row = _write_transaction(connection, program, loaded, row, sent, judged, digest,
                                          answer, now)  # fmt: skip
     _write_uses(connection, row.id, loaded, card.state, uses_before)
     _write_seen(connection, row.id, loaded, card.state, seen_before)
@@ -665,7 +673,8 @@ def _read_card_state(connection: Connection, program_id: int, row: Row[Any],
     return _Card(row, state, known)
 
 
-def _settle(connection: Connection, program_id: int, loaded: Loaded, judged: Judged,
+def _settle(connection: Connection, program_id: int, card_id: int, loaded: Loaded,
+            judged: Judged,
             now: datetime) -> list[Change]:  # fmt: skip
     """The claims against their offers' budgets (locked, in id order) and rewards."""
     changes: list[Change] = []
@@ -675,7 +684,7 @@ def _settle(connection: Connection, program_id: int, loaded: Loaded, judged: Jud
         budget_row = connection.execute(select(clo_offers.c.spent, clo_offers.c.budget_ended)
                                         .where(clo_offers.c.id == offer_id)
                                         .with_for_update()).one()  # fmt: skip
-        offer = _offer(loaded, code)
+        offer = offer_of(loaded, code)
         budget = Budget(offer.budget, budget_row.spent, budget_row.budget_ended)
         claims = [claim for claim in judged.claims if claim.offer == code]
         rewards = _rewards(connection, code, offer_id, {claim.reward for claim in claims})
@@ -685,7 +694,7 @@ def _settle(connection: Connection, program_id: int, loaded: Loaded, judged: Jud
         changes.extend(made)
         connection.execute(update(clo_offers).where(clo_offers.c.id == offer_id).values(
             spent=budget.spent, budget_ended=budget.ended))  # fmt: skip
-        _write_rewards(connection, program_id, offer_id, desk.rewards, before, made,
+        _write_rewards(connection, program_id, card_id, offer_id, desk.rewards, before, made,
                        judged.message, now)  # fmt: skip
     return changes
 
@@ -706,7 +715,7 @@ def _rewards(connection: Connection, code: str, offer_id: int,
     return found
 
 
-def _write_rewards(connection: Connection, program_id: int, offer_id: int,
+def _write_rewards(connection: Connection, program_id: int, card_id: int, offer_id: int,
                    rewards: dict[str, Reward], before: dict[str, tuple[int, int]],
                    made: Sequence[Change], message: Message, now: datetime) -> None:  # fmt: skip
     for change in made:
@@ -719,9 +728,6 @@ def _write_rewards(connection: Connection, program_id: int, offer_id: int,
                 clo_rewards.c.offer_id == offer_id, clo_rewards.c.purchase == change.reward)
                 .values(**values).returning(clo_rewards.c.id)).scalar_one()  # fmt: skip
         else:
-            card_id = connection.execute(select(clo_cards.c.id).where(
-                clo_cards.c.program_id == program_id, clo_cards.c.token == reward.card)
-            ).scalar_one()  # fmt: skip
             reward_id = connection.execute(insert(clo_rewards).values(
                 program_id=program_id, offer_id=offer_id, purchase=change.reward,
                 card_id=card_id, merchant=reward.merchant, **values)
@@ -740,11 +746,11 @@ def _write_rewards(connection: Connection, program_id: int, offer_id: int,
                    change.cashback_delta, "fee_minor": change.fee})  # fmt: skip
 
 
-def _write_transaction(connection: Connection, program: LoadedProgram, card: Row[Any],
+def _write_transaction(connection: Connection, program: LoadedProgram, loaded: Loaded,
+                       card: Row[Any],
                        sent: terms.MessageSent, judged: Judged, digest: str,
                        answer: dict[str, Any], now: datetime) -> int:  # fmt: skip
     match = judged.match
-    loaded = catalog_of(connection, program)
     return int(connection.execute(insert(clo_transactions).values(
         program_id=program.program_id, transaction_id=sent.transaction_id,
         kind=sent.kind.value, card_id=card.id, amount=sent.amount, currency=sent.currency,

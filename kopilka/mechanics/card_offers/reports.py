@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, exists, func, select
 
 from kopilka.kernel.errors import NotFound
 from kopilka.kernel.money import format_minor
-from kopilka.mechanics.card_offers.handlers import Loaded, catalog_of, shown_to
+from kopilka.mechanics.card_offers.handlers import Loaded, catalog_of, offer_of, shown_to
 from kopilka.mechanics.card_offers.model import Card, Offer, in_control_group
 from kopilka.mechanics.card_offers.tables import (
     clo_activations,
@@ -52,10 +52,10 @@ def offer_report(engine: Engine, program_code: str, offer_code: str, *,
     with reading(engine) as connection:
         program = load_program(connection, program_code)
         loaded = catalog_of(connection, program)
-        offer = _offer(loaded, offer_code)
+        offer = offer_of(loaded, offer_code)
         if partner is not None and offer.merchant != partner:
             raise NotFound(f"offer {offer_code!r} does not exist")
-        return _figures(connection, program, loaded, offer)
+        return _figures(connection, program, loaded, offer, _cards(connection, program.program_id))
 
 
 def bank_report(engine: Engine, program_code: str) -> dict[str, Any]:
@@ -63,8 +63,9 @@ def bank_report(engine: Engine, program_code: str) -> dict[str, Any]:
     with reading(engine) as connection:
         program = load_program(connection, program_code)
         loaded = catalog_of(connection, program)
-        offers = [_figures(connection, program, loaded, offer)
-                  for merchants in loaded.offers.values() for offer in merchants]  # fmt: skip
+        cards = _cards(connection, program.program_id)  # once, not once per offer
+        offers = [_figures(connection, program, loaded, offer, cards)
+                  for offer in loaded.by_code.values()]  # fmt: skip
         return {"offers": sorted(offers, key=lambda item: str(item["offer"])),
                 "feed": _feed(connection, program.program_id)}  # fmt: skip
 
@@ -80,19 +81,10 @@ def bank_report_csv(engine: Engine, program_code: str) -> str:
     return out.getvalue()
 
 
-def _offer(loaded: Loaded, code: str) -> Offer:
-    for offers in loaded.offers.values():
-        for offer in offers:
-            if offer.code == code:
-                return offer
-    raise NotFound(f"offer {code!r} does not exist")
-
-
-def _figures(connection: Connection, program: LoadedProgram, loaded: Loaded,
-             offer: Offer) -> dict[str, Any]:  # fmt: skip
+def _figures(connection: Connection, program: LoadedProgram, loaded: Loaded, offer: Offer,
+             cards: dict[int, Card]) -> dict[str, Any]:  # fmt: skip
     digits = program.calculator.program.money_digits
     offer_id = loaded.offer_ids[offer.code]
-    cards = _cards(connection, program.program_id)
     reached = [card for card in cards.values() if shown_to(offer, card, loaded)]
     control = [card for card in cards.values() if _held_out(offer, card, loaded)]
     spend = _spend_at(connection, program.program_id, offer)

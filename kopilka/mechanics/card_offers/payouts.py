@@ -59,12 +59,15 @@ def _pay_batch(connection: Connection, now: datetime) -> int:
         .where(clo_rewards.c.status == "confirmed", clo_rewards.c.payable_at <= now)
         .order_by(clo_rewards.c.id).limit(BATCH)
     ).all()  # fmt: skip
+    if not due:
+        return 0
+    connection.execute(update(clo_rewards).where(clo_rewards.c.id.in_([r.id for r in due]))
+                       .values(status="paid", paid_at=now))  # fmt: skip
+    connection.execute(insert(clo_reward_changes), [
+        {"reward_id": reward.id, "transaction_id": reward.purchase, "status": "paid",
+         "cashback_delta": 0, "fee_delta": 0, "reason": "return_period_over", "at": now}
+        for reward in due])  # fmt: skip
     for reward in due:
-        connection.execute(update(clo_rewards).where(clo_rewards.c.id == reward.id)
-                           .values(status="paid", paid_at=now))  # fmt: skip
-        connection.execute(insert(clo_reward_changes).values(
-            reward_id=reward.id, transaction_id=reward.purchase, status="paid",
-            cashback_delta=0, fee_delta=0, reason="return_period_over", at=now))  # fmt: skip
         notify(connection, program_id=reward.program_id, event="reward.paid",
                key=f"{reward.purchase}:{reward.code}:paid", now=now,
                body={"event": "reward.paid", "transaction_id": reward.purchase,

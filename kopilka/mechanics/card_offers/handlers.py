@@ -567,20 +567,12 @@ def take_message(engine: Engine, program_code: str, body: object, *,
                  now: datetime) -> Answer:  # fmt: skip
     """One feed message, online: matched, judged against the merchant's offers, the
     rewards it claims settled against their budgets; its answer says all of it."""
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+    digest = body_digest(body)
 
     def attempt(connection: Connection) -> Answer:
         program = _program(connection, program_code)
-        digits = program.calculator.program.money_digits
         reader = _reader(body, terms.MESSAGE_KEYS)
-        sent = terms.read_message(reader, digits)
-        currency = program.calculator.program.currency
-        if sent is not None and sent.currency != currency:
-            reader.report("currency", f"{sent.currency!r} is not the program's currency "
-                                      f"({currency}): offers pay in it")  # fmt: skip
-        if sent is not None and sent.at > now + FUTURE_SLACK:
-            reader.report("at", f"{sent.at.isoformat()} is in the future: a feed reports "
-                                "purchases made")  # fmt: skip
+        sent = read_sent(reader, program, now)
         _raise(reader)
         assert sent is not None
         taken = connection.execute(select(clo_transactions.c.body_hash, clo_transactions.c.answer)
@@ -595,6 +587,26 @@ def take_message(engine: Engine, program_code: str, body: object, *,
         return _take(connection, program, sent, digest, now), True
 
     return retrying(engine, attempt)
+
+
+def body_digest(body: object) -> str:
+    """What a resent message is compared by: the same transaction id with another digest
+    is another message (409)."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def read_sent(reader: Reader, program: LoadedProgram, now: datetime) -> terms.MessageSent | None:
+    """A feed message as the program takes it: well formed, in the program's currency,
+    not from the future (None, with the problems on `reader`, otherwise)."""
+    sent = terms.read_message(reader, program.calculator.program.money_digits)
+    currency = program.calculator.program.currency
+    if sent is not None and sent.currency != currency:
+        reader.report("currency", f"{sent.currency!r} is not the program's currency "
+                                  f"({currency}): offers pay in it")  # fmt: skip
+    if sent is not None and sent.at > now + FUTURE_SLACK:
+        reader.report("at", f"{sent.at.isoformat()} is in the future: a feed reports "
+                            "purchases made")  # fmt: skip
+    return None if reader.problems else sent
 
 
 @dataclass

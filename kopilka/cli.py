@@ -503,18 +503,25 @@ def card_batch(
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="the local cluster's worker processes")
     ] = 2,
+    store: Annotated[
+        bool,
+        typer.Option(
+            "--store", help="store the outcome as the online path would (JSON Lines only)"
+        ),
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """Match a day's card feed to the offers as a batch on Dask, against the database as
-    it stands, with the online path's results; the reward changes to --out, a summary to
-    stdout. The database is not written.
+    it stands, with the online path's results; a summary to stdout. The reward changes go
+    to --out and the database is not written; with --store, the outcome is stored
+    instead, and the online path goes on from it.
     """
     from kopilka.mechanics.card_offers.files import batch_file
 
     engine = make_engine(db)
     try:
         summary = batch_file(engine, program, feed_file, out, scheduler=scheduler,
-                             workers=workers)  # fmt: skip
+                             workers=workers, store=store)  # fmt: skip
     except CannotImport as error:
         sys.stderr.write(f"kopilka card-batch: {error}\n")
         raise typer.Exit(code=2) from None

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -151,6 +151,36 @@ def enqueue(
         .returning(webhook_outbox.c.id)
     )  # fmt: skip
     return connection.execute(statement).first() is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A webhook to enqueue (`enqueue_many`): what `enqueue` takes, as a value."""
+
+    program_id: int
+    endpoint: str
+    event: str
+    key: str
+    body: dict[str, Any]
+
+
+def enqueue_many(connection: Connection, webhooks: Sequence[Outgoing], *, now: datetime) -> None:
+    """Many webhooks in the caller's transaction (a batch's, in bulk), each as `enqueue`
+    adds it: due at once, and none added twice for a program and key."""
+    rows = []
+    for webhook in webhooks:
+        _check_length("endpoint", webhook.endpoint, ENDPOINT_LENGTH)
+        _check_length("event", webhook.event, EVENT_LENGTH)
+        _check_length("key", webhook.key, KEY_LENGTH)
+        rows.append({"program_id": webhook.program_id, "endpoint": webhook.endpoint,
+                     "event": webhook.event, "event_key": webhook.key,
+                     "body": serialized(webhook.body), "created_at": now, "attempts": 0,
+                     "next_attempt_at": now})  # fmt: skip
+    if rows:
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(webhook_outbox).on_conflict_do_nothing(
+            index_elements=["program_id", "event_key"])  # fmt: skip
+        connection.execute(statement, rows)
 
 
 def _check_length(name: str, value: str, longest: int) -> None:

@@ -175,11 +175,11 @@ def test_kopilka_card_batch_runs_a_feed_file_on_a_local_cluster(
     assert ran.exit_code == 0, ran.output
     summary = json.loads(ran.output)
     assert summary["messages"] == len(messages)
-    assert [problem.split(":")[0] for problem in summary["left_out"]] == [
-        f"line {len(messages) + 1}",
-        f"line {len(messages) + 2}",
-    ]  # not a message; a card's
-    assert "another card" in summary["left_out"][1]  # original made with another (as online)
+    assert [(item["line"], item["problem"]) for item in summary["refused"]] == [
+        (len(messages) + 1, "validation_error"),  # not a message
+        (len(messages) + 2, "validation_error"),  # its original made with another card
+    ]
+    assert "another card" in summary["refused"][1]["detail"]  # as the online path refuses
     expected = run_split(world_of(zerno_engine, "zerno"), messages)
     assert summary["digest"] == expected.digest()
     assert pq.read_table(out).num_rows == summary["changes"] == len(expected.changes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +21,18 @@ from sqlalchemy import Engine
 from kopilka.imports.csv_rows import CannotImport, CsvRow
 from kopilka.imports.handlers import Done, ImportReport, Rejected
 from kopilka.kernel.errors import KopilkaError, Unavailable
-from kopilka.kernel.reading import Reader
-from kopilka.mechanics.card_offers import terms
 from kopilka.mechanics.card_offers.batch import run_batch
-from kopilka.mechanics.card_offers.feed import Message, World
+from kopilka.mechanics.card_offers.feed import Message
 from kopilka.mechanics.card_offers.handlers import take_message
-from kopilka.mechanics.card_offers.model import Kind
 from kopilka.mechanics.card_offers.snapshot import world_of
-from kopilka.platform.db import reading
+from kopilka.mechanics.card_offers.stored import (
+    Refused,
+    batch_runner,
+    plan,
+    read_documents,
+    store_batch,
+)
 from kopilka.platform.http.common import MAX_BODY, read_json
-from kopilka.programs.handlers import load_program
 
 COLUMNS = ("message",)
 
@@ -70,71 +72,35 @@ def _take(engine: Engine, program_code: str, number: int, raw: bytes,
     return Done.IMPORTED if made else Done.ALREADY_THERE
 
 
-def read_feed_file(path: Path, digits: int) -> tuple[list[Message], list[str]]:
-    """A JSON Lines feed as messages in the file's order (`seq`: the line), and why each
-    line that is not a message was left out."""
-    try:
-        lines = path.read_bytes().splitlines()
-    except OSError as error:
-        raise CannotImport(f"{path}: {error.strerror or error}") from None
-    messages, problems = [], []
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            document = read_json(raw)
-        except KopilkaError as error:
-            problems.append(f"line {number}: {error.detail}")
-            continue
-        reader = Reader(document, "", [], terms.MESSAGE_KEYS)
-        sent = terms.read_message(reader, digits)
-        if sent is None:
-            problems.append(f"line {number}: " + "; ".join(str(p) for p in reader.problems))
-            continue
-        messages.append(Message(number, sent.transaction_id, sent.kind, sent.card, sent.amount,
-                                sent.at, sent.scheme, sent.merchant_id, sent.descriptor,
-                                sent.mcc, sent.original))  # fmt: skip
-    return messages, problems
-
-
-def _own_originals(world: World, messages: list[Message]) -> tuple[list[Message], list[str]]:
-    """The messages without those whose `original` is another card's purchase — which the
-    online path refuses (422) — and why each was left out. A purchase's card is known from
-    the database (the snapshot's purchases) or from the feed's own earlier messages."""
-    card_of = {purchase: token for token, known in world.known.items() for purchase in known}
-    kept, problems = [], []
-    for message in messages:
-        owner = card_of.get(message.original or "")
-        if owner is not None and owner != message.card:
-            problems.append(f"line {message.seq}: original: transaction "
-                            f"{message.original!r} was made with another card")  # fmt: skip
-            continue
-        if message.kind in (Kind.AUTHORISATION, Kind.CLEARING):
-            card_of.setdefault(message.original or message.id, message.card)
-        kept.append(message)
-    return kept, problems
-
-
 def batch_file(engine: Engine, program_code: str, path: Path, out: Path, *,
-               scheduler: str | None, workers: int) -> dict[str, Any]:  # fmt: skip
+               scheduler: str | None, workers: int, store: bool = False,
+               now: datetime | None = None) -> dict[str, Any]:  # fmt: skip
     """A day's feed file through the offers as a batch on Dask, against the database's
-    world as it stands: the reward changes written to `out` (Parquet, in the online
-    path's order) and a summary. The database is not written."""
-    world = world_of(engine, program_code)
-    with reading(engine) as connection:
-        digits = load_program(connection, program_code).calculator.program.money_digits
+    world as it stands. `store`: its outcome stored as the online path would have left it
+    (stored.py); else the reward changes written to `out` (Parquet, in the online path's
+    order) and the database left as it was. A summary either way."""
+    moment = now or datetime.now(UTC)
+    if store:
+        if path.suffix == ".parquet":
+            raise CannotImport(f"{path}: a stored batch is read from JSON Lines (a message's "
+                               "body is what a message sent again is compared with)")  # fmt: skip
+        run = batch_runner(scheduler=scheduler, workers=workers)
+        return store_batch(engine, program_code, path, now=moment, run=run)
+    feed: Path | list[Message]
+    refused: list[Refused] = []
     if path.suffix == ".parquet":
-        feed: Any = path
-        problems: list[str] = []
+        world, feed = world_of(engine, program_code), path
     else:
-        feed, problems = read_feed_file(path, digits)
-        feed, borrowed = _own_originals(world, feed)
-        problems += borrowed
+        documents, unreadable = read_documents(path)
+        planned = plan(engine, program_code, documents, moment)
+        world, feed = planned.world, planned.admitted.messages()
+        refused = sorted(unreadable + planned.admitted.refused, key=lambda item: item.line)
     started = time.perf_counter()
     result = run_batch(world, feed, scheduler=scheduler, workers=workers, collect=False)
     seconds = time.perf_counter() - started
     table = result.change_table()
     pq.write_table(table, str(out))
     return {"messages": result.messages, "matched": result.matched, "claims": result.claims,
-            "changes": table.num_rows, "left_out": problems, "digest": result.digest(),
-            "seconds": round(seconds, 2), "out": str(out)}  # fmt: skip
+            "changes": table.num_rows, "refused": [item.json() for item in refused],
+            "digest": result.digest(), "seconds": round(seconds, 2), "out": str(out),
+            "stored": False}  # fmt: skip

@@ -14,6 +14,7 @@ from typing import Any
 
 from kopilka.kernel.money import format_minor
 from kopilka.kernel.reading import Reader, show
+from kopilka.mechanics.card_offers.feed import Message
 from kopilka.mechanics.card_offers.model import SCHEMES, Kind, Offer, Targeting
 
 MERCHANT_KEYS = ("name", "locations")
@@ -75,6 +76,12 @@ class MessageSent:
     descriptor: str
     mcc: str | None
     original: str | None
+
+    def message(self, seq: int) -> Message:
+        """The message the feed's two steps take, at `seq` in the feed."""
+        return Message(seq, self.transaction_id, self.kind, self.card, self.amount, self.at,
+                       self.scheme, self.merchant_id, self.descriptor, self.mcc,
+                       self.original)  # fmt: skip
 
 
 def _report(reader: Reader, key: str, message: str) -> None:

@@ -33,6 +33,7 @@ from distributed import Client
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: find bench/
 
 from bench.clo_feed import make_world, write_feed
+from kopilka.mechanics.card_offers import batch
 from kopilka.mechanics.card_offers.batch import local_cluster, run_batch
 
 
@@ -43,8 +44,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--seed", type=int, default=20)
+    parser.add_argument("--placement", choices=("balanced", "scheduler"), default="balanced",
+                        help="partitions placed by the batch (balanced) or by Dask's scheduler")  # fmt: skip
     parser.add_argument("--directory", default=None, help="where the Parquet feed is written")
     arguments = parser.parse_args()
+    batch.PLACE_PARTITIONS = arguments.placement == "balanced"
     directory = Path(arguments.directory or tempfile.mkdtemp(prefix="clo-bench-"))
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"feed-{arguments.transactions}.parquet"
@@ -93,6 +97,7 @@ def main() -> None:
         "offers": arguments.offers,
         "cards": cards,
         "partitions": arguments.partitions,
+        "placement": arguments.placement,
         **summary,
         "world_seconds": round(world_seconds, 1),
         "feed_generation_seconds": round(feed_seconds, 1),

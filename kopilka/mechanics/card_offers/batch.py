@@ -31,6 +31,13 @@ Why it is exact, not approximately the same:
   (cards' states and purchases known, offers' budgets and rewards) is written back as
   the online path would leave it.
 
+Each partition's tasks are placed, not left to the scheduler: the card partitions round
+robin over the worker threads (they are of near-equal size, a hash of the card), the
+offer partitions — whose sizes differ, as offers draw unequal numbers of claims — by
+their claims, counted once the card step is done, the heaviest first to the least
+loaded thread. Left to itself the scheduler put tasks by where their inputs lay, and at
+each step's end one thread idled while the other worked through a longer queue.
+
 The catalog and the offers are sent to every worker once (`scatter(broadcast=True)`);
 the feed is read from Parquet on the workers, and the claims travel from the card
 partitions to the offer partitions as Arrow tables (pickling a million small objects
@@ -627,43 +634,113 @@ def _run(
     partitions: int,
     collect: bool,
 ) -> BatchResult:
+    place = _Placement(client)
+    pieces = _card_pieces(client, feed, partitions, place)
     context = Context.of(world, partitions)
     shared = _scatter(client, [context], broadcast=True)[0]
-    pieces = _card_pieces(client, feed, partitions)
     card_futures = [
         client.submit(
-            take_cards, shared, pieces[bucket], *_scatter(client, list(cards)), collect, pure=False
+            take_cards,
+            shared,
+            pieces[bucket],
+            *_scatter(client, list(cards), place.worker(bucket)),
+            collect,
+            pure=False,
+            **place(bucket),
         )
         for bucket, cards in enumerate(_cards_by_bucket(world, partitions))
     ]
     parts = [_pick(client, future, 0) for future in card_futures]
     routed = [_pick(client, future, 1) for future in card_futures]
-    offer_futures = [
-        client.submit(
+    # the claims each offer partition gets are known once the card step is done: the
+    # heaviest partitions go first, each to the thread with the least work so far
+    claims_of = [
+        [_pick(client, claims, bucket) for claims in routed] for bucket in range(partitions)
+    ]
+    counts: list[list[int]] = client.gather(  # type: ignore[no-untyped-call]
+        [client.submit(_row_counts, claims, pure=False) for claims in routed]
+    )
+    loads = [sum(count[bucket] for count in counts) for bucket in range(partitions)]
+    where = place.balanced(loads)
+    offers_parts = _offers_by_bucket(world, context)
+    offer_futures: dict[int, Future[Any]] = {}
+    for bucket in sorted(range(partitions), key=lambda bucket: -loads[bucket]):
+        offer_futures[bucket] = client.submit(
             settle_offers,
             shared,
-            [_pick(client, claims, bucket) for claims in routed],
-            *_scatter(client, list(offers)),
+            claims_of[bucket],
+            *_scatter(client, list(offers_parts[bucket]), where[bucket]),
             collect,
             pure=False,
+            **_Placement.at(where[bucket]),
         )
-        for bucket, offers in enumerate(_offers_by_bucket(world, context))
-    ]
     card_parts: list[CardPart] = client.gather(parts)  # type: ignore[no-untyped-call]
-    offer_parts: list[OfferPart] = client.gather(offer_futures)  # type: ignore[no-untyped-call]
+    offer_parts: list[OfferPart] = client.gather(  # type: ignore[no-untyped-call]
+        [offer_futures[bucket] for bucket in range(partitions)]
+    )
     return _collect(world, card_parts, offer_parts, collect)
 
 
-def _scatter(client: Client, items: list[Any], *, broadcast: bool = False) -> list[Future[Any]]:
-    """Each of `items` onto the workers (every worker when `broadcast`), as a future."""
+# Each partition's tasks go to a worker thread of their own, round robin (partition i to
+# thread i mod threads), rather than wherever the scheduler puts them: the partitions are
+# of near-equal size (a hash of the card or offer), so each thread gets an equal share of
+# each step, and no thread idles at the step's end while another works through a longer
+# queue. A placement is a preference (`allow_other_workers`): an idle worker still steals
+# from a busy one, and a lost worker's tasks run elsewhere. Set False to leave it to the
+# scheduler (for comparing).
+PLACE_PARTITIONS = True
+
+
+class _Placement:
+    """Where each partition's tasks run: the workers, a slot per thread, round robin."""
+
+    def __init__(self, client: Client) -> None:
+        nthreads: dict[str, int] = client.nthreads()  # type: ignore[no-untyped-call]
+        self.slots = [address for address in sorted(nthreads) for _ in range(nthreads[address])]
+
+    def worker(self, bucket: int) -> str | None:
+        if not PLACE_PARTITIONS or not self.slots:
+            return None
+        return self.slots[bucket % len(self.slots)]
+
+    def __call__(self, bucket: int) -> dict[str, Any]:
+        return self.at(self.worker(bucket))
+
+    @staticmethod
+    def at(worker: str | None) -> dict[str, Any]:
+        """`submit`'s options for a task preferring `worker` (None: anywhere)."""
+        return {} if worker is None else {"workers": [worker], "allow_other_workers": True}
+
+    def balanced(self, loads: Sequence[int]) -> list[str | None]:
+        """A worker for each partition of these loads: the heaviest first, each to the
+        thread with the least load so far (longest processing time first)."""
+        chosen: list[str | None] = [None] * len(loads)
+        if not PLACE_PARTITIONS or not self.slots:
+            return chosen
+        busy = [0] * len(self.slots)
+        for bucket in sorted(range(len(loads)), key=lambda bucket: -loads[bucket]):
+            slot = min(range(len(busy)), key=busy.__getitem__)
+            busy[slot] += loads[bucket]
+            chosen[bucket] = self.slots[slot]
+        return chosen
+
+
+def _scatter(
+    client: Client, items: list[Any], worker: str | None = None, *, broadcast: bool = False
+) -> list[Future[Any]]:
+    """Each of `items` onto the workers (every worker when `broadcast`; `worker` when
+    given), as a future."""
     futures: list[Future[Any]] = client.scatter(  # type: ignore[no-untyped-call]
-        items, broadcast=broadcast, hash=False
+        items, broadcast=broadcast, hash=False, workers=None if worker is None else [worker]
     )
     return futures
 
 
 def _card_pieces(
-    client: Client, feed: Sequence[Message] | str | PathLike[str], partitions: int
+    client: Client,
+    feed: Sequence[Message] | str | PathLike[str],
+    partitions: int,
+    place: _Placement,
 ) -> list[list[Future[Any]]]:
     """For each card partition, its rows from each slice of the feed (in feed order). A
     Parquet file is read on the workers, a slice of row groups each; messages in memory
@@ -675,10 +752,15 @@ def _card_pieces(
     metadata = pq.ParquetFile(path).metadata
     sizes = [metadata.row_group(group).num_rows for group in range(metadata.num_row_groups)]
     slices = []
-    for groups in _chunks(list(range(len(sizes))), partitions):
+    for index, groups in enumerate(_chunks(list(range(len(sizes))), partitions)):
         first = sum(sizes[: groups[0]])
-        slices.append(client.submit(read_slice, path, groups, first, partitions, pure=False))
+        slices.append(client.submit(read_slice, path, groups, first, partitions, pure=False,
+                                    **place(index)))  # fmt: skip
     return [[_pick(client, piece, bucket) for piece in slices] for bucket in range(partitions)]
+
+
+def _row_counts(tables: Sequence[pa.Table]) -> list[int]:
+    return [table.num_rows for table in tables]
 
 
 def _pick(client: Client, future: Future[Any], index: int) -> Future[Any]:

@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--seed", type=int, default=20)
     parser.add_argument("--placement", choices=("balanced", "scheduler"), default="balanced",
-                        help="partitions placed by the batch (balanced) or by Dask's scheduler")  # fmt: skip
+                        help="partitions placed by the batch, or by Dask's scheduler")  # fmt: skip
     parser.add_argument("--directory", default=None, help="where the Parquet feed is written")
     arguments = parser.parse_args()
     batch.PLACE_PARTITIONS = arguments.placement == "balanced"

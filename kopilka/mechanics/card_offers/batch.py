@@ -43,8 +43,7 @@ the feed is read from Parquet on the workers, and the claims travel from the car
 partitions to the offer partitions as Arrow tables (pickling a million small objects
 costs more than judging them). The per-message logic is feed.py's and model.py's,
 unchanged: the objects are rebuilt from the columns exactly (a time keeps its UTC
-offset), and the workers' catalog only adds an index of locations by merchant
-(`IndexedCatalog`), which returns the very list the catalog's own scan returns.
+offset), and the workers' catalog is the online path's.
 
 `collect=True` (the default) brings everything back: the judged messages, the changes,
 and the world's new state. A day's feed at scale runs with `collect=False`: only the
@@ -63,7 +62,7 @@ import heapq
 import io
 import operator
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from os import PathLike, fspath
 from typing import Any
@@ -91,7 +90,6 @@ from kopilka.mechanics.card_offers.model import (
     CardState,
     Catalog,
     Kind,
-    Location,
     Offer,
 )
 
@@ -265,27 +263,6 @@ def write_feed(
 
 
 @dataclass(frozen=True)
-class IndexedCatalog(Catalog):
-    """The catalog with its locations indexed by merchant: `merchant_locations` returns
-    the list the catalog's scan returns (same locations, same order) without scanning
-    every location for every purchase."""
-
-    _by_merchant: dict[str, list[Location]] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for location in self.locations.values():
-            self._by_merchant.setdefault(location.merchant, []).append(location)
-
-    @classmethod
-    def of(cls, catalog: Catalog) -> IndexedCatalog:
-        return cls(catalog.locations, catalog.merchant_ids, catalog.rules)
-
-    def merchant_locations(self, merchant: str) -> list[Location]:
-        return list(self._by_merchant.get(merchant, ()))
-
-
-@dataclass(frozen=True)
 class Context:
     """What every partition reads and no message changes: sent to each worker once."""
 
@@ -298,7 +275,7 @@ class Context:
     def of(cls, world: World, buckets: int) -> Context:
         codes = [offer.code for offers in world.offers.values() for offer in offers]
         return cls(
-            IndexedCatalog.of(world.catalog),
+            world.catalog,
             world.offers,
             buckets,
             {code: bucket_of(code, buckets) for code in codes},

@@ -146,6 +146,8 @@ class Catalog:
     rules: tuple[DescriptorRule, ...] = ()
     _by_first_word: dict[str, list[DescriptorRule]] = field(default_factory=dict, repr=False)
     _by_merchant: dict[str, list[Location]] = field(default_factory=dict, repr=False)
+    _words: dict[str, frozenset[str]] = field(default_factory=dict, repr=False, compare=False)
+    _by_word: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for location in self.locations.values():
@@ -181,15 +183,33 @@ class Catalog:
         words = set(descriptor_words(descriptor))
         if not words:
             return []
+        index = self._word_index()
+        # a location with no word in common scores 0: only those sharing a word are scored
+        sharing = {code for word in words for code in index.get(word, ())}
+        codes = sharing if least > 0 else self.locations
         scored = []
-        for location in self.locations.values():
-            theirs = set(descriptor_words(location.descriptor))
+        for code in codes:
+            theirs = self._words[code]
             if theirs:
                 score = len(words & theirs) / len(words | theirs)
                 if score >= least:
-                    scored.append((location.code, round(score, 3)))
+                    scored.append((code, round(score, 3)))
         scored.sort(key=lambda item: (-item[1], item[0]))
         return scored[:limit]
+
+    def _word_index(self) -> dict[str, list[str]]:
+        """Each location's descriptor words, and the locations by word: made at the first
+        suggestion (the review queue's), not with every catalog."""
+        if len(self._words) != len(self.locations):
+            by_word: dict[str, list[str]] = {}
+            for location in self.locations.values():
+                words = frozenset(descriptor_words(location.descriptor))
+                self._words[location.code] = words
+                for word in words:
+                    by_word.setdefault(word, []).append(location.code)
+            self._by_word.clear()
+            self._by_word.update(by_word)
+        return self._by_word
 
     def merchant_locations(self, merchant: str) -> list[Location]:
         """The merchant's locations, in the catalog's order (an index: a radius is judged

@@ -436,15 +436,23 @@ class _Writer:
         for line, judged in zip(lines, self.result.judged, strict=True):
             answer = message_json(judged, changes[judged.message.id], digits)
             rows.append(self._transaction(line, judged, answer))
-        ids = self._insert(clo_transactions, rows)
-        reviews = [
-            self._review(row_id, line.sent)
-            for row_id, line, judged in zip(ids, lines, self.result.judged, strict=True)
-            if judged.match is None and judged.problem is None
-            and line.sent.kind in (Kind.AUTHORISATION, Kind.CLEARING)
-        ]  # fmt: skip
-        if reviews:
-            self.connection.execute(insert(clo_reviews), reviews)
+        self._insert(clo_transactions, rows)
+        unmatched = [line for line, judged in zip(lines, self.result.judged, strict=True)
+                     if judged.match is None and judged.problem is None
+                     and line.sent.kind in (Kind.AUTHORISATION, Kind.CLEARING)]  # fmt: skip
+        ids = self._transaction_rows([line.sent.transaction_id for line in unmatched])
+        reviews = [self._review(ids[line.sent.transaction_id], line.sent) for line in unmatched]
+        self._insert(clo_reviews, reviews)
+
+    def _transaction_rows(self, keys: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for chunk in _chunks(keys):
+            rows = self.connection.execute(
+                select(clo_transactions.c.id, clo_transactions.c.transaction_id)
+                .where(clo_transactions.c.program_id == self.program_id,
+                       clo_transactions.c.transaction_id.in_(chunk)))  # fmt: skip
+            found.update({row.transaction_id: row.id for row in rows})
+        return found
 
     def _transaction(self, line: Line, judged: Judged, answer: dict[str, Any]) -> dict[str, Any]:
         sent, match = line.sent, judged.match
@@ -545,16 +553,14 @@ class _Writer:
                 updated.append({**values, "b_offer": self.loaded.offer_ids[code],
                                 "b_purchase": key})  # fmt: skip
             else:
-                new.append((code, key, {**values, "program_id": self.program_id,
+                new.append({**values, "program_id": self.program_id,
                             "offer_id": self.loaded.offer_ids[code], "purchase": key,
                             "card_id": self.card_ids[reward.card],
-                            "merchant": reward.merchant}))  # fmt: skip
+                            "merchant": reward.merchant})  # fmt: skip
         self._update(clo_rewards, updated, clo_rewards.c.offer_id == bindparam("b_offer"),
                      clo_rewards.c.purchase == bindparam("b_purchase"))  # fmt: skip
-        ids = self._reward_ids([(code, key) for code, key in changed if
-                                key in self.before.rewards.get(code, ())])  # fmt: skip
-        made = self._insert(clo_rewards, [row for _, _, row in new])
-        ids.update({(code, key): row_id for (code, key, _), row_id in zip(new, made, strict=True)})
+        self._insert(clo_rewards, new)
+        ids = self._reward_ids(list(changed))
         if not self.result.changes:
             return
         self.connection.execute(insert(clo_reward_changes), [
@@ -597,12 +603,12 @@ class _Writer:
                              "budget_ended": budget.ended})  # fmt: skip
         self._update(clo_offers, rows, clo_offers.c.id == bindparam("b_offer"))
 
-    def _insert(self, table: Any, rows: list[dict[str, Any]]) -> list[int]:
-        """The rows inserted, their ids in the rows' order."""
-        if not rows:
-            return []
-        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        return [int(row_id) for row_id in self.connection.execute(statement, rows).scalars()]
+    def _insert(self, table: Any, rows: list[dict[str, Any]]) -> None:
+        # no RETURNING: psycopg then sends one short statement for all the rows (a
+        # pipeline), where a RETURNING insert is sent as long statements of many rows
+        # each, which psycopg parses again each time (most of a store's time)
+        if rows:
+            self.connection.execute(insert(table), rows)
 
     def _update(self, table: Any, rows: list[dict[str, Any]], *where: Any) -> None:
         """`rows` by `where` (whose parameters are the rows' `b_…` keys): each row's other

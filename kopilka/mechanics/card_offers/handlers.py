@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,8 +23,8 @@ from sqlalchemy import Connection, Engine, Row, insert, select, update
 
 from kopilka.kernel.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound, Problem
 from kopilka.kernel.money import format_minor
-from kopilka.kernel.reading import Reader
-from kopilka.mechanics.card_offers import terms
+from kopilka.kernel.reading import Reader, text_problem
+from kopilka.mechanics.card_offers import online, terms
 from kopilka.mechanics.card_offers.feed import (
     Change,
     Judged,
@@ -48,20 +48,16 @@ from kopilka.mechanics.card_offers.model import (
     in_control_group,
     lives_near,
 )
-from kopilka.mechanics.card_offers.payouts import notify
+from kopilka.mechanics.card_offers.payouts import webhook_row
 from kopilka.mechanics.card_offers.tables import (
     clo_activations,
-    clo_card_merchants,
-    clo_card_offer_uses,
     clo_cards,
     clo_catalogs,
     clo_locations,
     clo_merchant_ids,
     clo_merchants,
     clo_offers,
-    clo_purchases,
     clo_reviews,
-    clo_reward_changes,
     clo_rewards,
     clo_rules,
     clo_transactions,
@@ -69,7 +65,7 @@ from kopilka.mechanics.card_offers.tables import (
 from kopilka.members.handlers import find_member
 from kopilka.platform.db import reading
 from kopilka.platform.idempotency import Answer, retrying
-from kopilka.programs.handlers import LoadedProgram, load_program
+from kopilka.programs.handlers import LoadedProgram, compiled, load_program
 
 # A message's time may be ahead of the server's clock by this much (clocks and time zones
 # drift), no more: a purchase from tomorrow is a mistake in the feed.
@@ -100,7 +96,11 @@ _catalogs: weakref.WeakKeyDictionary[Engine, dict[int, Loaded]] = weakref.WeakKe
 
 
 def catalog_of(connection: Connection, program: LoadedProgram) -> Loaded:
-    version = _version(connection, program.program_id)
+    return _catalog_at(connection, program, _version(connection, program.program_id))
+
+
+def _catalog_at(connection: Connection, program: LoadedProgram, version: int) -> Loaded:
+    """The catalog at `version` (read already, with other reads): cached, or loaded."""
     cached = _catalogs.setdefault(connection.engine, {}).get(program.program_id)
     if cached is None or cached.version != version:
         cached = _load_catalog(connection, program, version)
@@ -566,27 +566,52 @@ def _activations(connection: Connection, card_id: int) -> dict[str, datetime]:
 def take_message(engine: Engine, program_code: str, body: object, *,
                  now: datetime) -> Answer:  # fmt: skip
     """One feed message, online: matched, judged against the merchant's offers, the
-    rewards it claims settled against their budgets; its answer says all of it."""
+    rewards it claims settled against their budgets; its answer says all of it. On
+    PostgreSQL three round trips at most (online.py): the reads, with our BEGIN; the
+    claimed offers' budgets and rewards; the writes, with the COMMIT."""
     digest = body_digest(body)
+    looked_up = _looked_up(program_code, body)
 
     def attempt(connection: Connection) -> Answer:
-        program = _program(connection, program_code)
+        read = online.read_card(connection, looked_up, begin=True)
+        program = _program_read(connection, program_code, read)
         reader = _reader(body, terms.MESSAGE_KEYS)
         sent = read_sent(reader, program, now)
         _raise(reader)
         assert sent is not None
-        taken = connection.execute(select(clo_transactions.c.body_hash, clo_transactions.c.answer)
-                                   .where(clo_transactions.c.program_id == program.program_id,
-                                          clo_transactions.c.transaction_id == sent.transaction_id)
-                                   ).first()  # fmt: skip
+        named = online.LookedUp(program_code, sent.transaction_id, sent.card, sent.original)
+        if named != looked_up:  # its reading took an id `_looked_up` did not: read for it
+            read = online.read_card(connection, named, begin=False)
+        taken = read.taken
         if taken is not None:
             if taken.body_hash != digest:
                 raise IdempotencyConflict(f"transaction {sent.transaction_id!r} was sent "
                                           "before with other details")  # fmt: skip
             return taken.answer, False
-        return _take(connection, program, sent, digest, now), True
+        return _take(connection, program, read, sent, digest, now), True
 
-    return retrying(engine, attempt)
+    return retrying(engine, attempt, begun_by_work=True)
+
+
+def _looked_up(program_code: str, body: object) -> online.LookedUp:
+    """What the message's reads look for, taken from the body before it is read (reading
+    it needs the program, which those reads bring): a value its reading would refuse is
+    looked for as None — the message is refused before anything read is used."""
+
+    def as_sent(key: str) -> str | None:
+        value = body.get(key) if isinstance(body, Mapping) else None
+        fits = isinstance(value, str) and text_problem(value, max_length=64) is None
+        return value if fits else None
+
+    return online.LookedUp(program_code, as_sent("transaction_id"), as_sent("card"),
+                           as_sent("original"))  # fmt: skip
+
+
+def _program_read(connection: Connection, program_code: str,
+                  read: online.CardRead) -> LoadedProgram:  # fmt: skip
+    if read.program is None:
+        return load_program(connection, program_code)  # says it does not exist
+    return compiled(connection, read.program)
 
 
 def body_digest(body: object) -> str:
@@ -611,230 +636,208 @@ def read_sent(reader: Reader, program: LoadedProgram, now: datetime) -> terms.Me
 
 @dataclass
 class _Card:
-    row: Row[Any]
+    row: Any  # the card's row, locked
     state: CardState
     known: dict[str, Known]
 
 
-def _take(connection: Connection, program: LoadedProgram, sent: terms.MessageSent,
-          digest: str, now: datetime) -> dict[str, Any]:  # fmt: skip
-    row = connection.execute(select(clo_cards).where(
-        clo_cards.c.program_id == program.program_id, clo_cards.c.token == sent.card)
-        .with_for_update()).first()  # fmt: skip
+@dataclass
+class _Settled:
+    """An offer's claims settled: its desk (budget and rewards as the message leaves
+    them), the ids of the rewards that were there before, and the changes made."""
+
+    offer_id: int
+    desk: OfferDesk
+    reward_ids: dict[str, int]  # by purchase
+    made: list[Change]
+
+
+def _take(connection: Connection, program: LoadedProgram, read: online.CardRead,
+          sent: terms.MessageSent, digest: str, now: datetime) -> dict[str, Any]:  # fmt: skip
+    row = read.card
     if row is None:
         raise NotFound(f"card {sent.card!r} is not enrolled")
-    loaded = catalog_of(connection, program)
-    card = _read_card_state(connection, program.program_id, row, sent, loaded)
+    loaded = _catalog_at(connection, program, read.catalog_version)
+    card = _card_state(read, sent, loaded)
     uses_before, seen_before = dict(card.state.uses), dict(card.state.seen)
     world = World(loaded.catalog, loaded.offers, {row.token: card_from_row(row)},
                   {row.token: card.state}, {row.token: card.known})  # fmt: skip
     # online the feed's order is the order messages are taken in: `seq` orders a batch only
-    message = Message(
-        0,
-        sent.transaction_id,
-        sent.kind,
-        sent.card,
-        sent.amount,
-        sent.at,
-        sent.scheme,
-        sent.merchant_id,
-        sent.descriptor,
-        sent.mcc,
-        sent.original,
-    )
+    message = Message(0, sent.transaction_id, sent.kind, sent.card, sent.amount, sent.at,
+                      sent.scheme, sent.merchant_id, sent.descriptor, sent.mcc,
+                      sent.original)  # fmt: skip
     judged = world.card_desk(row.token).take(message)
-    changes = _settle(connection, program.program_id, row.id, loaded, judged, now)
+    settled = _settle(connection, loaded, judged)
+    changes = [change for offer in settled for change in offer.made]
     answer = message_json(judged, changes, program.calculator.program.money_digits)
-    transaction_row = _write_transaction(connection, program, loaded, row, sent, judged, digest,
-                                         answer, now)  # fmt: skip
-    _write_uses(connection, row.id, loaded, card.state, uses_before)
-    _write_seen(connection, row.id, loaded, card.state, seen_before)
-    _write_purchase(connection, program.program_id, row.id, loaded, card)
+    rows = online.Rows(_transaction_row(program, loaded, row, sent, judged, digest, answer, now))
+    _reward_rows(rows, program.program_id, row.id, settled, judged.message, now)
+    rows.uses = _use_rows(row.id, loaded, card.state, uses_before)
+    rows.seen = _seen_rows(row.id, loaded, card.state, seen_before)
+    rows.purchases = _purchase_rows(program.program_id, row.id, loaded, card)
     if judged.match is None and judged.problem is None and sent.kind.value in (
             "authorisation", "clearing"):  # fmt: skip
-        _queue_review(connection, program.program_id, transaction_row, loaded, sent)
+        rows.review = _review_row(program.program_id, loaded, sent)
+    online.write(connection, rows, commit=True)  # nothing is written after it
     return answer
 
 
-def _read_card_state(connection: Connection, program_id: int, row: Row[Any],
-                     sent: terms.MessageSent, loaded: Loaded) -> _Card:  # fmt: skip
-    state = CardState(activated=_activations(connection, row.id))
+def _card_state(read: online.CardRead, sent: terms.MessageSent, loaded: Loaded) -> _Card:
+    """The card's state as read, by the catalog's codes, and what its purchase the
+    message is about left (`Known`)."""
+    row = read.card
+    state = CardState(activated={found.code: found.activated_at for found in read.activations})
     offer_codes = {offer_id: code for code, offer_id in loaded.offer_ids.items()}
-    for use in connection.execute(select(clo_card_offer_uses).where(
-            clo_card_offer_uses.c.card_id == row.id)):  # fmt: skip
+    for use in read.uses:
         if use.offer_id in offer_codes:
             state.uses[offer_codes[use.offer_id]] = use.uses
     merchant_codes = {merchant_id: code for code, merchant_id in loaded.merchant_ids.items()}
-    for seen in connection.execute(select(clo_card_merchants).where(
-            clo_card_merchants.c.card_id == row.id)):  # fmt: skip
+    for seen in read.seen:
         state.seen[merchant_codes[seen.merchant_id]] = (seen.first_at, seen.last_at)
     known: dict[str, Known] = {}
-    if sent.original is not None:
-        purchase = connection.execute(select(clo_purchases).where(
-            clo_purchases.c.program_id == program_id,
-            clo_purchases.c.purchase == sent.original)).first()  # fmt: skip
-        if purchase is not None and purchase.card_id != row.id:
+    purchase = read.original
+    if sent.original is not None and purchase is not None:
+        if purchase.card_id != row.id:
             raise InvalidInput([Problem("original", f"transaction {sent.original!r} was made "
                                                     "with another card")])  # fmt: skip
-        if purchase is not None:
-            match = (None if purchase.location_id is None else
-                     Match(loaded.locations_by_id[purchase.location_id], purchase.merchant,
-                           purchase.rule))  # fmt: skip
-            known[sent.original] = Known(match, purchase.amount, tuple(purchase.offers),
-                                         purchase.cleared, purchase.released)  # fmt: skip
+        match = (None if purchase.location_id is None else
+                 Match(loaded.locations_by_id[purchase.location_id], purchase.merchant,
+                       purchase.rule))  # fmt: skip
+        known[sent.original] = Known(match, purchase.amount, tuple(purchase.offers),
+                                     purchase.cleared, purchase.released)  # fmt: skip
     return _Card(row, state, known)
 
 
-def _settle(connection: Connection, program_id: int, card_id: int, loaded: Loaded,
-            judged: Judged,
-            now: datetime) -> list[Change]:  # fmt: skip
+def _settle(connection: Connection, loaded: Loaded, judged: Judged) -> list[_Settled]:
     """The claims against their offers' budgets (locked, in id order) and rewards."""
-    changes: list[Change] = []
     claimed = sorted({claim.offer for claim in judged.claims}, key=lambda c: loaded.offer_ids[c])
-    for code in claimed:
-        offer_id = loaded.offer_ids[code]
-        budget_row = connection.execute(select(clo_offers.c.spent, clo_offers.c.budget_ended)
-                                        .where(clo_offers.c.id == offer_id)
-                                        .with_for_update()).one()  # fmt: skip
+    if not claimed:
+        return []
+    offer_ids = [loaded.offer_ids[code] for code in claimed]
+    read = online.read_offers(connection, offer_ids,
+                              sorted({claim.reward for claim in judged.claims}))  # fmt: skip
+    budgets = {budget.id: budget for budget in read.budgets}
+    settled = []
+    for code, offer_id in zip(claimed, offer_ids, strict=True):
         offer = offer_of(loaded, code)
-        budget = Budget(offer.budget, budget_row.spent, budget_row.budget_ended)
+        budget = Budget(offer.budget, budgets[offer_id].spent, budgets[offer_id].budget_ended)
         claims = [claim for claim in judged.claims if claim.offer == code]
-        rewards = _rewards(connection, code, offer_id, {claim.reward for claim in claims})
-        before = {key: (reward.cashback, reward.fee) for key, reward in rewards.items()}
-        desk = OfferDesk(offer, budget, rewards)
+        keys = {claim.reward for claim in claims}
+        found = [reward for reward in read.rewards
+                 if reward.offer_id == offer_id and reward.purchase in keys]  # fmt: skip
+        desk = OfferDesk(offer, budget, {found.purchase: _reward(code, found) for found in found})
         made = list(desk.settle(claims))
-        changes.extend(made)
-        connection.execute(update(clo_offers).where(clo_offers.c.id == offer_id).values(
-            spent=budget.spent, budget_ended=budget.ended))  # fmt: skip
-        _write_rewards(connection, program_id, card_id, offer_id, desk.rewards, before, made,
-                       judged.message, now)  # fmt: skip
-    return changes
+        settled.append(_Settled(offer_id, desk, {found.purchase: found.id for found in found},
+                                made))  # fmt: skip
+    return settled
 
 
-def _rewards(connection: Connection, code: str, offer_id: int,
-             keys: set[str]) -> dict[str, Reward]:  # fmt: skip
-    found = {}
-    for row in connection.execute(
-        select(clo_rewards, clo_cards.c.token)
-        .join(clo_cards, clo_cards.c.id == clo_rewards.c.card_id)
-        .where(clo_rewards.c.offer_id == offer_id, clo_rewards.c.purchase.in_(sorted(keys)))
-    ):  # fmt: skip
-        found[row.purchase] = Reward(
-            code, row.purchase, row.token, row.merchant,
-            Status(row.status), row.amount, row.cashback, row.fee, row.granted, row.refunded,
-            row.payable_at,
-        )  # fmt: skip
-    return found
+def _reward(code: str, row: Any) -> Reward:
+    return Reward(code, row.purchase, row.token, row.merchant, Status(row.status), row.amount,
+                  row.cashback, row.fee, row.granted, row.refunded, row.payable_at)  # fmt: skip
 
 
-def _write_rewards(connection: Connection, program_id: int, card_id: int, offer_id: int,
-                   rewards: dict[str, Reward], before: dict[str, tuple[int, int]],
-                   made: Sequence[Change], message: Message, now: datetime) -> None:  # fmt: skip
-    for change in made:
-        reward = rewards[change.reward]
-        values = {"status": reward.status.value, "amount": reward.amount,
-                  "cashback": reward.cashback, "fee": reward.fee, "granted": reward.granted,
-                  "refunded": reward.refunded, "payable_at": reward.payable_at}  # fmt: skip
-        if change.reward in before:
-            reward_id = connection.execute(update(clo_rewards).where(
-                clo_rewards.c.offer_id == offer_id, clo_rewards.c.purchase == change.reward)
-                .values(**values).returning(clo_rewards.c.id)).scalar_one()  # fmt: skip
-        else:
-            reward_id = connection.execute(insert(clo_rewards).values(
-                program_id=program_id, offer_id=offer_id, purchase=change.reward,
-                card_id=card_id, merchant=reward.merchant, **values)
-                .returning(clo_rewards.c.id)).scalar_one()  # fmt: skip
-            before[change.reward] = (reward.cashback, reward.fee)
-        connection.execute(insert(clo_reward_changes).values(
-            reward_id=reward_id, transaction_id=message.id, status=change.status.value,
-            cashback_delta=change.cashback_delta, fee_delta=change.fee_delta,
-            reason=change.reason, at=now))  # fmt: skip
-        notify(connection, program_id=program_id, event=f"card_transaction.{change.status}",
-               key=f"{message.id}:{change.offer}", now=now, body={
-                   "event": f"card_transaction.{change.status}", "transaction_id": message.id,
-                   "purchase": change.reward, "offer": change.offer, "card": reward.card,
-                   "status": change.status.value, "reason": change.reason,
-                   "cashback_minor": change.cashback, "cashback_change_minor":
-                   change.cashback_delta, "fee_minor": change.fee})  # fmt: skip
+def _reward_rows(rows: online.Rows, program_id: int, card_id: int, settled: list[_Settled],
+                 message: Message, now: datetime) -> None:  # fmt: skip
+    """Each offer's budget, its rewards as the message leaves them (each once, new or
+    changed), and per change its row and its webhook to the bank (`notify`'s)."""
+    for offer in settled:
+        budget = offer.desk.budget
+        rows.budgets.append({"id": offer.offer_id, "spent": budget.spent,
+                             "budget_ended": budget.ended})  # fmt: skip
+        written: set[str] = set()
+        for change in offer.made:
+            reward = offer.desk.rewards[change.reward]
+            if change.reward not in written:
+                written.add(change.reward)
+                state = {"status": reward.status.value, "amount": reward.amount,
+                         "cashback": reward.cashback, "fee": reward.fee,
+                         "granted": reward.granted, "refunded": reward.refunded,
+                         "payable_at": reward.payable_at}  # fmt: skip
+                named = {"offer_id": offer.offer_id, "purchase": change.reward}
+                if change.reward in offer.reward_ids:
+                    rows.changed_rewards.append({"id": offer.reward_ids[change.reward],
+                                                 **named, **state})  # fmt: skip
+                else:
+                    rows.new_rewards.append({"program_id": program_id, **named,
+                                             "card_id": card_id, "merchant": reward.merchant,
+                                             **state})  # fmt: skip
+            rows.changes.append({
+                "offer_id": offer.offer_id, "purchase": change.reward,
+                "transaction_id": message.id, "status": change.status.value,
+                "cashback_delta": change.cashback_delta, "fee_delta": change.fee_delta,
+                "reason": change.reason, "at": now})  # fmt: skip
+            rows.webhooks.append(_notice(program_id, change, reward.card, message, now))
 
 
-def _write_transaction(connection: Connection, program: LoadedProgram, loaded: Loaded,
-                       card: Row[Any],
-                       sent: terms.MessageSent, judged: Judged, digest: str,
-                       answer: dict[str, Any], now: datetime) -> int:  # fmt: skip
+def _notice(program_id: int, change: Change, card: str, message: Message,
+            now: datetime) -> dict[str, Any]:  # fmt: skip
+    """The bank's webhook of a reward's change: keyed by the message and the offer, so a
+    message taken twice never notifies twice."""
+    event = f"card_transaction.{change.status}"
+    return webhook_row(program_id=program_id, event=event, key=f"{message.id}:{change.offer}",
+                  now=now, body={
+                      "event": event, "transaction_id": message.id,
+                      "purchase": change.reward, "offer": change.offer, "card": card,
+                      "status": change.status.value, "reason": change.reason,
+                      "cashback_minor": change.cashback,
+                      "cashback_change_minor": change.cashback_delta,
+                      "fee_minor": change.fee})  # fmt: skip
+
+
+def _transaction_row(program: LoadedProgram, loaded: Loaded, card: Any,
+                     sent: terms.MessageSent, judged: Judged, digest: str,
+                     answer: dict[str, Any], now: datetime) -> dict[str, Any]:  # fmt: skip
     match = judged.match
-    return int(connection.execute(insert(clo_transactions).values(
-        program_id=program.program_id, transaction_id=sent.transaction_id,
-        kind=sent.kind.value, card_id=card.id, amount=sent.amount, currency=sent.currency,
-        at=sent.at.astimezone(UTC), local_at=sent.at.isoformat(), scheme=sent.scheme,
-        merchant_mid=sent.merchant_id, descriptor=sent.descriptor, mcc=sent.mcc,
-        original=sent.original,
-        location_id=None if match is None else loaded.location_ids[match.location],
-        rule=None if match is None else match.rule, problem=judged.problem,
-        verdicts=[[offer, reason.value] for offer, reason in judged.verdicts],
-        body_hash=digest, answer=answer, received_at=now,
-    ).returning(clo_transactions.c.id)).scalar_one())  # fmt: skip
+    return {
+        "program_id": program.program_id, "transaction_id": sent.transaction_id,
+        "kind": sent.kind.value, "card_id": card.id, "amount": sent.amount,
+        "currency": sent.currency, "at": sent.at.astimezone(UTC),
+        "local_at": sent.at.isoformat(), "scheme": sent.scheme,
+        "merchant_mid": sent.merchant_id, "descriptor": sent.descriptor, "mcc": sent.mcc,
+        "original": sent.original,
+        "location_id": None if match is None else loaded.location_ids[match.location],
+        "rule": None if match is None else match.rule, "problem": judged.problem,
+        "verdicts": [[offer, reason.value] for offer, reason in judged.verdicts],
+        "body_hash": digest, "answer": answer, "received_at": now,
+    }  # fmt: skip
 
 
-def _write_uses(connection: Connection, card_id: int, loaded: Loaded, state: CardState,
-                before: dict[str, int]) -> None:  # fmt: skip
-    for code, uses in state.uses.items():
-        if before.get(code) == uses:
-            continue
-        offer_id = loaded.offer_ids[code]
-        if code in before:
-            connection.execute(update(clo_card_offer_uses).where(
-                clo_card_offer_uses.c.card_id == card_id,
-                clo_card_offer_uses.c.offer_id == offer_id).values(uses=uses))  # fmt: skip
-        else:
-            connection.execute(insert(clo_card_offer_uses).values(
-                card_id=card_id, offer_id=offer_id, uses=uses))  # fmt: skip
+def _use_rows(card_id: int, loaded: Loaded, state: CardState,
+              before: dict[str, int]) -> list[dict[str, Any]]:  # fmt: skip
+    """The card's uses of offers the message changed."""
+    return [{"card_id": card_id, "offer_id": loaded.offer_ids[code], "uses": uses}
+            for code, uses in state.uses.items() if before.get(code) != uses]  # fmt: skip
 
 
-def _write_seen(connection: Connection, card_id: int, loaded: Loaded, state: CardState,
-                before: dict[str, tuple[datetime, datetime]]) -> None:  # fmt: skip
-    for merchant, (first, last) in state.seen.items():
-        if before.get(merchant) == (first, last):
-            continue
-        merchant_id = loaded.merchant_ids[merchant]
-        if merchant in before:
-            connection.execute(update(clo_card_merchants).where(
-                clo_card_merchants.c.card_id == card_id,
-                clo_card_merchants.c.merchant_id == merchant_id)
-                .values(first_at=first, last_at=last))  # fmt: skip
-        else:
-            connection.execute(
-                insert(clo_card_merchants).values(
-                    card_id=card_id, merchant_id=merchant_id, first_at=first, last_at=last
-                )
-            )
+def _seen_rows(card_id: int, loaded: Loaded, state: CardState,
+               before: dict[str, tuple[datetime, datetime]]) -> list[dict[str, Any]]:  # fmt: skip
+    """The card's first and last purchase at the merchants the message changed them of."""
+    return [{"card_id": card_id, "merchant_id": loaded.merchant_ids[merchant],
+             "first_at": first, "last_at": last}
+            for merchant, (first, last) in state.seen.items()
+            if before.get(merchant) != (first, last)]  # fmt: skip
 
 
-def _write_purchase(connection: Connection, program_id: int, card_id: int, loaded: Loaded,
-                    card: _Card) -> None:  # fmt: skip
+def _purchase_rows(program_id: int, card_id: int, loaded: Loaded,
+                   card: _Card) -> list[dict[str, Any]]:  # fmt: skip
     """What the message left for the messages about its purchase (`Known`)."""
-    for key, known in card.known.items():
-        values = {"location_id": None if known.match is None else
-                  loaded.location_ids[known.match.location],
-                  "merchant": None if known.match is None else known.match.merchant,
-                  "rule": None if known.match is None else known.match.rule,
-                  "amount": known.amount, "cleared": known.cleared, "released": known.released,
-                  "offers": list(known.offers)}  # fmt: skip
-        changed = connection.execute(update(clo_purchases).where(
-            clo_purchases.c.program_id == program_id, clo_purchases.c.purchase == key)
-            .values(**values)).rowcount  # fmt: skip
-        if not changed:
-            connection.execute(insert(clo_purchases).values(
-                program_id=program_id, purchase=key, card_id=card_id, **values))  # fmt: skip
+    return [{"program_id": program_id, "purchase": key, "card_id": card_id,
+             "location_id": None if known.match is None else
+             loaded.location_ids[known.match.location],
+             "merchant": None if known.match is None else known.match.merchant,
+             "rule": None if known.match is None else known.match.rule,
+             "amount": known.amount, "cleared": known.cleared, "released": known.released,
+             "offers": list(known.offers)}
+            for key, known in card.known.items()]  # fmt: skip
 
 
-def _queue_review(connection: Connection, program_id: int, transaction_row: int,
-                  loaded: Loaded, sent: terms.MessageSent) -> None:  # fmt: skip
+def _review_row(program_id: int, loaded: Loaded, sent: terms.MessageSent) -> dict[str, Any]:
+    """An unmatched purchase, for review, with the locations it most resembles."""
     suggestions = loaded.catalog.suggestions(sent.descriptor)
-    connection.execute(insert(clo_reviews).values(
-        program_id=program_id, transaction_row=transaction_row, descriptor=sent.descriptor,
-        mcc=sent.mcc, suggestions=[[code, str(score)] for code, score in suggestions],
-        status="open"))  # fmt: skip
+    return {"program_id": program_id, "descriptor": sent.descriptor, "mcc": sent.mcc,
+            "suggestions": [[code, str(score)] for code, score in suggestions],
+            "status": "open"}  # fmt: skip
 
 
 def message_json(judged: Judged, changes: Sequence[Change], digits: int) -> dict[str, Any]:

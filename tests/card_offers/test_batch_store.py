@@ -252,3 +252,22 @@ def test_kopilka_card_batch_store_on_a_local_cluster(
                       "--store")  # fmt: skip
     assert refused.exit_code == 2
     assert "JSON Lines" in refused.output
+
+
+def test_a_card_of_the_feed_changed_while_the_batch_ran_runs_it_again(
+    zerno_engine: Engine, tmp_path: Path
+) -> None:
+    """Its segments (targeting) may change what it is offered: the batch runs again."""
+    feed = Feed(zerno_engine, seed=7, purchases=30)
+    card = feed.messages[0].card
+    changed: list[bool] = []
+
+    def new_segment() -> None:
+        if not changed:
+            body = {"scheme": "visa", "first_six": "427600", "last_four": "0000",
+                    "segments": ["moved-on"]}  # fmt: skip
+            changed.append(handlers.put_card(zerno_engine, "zerno", card, body, now=feed.now)[1])
+
+    summary = feed.store(feed.file(tmp_path, feed.messages), before_store=new_segment)
+    assert changed == [False]  # changed, not made
+    assert summary["attempts"] == 2

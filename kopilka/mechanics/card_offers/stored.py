@@ -15,7 +15,7 @@ nothing online, so leaving it out changes nothing for the messages after it.
 
 Concurrency is optimistic. The batch runs on one snapshot of the database (REPEATABLE
 READ on PostgreSQL, a reader's WAL snapshot on SQLite) and marks where it stood: the
-last transaction row, the last reward change, the catalog's version. The store then
+messages taken per card, the reward changes per offer, the catalog's version. The store then
 locks the feed's cards and the offers it changed, in id order — as the online path locks
 a card, then budgets — and checks that nothing the batch read has moved: no message
 taken for those cards, no change to those offers' rewards, the catalog, the cards and
@@ -196,11 +196,13 @@ def _refusal(sent: terms.MessageSent, earlier: str | None, world: World,
 
 @dataclass(frozen=True)
 class Marks:
-    """Where the database stood when the snapshot was read."""
+    """Where the database stood when the snapshot was read. Counts, not the last ids: a
+    row with a lower id may be committed after one with a higher id, and rows of these
+    tables are never deleted, so a count moves whenever a row is committed."""
 
     version: int  # the catalog's
-    transaction: int  # the program's last transaction row
-    change: int  # the program's last reward change
+    messages: dict[str, int]  # transactions taken, by card token
+    changes: dict[str, int]  # reward changes, by offer code
 
 
 @dataclass
@@ -265,13 +267,19 @@ def plan(engine: Engine, program_code: str, documents: Sequence[Document],
 def _marks(connection: Connection, program_id: int) -> Marks:
     version = connection.execute(select(clo_catalogs.c.version).where(
         clo_catalogs.c.program_id == program_id)).scalar()  # fmt: skip
-    transaction = connection.execute(select(func.max(clo_transactions.c.id)).where(
-        clo_transactions.c.program_id == program_id)).scalar()  # fmt: skip
-    change = connection.execute(
-        select(func.max(clo_reward_changes.c.id))
+    messages = connection.execute(
+        select(clo_cards.c.token, func.count(clo_transactions.c.id))
+        .join(clo_cards, clo_cards.c.id == clo_transactions.c.card_id)
+        .where(clo_transactions.c.program_id == program_id)
+        .group_by(clo_cards.c.token))  # fmt: skip
+    changes = connection.execute(
+        select(clo_offers.c.code, func.count(clo_reward_changes.c.id))
         .join(clo_rewards, clo_rewards.c.id == clo_reward_changes.c.reward_id)
-        .where(clo_rewards.c.program_id == program_id)).scalar()  # fmt: skip
-    return Marks(int(version or 0), int(transaction or 0), int(change or 0))
+        .join(clo_offers, clo_offers.c.id == clo_rewards.c.offer_id)
+        .where(clo_rewards.c.program_id == program_id)
+        .group_by(clo_offers.c.code))  # fmt: skip
+    return Marks(int(version or 0), {token: int(count) for token, count in messages},
+                 {code: int(count) for code, count in changes})  # fmt: skip
 
 
 def _digests(connection: Connection, program_id: int, ids: Sequence[str]) -> dict[str, str]:
@@ -378,34 +386,48 @@ def _lock(connection: Connection, planned: Plan, offer_ids: dict[str, int]) -> d
 
 def _check_unmoved(connection: Connection, planned: Plan, card_ids: dict[str, int],
                    offer_ids: dict[str, int]) -> None:  # fmt: skip
-    program_id, marks = planned.program.program_id, planned.marks
+    """`MovedOn` if anything the batch read has changed since its snapshot."""
+    marks = planned.marks
     version = connection.execute(select(clo_catalogs.c.version).where(
-        clo_catalogs.c.program_id == program_id)).scalar()  # fmt: skip
+        clo_catalogs.c.program_id == planned.program.program_id)).scalar()  # fmt: skip
     if int(version or 0) != marks.version:
         raise MovedOn("the catalog changed")
-    ours = set(card_ids.values())
-    taken = connection.execute(select(clo_transactions.c.card_id).where(
-        clo_transactions.c.program_id == program_id,
-        clo_transactions.c.id > marks.transaction)).scalars()  # fmt: skip
-    if ours.intersection(taken):
+    tokens = {card_id: token for token, card_id in card_ids.items()}
+    messages = _counts(connection, clo_transactions.c.card_id, clo_transactions.c.id, tokens)
+    if any(count != marks.messages.get(tokens[card], 0) for card, count in messages.items()):
         raise MovedOn("a message of the feed's cards was taken meanwhile")
-    offers = set(offer_ids.values())
-    changed = connection.execute(
-        select(clo_rewards.c.offer_id)
-        .join(clo_reward_changes, clo_reward_changes.c.reward_id == clo_rewards.c.id)
-        .where(clo_rewards.c.program_id == program_id,
-               clo_reward_changes.c.id > marks.change)).scalars()  # fmt: skip
-    if offers.intersection(changed):
+    codes = {offer_id: code for code, offer_id in offer_ids.items()}
+    their_changes = (clo_reward_changes, clo_reward_changes.c.reward_id == clo_rewards.c.id)
+    changes = _counts(connection, clo_rewards.c.offer_id, clo_reward_changes.c.id, codes,
+                      join=their_changes)  # fmt: skip
+    if any(count != marks.changes.get(codes[offer], 0) for offer, count in changes.items()):
         raise MovedOn("a reward of the feed's offers changed meanwhile")
-    by_id = {card_id: token for token, card_id in card_ids.items()}
-    activated: dict[str, dict[str, datetime]] = {token: {} for token in card_ids}
+    if _activations(connection, planned, tokens) != planned.before.activated:
+        raise MovedOn("an offer was activated on a card of the feed meanwhile")
+
+
+def _counts(connection: Connection, key: Any, counted: Any, keys: dict[int, str],
+            join: tuple[Any, Any] | None = None) -> dict[int, int]:  # fmt: skip
+    """How many `counted` rows each of `keys` has (those with none left out)."""
+    found: dict[int, int] = {}
+    for chunk in _chunks(sorted(keys)):
+        statement = select(key, func.count(counted))
+        if join is not None:
+            statement = statement.join(*join)
+        rows = connection.execute(statement.where(key.in_(chunk)).group_by(key))
+        found.update({int(row[0]): int(row[1]) for row in rows})
+    return found
+
+
+def _activations(connection: Connection, planned: Plan,
+                 tokens: dict[int, str]) -> dict[str, dict[str, datetime]]:  # fmt: skip
+    activated: dict[str, dict[str, datetime]] = {token: {} for token in tokens.values()}
     codes = {offer_id: code for code, offer_id in planned.loaded.offer_ids.items()}
-    for chunk in _chunks(sorted(ours)):
+    for chunk in _chunks(sorted(tokens)):
         for row in connection.execute(select(clo_activations).where(
                 clo_activations.c.card_id.in_(chunk))):  # fmt: skip
-            activated[by_id[row.card_id]][codes[row.offer_id]] = row.activated_at
-    if activated != planned.before.activated:
-        raise MovedOn("an offer was activated on a card of the feed meanwhile")
+            activated[tokens[row.card_id]][codes[row.offer_id]] = row.activated_at
+    return activated
 
 
 class _Writer:

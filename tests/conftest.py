@@ -1,10 +1,15 @@
-"""Shared fixtures: the example programs of examples/, parsed once per session, and the
-run's migrated database templates (tests/databases.py)."""
+"""Shared fixtures: the example programs of examples/, parsed once per session, the
+run's migrated database templates (tests/databases.py), and Debian's Chromium for the
+browser tests."""
 
 from __future__ import annotations
 
+import importlib
+import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +20,9 @@ from tests.databases import Templates
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's (`.ci/run` installs it), never a downloaded one
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"  # the folder CI keeps
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +46,44 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(name.startswith("browser") for name in getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+def needed(module: str) -> Any:
+    """`module`, imported; without it the test is skipped — a failure under CI=true,
+    where a missing tool must not pass for a green run."""
+    if os.environ.get("CI") == "true":
+        try:
+            return importlib.import_module(module)
+        except ImportError as error:
+            pytest.fail(f"CI=true and {module} can't be imported: {error}")
+    return pytest.importorskip(module)
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright. Without it (or Playwright) the
+    test is skipped, except under CI=true, where it fails."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and Chromium is not installed at {CHROMIUM}")
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    sync_api = needed("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Chromium for a module's browser tests; a test gives each page a context of its own."""
+    with chromium() as launched:
+        yield launched
+
+
+def snap(page: Any, name: str) -> None:
+    """A screenshot of the whole page, kept as test-artifacts/screenshots/`name`.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

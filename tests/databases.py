@@ -23,6 +23,12 @@ every DROP DATABASE, and with other runs on the server a copy and its drop took 
 A template belongs to the set of mechanics' migration folders it was made with: a test
 that registers a mechanic with an Alembic branch of its own gets another template, never
 a copy that lacks (or has) the branch.
+
+`make test` runs the suite in two pytest-xdist workers, each a process with a `Templates`
+of its own: its SQLite templates in its own temporary folder, and its PostgreSQL template
+and copies in schemas named after the worker (`PYTEST_XDIST_WORKER`, e.g.
+`kopilka_template_gw0_…`, `t_gw1_…`) and a random part, so no two workers — nor two runs
+on one server — share a schema, and each drops only its own when it closes.
 """
 
 from __future__ import annotations
@@ -47,6 +53,13 @@ from kopilka.platform.db import make_engine
 from kopilka.platform.migrate import upgrade
 
 PG_URL = os.environ.get("KOPILKA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def schema_name(prefix: str) -> str:
+    """A new schema's name: `prefix`, the xdist worker this process is (none when pytest
+    runs alone), and a random part."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return "_".join(part for part in (prefix, worker, uuid.uuid4().hex[:12]) if part)
 
 
 def migration_folders() -> tuple[str, ...]:
@@ -99,7 +112,7 @@ class Templates:
 
     @contextmanager
     def _migrated_schema(self, **options: Any) -> Iterator[Engine]:
-        schema = f"t_{uuid.uuid4().hex[:12]}"
+        schema = schema_name("t")
         self._execute(f"CREATE SCHEMA {schema}")
         engine = make_engine(self.postgresql_url, connect_args=search_path(schema), **options)
         try:
@@ -116,7 +129,7 @@ class Templates:
             return kept.pop()
         template = self._postgresql[key]
         assert template is not None
-        schema = f"t_{uuid.uuid4().hex[:12]}"
+        schema = schema_name("t")
         self._execute(template.script.replace(template.schema, schema))
         return Copy(schema, self._scalar(structure_of(schema)))
 
@@ -163,7 +176,7 @@ class Templates:
         from it), or None where pg_dump can't write the script that copies it."""
         key = migration_folders()
         if key not in self._postgresql:
-            schema = f"kopilka_template_{uuid.uuid4().hex[:12]}"
+            schema = schema_name("kopilka_template")
             self._execute(f"CREATE SCHEMA {schema}")
             engine = make_engine(self.postgresql_url, connect_args=search_path(schema))
             try:

@@ -5,7 +5,6 @@ error in the page and a screenshot kept."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -17,10 +16,10 @@ from sqlalchemy import Engine
 from kopilka.mechanics.card_offers import handlers
 from kopilka.operators.handlers import create_operator
 from tests.card_offers.test_feed_api import AUTH, CAFE, WEEKDAYS
+from tests.conftest import snap
 from tests.databases import Templates
 from tests.store.conftest import NOW
 from tests.web.conftest import PASSWORD, console_app, csrf_of, served, stocked_sqlite
-from tests.web.test_browser import CHROMIUM, FLAGS, snap
 
 NOISY = {**AUTH, "transaction_id": "U-1", "merchant_id": None, "descriptor": "CAFE-ONE KIOSK 7"}
 
@@ -95,26 +94,13 @@ def test_an_analyst_reads_but_may_not_decide_and_a_marketer_sees_nothing(
     assert console.get("/console/zerno/card-offers").status_code == 403
 
 
-@pytest.fixture(scope="module")
-def browser_for_offers() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true and Chromium is not installed at /usr/bin/chromium")
-        pytest.skip("Chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield launched
-        launched.close()
-
-
 def test_in_a_browser_the_chart_shows_and_a_review_is_decided(
-    browser_for_offers: Any, templates: Templates, tmp_path: Any
+    browser: Any, templates: Templates, tmp_path: Any
 ) -> None:
     database = stocked_sqlite(templates, tmp_path / "kopilka.sqlite3")
     stock_offers(database)
     with served(console_app(database)) as url:
-        context = browser_for_offers.new_context(base_url=url, locale="en-US")
+        context = browser.new_context(base_url=url, locale="en-US")
         page = context.new_page()
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

@@ -8,28 +8,21 @@ absence is a failure (`.ci/run` installs it).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
 from kopilka.mechanics.coupons.handlers import create_campaign
-from tests.conftest import ROOT
+from tests import conftest
 from tests.databases import Templates
 from tests.store.conftest import NOW
 from tests.web.conftest import PASSWORD, console_app, served, stocked_sqlite
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-if not CHROMIUM.exists() and os.environ.get("CI") != "true":
-    pytest.skip("Chromium is not installed at /usr/bin/chromium (apt-get install chromium)",
-                allow_module_level=True)  # fmt: skip
-
-sync_api = pytest.importorskip("playwright.sync_api")
+# Debian's Chromium (tests/conftest.py), and a whole page's screenshot; test_browser_coupons
+# takes them from here
+browser = conftest.browser
+snap = conftest.snap
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +39,6 @@ def server(database: Engine) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.fail("CI=true and Chromium is not installed at /usr/bin/chromium")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield launched
-        launched.close()
-
-
 @pytest.fixture
 def page(browser, server):
     """A fresh page (its own cookies) that records every console error and failed load."""
@@ -68,11 +51,6 @@ def page(browser, server):
     yield opened
     context.close()
     assert errors == [], f"the page reported errors: {errors}"
-
-
-def snap(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def sign_in(page, role: str = "admin") -> None:

@@ -22,7 +22,6 @@ from tests.databases import Templates
 from tests.store.conftest import NOW
 from tests.web.conftest import SECRET, console_app, served, stocked_sqlite
 from tests.web.test_engagement_pages import BADGES, CHALLENGES, STAMPS
-from tests.web.test_member_page import CHROMIUM, FLAGS, needed
 
 PHONE = {"width": 360, "height": 740}
 
@@ -46,27 +45,12 @@ def database(tmp_path_factory: pytest.TempPathFactory, templates: Templates) -> 
     db.dispose()
 
 
-@pytest.fixture(scope="module")
-def browser_for_engagement() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true and Chromium is not installed at /usr/bin/chromium")
-        pytest.skip("Chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
-    sync_api = needed("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield launched
-        launched.close()
-
-
-def test_a_member_sees_their_cards_and_badges_on_a_phone(
-    browser_for_engagement: Any, database: Engine
-) -> None:
+def test_a_member_sees_their_cards_and_badges_on_a_phone(browser: Any, database: Engine) -> None:
     link = member_link(database, "zerno", "card:100001", base_url="http://testserver",
                        secret=SECRET, now=NOW, days=None)  # fmt: skip
     errors: list[str] = []
     with served(console_app(database)) as server:
-        context = browser_for_engagement.new_context(viewport=PHONE, locale="ru-RU")
+        context = browser.new_context(viewport=PHONE, locale="ru-RU")
         page = context.new_page()
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda error: errors.append(str(error)))

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,7 +30,7 @@ from kopilka.platform.files import load_document, parse_text
 from kopilka.programs import rule_drafts, rules_pages
 from kopilka.programs.handlers import apply_program, read_program, read_program_version, to_json
 from tests.api.conftest import serving_engine
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import EXAMPLES, snap
 from tests.databases import Templates
 from tests.store.conftest import NOW, at_once
 from tests.web.conftest import OTHER, PASSWORD, console_app, served, sign_in, stock
@@ -645,10 +643,6 @@ def test_an_oversized_form_is_refused(client):
 
 # — in the browser —
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
 
 @pytest.fixture(scope="module")
 def browser_server(tmp_path_factory: pytest.TempPathFactory, templates: Templates) -> Iterator[str]:
@@ -663,31 +657,18 @@ def browser_server(tmp_path_factory: pytest.TempPathFactory, templates: Template
 
 
 @pytest.fixture
-def browser_page(browser_server: str) -> Iterator[Any]:
+def browser_page(browser: Any, browser_server: str) -> Iterator[Any]:
     """A page in Debian's Chromium that fails the test on any console error."""
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true and Chromium is not installed at /usr/bin/chromium")
-        pytest.skip("Chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        context = browser.new_context(base_url=browser_server, locale="en-US",
-                                      viewport={"width": 1440, "height": 900})  # fmt: skip
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("requestfailed", lambda r: errors.append(f"{r.url}: {r.failure}"))
-        yield page
-        context.close()
-        browser.close()
+    context = browser.new_context(base_url=browser_server, locale="en-US",
+                                  viewport={"width": 1440, "height": 900})  # fmt: skip
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("requestfailed", lambda r: errors.append(f"{r.url}: {r.failure}"))
+    yield page
+    context.close()
     assert errors == [], f"the page reported errors: {errors}"
-
-
-def snap(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def shows(page: Any, selector: str, text: str) -> None:

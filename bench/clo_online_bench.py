@@ -10,7 +10,9 @@ published through the handlers (tests/card_offers/test_online_equals_batch.py's
 its answer (a transaction of its own: the card's row locked, its state read, the claimed
 offers' budgets locked, the rows written). Reported: the median, 90th and 99th
 percentile in milliseconds, and messages a second on one connection; and the queries a
-message sends (counted by SQLAlchemy's `before_cursor_execute`).
+message sends (counted by SQLAlchemy's `before_cursor_execute`: a pipeline counts once,
+as the one round trip it is; a BEGIN or COMMIT psycopg sends by itself is not seen —
+before the message's reads and writes were pipelined, that was two round trips more).
 """
 
 from __future__ import annotations

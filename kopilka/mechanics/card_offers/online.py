@@ -190,17 +190,17 @@ def _offer_reads(postgresql: bool) -> tuple[Select[Any], Select[Any]]:
 
 
 def _rows(connection: Connection, queries: Sequence[Select[Any]], values: Mapping[str, Any],
-          *, begin: bool = False) -> list[Sequence[Any]]:  # fmt: skip
+          *, begin: bool = False) -> list[list[Any]]:  # fmt: skip
     """Each query's rows, in order: on PostgreSQL one pipeline (after our BEGIN, when
     `begin`), elsewhere one query after another."""
     if connection.dialect.name != "postgresql":
-        return [connection.execute(query, values).all() for query in queries]
+        return [list(connection.execute(query, values)) for query in queries]
     statements: list[tuple[str, Mapping[str, Any]]] = [(BEGIN, {})] if begin else []
     for query in queries:
         sql, constants = _driver_form(query)
         statements.append((sql, {**constants, **values}))
     found = driver_rows_pipelined(connection, statements)
-    return found[1:] if begin else found  # type: ignore[return-value]
+    return found[1:] if begin else found
 
 
 @cache

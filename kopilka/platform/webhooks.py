@@ -133,54 +133,47 @@ def _refuse_inexact(value: Any) -> None:
             _refuse_inexact(item)
 
 
+def outbox_row(
+    *, program_id: int, endpoint: str, event: str, key: str, body: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """A webhook as its outbox row, due at once (its lengths checked, its body as sent):
+    what `enqueue` adds, for a caller that writes it with other rows of its own."""
+    _check_length("endpoint", endpoint, ENDPOINT_LENGTH)
+    _check_length("event", event, EVENT_LENGTH)
+    _check_length("key", key, KEY_LENGTH)
+    return {"program_id": program_id, "endpoint": endpoint, "event": event, "event_key": key,
+            "body": serialized(body), "created_at": now, "attempts": 0,
+            "next_attempt_at": now}  # fmt: skip
+
+
 def enqueue(
     connection: Connection, *, program_id: int, endpoint: str, event: str, key: str,
     body: dict[str, Any], now: datetime,
 ) -> bool:  # fmt: skip
     """Add a webhook in the caller's transaction, due at once; True if it was added, False
     if the program already has one of this `key` (the same event reported again)."""
-    _check_length("endpoint", endpoint, ENDPOINT_LENGTH)
-    _check_length("event", event, EVENT_LENGTH)
-    _check_length("key", key, KEY_LENGTH)
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    row = outbox_row(program_id=program_id, endpoint=endpoint, event=event, key=key,
+                     body=body, now=now)  # fmt: skip
     statement = (
-        dialect.insert(webhook_outbox)
-        .values(program_id=program_id, endpoint=endpoint, event=event, event_key=key,
-                body=serialized(body), created_at=now, attempts=0, next_attempt_at=now)
+        _insert(connection).values(**row)
         .on_conflict_do_nothing(index_elements=["program_id", "event_key"])
         .returning(webhook_outbox.c.id)
     )  # fmt: skip
     return connection.execute(statement).first() is not None
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """A webhook to enqueue (`enqueue_many`): what `enqueue` takes, as a value."""
-
-    program_id: int
-    endpoint: str
-    event: str
-    key: str
-    body: dict[str, Any]
-
-
-def enqueue_many(connection: Connection, webhooks: Sequence[Outgoing], *, now: datetime) -> None:
-    """Many webhooks in the caller's transaction (a batch's, in bulk), each as `enqueue`
-    adds it: due at once, and none added twice for a program and key."""
-    rows = []
-    for webhook in webhooks:
-        _check_length("endpoint", webhook.endpoint, ENDPOINT_LENGTH)
-        _check_length("event", webhook.event, EVENT_LENGTH)
-        _check_length("key", webhook.key, KEY_LENGTH)
-        rows.append({"program_id": webhook.program_id, "endpoint": webhook.endpoint,
-                     "event": webhook.event, "event_key": webhook.key,
-                     "body": serialized(webhook.body), "created_at": now, "attempts": 0,
-                     "next_attempt_at": now})  # fmt: skip
+def enqueue_many(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Many webhooks (`outbox_row`s) in the caller's transaction (a batch's, in bulk), each
+    as `enqueue` adds it: none added twice for a program and key."""
     if rows:
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(webhook_outbox).on_conflict_do_nothing(
+        statement = _insert(connection).on_conflict_do_nothing(
             index_elements=["program_id", "event_key"])  # fmt: skip
-        connection.execute(statement, rows)
+        connection.execute(statement, list(rows))
+
+
+def _insert(connection: Connection) -> Any:
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(webhook_outbox)
 
 
 def _check_length(name: str, value: str, longest: int) -> None:

@@ -16,7 +16,7 @@ import json
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, insert, select, update
@@ -48,7 +48,13 @@ from kopilka.mechanics.card_offers.model import (
     in_control_group,
     lives_near,
 )
-from kopilka.mechanics.card_offers.payouts import webhook_row
+from kopilka.mechanics.card_offers.rows import (
+    change_notice,
+    purchase_values,
+    review_row,
+    reward_values,
+    transaction_row,
+)
 from kopilka.mechanics.card_offers.tables import (
     clo_activations,
     clo_cards,
@@ -670,14 +676,15 @@ def _take(connection: Connection, program: LoadedProgram, read: online.CardRead,
     settled = _settle(connection, loaded, judged)
     changes = [change for offer in settled for change in offer.made]
     answer = message_json(judged, changes, program.calculator.program.money_digits)
-    rows = online.Rows(_transaction_row(program, loaded, row, sent, judged, digest, answer, now))
+    rows = online.Rows(transaction_row(program.program_id, loaded, row.id, sent, judged, digest,
+                                       answer, now))  # fmt: skip
     _reward_rows(rows, program.program_id, row.id, settled, judged.message, now)
     rows.uses = _use_rows(row.id, loaded, card.state, uses_before)
     rows.seen = _seen_rows(row.id, loaded, card.state, seen_before)
     rows.purchases = _purchase_rows(program.program_id, row.id, loaded, card)
     if judged.match is None and judged.problem is None and sent.kind.value in (
             "authorisation", "clearing"):  # fmt: skip
-        rows.review = _review_row(program.program_id, loaded, sent)
+        rows.review = review_row(program.program_id, loaded, sent)
     online.write(connection, rows, commit=True)  # nothing is written after it
     return answer
 
@@ -750,10 +757,7 @@ def _reward_rows(rows: online.Rows, program_id: int, card_id: int, settled: list
             reward = offer.desk.rewards[change.reward]
             if change.reward not in written:
                 written.add(change.reward)
-                state = {"status": reward.status.value, "amount": reward.amount,
-                         "cashback": reward.cashback, "fee": reward.fee,
-                         "granted": reward.granted, "refunded": reward.refunded,
-                         "payable_at": reward.payable_at}  # fmt: skip
+                state = reward_values(reward)
                 named = {"offer_id": offer.offer_id, "purchase": change.reward}
                 if change.reward in offer.reward_ids:
                     rows.changed_rewards.append({"id": offer.reward_ids[change.reward],
@@ -767,40 +771,7 @@ def _reward_rows(rows: online.Rows, program_id: int, card_id: int, settled: list
                 "transaction_id": message.id, "status": change.status.value,
                 "cashback_delta": change.cashback_delta, "fee_delta": change.fee_delta,
                 "reason": change.reason, "at": now})  # fmt: skip
-            rows.webhooks.append(_notice(program_id, change, reward.card, message, now))
-
-
-def _notice(program_id: int, change: Change, card: str, message: Message,
-            now: datetime) -> dict[str, Any]:  # fmt: skip
-    """The bank's webhook of a reward's change: keyed by the message and the offer, so a
-    message taken twice never notifies twice."""
-    event = f"card_transaction.{change.status}"
-    return webhook_row(program_id=program_id, event=event, key=f"{message.id}:{change.offer}",
-                  now=now, body={
-                      "event": event, "transaction_id": message.id,
-                      "purchase": change.reward, "offer": change.offer, "card": card,
-                      "status": change.status.value, "reason": change.reason,
-                      "cashback_minor": change.cashback,
-                      "cashback_change_minor": change.cashback_delta,
-                      "fee_minor": change.fee})  # fmt: skip
-
-
-def _transaction_row(program: LoadedProgram, loaded: Loaded, card: Any,
-                     sent: terms.MessageSent, judged: Judged, digest: str,
-                     answer: dict[str, Any], now: datetime) -> dict[str, Any]:  # fmt: skip
-    match = judged.match
-    return {
-        "program_id": program.program_id, "transaction_id": sent.transaction_id,
-        "kind": sent.kind.value, "card_id": card.id, "amount": sent.amount,
-        "currency": sent.currency, "at": sent.at.astimezone(UTC),
-        "local_at": sent.at.isoformat(), "scheme": sent.scheme,
-        "merchant_mid": sent.merchant_id, "descriptor": sent.descriptor, "mcc": sent.mcc,
-        "original": sent.original,
-        "location_id": None if match is None else loaded.location_ids[match.location],
-        "rule": None if match is None else match.rule, "problem": judged.problem,
-        "verdicts": [[offer, reason.value] for offer, reason in judged.verdicts],
-        "body_hash": digest, "answer": answer, "received_at": now,
-    }  # fmt: skip
+            rows.webhooks.append(change_notice(program_id, change, reward.card, now))
 
 
 def _use_rows(card_id: int, loaded: Loaded, state: CardState,
@@ -823,21 +794,8 @@ def _purchase_rows(program_id: int, card_id: int, loaded: Loaded,
                    card: _Card) -> list[dict[str, Any]]:  # fmt: skip
     """What the message left for the messages about its purchase (`Known`)."""
     return [{"program_id": program_id, "purchase": key, "card_id": card_id,
-             "location_id": None if known.match is None else
-             loaded.location_ids[known.match.location],
-             "merchant": None if known.match is None else known.match.merchant,
-             "rule": None if known.match is None else known.match.rule,
-             "amount": known.amount, "cleared": known.cleared, "released": known.released,
-             "offers": list(known.offers)}
+             **purchase_values(loaded, known)}
             for key, known in card.known.items()]  # fmt: skip
-
-
-def _review_row(program_id: int, loaded: Loaded, sent: terms.MessageSent) -> dict[str, Any]:
-    """An unmatched purchase, for review, with the locations it most resembles."""
-    suggestions = loaded.catalog.suggestions(sent.descriptor)
-    return {"program_id": program_id, "descriptor": sent.descriptor, "mcc": sent.mcc,
-            "suggestions": [[code, str(score)] for code, score in suggestions],
-            "status": "open"}  # fmt: skip
 
 
 def message_json(judged: Judged, changes: Sequence[Change], digits: int) -> dict[str, Any]:

@@ -25,16 +25,7 @@ from kopilka.mechanics.card_offers.tables import (
 from kopilka.platform.db import reading
 from kopilka.platform.idempotency import retrying
 from kopilka.platform.tables import programs
-from kopilka.platform.webhooks import (
-    ENDPOINT_LENGTH,
-    EVENT_LENGTH,
-    KEY_LENGTH,
-    Target,
-    _check_length,  # enqueue's own checks, for the rows a feed message writes in bulk
-    deliver_due,
-    enqueue,
-    serialized,
-)
+from kopilka.platform.webhooks import Target, deliver_due, enqueue, outbox_row
 from kopilka.programs.handlers import load_program
 
 ENDPOINT = "bank"
@@ -51,15 +42,11 @@ def notify(connection: Connection, *, program_id: int, event: str, key: str,
 
 def webhook_row(*, program_id: int, event: str, key: str, body: dict[str, Any],
                 now: datetime) -> dict[str, Any]:  # fmt: skip
-    """The outbox row `notify` adds (the same checks, the body as sent), for a caller that
-    writes it with its other rows (a feed message, in one statement): inserted
-    `ON CONFLICT (program_id, event_key) DO NOTHING`, as `enqueue` does."""
-    _check_length("endpoint", ENDPOINT, ENDPOINT_LENGTH)
-    _check_length("event", event, EVENT_LENGTH)
-    _check_length("key", key, KEY_LENGTH)
-    return {"program_id": program_id, "endpoint": ENDPOINT, "event": event, "event_key": key,
-            "body": serialized(body), "created_at": now, "attempts": 0,
-            "next_attempt_at": now}  # fmt: skip
+    """The outbox row `notify` adds, for a caller that writes it with its other rows (a
+    feed message in one statement, a batch in bulk): inserted `ON CONFLICT (program_id,
+    event_key) DO NOTHING`, as `enqueue` does."""
+    return outbox_row(program_id=program_id, endpoint=ENDPOINT, event=event, key=key,
+                      body=body, now=now)  # fmt: skip
 
 
 def pay_due_rewards(engine: Engine, *, now: datetime) -> int:

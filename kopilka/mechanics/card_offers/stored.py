@@ -31,7 +31,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,13 @@ from kopilka.mechanics.card_offers.handlers import (
     read_sent,
 )
 from kopilka.mechanics.card_offers.model import Card, Kind
-from kopilka.mechanics.card_offers.payouts import ENDPOINT
+from kopilka.mechanics.card_offers.rows import (
+    change_notice,
+    purchase_values,
+    review_row,
+    reward_values,
+    transaction_row,
+)
 from kopilka.mechanics.card_offers.snapshot import read_world
 from kopilka.mechanics.card_offers.tables import (
     clo_activations,
@@ -71,7 +77,7 @@ from kopilka.mechanics.card_offers.tables import (
 from kopilka.platform.db import READER
 from kopilka.platform.http.common import MAX_BODY, read_json
 from kopilka.platform.idempotency import retrying
-from kopilka.platform.webhooks import Outgoing, enqueue_many
+from kopilka.platform.webhooks import enqueue_many
 from kopilka.programs.handlers import LoadedProgram, load_program
 
 ATTEMPTS = 3  # snapshots taken before a feed that keeps moving is given up
@@ -477,26 +483,13 @@ class _Writer:
         return found
 
     def _transaction(self, line: Line, judged: Judged, answer: dict[str, Any]) -> dict[str, Any]:
-        sent, match = line.sent, judged.match
-        return {
-            "program_id": self.program_id, "transaction_id": sent.transaction_id,
-            "kind": sent.kind.value, "card_id": self.card_ids[sent.card], "amount": sent.amount,
-            "currency": sent.currency, "at": sent.at.astimezone(UTC),
-            "local_at": sent.at.isoformat(), "scheme": sent.scheme,
-            "merchant_mid": sent.merchant_id, "descriptor": sent.descriptor, "mcc": sent.mcc,
-            "original": sent.original,
-            "location_id": None if match is None else self.loaded.location_ids[match.location],
-            "rule": None if match is None else match.rule, "problem": judged.problem,
-            "verdicts": [[offer, reason.value] for offer, reason in judged.verdicts],
-            "body_hash": line.digest, "answer": answer, "received_at": self.now,
-        }  # fmt: skip
+        card_id = self.card_ids[line.sent.card]
+        return transaction_row(self.program_id, self.loaded, card_id, line.sent, judged,
+                               line.digest, answer, self.now)  # fmt: skip
 
     def _review(self, transaction_row: int, sent: terms.MessageSent) -> dict[str, Any]:
-        suggestions = self.loaded.catalog.suggestions(sent.descriptor)
-        return {"program_id": self.program_id, "transaction_row": transaction_row,
-                "descriptor": sent.descriptor, "mcc": sent.mcc,
-                "suggestions": [[code, str(score)] for code, score in suggestions],
-                "status": "open"}  # fmt: skip
+        return {**review_row(self.program_id, self.loaded, sent),
+                "transaction_row": transaction_row}  # fmt: skip
 
     def purchases(self) -> None:
         """What each purchase left for the messages about it (`Known`), where it moved."""
@@ -505,15 +498,7 @@ class _Writer:
             for key, known in self.world.known.get(token, {}).items():
                 if before.get(key) == known:
                     continue
-                match = known.match
-                values = {
-                    "location_id": None if match is None else
-                    self.loaded.location_ids[match.location],
-                    "merchant": None if match is None else match.merchant,
-                    "rule": None if match is None else match.rule,
-                    "amount": known.amount, "cleared": known.cleared,
-                    "released": known.released, "offers": list(known.offers),
-                }  # fmt: skip
+                values = purchase_values(self.loaded, known)
                 if key in before:
                     changed.append({**values, "b_purchase": key})
                 else:
@@ -570,7 +555,7 @@ class _Writer:
             changed[change.offer, change.reward] = self.world.rewards[change.offer][change.reward]
         new, updated = [], []
         for (code, key), reward in changed.items():
-            values = _reward_values(reward)
+            values = reward_values(reward)
             if key in self.before.rewards.get(code, ()):
                 updated.append({**values, "b_offer": self.loaded.offer_ids[code],
                                 "b_purchase": key})  # fmt: skip
@@ -590,9 +575,10 @@ class _Writer:
              "status": change.status.value, "cashback_delta": change.cashback_delta,
              "fee_delta": change.fee_delta, "reason": change.reason, "at": self.now}
             for change in self.result.changes])  # fmt: skip
-        webhooks = [self._webhook(change, changed[change.offer, change.reward])
-                    for change in self.result.changes]  # fmt: skip
-        enqueue_many(self.connection, webhooks, now=self.now)
+        notices = [change_notice(self.program_id, change,
+                                 changed[change.offer, change.reward].card, self.now)
+                   for change in self.result.changes]  # fmt: skip
+        enqueue_many(self.connection, notices)
 
     def _reward_ids(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
         codes = {offer_id: code for code, offer_id in self.loaded.offer_ids.items()}
@@ -606,15 +592,6 @@ class _Writer:
                 if pair in wanted:
                     found[pair] = row.id
         return found
-
-    def _webhook(self, change: Change, reward: Reward) -> Outgoing:
-        return Outgoing(
-            self.program_id,
-            ENDPOINT,
-            f"card_transaction.{change.status}",
-            f"{change.message}:{change.offer}",
-            change_body(change, reward.card),
-        )
 
     def budgets(self, offer_ids: dict[str, int]) -> None:
         rows = []
@@ -637,18 +614,3 @@ class _Writer:
         keys are the columns it sets."""
         if rows:
             self.connection.execute(update(table).where(*where), rows)
-
-
-def _reward_values(reward: Reward) -> dict[str, Any]:
-    return {"status": reward.status.value, "amount": reward.amount, "cashback": reward.cashback,
-            "fee": reward.fee, "granted": reward.granted, "refunded": reward.refunded,
-            "payable_at": reward.payable_at}  # fmt: skip
-
-
-def change_body(change: Change, card: str) -> dict[str, Any]:
-    """A reward's change as the bank's webhook reports it."""
-    return {"event": f"card_transaction.{change.status}", "transaction_id": change.message,
-            "purchase": change.reward, "offer": change.offer, "card": card,
-            "status": change.status.value, "reason": change.reason,
-            "cashback_minor": change.cashback, "cashback_change_minor": change.cashback_delta,
-            "fee_minor": change.fee}  # fmt: skip

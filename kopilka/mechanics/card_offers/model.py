@@ -30,6 +30,7 @@ Pure: the standard library only.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -37,7 +38,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from enum import StrEnum
 
 HUNDRED = Decimal(100)
@@ -275,7 +276,19 @@ class Offer:
 
 
 def _percent_of(amount: int, percent: Decimal) -> int:
-    return int((Decimal(amount) * percent / HUNDRED).quantize(Decimal(1), ROUND_HALF_UP))
+    """`amount` × `percent` / 100 in whole minor units, half away from zero — Decimal's
+    ROUND_HALF_UP, in integers: the batch works this out for every claim."""
+    numerator, denominator = _ratio(percent)
+    product = amount * numerator
+    magnitude = (2 * abs(product) + denominator) // (2 * denominator)
+    return magnitude if product >= 0 else -magnitude
+
+
+@functools.lru_cache(maxsize=4096)
+def _ratio(percent: Decimal) -> tuple[int, int]:
+    """A percent as an exact fraction of one: numerator, denominator."""
+    numerator, denominator = percent.as_integer_ratio()
+    return numerator, denominator * 100
 
 
 def in_control_group(offer: Offer, card: str) -> bool:

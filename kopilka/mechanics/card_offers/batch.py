@@ -223,8 +223,17 @@ class _Aware:
 
 
 def _offset(at: datetime) -> int | None:
+    zone = at.tzinfo
+    if type(zone) is timezone:  # a fixed offset (what a feed's times carry): once per zone
+        seconds = _ZONE_SECONDS.get(zone)
+        if seconds is None:
+            seconds = _ZONE_SECONDS[zone] = _seconds(zone.utcoffset(None))
+        return seconds
     offset = at.utcoffset()
     return None if offset is None else _seconds(offset)
+
+
+_ZONE_SECONDS: dict[timezone, int] = {}
 
 
 def split_by_card(table: pa.Table, buckets: int) -> list[pa.Table]:
@@ -334,30 +343,33 @@ def take_cards(
 
 
 class _ClaimColumns:
-    """Claims gathered column by column: they travel to their offer's partition as an
-    Arrow table, far cheaper to send than pickled objects."""
+    """Claims gathered as rows, turned into columns once: they travel to their offer's
+    partition as an Arrow table, far cheaper to send than pickled objects."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, list[Any]] = {name: [] for name in CLAIM_SCHEMA.names}
+        self.rows: list[tuple[Any, ...]] = []
 
     def add(self, position: int, rank: int, claim: Claim) -> None:
-        columns = self.columns
-        columns["position"].append(position)
-        columns["rank"].append(rank)
-        columns["seq"].append(claim.seq)
-        columns["message"].append(claim.message)
-        columns["offer"].append(claim.offer)
-        columns["reward"].append(claim.reward)
-        columns["action"].append(claim.action.value)
-        columns["amount"].append(claim.amount)
-        columns["at_local"].append(claim.at.replace(tzinfo=None))
-        columns["utc_offset"].append(_offset(claim.at))
-        columns["card"].append(claim.card)
-        columns["merchant"].append(claim.merchant)
-        columns["confirmed"].append(claim.confirmed)
+        at = claim.at
+        self.rows.append((
+            position, rank, claim.seq, claim.message, claim.offer, claim.reward,
+            claim.action.value, claim.amount, at.replace(tzinfo=None), _offset(at),
+            claim.card, claim.merchant, claim.confirmed,
+        ))  # fmt: skip
 
     def table(self) -> pa.Table:
-        return pa.Table.from_pydict(self.columns, schema=CLAIM_SCHEMA)
+        return _table(self.rows, CLAIM_SCHEMA)
+
+
+def _table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
+    """Rows of `schema`'s columns, in its order, as a table."""
+    if not rows:
+        return schema.empty_table()
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    return pa.Table.from_arrays(
+        [pa.array(column, type=kind.type) for column, kind in zip(columns, schema, strict=True)],
+        schema=schema,
+    )
 
 
 def routed_claims(tables: Sequence[pa.Table]) -> Iterator[Routed]:
@@ -416,21 +428,13 @@ def settle_offers(
 
 def changes_table(placed: Iterable[Placed]) -> pa.Table:
     """Changes with their place in the feed, as a table of CHANGE_SCHEMA."""
-    columns: dict[str, list[Any]] = {name: [] for name in CHANGE_SCHEMA.names}
-    for position, rank, change in placed:
-        columns["position"].append(position)
-        columns["rank"].append(rank)
-        columns["seq"].append(change.seq)
-        columns["message"].append(change.message)
-        columns["offer"].append(change.offer)
-        columns["reward"].append(change.reward)
-        columns["status"].append(change.status.value)
-        columns["cashback_delta"].append(change.cashback_delta)
-        columns["fee_delta"].append(change.fee_delta)
-        columns["cashback"].append(change.cashback)
-        columns["fee"].append(change.fee)
-        columns["reason"].append(change.reason)
-    return pa.Table.from_pydict(columns, schema=CHANGE_SCHEMA)
+    rows = [
+        (position, rank, change.seq, change.message, change.offer, change.reward,
+         change.status.value, change.cashback_delta, change.fee_delta, change.cashback,
+         change.fee, change.reason)
+        for position, rank, change in placed
+    ]  # fmt: skip
+    return _table(rows, CHANGE_SCHEMA)
 
 
 # ----------------------------------------------------------------------------- results

@@ -30,7 +30,6 @@ Pure: the standard library only.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 import re
@@ -284,11 +283,21 @@ def _percent_of(amount: int, percent: Decimal) -> int:
     return magnitude if product >= 0 else -magnitude
 
 
-@functools.lru_cache(maxsize=4096)
 def _ratio(percent: Decimal) -> tuple[int, int]:
-    """A percent as an exact fraction of one: numerator, denominator."""
-    numerator, denominator = percent.as_integer_ratio()
-    return numerator, denominator * 100
+    """A percent as an exact fraction of one: numerator, denominator. Kept by the Decimal
+    object's identity (an offer's percent lives as long as the offer; hashing a Decimal
+    costs more than the arithmetic): an entry is used only for the very object it was
+    made of, so an id taken over by another object is worked out again."""
+    kept = _RATIOS.get(id(percent))
+    if kept is None or kept[0] is not percent:
+        if len(_RATIOS) >= 65_536:
+            _RATIOS.clear()
+        numerator, denominator = percent.as_integer_ratio()
+        kept = _RATIOS[id(percent)] = (percent, numerator, denominator * 100)
+    return kept[1], kept[2]
+
+
+_RATIOS: dict[int, tuple[Decimal, int, int]] = {}
 
 
 def in_control_group(offer: Offer, card: str) -> bool:

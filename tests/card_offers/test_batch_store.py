@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, select
 
 from bench.clo_feed import make_feed, make_world
 from kopilka.kernel.errors import Conflict, IdempotencyConflict
+from kopilka.ledger.verify import verify
 from kopilka.mechanics.card_offers import handlers
 from kopilka.mechanics.card_offers.batch import run_split
 from kopilka.mechanics.card_offers.feed import Change, Message, World, run_in_order
@@ -126,6 +127,7 @@ def test_a_stored_batch_then_the_online_path_leave_what_the_online_path_alone_le
         and stored[message.id]["problem"] is None)  # fmt: skip
     assert unmatched > 0
     assert count(zerno_engine, clo_reviews) == unmatched
+    assert verify(zerno_engine)[1] == []  # each reward the sum of its changes; spent its rewards
 
 
 def test_a_message_of_a_stored_batch_sent_again_is_answered_from_it(
@@ -231,6 +233,7 @@ def test_a_feed_that_keeps_moving_is_given_up_with_nothing_written(
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("dask")  # a local Dask cluster: one at a time (make test)
 def test_kopilka_card_batch_store_on_a_local_cluster(
     zerno_engine: Engine, db_url: str, tmp_path: Path
 ) -> None:

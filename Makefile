@@ -23,11 +23,17 @@ lint: $(BIN)/kopilka
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The suite runs in TEST_WORKERS pytest-xdist processes (a Dask cluster's tests in one of
+# them); the tests marked `serial` (one stops PostgreSQL) run alone first.
+TEST_WORKERS ?= 2
+XDIST        := -n $(TEST_WORKERS) --dist loadgroup
+
 test: lint  ## lint, types, layer contracts, then the whole test suite
-	$(BIN)/pytest
+	$(BIN)/pytest -m serial
+	$(BIN)/pytest $(XDIST) -m "not serial"
 
 test-quick: $(BIN)/kopilka  ## a developer's loop: the suite without the tests marked slow (CI runs all)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest $(XDIST) -m "not slow and not serial"
 
 bench: $(BIN)/kopilka
 	taskset -c 0 $(BIN)/python bench/quote_bench.py

@@ -39,6 +39,52 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
     made.close()
 
 
+def _xdist_controller(config: pytest.Config) -> bool:
+    """Whether this process hands the tests to pytest-xdist's workers (`make test`)."""
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under xdist the controller compacts the test database's catalogs before its
+    workers start (a worker doesn't: tests/store/conftest.py); it runs no test itself."""
+    if _xdist_controller(session.config):
+        from tests.store.conftest import postgresql_problem
+
+        postgresql_problem()  # reachable: compacted
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """…and after they have all ended."""
+    if _xdist_controller(session.config):
+        from tests.store.conftest import compact_catalogs, postgresql_problem
+
+        if postgresql_problem() is None:
+            compact_catalogs()
+
+
+class SkippedPostgresql:
+    """Under xdist, the controller's count of the workers' `PostgreSQL not reachable`
+    skips, for the summary line tests/store/conftest.py writes in a run without workers."""
+
+    def __init__(self) -> None:
+        self.tests: set[str] = set()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.skipped and "PostgreSQL not reachable" in str(report.longrepr):
+            self.tests.add(report.nodeid)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:  # pragma: no cover
+        if self.tests:
+            terminalreporter.write_sep(
+                "!", f"PostgreSQL part NOT run: {len(self.tests)} storage tests ran on SQLite only"
+            )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _xdist_controller(config):
+        config.pluginmanager.register(SkippedPostgresql(), "kopilka-skipped-postgresql")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that drives Chromium (a fixture named `browser…`, as the console's, the rules
     pages' and the member page's browser tests have) is `slow`: `make test-quick` leaves

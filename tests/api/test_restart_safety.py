@@ -133,6 +133,7 @@ def _cluster(action: str, *extra: str) -> None:
         raise AssertionError("PostgreSQL did not come back")
 
 
+@pytest.mark.serial  # stops PostgreSQL under every other test: `make test` runs it alone
 def test_postgresql_stopped_hard_mid_stream_loses_and_duplicates_nothing(
     zerno_engine: Engine,
 ) -> None:

@@ -84,6 +84,7 @@ def test_split_equals_online_on_a_generated_feed(partitions: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("dask")  # a local Dask cluster: one at a time (make test)
 def test_batch_on_a_local_cluster_of_two_equals_online(tmp_path) -> None:
     generated = make_world(11, offers=150, cards=400)
     messages, _ = make_feed(generated, 1800, seed=11)
@@ -106,6 +107,7 @@ def test_batch_on_a_local_cluster_of_two_equals_online(tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("dask")  # a local Dask cluster: one at a time (make test)
 def test_run_batch_makes_and_closes_its_own_local_cluster() -> None:
     generated = make_world(3, offers=30, cards=50)
     messages, _ = make_feed(generated, 200, seed=3)

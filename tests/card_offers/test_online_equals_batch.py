@@ -144,6 +144,7 @@ def test_online_and_the_batch_split_give_the_same_answers_and_leave_the_same(
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("dask")  # a local Dask cluster: one at a time (make test)
 def test_online_and_the_batch_on_a_dask_cluster_give_the_same_answers(
     taken: tuple[World, list[Message], list[dict[str, Any]]], zerno_engine: Engine
 ) -> None:
@@ -154,6 +155,7 @@ def test_online_and_the_batch_on_a_dask_cluster_give_the_same_answers(
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("dask")  # a local Dask cluster: one at a time (make test)
 def test_kopilka_card_batch_runs_a_feed_file_on_a_local_cluster(
     zerno_engine: Engine, db_url: str, tmp_path: Path
 ) -> None:

@@ -121,6 +121,7 @@ def stop(server: subprocess.Popen[str]) -> str:
 # — the quick start and the walk-through —
 
 
+@pytest.mark.serial  # the demo has 120 s to build and serve: too few sharing the CPU
 def test_quick_start_demo_then_the_curl_walk_through(scratch: Path) -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert "make demo" in sh_blocks("Quick start")[0]

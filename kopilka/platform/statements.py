@@ -360,3 +360,25 @@ def _fire(
     event = dispatch.before_cursor_execute if before else dispatch.after_cursor_execute
     if event:
         event(connection, cursor, sql, parameters, None, False)
+
+
+def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Many new rows at once (a batch's): PostgreSQL's COPY, or an executemany on SQLite.
+    Each value goes through its column type's bind processing first (an aware time to
+    UTC, JSON to text), so the rows are what an INSERT of them would have written. Every
+    row names the same columns, the first row's."""
+    if not rows:
+        return
+    if connection.dialect.name != "postgresql":
+        connection.execute(insert(table), list(rows))
+        return
+    names = list(rows[0])
+    processors = [table.c[name].type.bind_processor(connection.dialect) for name in names]
+    columns = ", ".join(f'"{name}"' for name in names)
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor, cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([
+                value if process is None else process(value)
+                for process, value in zip(processors, (row[name] for name in names), strict=True)
+            ])  # fmt: skip

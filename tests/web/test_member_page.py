@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
-import importlib
 import os
 import struct
 import zlib
@@ -55,7 +54,7 @@ from kopilka.members.links import (
 )
 from kopilka.platform.console import i18n
 from tests.api.conftest import key_for, serving_engine
-from tests.conftest import ROOT
+from tests.conftest import ROOT, needed
 from tests.databases import Templates
 from tests.store.conftest import NOW
 from tests.web.conftest import SECRET, console_app, served, stocked_sqlite
@@ -428,17 +427,6 @@ def database(tmp_path_factory: pytest.TempPathFactory, templates: Templates) -> 
 def server(database: Engine) -> Iterator[str]:
     with served(member_app(database)) as url:
         yield url
-
-
-def needed(module: str) -> Any:
-    """`module`, imported; without it the test is skipped — a failure under CI=true,
-    where a missing tool must not pass for a green run."""
-    if os.environ.get("CI") == "true":
-        try:
-            return importlib.import_module(module)
-        except ImportError as error:
-            pytest.fail(f"CI=true and {module} can't be imported: {error}")
-    return pytest.importorskip(module)
 
 
 @pytest.fixture(scope="module")

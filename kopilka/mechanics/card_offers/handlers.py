@@ -669,9 +669,7 @@ def _take(connection: Connection, program: LoadedProgram, read: online.CardRead,
     world = World(loaded.catalog, loaded.offers, {row.token: card_from_row(row)},
                   {row.token: card.state}, {row.token: card.known})  # fmt: skip
     # online the feed's order is the order messages are taken in: `seq` orders a batch only
-    message = Message(0, sent.transaction_id, sent.kind, sent.card, sent.amount, sent.at,
-                      sent.scheme, sent.merchant_id, sent.descriptor, sent.mcc,
-                      sent.original)  # fmt: skip
+    message = sent.message(0)
     judged = world.card_desk(row.token).take(message)
     settled = _settle(connection, loaded, judged)
     changes = [change for offer in settled for change in offer.made]
